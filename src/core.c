@@ -1,0 +1,245 @@
+/* core.c - errors, logging, checked arithmetic, whole-file reads and atomic writes. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static _Thread_local char last_error[1024];
+static cmcr_log_fn log_fn;
+static void *log_user;
+
+const char *cmcr_status_name(cmcr_status s)
+{
+    switch (s) {
+    case CMCR_OK: return "ok";
+    case CMCR_EINVAL: return "invalid argument";
+    case CMCR_EIO: return "i/o error";
+    case CMCR_EFORMAT: return "malformed file";
+    case CMCR_EUNSUPPORTED: return "unsupported";
+    case CMCR_ESHAPE: return "shape mismatch";
+    case CMCR_EVALUE: return "bad value";
+    case CMCR_ENOMEM: return "out of memory";
+    case CMCR_EINTERRUPTED: return "interrupted";
+    }
+    return "unknown status";
+}
+
+const char *cmcr_last_error(void) { return last_error; }
+
+cmcr_status cmcr_fail(cmcr_status st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    cmcr_log(CMCR_LOG_DEBUG, "error: %s", last_error);
+    return st;
+}
+
+cmcr_status cmcr_fail_prefix(cmcr_status st, const char *prefix)
+{
+    char tmp[sizeof last_error];
+    size_t n = strlen(prefix);
+    if (n > sizeof tmp - 3) n = sizeof tmp - 3;
+    memcpy(tmp, prefix, n);
+    memcpy(tmp + n, ": ", 2);
+    size_t rest = sizeof tmp - n - 3, m = strlen(last_error);
+    if (m > rest) m = rest;
+    memcpy(tmp + n + 2, last_error, m);
+    tmp[n + 2 + m] = '\0';
+    memcpy(last_error, tmp, sizeof tmp);
+    return st;
+}
+
+void cmcr_set_log(cmcr_log_fn fn, void *user)
+{
+    log_fn = fn;
+    log_user = user;
+}
+
+void cmcr_log(cmcr_log_level level, const char *fmt, ...)
+{
+    if (!log_fn) return;
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_fn(level, msg, log_user);
+}
+
+bool cmcr_mul_u64(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_mul_overflow(a, b, out);
+}
+
+bool cmcr_add_u64(uint64_t a, uint64_t b, uint64_t *out)
+{
+    return !__builtin_add_overflow(a, b, out);
+}
+
+bool cmcr_shape_bytes(const int64_t *shape, int ndim, size_t elem, uint64_t *out)
+{
+    uint64_t n = elem;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || !cmcr_mul_u64(n, (uint64_t)shape[i], &n)) return false;
+    }
+    *out = n;
+    return true;
+}
+
+void *cmcr_xmalloc(size_t n) { return malloc(n ? n : 1); }
+
+char *cmcr_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+cmcr_status cmcr_read_file(const char *path, uint64_t max_bytes, unsigned char **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cmcr_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return cmcr_fail(CMCR_EIO, "%s: not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max_bytes) {
+        fclose(f);
+        return cmcr_fail(CMCR_ENOMEM, "%s: file is %lld bytes, more than the limit of %llu", path,
+                         (long long)st.st_size, (unsigned long long)max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *b = cmcr_xmalloc(n);
+    if (!b) {
+        fclose(f);
+        return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %zu bytes", path, n);
+    }
+    if (fread(b, 1, n, f) != n) {
+        free(b);
+        fclose(f);
+        return cmcr_fail(CMCR_EIO, "%s: read failed", path);
+    }
+    fclose(f);
+    *buf = b;
+    *len = n;
+    return CMCR_OK;
+}
+
+/* ------------------------------------------------------------------ atomic files */
+
+char *cmcr_temp_name(const char *path)
+{
+    static atomic_uint counter;
+    unsigned n = atomic_fetch_add(&counter, 1);
+    size_t len = strlen(path) + 64;
+    char *tmp = malloc(len);
+    if (tmp) snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
+    return tmp;
+}
+
+static void fsync_parent_dir(const char *path)
+{
+    char *dir = cmcr_strdup(path);
+    if (!dir) return;
+    char *slash = strrchr(dir, '/');
+    const char *d = ".";
+    if (slash) {
+        if (slash == dir) slash[1] = '\0';
+        else *slash = '\0';
+        d = dir;
+    }
+    int fd = open(d, O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        (void)fsync(fd); /* best effort: some filesystems refuse fsync on directories */
+        close(fd);
+    }
+    free(dir);
+}
+
+cmcr_status cmcr_commit_temp(const char *tmp, const char *path)
+{
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0) {
+        cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot reopen temporary file %s: %s", path, tmp,
+                                   strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    if (fsync(fd) != 0) {
+        cmcr_status st = cmcr_fail(CMCR_EIO, "%s: fsync failed: %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return st;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot rename %s into place: %s", path, tmp,
+                                   strerror(errno));
+        unlink(tmp);
+        return st;
+    }
+    fsync_parent_dir(path);
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_afile_open(cmcr_afile *a, const char *path)
+{
+    memset(a, 0, sizeof *a);
+    a->path = cmcr_strdup(path);
+    a->tmp = cmcr_temp_name(path);
+    if (!a->path || !a->tmp) {
+        cmcr_afile_abort(a);
+        return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    }
+    a->f = fopen(a->tmp, "wb");
+    if (!a->f) {
+        cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot create %s: %s", path, a->tmp, strerror(errno));
+        cmcr_afile_abort(a);
+        return st;
+    }
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_afile_write(cmcr_afile *a, const void *data, size_t n)
+{
+    if (n && fwrite(data, 1, n, a->f) != n)
+        return cmcr_fail(CMCR_EIO, "%s: write failed: %s", a->path, strerror(errno));
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_afile_commit(cmcr_afile *a)
+{
+    cmcr_status st = CMCR_OK;
+    if (fflush(a->f) != 0) st = cmcr_fail(CMCR_EIO, "%s: write failed: %s", a->path, strerror(errno));
+    if (st == CMCR_OK && fsync(fileno(a->f)) != 0)
+        st = cmcr_fail(CMCR_EIO, "%s: fsync failed: %s", a->path, strerror(errno));
+    if (fclose(a->f) != 0 && st == CMCR_OK)
+        st = cmcr_fail(CMCR_EIO, "%s: close failed: %s", a->path, strerror(errno));
+    a->f = NULL;
+    if (st == CMCR_OK && rename(a->tmp, a->path) != 0)
+        st = cmcr_fail(CMCR_EIO, "%s: cannot rename %s into place: %s", a->path, a->tmp, strerror(errno));
+    if (st == CMCR_OK) fsync_parent_dir(a->path);
+    cmcr_afile_abort(a); /* frees names; removes the temp file if it is still there */
+    return st;
+}
+
+void cmcr_afile_abort(cmcr_afile *a)
+{
+    if (a->f) fclose(a->f);
+    if (a->tmp) unlink(a->tmp);
+    free(a->tmp);
+    free(a->path);
+    memset(a, 0, sizeof *a);
+}

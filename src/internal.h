@@ -1,0 +1,71 @@
+/* internal.h - helpers shared by the library's source files (not installed). */
+#ifndef CMCR_INTERNAL_H
+#define CMCR_INTERNAL_H
+
+#include "cmcr.h"
+#include <stdbool.h>
+#include <stdio.h>
+
+#if defined(__GNUC__)
+#define CMCR_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define CMCR_PRINTF(a, b)
+#endif
+
+/* Record the calling thread's error message and return st. */
+cmcr_status cmcr_fail(cmcr_status st, const char *fmt, ...) CMCR_PRINTF(2, 3);
+/* Prefix the current error message with "prefix: " (keeps the status). */
+cmcr_status cmcr_fail_prefix(cmcr_status st, const char *prefix);
+void cmcr_log(cmcr_log_level level, const char *fmt, ...) CMCR_PRINTF(2, 3);
+
+/* Limits checked before any allocation driven by file contents. */
+#define CMCR_MAX_TENSOR_BYTES ((uint64_t)16 << 30)   /* 16 GiB per tensor */
+#define CMCR_MAX_HEADER_BYTES ((uint64_t)100 << 20)  /* 100 MiB of header/JSON/pickle */
+#define CMCR_MAX_TENSORS 100000
+
+/* Overflow-checked arithmetic: return false on overflow. */
+bool cmcr_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
+bool cmcr_add_u64(uint64_t a, uint64_t b, uint64_t *out);
+/* Product of shape[0..ndim) (each >= 0) times elem; false on overflow or negative dims. */
+bool cmcr_shape_bytes(const int64_t *shape, int ndim, size_t elem, uint64_t *out);
+
+void *cmcr_xmalloc(size_t n); /* malloc(n ? n : 1); NULL on failure */
+char *cmcr_strdup(const char *s);
+
+/* Read a whole file (at most max_bytes) into a malloc'd buffer. */
+cmcr_status cmcr_read_file(const char *path, uint64_t max_bytes, unsigned char **buf, size_t *len);
+
+/* Atomic output: write to "<path>.tmp.<pid>.<n>", then fsync + rename on commit. */
+typedef struct cmcr_afile {
+    FILE *f;
+    char *tmp;
+    char *path;
+} cmcr_afile;
+cmcr_status cmcr_afile_open(cmcr_afile *a, const char *path);
+cmcr_status cmcr_afile_write(cmcr_afile *a, const void *data, size_t n);
+cmcr_status cmcr_afile_commit(cmcr_afile *a);
+void cmcr_afile_abort(cmcr_afile *a);
+/* For writers that create the temporary file themselves (libzip): a fresh temp name, and
+ * the fsync + rename step. */
+char *cmcr_temp_name(const char *path);
+cmcr_status cmcr_commit_temp(const char *tmp, const char *path);
+
+/* Half-precision conversions (round to nearest even). */
+float cmcr_f16_to_f32(uint16_t h);
+uint16_t cmcr_f32_to_f16(float f);
+float cmcr_bf16_to_f32(uint16_t h);
+uint16_t cmcr_f32_to_bf16(float f);
+
+/* Format-specific readers/writers (npy.c, safetensors.c, pt.c). */
+cmcr_status cmcr_npy_load(const char *path, cmcr_tensors **out);
+cmcr_status cmcr_npy_save(const cmcr_tensor *t, const char *path);
+cmcr_status cmcr_safetensors_load(const char *path, cmcr_tensors **out);
+cmcr_status cmcr_safetensors_save(const cmcr_tensors *ts, const char *path);
+cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out);
+cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path);
+
+/* Add a tensor taking ownership of data (malloc'd, nbytes must match the shape). */
+cmcr_status cmcr_tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+                                   const int64_t *shape, void *data);
+
+#endif

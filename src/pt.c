@@ -1,0 +1,4 @@
+/* PLACEHOLDER, to be replaced by the real implementation. */
+#include "internal.h"
+cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out) { *out = NULL; return cmcr_fail(CMCR_EUNSUPPORTED, "%s: pt not implemented yet", path); }
+cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path) { (void)ts; return cmcr_fail(CMCR_EUNSUPPORTED, "%s: pt not implemented yet", path); }

@@ -1,0 +1,466 @@
+/* tensor.c - dtypes, the named tensor set, format dispatch and embedding matrices. */
+#include "internal.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct meta_entry {
+    char *key;
+    char *value;
+};
+
+struct cmcr_tensors {
+    cmcr_tensor *items;
+    size_t count, cap;
+    struct meta_entry *meta;
+    size_t meta_count, meta_cap;
+};
+
+size_t cmcr_dtype_size(cmcr_dtype t)
+{
+    switch (t) {
+    case CMCR_F32: case CMCR_I32: return 4;
+    case CMCR_F16: case CMCR_BF16: return 2;
+    case CMCR_F64: case CMCR_I64: return 8;
+    }
+    return 0;
+}
+
+const char *cmcr_dtype_name(cmcr_dtype t)
+{
+    switch (t) {
+    case CMCR_F32: return "F32";
+    case CMCR_F16: return "F16";
+    case CMCR_BF16: return "BF16";
+    case CMCR_F64: return "F64";
+    case CMCR_I32: return "I32";
+    case CMCR_I64: return "I64";
+    }
+    return "?";
+}
+
+int64_t cmcr_tensor_numel(const cmcr_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+float cmcr_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400)) {
+                man <<= 1;
+                exp--;
+            }
+            bits = sign | (exp << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t cmcr_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    uint32_t exp = (x >> 23) & 0xff, man = x & 0x7fffff;
+    if (exp == 0xff) return sign | 0x7c00 | (man ? 0x200 : 0);
+    int e = (int)exp - 127 + 15;
+    if (e >= 31) return sign | 0x7c00;
+    if (e <= 0) {
+        if (e < -10) return sign;
+        man |= 0x800000;
+        int shift = 14 - e;
+        uint32_t half = man >> shift, rem = man & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1))) half++;
+        return sign | (uint16_t)half;
+    }
+    uint32_t half = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1))) half++; /* may carry into inf: correct */
+    return sign | (uint16_t)half;
+}
+
+float cmcr_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t cmcr_f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out)
+{
+    int64_t n = cmcr_tensor_numel(t);
+    const unsigned char *p = t->data;
+    for (int64_t i = 0; i < n; i++) {
+        switch (t->dtype) {
+        case CMCR_F32: { float v; memcpy(&v, p + 4 * i, 4); out[i] = v; break; }
+        case CMCR_F64: { double v; memcpy(&v, p + 8 * i, 8); out[i] = (float)v; break; }
+        case CMCR_F16: { uint16_t v; memcpy(&v, p + 2 * i, 2); out[i] = cmcr_f16_to_f32(v); break; }
+        case CMCR_BF16: { uint16_t v; memcpy(&v, p + 2 * i, 2); out[i] = cmcr_bf16_to_f32(v); break; }
+        case CMCR_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); out[i] = (float)v; break; }
+        case CMCR_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); out[i] = (float)v; break; }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ tensor set */
+
+cmcr_tensors *cmcr_tensors_new(void) { return calloc(1, sizeof(cmcr_tensors)); }
+
+void cmcr_tensors_free(cmcr_tensors *ts)
+{
+    if (!ts) return;
+    for (size_t i = 0; i < ts->count; i++) {
+        free((char *)ts->items[i].name);
+        free(ts->items[i].data);
+    }
+    for (size_t i = 0; i < ts->meta_count; i++) {
+        free(ts->meta[i].key);
+        free(ts->meta[i].value);
+    }
+    free(ts->items);
+    free(ts->meta);
+    free(ts);
+}
+
+cmcr_status cmcr_tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+                                   const int64_t *shape, void *data)
+{
+    uint64_t nbytes;
+    if (ndim < 0 || ndim > CMCR_MAX_DIMS) {
+        free(data);
+        return cmcr_fail(CMCR_EUNSUPPORTED, "tensor '%s': %d dimensions (at most %d)", name, ndim,
+                         CMCR_MAX_DIMS);
+    }
+    if (!cmcr_shape_bytes(shape, ndim, cmcr_dtype_size(dtype), &nbytes) || nbytes > CMCR_MAX_TENSOR_BYTES) {
+        free(data);
+        return cmcr_fail(CMCR_ENOMEM, "tensor '%s': shape too large", name);
+    }
+    if (cmcr_tensors_find(ts, name)) {
+        free(data);
+        return cmcr_fail(CMCR_EFORMAT, "tensor '%s' appears twice", name);
+    }
+    if (ts->count >= CMCR_MAX_TENSORS) {
+        free(data);
+        return cmcr_fail(CMCR_ENOMEM, "more than %d tensors", CMCR_MAX_TENSORS);
+    }
+    if (ts->count == ts->cap) {
+        size_t cap = ts->cap ? ts->cap * 2 : 16;
+        cmcr_tensor *items = realloc(ts->items, cap * sizeof *items);
+        if (!items) {
+            free(data);
+            return cmcr_fail(CMCR_ENOMEM, "out of memory adding tensor '%s'", name);
+        }
+        ts->items = items;
+        ts->cap = cap;
+    }
+    char *nm = cmcr_strdup(name);
+    if (!nm) {
+        free(data);
+        return cmcr_fail(CMCR_ENOMEM, "out of memory adding tensor '%s'", name);
+    }
+    cmcr_tensor *t = &ts->items[ts->count++];
+    memset(t, 0, sizeof *t);
+    t->name = nm;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->data = data;
+    t->nbytes = (size_t)nbytes;
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_tensors_add(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+                             const int64_t *shape, const void *data)
+{
+    uint64_t nbytes;
+    if (ndim < 0 || ndim > CMCR_MAX_DIMS || !cmcr_shape_bytes(shape, ndim, cmcr_dtype_size(dtype), &nbytes) ||
+        nbytes > CMCR_MAX_TENSOR_BYTES)
+        return cmcr_fail(CMCR_EINVAL, "tensor '%s': invalid shape", name);
+    void *copy = cmcr_xmalloc((size_t)nbytes);
+    if (!copy) return cmcr_fail(CMCR_ENOMEM, "tensor '%s': cannot allocate %llu bytes", name,
+                                (unsigned long long)nbytes);
+    if (nbytes) memcpy(copy, data, (size_t)nbytes);
+    return cmcr_tensors_add_owned(ts, name, dtype, ndim, shape, copy);
+}
+
+size_t cmcr_tensors_count(const cmcr_tensors *ts) { return ts->count; }
+
+const cmcr_tensor *cmcr_tensors_at(const cmcr_tensors *ts, size_t i)
+{
+    return i < ts->count ? &ts->items[i] : NULL;
+}
+
+const cmcr_tensor *cmcr_tensors_find(const cmcr_tensors *ts, const char *name)
+{
+    for (size_t i = 0; i < ts->count; i++)
+        if (strcmp(ts->items[i].name, name) == 0) return &ts->items[i];
+    return NULL;
+}
+
+cmcr_status cmcr_tensors_set_meta(cmcr_tensors *ts, const char *key, const char *value)
+{
+    for (size_t i = 0; i < ts->meta_count; i++) {
+        if (strcmp(ts->meta[i].key, key) == 0) {
+            char *v = cmcr_strdup(value);
+            if (!v) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+            free(ts->meta[i].value);
+            ts->meta[i].value = v;
+            return CMCR_OK;
+        }
+    }
+    if (ts->meta_count == ts->meta_cap) {
+        size_t cap = ts->meta_cap ? ts->meta_cap * 2 : 8;
+        struct meta_entry *m = realloc(ts->meta, cap * sizeof *m);
+        if (!m) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+        ts->meta = m;
+        ts->meta_cap = cap;
+    }
+    char *k = cmcr_strdup(key), *v = cmcr_strdup(value);
+    if (!k || !v) {
+        free(k);
+        free(v);
+        return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    }
+    ts->meta[ts->meta_count].key = k;
+    ts->meta[ts->meta_count].value = v;
+    ts->meta_count++;
+    return CMCR_OK;
+}
+
+const char *cmcr_tensors_get_meta(const cmcr_tensors *ts, const char *key)
+{
+    for (size_t i = 0; i < ts->meta_count; i++)
+        if (strcmp(ts->meta[i].key, key) == 0) return ts->meta[i].value;
+    return NULL;
+}
+
+size_t cmcr_tensors_meta_count(const cmcr_tensors *ts) { return ts->meta_count; }
+
+void cmcr_tensors_meta_at(const cmcr_tensors *ts, size_t i, const char **key, const char **value)
+{
+    *key = i < ts->meta_count ? ts->meta[i].key : NULL;
+    *value = i < ts->meta_count ? ts->meta[i].value : NULL;
+}
+
+/* ------------------------------------------------------------------ format dispatch */
+
+const char *cmcr_format_name(cmcr_format f)
+{
+    switch (f) {
+    case CMCR_FORMAT_AUTO: return "auto";
+    case CMCR_FORMAT_NPY: return "npy";
+    case CMCR_FORMAT_SAFETENSORS: return "safetensors";
+    case CMCR_FORMAT_PT: return "pt";
+    }
+    return "?";
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static cmcr_status sniff_format(const char *path, cmcr_format *fmt)
+{
+    unsigned char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return cmcr_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (n == 0) return cmcr_fail(CMCR_EFORMAT, "%s: file is empty", path);
+    if (n >= 6 && memcmp(magic, "\x93NUMPY", 6) == 0) *fmt = CMCR_FORMAT_NPY;
+    else if (n >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) *fmt = CMCR_FORMAT_PT;
+    else if (n == 8) *fmt = CMCR_FORMAT_SAFETENSORS; /* 8-byte header length; validated there */
+    else return cmcr_fail(CMCR_EFORMAT, "%s: too short (%zu bytes) to be a tensor file", path, n);
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out)
+{
+    *out = NULL;
+    if (fmt == CMCR_FORMAT_AUTO) {
+        cmcr_status st = sniff_format(path, &fmt);
+        if (st) return st;
+    }
+    switch (fmt) {
+    case CMCR_FORMAT_NPY: return cmcr_npy_load(path, out);
+    case CMCR_FORMAT_SAFETENSORS: return cmcr_safetensors_load(path, out);
+    case CMCR_FORMAT_PT: return cmcr_pt_load(path, out);
+    default: return cmcr_fail(CMCR_EINVAL, "%s: unknown format", path);
+    }
+}
+
+static cmcr_format format_from_name(const char *path)
+{
+    if (ends_with(path, ".npy")) return CMCR_FORMAT_NPY;
+    if (ends_with(path, ".safetensors")) return CMCR_FORMAT_SAFETENSORS;
+    if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".bin")) return CMCR_FORMAT_PT;
+    return CMCR_FORMAT_AUTO;
+}
+
+cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt)
+{
+    if (fmt == CMCR_FORMAT_AUTO) fmt = format_from_name(path);
+    switch (fmt) {
+    case CMCR_FORMAT_NPY:
+        if (ts->count != 1)
+            return cmcr_fail(CMCR_EINVAL, "%s: a .npy file holds one tensor, not %zu", path, ts->count);
+        return cmcr_npy_save(&ts->items[0], path);
+    case CMCR_FORMAT_SAFETENSORS: return cmcr_safetensors_save(ts, path);
+    case CMCR_FORMAT_PT: return cmcr_pt_save(ts, path);
+    default:
+        return cmcr_fail(CMCR_EINVAL, "%s: cannot tell the format from the name (use .npy, .safetensors or .pt)",
+                         path);
+    }
+}
+
+/* ------------------------------------------------------------------ matrices */
+
+int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        const float *p = x + r * cols;
+        for (int64_t c = 0; c < cols; c++)
+            if (!isfinite(p[c])) return r;
+    }
+    return -1;
+}
+
+void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols)
+{
+    #pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        float *p = x + r * cols;
+        double ss = 0;
+        for (int64_t c = 0; c < cols; c++) ss += (double)p[c] * p[c];
+        double n = sqrt(ss);
+        float inv = (float)(1.0 / (n > 1e-12 ? n : 1e-12));
+        for (int64_t c = 0; c < cols; c++) p[c] *= inv;
+    }
+}
+
+static cmcr_status matrix_load_npy(const char *path, cmcr_matrix *out)
+{
+    cmcr_npy_reader *r;
+    cmcr_status st = cmcr_npy_reader_open(path, &r);
+    if (st) return st;
+    int64_t rows = cmcr_npy_reader_rows(r), cols = cmcr_npy_reader_cols(r), got = 0;
+    if (rows < 1 || cols < 1) {
+        cmcr_npy_reader_close(r);
+        return cmcr_fail(CMCR_ESHAPE, "%s: expected a non-empty 2-D matrix (rows x width)", path);
+    }
+    float *data = cmcr_xmalloc((size_t)rows * (size_t)cols * sizeof(float));
+    if (!data) {
+        cmcr_npy_reader_close(r);
+        return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %lld x %lld floats", path, (long long)rows,
+                         (long long)cols);
+    }
+    st = cmcr_npy_reader_read(r, data, rows, &got);
+    cmcr_npy_reader_close(r);
+    if (st == CMCR_OK && got != rows)
+        st = cmcr_fail(CMCR_EFORMAT, "%s: read %lld of %lld rows", path, (long long)got, (long long)rows);
+    if (st) {
+        free(data);
+        return st;
+    }
+    out->rows = rows;
+    out->cols = cols;
+    out->data = data;
+    return CMCR_OK;
+}
+
+static cmcr_status matrix_load_tensor(const char *path, cmcr_format fmt, cmcr_matrix *out)
+{
+    cmcr_tensors *ts;
+    cmcr_status st = cmcr_tensors_load(path, fmt, &ts);
+    if (st) return st;
+    if (ts->count != 1) {
+        size_t n = ts->count;
+        cmcr_tensors_free(ts);
+        return cmcr_fail(CMCR_ESHAPE, "%s: expected one embedding matrix, found %zu tensors", path, n);
+    }
+    const cmcr_tensor *t = &ts->items[0];
+    if (t->ndim != 2 || t->shape[0] < 1 || t->shape[1] < 1) {
+        cmcr_tensors_free(ts);
+        return cmcr_fail(CMCR_ESHAPE, "%s: expected a non-empty 2-D matrix (rows x width)", path);
+    }
+    if (t->dtype == CMCR_I32 || t->dtype == CMCR_I64) {
+        cmcr_tensors_free(ts);
+        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: embeddings must be floating point, not %s", path,
+                         cmcr_dtype_name(t->dtype));
+    }
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    float *data = cmcr_xmalloc((size_t)rows * (size_t)cols * sizeof(float));
+    if (!data) {
+        cmcr_tensors_free(ts);
+        return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %lld x %lld floats", path, (long long)rows,
+                         (long long)cols);
+    }
+    cmcr_tensor_to_f32(t, data);
+    cmcr_tensors_free(ts);
+    int64_t bad = cmcr_find_nonfinite_row(data, rows, cols);
+    if (bad >= 0) {
+        free(data);
+        return cmcr_fail(CMCR_EVALUE, "%s: row %lld contains NaN or Inf", path, (long long)bad);
+    }
+    out->rows = rows;
+    out->cols = cols;
+    out->data = data;
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_matrix_load(const char *path, cmcr_matrix *out)
+{
+    memset(out, 0, sizeof *out);
+    cmcr_format fmt;
+    cmcr_status st = sniff_format(path, &fmt);
+    if (st) return st;
+    return fmt == CMCR_FORMAT_NPY ? matrix_load_npy(path, out) : matrix_load_tensor(path, fmt, out);
+}
+
+cmcr_status cmcr_matrix_save_npy(const char *path, const float *data, int64_t rows, int64_t cols)
+{
+    cmcr_npy_writer *w;
+    cmcr_status st = cmcr_npy_writer_open(path, cols, &w);
+    if (st) return st;
+    st = cmcr_npy_writer_write(w, data, rows);
+    if (st) {
+        cmcr_npy_writer_abort(w);
+        return st;
+    }
+    return cmcr_npy_writer_commit(w);
+}
+
+void cmcr_matrix_free(cmcr_matrix *m)
+{
+    if (!m) return;
+    free(m->data);
+    memset(m, 0, sizeof *m);
+}

@@ -1,0 +1,100 @@
+#define _GNU_SOURCE
+#include "testutil.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[256];
+
+static void tu_cleanup(void)
+{
+    if (tmpdir[0] && !getenv("CMCR_KEEP_TMP")) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+}
+
+const char *tu_testdata(void)
+{
+    const char *d = getenv("CMCR_TESTDATA");
+    if (!d) d = getenv("CMCR_TESTDATA_DEFAULT");
+    struct stat st;
+    if (!d || stat(d, &st) != 0 || !S_ISDIR(st.st_mode)) return NULL;
+    return d;
+}
+
+char *tu_require_data(const char *rel)
+{
+    const char *d = tu_testdata();
+    char *p = NULL;
+    struct stat st;
+    if (d) {
+        p = malloc(strlen(d) + strlen(rel) + 2);
+        sprintf(p, "%s/%s", d, rel);
+        if (stat(p, &st) == 0) return p;
+    }
+    printf("SKIPPED: test data %s not found (set CMCR_TESTDATA or provide ../shared/data)\n", rel);
+    free(p);
+    exit(TU_SKIP);
+}
+
+const char *tu_tmpdir(void)
+{
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/cmcr-test-XXXXXX");
+        if (!mkdtemp(tmpdir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
+        atexit(tu_cleanup);
+    }
+    return tmpdir;
+}
+
+char *tu_path(const char *name)
+{
+    const char *d = tu_tmpdir();
+    char *p = malloc(strlen(d) + strlen(name) + 2);
+    sprintf(p, "%s/%s", d, name);
+    return p;
+}
+
+void tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, n, f) != n) {
+        perror(path);
+        exit(1);
+    }
+    fclose(f);
+}
+
+int tu_system(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    if (rc == -1) return -1;
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+const char *tu_bin(void)
+{
+    const char *b = getenv("CMCR_BIN");
+    return b ? b : "cmcr";
+}
+
+const char *tu_python_torch(void)
+{
+    const char *py = getenv("CMCR_PYTHON");
+    if (!py || !*py) py = "python3";
+    if (tu_system("%s -c 'import torch, numpy' >/dev/null 2>&1", py) != 0) return NULL;
+    return py;
+}

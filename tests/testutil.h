@@ -1,0 +1,30 @@
+/* testutil.h - helpers for the cmocka tests. */
+#ifndef CMCR_TESTUTIL_H
+#define CMCR_TESTUTIL_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "cmcr.h"
+
+/* Directory of the shared test data ($CMCR_TESTDATA, else ../shared/data next to the source
+ * tree), or NULL if it does not exist. */
+const char *tu_testdata(void);
+/* Exit 77 (ctest: skipped) with a message when the shared data file rel is absent; else
+ * return its full path (static buffer per call site is not needed: malloc'd, leaked). */
+char *tu_require_data(const char *rel);
+/* A fresh temporary directory (removed by tu_cleanup at exit). */
+const char *tu_tmpdir(void);
+/* tu_tmpdir()/name, malloc'd. */
+char *tu_path(const char *name);
+/* Write bytes to a file. */
+void tu_write_file(const char *path, const void *data, size_t n);
+/* Run a shell command; returns its exit status (or -1). */
+int tu_system(const char *fmt, ...);
+/* Path of the cmcr binary ($CMCR_BIN). */
+const char *tu_bin(void);
+/* Python with torch ($CMCR_PYTHON, else python3): NULL when torch is not importable. */
+const char *tu_python_torch(void);
+#define TU_SKIP 77
+#endif
