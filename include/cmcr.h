@@ -104,6 +104,8 @@ typedef enum cmcr_format {
 } cmcr_format;
 
 const char *cmcr_format_name(cmcr_format f);
+/* Tell a file's format from its first bytes (npy magic, zip magic, else safetensors). */
+cmcr_status cmcr_file_format(const char *path, cmcr_format *out);
 /* Load every tensor of a .npy (one tensor named "array"), .safetensors or PyTorch .pt file. */
 cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out);
 /* Write atomically (temporary file, fsync, rename). A .npy file takes exactly one tensor. */
@@ -188,10 +190,219 @@ const char *cmcr_model_get_meta(const cmcr_model *m, const char *key);
 cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
                                float *out);
 
+/* ---------------------------------------------------------------- training */
+
+/* Every constant of the method and of the optimisation (DESIGN.md section 2). */
+typedef struct cmcr_train_params {
+    cmcr_head_shape shape_a, shape_b; /* projector shapes (in_dim must match the data) */
+    /* method */
+    double tau_mem;        /* memory aggregation temperature, default 0.01 */
+    int64_t agg_top_k;     /* 0: full softmax over the memory; k: the k best rows */
+    double sigma2;         /* semantic completion noise variance, default 0.004 */
+    double tau;            /* InfoNCE temperature, default 0.01 */
+    double lambda_intra;   /* weight of the intra-MCR loss, default 0.1 */
+    int consistency;       /* 1: pseudo embeddings from the memories; 0: use s itself */
+    int completion;        /* 1: Gaussian noise on all four inputs each step */
+    int intra;             /* 1: intra-MCR alignment loss */
+    int pseudo_pair;       /* 1: InfoNCE on the pseudo pair (x_A, y_B) too */
+    int intra_squared;     /* 1: squared L2 distance in the intra loss */
+    /* optimisation */
+    int64_t batch;         /* default 4096 (capped at the number of overlap rows) */
+    int64_t epochs;        /* default 20 */
+    double lr;             /* peak learning rate, default 1e-3 */
+    int64_t warmup_steps;  /* linear warm-up steps, default 0 */
+    int cosine;            /* 1: cosine decay to min_lr after warm-up (default); 0: constant */
+    double min_lr;         /* default 0 */
+    double weight_decay;   /* default 0; applied to Linear weights only */
+    int adamw;             /* 0: Adam (L2 added to the gradient), 1: AdamW (decoupled) */
+    double beta1, beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
+    double bn_momentum;    /* 0.1 */
+    uint64_t seed;         /* default 1 */
+    int threads;           /* 0: leave OpenBLAS/OpenMP defaults */
+    /* checkpoints */
+    const char *checkpoint_path; /* NULL: no checkpoints */
+    int64_t checkpoint_every;    /* steps between checkpoints (0: only at the end), default 50 */
+    const char *cache_dir;       /* aggregation cache (NULL: no cache) */
+} cmcr_train_params;
+
+cmcr_train_params cmcr_train_default_params(void);
+
+/* Training data: the overlap modality embedded by both MCRs (row i = same item) and the
+ * unpaired memories. The trainer copies what it needs. */
+typedef struct cmcr_train_data {
+    const float *overlap_a; /* n_overlap x dim_a */
+    const float *overlap_b; /* n_overlap x dim_b */
+    int64_t n_overlap, dim_a, dim_b;
+    const float *memory_a;  /* n_memory_a x dim_a (may be NULL when consistency is off) */
+    int64_t n_memory_a;
+    const float *memory_b;  /* n_memory_b x dim_b */
+    int64_t n_memory_b;
+    const char *provenance; /* optional JSON describing the inputs (stored in the model) */
+} cmcr_train_data;
+
+typedef struct cmcr_train_stats {
+    int64_t step, total_steps;   /* steps done (1-based after a step) and planned */
+    int64_t epoch, epochs;       /* current epoch (1-based) */
+    double loss, loss_native, loss_pseudo, loss_intra; /* last step */
+    double lr;
+    double samples_per_sec;      /* of the last step */
+    double elapsed;              /* seconds since this run started */
+} cmcr_train_stats;
+
+/* Called after every step; return non-zero to stop (a checkpoint is written first). */
+typedef int (*cmcr_train_callback)(const cmcr_train_stats *s, void *user);
+
+typedef struct cmcr_trainer cmcr_trainer;
+
+/* Validate inputs, compute (or load from cache) the pseudo embeddings, initialise the model. */
+cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *d, cmcr_trainer **out);
+void cmcr_trainer_free(cmcr_trainer *t);
+/* Continue from a checkpoint written by a trainer with the same parameters and data. */
+cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *checkpoint);
+/* Train until the planned steps are done or cb asks to stop (then CMCR_EINTERRUPTED after
+ * writing a checkpoint). */
+cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user);
+cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path);
+const cmcr_model *cmcr_trainer_model(const cmcr_trainer *t);
+int64_t cmcr_trainer_step(const cmcr_trainer *t);
+/* The parameters as JSON (malloc'd string), and back. */
+char *cmcr_train_params_to_json(const cmcr_train_params *p);
+cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p);
+/* Read a checkpoint's stored parameters and provenance JSON (malloc'd) without loading it. */
+cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **provenance, int64_t *step);
+
+/* ---------------------------------------------------------------- progress */
+
+/* Called during long work with units done so far and the total; return non-zero to stop
+ * (the function then returns CMCR_EINTERRUPTED). */
+typedef int (*cmcr_progress_fn)(int64_t done, int64_t total, void *user);
+
+/* 64-bit content hash of bytes (fast, non-cryptographic), chained through seed. */
+uint64_t cmcr_hash_bytes(const void *data, size_t n, uint64_t seed);
+
+/* ---------------------------------------------------------------- semantic consistency */
+
+/* Memory aggregation (DESIGN.md section 2, step 1): for each query q (an overlap embedding),
+ *   out = normalize( sum_k softmax_k( q . m_k / tau_mem ) m_k )
+ * over the rows m_k of a memory, with q and m_k L2-normalised first. Streams over the memory
+ * in blocks with an online softmax; never holds the queries x memory score matrix. Extra
+ * memory is bounded by the block sizes, independent of the memory's size. */
+typedef struct cmcr_aggregate_params {
+    double tau_mem;        /* softmax temperature, default 0.01 */
+    int64_t top_k;         /* 0: full softmax over the memory; k > 0: only the k best rows */
+    int64_t query_block;   /* queries per block, default 1024 */
+    int64_t memory_block;  /* memory rows per block, default 4096 */
+    cmcr_progress_fn progress; /* optional; units are queries x memory rows / 1e6 */
+    void *progress_user;
+} cmcr_aggregate_params;
+
+cmcr_aggregate_params cmcr_aggregate_default_params(void);
+/* queries: nq x dim, memory: nm x dim, out: nq x dim. */
+cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
+                           const cmcr_aggregate_params *p, float *out);
+/* The same, cached on disk in cache_dir (created if missing) under a name derived from the
+ * content hash of queries and memory, their shapes, tau_mem and top_k. *hit tells whether
+ * the result came from the cache. cache_dir NULL: no cache. */
+cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, int64_t nq, const float *memory,
+                                  int64_t nm, int64_t dim, const cmcr_aggregate_params *p, float *out, int *hit);
+
+/* ---------------------------------------------------------------- evaluation */
+
+/* Retrieval of gallery rows for each query row by cosine similarity (dot product of the
+ * given rows; pass normalised rows). Ground truth: by row (query i matches gallery i; needs
+ * nq <= ng) when labels are NULL, else every gallery item with the query's label is
+ * relevant. Ties are broken by gallery index (lower index ranks first). Blocked GEMM plus
+ * top-k selection: never holds the nq x ng matrix. */
+typedef struct cmcr_retrieval_metrics {
+    int64_t queries;       /* queries evaluated (those with at least one relevant item) */
+    double recall[3];      /* Recall@1, @5, @10: fraction of queries with a relevant item in the top k */
+    double median_rank;    /* median over queries of the rank (1-based) of the first relevant item */
+    double mean_rank;
+    double map;            /* mean average precision over all relevant items */
+} cmcr_retrieval_metrics;
+
+cmcr_status cmcr_eval_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
+                                const int64_t *query_labels, const int64_t *gallery_labels,
+                                cmcr_retrieval_metrics *out);
+
+/* Zero-shot classification: each input is assigned the class whose embedding is most similar.
+ * per_class_acc (optional, nclasses entries) receives top-1 accuracy per class (NaN for
+ * classes with no inputs). */
+typedef struct cmcr_zeroshot_metrics {
+    int64_t inputs;
+    double top1, top5;
+} cmcr_zeroshot_metrics;
+
+cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *classes, int64_t nclasses, int64_t dim,
+                               const int64_t *labels, cmcr_zeroshot_metrics *out, double *per_class_acc);
+
+/* Load integer labels (.npy int32/int64, 1-D, or a one-column 2-D) as int64. */
+cmcr_status cmcr_labels_load(const char *path, int64_t **labels, int64_t *n);
+
+/* ---------------------------------------------------------------- the synthetic two-MCR world */
+
+/* A complete C-MCR problem with ground truth (DESIGN.md section 3). Modalities: MCR A
+ * covers (X, S), MCR B covers (S, Y); S is the overlap modality. */
+typedef struct cmcr_synth_params {
+    uint64_t seed;             /* default 1 */
+    int64_t dim_a, dim_b;      /* embedding widths of A and B (default 512, 512) */
+    int64_t latent;            /* dimension of the shared latent semantics (default 64) */
+    int64_t concepts;          /* number of concepts (default 200) */
+    int64_t clusters;          /* concept clusters of confusable neighbours (default 20) */
+    int64_t n_overlap;         /* overlap items (S embedded by both MCRs) (default 20000) */
+    int64_t n_memory_a;        /* unpaired X memory in A (default 20000) */
+    int64_t n_memory_b;        /* unpaired Y memory in B (default 20000) */
+    int64_t n_test;            /* held-out paired (X, Y) test items (default 2000) */
+    int64_t n_oracle;          /* paired (X, Y) items for the paired-oracle baseline (default 20000) */
+    double gap;                /* modality-gap strength (default tuned to real CLIP: matching pair cos ~0.3) */
+    double mcr_noise;          /* misalignment noise inside each MCR (default 1.0 = realistic) */
+    double instance_noise;     /* within-concept variation (default 1.0) */
+    double missing_frac;       /* fraction of concepts absent from each memory (default 0.1, at most 0.5;
+                                  A and B miss disjoint sets) */
+    double distortion;         /* modality-specific anisotropy: each modality's own linear distortion
+                                  and nuisance subspace (default 1.0; 0 = the gap is a pure shift) */
+    double shift;              /* concept-proportion shift: std of the log concept weights drawn for
+                                  each set (default 1.0; 0 = every set uniform over its concepts) */
+    int64_t n_diag;            /* diagnostic items for measuring the gap (default 1000) */
+} cmcr_synth_params;
+
+typedef struct cmcr_world {
+    cmcr_synth_params params;
+    cmcr_matrix overlap_a, overlap_b;  /* S in A and S in B, row i = same item */
+    cmcr_matrix memory_a, memory_b;    /* X in A, Y in B; unpaired */
+    cmcr_matrix test_x, test_y;        /* held-out X in A and Y in B, row i = same item */
+    cmcr_matrix oracle_x, oracle_y;    /* paired X in A and Y in B, for the oracle baseline only */
+    int64_t *test_labels;              /* concept of each test row (n_test) */
+    double gap_cos_pair_a, gap_cos_same_a; /* measured in A: mean cos of matching (X,S) pairs of one
+                                              item vs two instances of one concept, same modality */
+    double gap_cos_pair_b, gap_cos_same_b;
+    double gap_cos_cross_a, gap_cos_cross_b; /* mean cos of non-matching cross-modal pairs */
+    double ab_cos;                     /* mean cos of S in A vs S in B, same item: ~0 (unrelated
+                                          spaces); NaN when dim_a != dim_b */
+    /* Ground truth for tests and analysis only (training must not use it): */
+    int64_t *overlap_labels, *memory_a_labels, *memory_b_labels, *oracle_labels; /* concept per row */
+    int64_t n_missing;                 /* concepts absent from each memory */
+    int64_t *missing_a, *missing_b;    /* their ids (n_missing each, disjoint) */
+} cmcr_world;
+
+cmcr_synth_params cmcr_synth_default_params(void);
+cmcr_status cmcr_synth_generate(const cmcr_synth_params *p, cmcr_world *out);
+void cmcr_world_free(cmcr_world *w);
+/* Write every matrix as .npy plus world.json (parameters, sizes, measured gap) into dir. */
+cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir);
+
+/* ---------------------------------------------------------------- runtime */
+
+/* Name of the BLAS kernel set in use (OpenBLAS core name) and its thread count. */
+const char *cmcr_blas_core(void);
+int cmcr_blas_threads(void);
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */
 void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols);
+/* out[i][j] = dot(a[i], b[j]) for a (na x cols) and b (nb x cols); out is na x nb. */
+void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out);
 /* Index of the first row with a NaN or Inf, or -1. */
 int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols);
 

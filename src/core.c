@@ -1,6 +1,7 @@
 /* core.c - errors, logging, checked arithmetic, whole-file reads and atomic writes. */
 #include "internal.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -243,3 +244,6 @@ void cmcr_afile_abort(cmcr_afile *a)
     free(a->path);
     memset(a, 0, sizeof *a);
 }
+
+const char *cmcr_blas_core(void) { return openblas_get_corename(); }
+int cmcr_blas_threads(void) { return openblas_get_num_threads(); }

@@ -287,7 +287,7 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static cmcr_status sniff_format(const char *path, cmcr_format *fmt)
+cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
 {
     unsigned char magic[8] = {0};
     FILE *f = fopen(path, "rb");
@@ -306,7 +306,7 @@ cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **
 {
     *out = NULL;
     if (fmt == CMCR_FORMAT_AUTO) {
-        cmcr_status st = sniff_format(path, &fmt);
+        cmcr_status st = cmcr_file_format(path, &fmt);
         if (st) return st;
     }
     switch (fmt) {
@@ -440,7 +440,7 @@ cmcr_status cmcr_matrix_load(const char *path, cmcr_matrix *out)
 {
     memset(out, 0, sizeof *out);
     cmcr_format fmt;
-    cmcr_status st = sniff_format(path, &fmt);
+    cmcr_status st = cmcr_file_format(path, &fmt);
     if (st) return st;
     return fmt == CMCR_FORMAT_NPY ? matrix_load_npy(path, out) : matrix_load_tensor(path, fmt, out);
 }

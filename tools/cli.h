@@ -1,0 +1,50 @@
+/* cli.h - the cmcr command's option parser and shared helpers. */
+#ifndef CMCR_CLI_H
+#define CMCR_CLI_H
+#include "cmcr.h"
+#include <stdbool.h>
+
+typedef enum { OPT_FLAG, OPT_STR, OPT_INT, OPT_DOUBLE } opt_kind;
+
+/* One option: --name VALUE (or --name for flags). def is the default as text ("" = none);
+ * required options have def NULL. The parsed value is written to dst (bool, const char *,
+ * long long or double). */
+typedef struct cli_opt {
+    const char *name;
+    opt_kind kind;
+    void *dst;
+    const char *def;
+    const char *help;
+} cli_opt;
+
+typedef struct cli_cmd {
+    const char *name;
+    const char *args;     /* positional arguments for the usage line, e.g. "FILE" */
+    const char *summary;
+    int npos;             /* exact number of positional arguments */
+    cli_opt *opts;        /* terminated by {0} */
+} cli_cmd;
+
+/* Parse argv (argv[0] is the subcommand name). Returns -1 to continue, or an exit code
+ * (0 after --help, 2 on a usage error, with the message printed). Positional arguments are
+ * returned in pos (at most 8). */
+int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos);
+void cli_usage(const cli_cmd *cmd, FILE *to);
+
+/* Print "cmcr NAME: <last library error>" and return 1. */
+int cli_fail(const char *cmd);
+/* Print "cmcr NAME: message" and return 1 (or 2 for usage errors). */
+int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+bool cli_parse_side(const char *s, cmcr_side *side);
+/* Route library log messages to stderr (level <= max). */
+void cli_install_log(cmcr_log_level max);
+bool cli_is_tty(int fd);
+
+int cmd_inspect(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_project(int argc, char **argv);
+int cmd_similarity(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_aggregate(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+#endif
