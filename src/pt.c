@@ -1,4 +1,668 @@
-/* PLACEHOLDER, to be replaced by the real implementation. */
-#include "internal.h"
-cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out) { *out = NULL; return cmcr_fail(CMCR_EUNSUPPORTED, "%s: pt not implemented yet", path); }
-cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path) { (void)ts; return cmcr_fail(CMCR_EUNSUPPORTED, "%s: pt not implemented yet", path); }
+/* pt.c - PyTorch .pt state_dict files (the torch.save zip format, PyTorch >= 1.6).
+ *
+ * A checkpoint is a zip archive holding <archive>/data.pkl (a pickle describing the
+ * state_dict, see pickle.c), <archive>/data/<key> (the raw little-endian bytes of each
+ * storage) and <archive>/version. Tensors are views into storages: an element offset plus
+ * sizes and strides. Only contiguous views are accepted.
+ */
+#include "pickle.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zip.h>
+
+/* ================================================================== reading */
+
+typedef struct store {
+    const pk_storage *s;
+    unsigned char *data; /* NULL until read; freed after its last tensor */
+    size_t nbytes;
+    size_t uses;
+} store;
+
+typedef struct item {
+    const char *name;
+    const pk_tensor *t;
+    store *st;
+} item;
+
+typedef struct loader {
+    const char *path;
+    zip_t *za;
+    char *prefix; /* "archive/" */
+    pk_arena *arena;
+    item *items;
+    size_t n;
+    store *stores;
+    size_t nstores;
+    cmcr_tensors *ts;
+} loader;
+
+static void loader_free(loader *L)
+{
+    if (L->za) zip_discard(L->za);
+    free(L->prefix);
+    pk_free(L->arena);
+    free(L->items);
+    for (size_t i = 0; i < L->nstores; i++) free(L->stores[i].data);
+    free(L->stores);
+    cmcr_tensors_free(L->ts);
+}
+
+/* No control characters, so names can go into one-line messages. */
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) return false;
+    return true;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* "(512, 512)", "(5,)", "()" */
+static void dims_str(char *out, size_t cap, const int64_t *d, int n)
+{
+    size_t k = (size_t)snprintf(out, cap, "(");
+    for (int i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(out + k, cap - k, "%s%lld", i ? ", " : "", (long long)d[i]);
+    if (k < cap) snprintf(out + k, cap - k, n == 1 ? ",)" : ")");
+}
+
+static cmcr_status not_zip(const char *path)
+{
+    unsigned char head[4] = {0, 0, 0, 0};
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(head, 1, 4, f) : 0;
+    if (f) fclose(f);
+    if (n == 4 && memcmp(head, "PK\x03\x04", 4) == 0)
+        return cmcr_fail(CMCR_EFORMAT, "%s: zip archive without its central directory (truncated?)", path);
+    if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
+        return cmcr_fail(CMCR_EUNSUPPORTED,
+                         "%s: legacy (pre-1.6, non-zip) PyTorch checkpoint; re-save it with torch.save "
+                         "in PyTorch 1.6 or later",
+                         path);
+    return cmcr_fail(CMCR_EFORMAT, "%s: not a zip archive, so not a PyTorch checkpoint", path);
+}
+
+static cmcr_status open_zip(const char *path, zip_t **za)
+{
+    int err = 0;
+    *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &err);
+    if (*za) return CMCR_OK;
+    if (err == ZIP_ER_NOZIP) return not_zip(path);
+    cmcr_status st = CMCR_EFORMAT;
+    if (err == ZIP_ER_OPEN || err == ZIP_ER_NOENT || err == ZIP_ER_READ) st = CMCR_EIO;
+    if (err == ZIP_ER_MEMORY) st = CMCR_ENOMEM;
+    zip_error_t ze;
+    zip_error_init_with_code(&ze, err);
+    st = cmcr_fail(st, "%s: cannot open as a zip archive: %s", path, zip_error_strerror(&ze));
+    zip_error_fini(&ze);
+    return st;
+}
+
+static cmcr_status find_prefix(loader *L)
+{
+    zip_int64_t n = zip_get_num_entries(L->za, 0);
+    const char *found = NULL;
+    for (zip_int64_t i = 0; i < n; i++) {
+        const char *name = zip_get_name(L->za, (zip_uint64_t)i, 0);
+        if (!name || !ends_with(name, "/data.pkl")) continue;
+        if (!printable(name))
+            return cmcr_fail(CMCR_EFORMAT, "%s: the name of entry #%lld contains control characters", L->path,
+                             (long long)i);
+        if (found)
+            return cmcr_fail(CMCR_EFORMAT, "%s: two pickles in one checkpoint ('%s' and '%s')", L->path,
+                             found, name);
+        found = name;
+    }
+    if (!found)
+        return cmcr_fail(CMCR_EFORMAT,
+                         "%s: zip archive without an <archive>/data.pkl entry, so not a PyTorch checkpoint",
+                         L->path);
+    size_t len = strlen(found) - strlen("data.pkl");
+    L->prefix = cmcr_xmalloc(len + 1);
+    if (!L->prefix) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    memcpy(L->prefix, found, len);
+    L->prefix[len] = '\0';
+    return CMCR_OK;
+}
+
+/* prefix + a + b, malloc'd. */
+static char *entry_name(const loader *L, const char *a, const char *b)
+{
+    size_t n = strlen(L->prefix) + strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", L->prefix, a, b);
+    return s;
+}
+
+/* Index and uncompressed size of an entry; false when absent. */
+static bool find_entry(const loader *L, const char *name, zip_uint64_t *idx, zip_uint64_t *size)
+{
+    zip_int64_t i = zip_name_locate(L->za, name, 0);
+    zip_stat_t sb;
+    if (i < 0 || zip_stat_index(L->za, (zip_uint64_t)i, 0, &sb) != 0 || !(sb.valid & ZIP_STAT_SIZE))
+        return false;
+    *idx = (zip_uint64_t)i;
+    *size = sb.size;
+    return true;
+}
+
+/* Read exactly size bytes of entry idx (and check that it ends there, which checks its CRC). */
+static cmcr_status read_entry(const loader *L, const char *name, zip_uint64_t idx, void *buf,
+                              zip_uint64_t size)
+{
+    zip_file_t *f = zip_fopen_index(L->za, idx, 0);
+    if (!f)
+        return cmcr_fail(CMCR_EFORMAT, "%s: cannot open entry '%s': %s", L->path, name, zip_strerror(L->za));
+    zip_uint64_t got = 0;
+    zip_int64_t r = 1;
+    unsigned char extra;
+    while (got < size && r > 0) {
+        r = zip_fread(f, (unsigned char *)buf + got, size - got);
+        if (r > 0) got += (zip_uint64_t)r;
+    }
+    if (r >= 0 && got == size) r = zip_fread(f, &extra, 1);
+    cmcr_status st = CMCR_OK;
+    if (r < 0)
+        st = cmcr_fail(CMCR_EFORMAT, "%s: cannot read entry '%s': %s", L->path, name, zip_file_strerror(f));
+    else if (got != size || r != 0)
+        st = cmcr_fail(CMCR_EFORMAT, "%s: entry '%s' does not hold the %llu bytes its header states",
+                       L->path, name, (unsigned long long)size);
+    if (zip_fclose(f) != 0 && st == CMCR_OK)
+        st = cmcr_fail(CMCR_EFORMAT, "%s: cannot read entry '%s'", L->path, name);
+    return st;
+}
+
+static cmcr_status check_byteorder(const loader *L)
+{
+    char *name = entry_name(L, "byteorder", "");
+    char text[16] = {0};
+    zip_uint64_t idx = 0, size = 0;
+    cmcr_status st = CMCR_OK;
+    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (find_entry(L, name, &idx, &size)) {
+        if (size >= sizeof text) st = cmcr_fail(CMCR_EFORMAT, "%s: entry '%s' is too long", L->path, name);
+        if (!st) st = read_entry(L, name, idx, text, size);
+        if (!st && strcmp(text, "little") != 0)
+            st = cmcr_fail(CMCR_EUNSUPPORTED,
+                           "%s: '%s' is not 'little'; only little-endian checkpoints are supported",
+                           L->path, name);
+    }
+    free(name);
+    return st;
+}
+
+static cmcr_status parse_pickle(loader *L, pk_value **root)
+{
+    char *name = entry_name(L, "data.pkl", "");
+    zip_uint64_t idx = 0, size = 0;
+    unsigned char *buf = NULL;
+    cmcr_status st = CMCR_OK;
+    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!find_entry(L, name, &idx, &size))
+        st = cmcr_fail(CMCR_EFORMAT, "%s: cannot find entry '%s'", L->path, name);
+    else if (size > CMCR_MAX_HEADER_BYTES)
+        st = cmcr_fail(CMCR_ENOMEM, "%s: '%s' is %llu bytes, more than the limit of %llu", L->path, name,
+                       (unsigned long long)size, (unsigned long long)CMCR_MAX_HEADER_BYTES);
+    else if (!(buf = cmcr_xmalloc((size_t)size)))
+        st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for '%s'", L->path,
+                       (unsigned long long)size, name);
+    if (!st) st = read_entry(L, name, idx, buf, size);
+    if (!st) st = pk_parse(L->path, buf, (size_t)size, &L->arena, root);
+    free(buf);
+    free(name);
+    return st;
+}
+
+static cmcr_status check_entry(const loader *L, size_t i, const pk_value *key, const pk_value *val)
+{
+    if (key->kind != PK_STR)
+        return cmcr_fail(CMCR_EFORMAT, "%s: state_dict key #%zu is %s, not a string", L->path, i,
+                         pk_kind_desc(key->kind));
+    if (strlen(key->u.str.s) != key->u.str.len || !printable(key->u.str.s))
+        return cmcr_fail(CMCR_EFORMAT, "%s: state_dict key #%zu contains control characters", L->path, i);
+    if (val->kind != PK_TENSOR)
+        return cmcr_fail(CMCR_EUNSUPPORTED,
+                         "%s: entry '%s' is %s, not a tensor (only state_dicts of tensors can be loaded)",
+                         L->path, key->u.str.s, pk_kind_desc(val->kind));
+    return CMCR_OK;
+}
+
+/* The (name, tensor) pairs of the root dict, in order. A bare tensor is named "tensor". */
+static cmcr_status collect_items(loader *L, const pk_value *root)
+{
+    bool bare = root->kind == PK_TENSOR;
+    if (!bare && root->kind != PK_DICT)
+        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: the checkpoint holds %s, not a state_dict of tensors",
+                         L->path, pk_kind_desc(root->kind));
+    size_t n = bare ? 1 : root->u.seq.n / 2;
+    if (n > CMCR_MAX_TENSORS)
+        return cmcr_fail(CMCR_ENOMEM, "%s: %zu tensors, more than the limit of %d", L->path, n,
+                         CMCR_MAX_TENSORS);
+    L->items = cmcr_xmalloc(n * sizeof *L->items);
+    if (!L->items) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    L->n = n;
+    if (bare) {
+        L->items[0] = (item){"tensor", root->u.tensor, NULL};
+        return CMCR_OK;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const pk_value *key = root->u.seq.items[2 * i], *val = root->u.seq.items[2 * i + 1];
+        cmcr_status st = check_entry(L, i, key, val);
+        if (st) return st;
+        L->items[i] = (item){key->u.str.s, val->u.tensor, NULL};
+    }
+    return CMCR_OK;
+}
+
+static int store_cmp(const void *a, const void *b)
+{
+    return strcmp(((const store *)a)->s->key, ((const store *)b)->s->key);
+}
+
+/* One store per distinct storage key; each item points at its store. */
+static cmcr_status index_storages(loader *L)
+{
+    L->stores = cmcr_xmalloc(L->n * sizeof *L->stores);
+    if (!L->stores) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    for (size_t i = 0; i < L->n; i++) L->stores[i] = (store){L->items[i].t->storage, NULL, 0, 0};
+    qsort(L->stores, L->n, sizeof *L->stores, store_cmp);
+    size_t m = 0;
+    for (size_t i = 0; i < L->n; i++) {
+        const pk_storage *s = L->stores[i].s, *prev = m ? L->stores[m - 1].s : NULL;
+        if (prev && strcmp(prev->key, s->key) == 0) {
+            if (prev->dtype != s->dtype || prev->numel != s->numel)
+                return cmcr_fail(CMCR_EFORMAT,
+                                 "%s: storage '%s' is declared twice with different types or sizes",
+                                 L->path, s->key);
+            continue;
+        }
+        L->stores[m++] = L->stores[i];
+    }
+    L->nstores = m;
+    for (size_t i = 0; i < L->n; i++) {
+        store key = {L->items[i].t->storage, NULL, 0, 0};
+        L->items[i].st = bsearch(&key, L->stores, m, sizeof *L->stores, store_cmp);
+        L->items[i].st->uses++;
+    }
+    return CMCR_OK;
+}
+
+static bool contiguous(const pk_tensor *t)
+{
+    uint64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->size[d] != 1 && (uint64_t)t->stride[d] != expect) return false;
+        expect *= (uint64_t)t->size[d]; /* no overflow: the product of sizes was checked */
+    }
+    return true;
+}
+
+/* Number of elements of the view, after checking it is contiguous and inside its storage. */
+static cmcr_status check_view(const loader *L, const item *it, uint64_t *numel)
+{
+    const pk_tensor *t = it->t;
+    char sz[200], sd[200];
+    uint64_t n, end;
+    dims_str(sz, sizeof sz, t->size, t->ndim);
+    dims_str(sd, sizeof sd, t->stride, t->ndim);
+    if (!cmcr_shape_bytes(t->size, t->ndim, 1, &n))
+        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': the element count of size %s overflows", L->path,
+                         it->name, sz);
+    if (n > 0 && !contiguous(t))
+        return cmcr_fail(CMCR_EUNSUPPORTED,
+                         "%s: tensor '%s' is a non-contiguous view (size %s, stride %s); save "
+                         "tensor.contiguous() instead",
+                         L->path, it->name, sz, sd);
+    if (!cmcr_add_u64((uint64_t)t->offset, n, &end) || end > (uint64_t)t->storage->numel)
+        return cmcr_fail(CMCR_EFORMAT,
+                         "%s: tensor '%s' (offset %lld, size %s) runs past the end of storage '%s' "
+                         "(%lld elements)",
+                         L->path, it->name, (long long)t->offset, sz, t->storage->key,
+                         (long long)t->storage->numel);
+    *numel = n;
+    return CMCR_OK;
+}
+
+static cmcr_status read_storage(const loader *L, store *s)
+{
+    const pk_storage *ps = s->s;
+    uint64_t want;
+    zip_uint64_t idx = 0, size = 0;
+    if (!cmcr_mul_u64((uint64_t)ps->numel, cmcr_dtype_size(ps->dtype), &want))
+        return cmcr_fail(CMCR_EFORMAT, "%s: storage '%s' of %lld x %s: byte size overflows", L->path, ps->key,
+                         (long long)ps->numel, cmcr_dtype_name(ps->dtype));
+    if (want > CMCR_MAX_TENSOR_BYTES)
+        return cmcr_fail(CMCR_ENOMEM, "%s: storage '%s' is %llu bytes, more than the limit of %llu", L->path,
+                         ps->key, (unsigned long long)want, (unsigned long long)CMCR_MAX_TENSOR_BYTES);
+    char *name = entry_name(L, "data/", ps->key);
+    cmcr_status st = CMCR_OK;
+    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!find_entry(L, name, &idx, &size))
+        st = cmcr_fail(CMCR_EFORMAT, "%s: storage '%s' has no data entry '%s'", L->path, ps->key, name);
+    else if (size != want)
+        st = cmcr_fail(CMCR_EFORMAT,
+                       "%s: entry '%s' holds %llu bytes, but storage '%s' needs %llu (%lld x %s)",
+                       L->path, name, (unsigned long long)size, ps->key, (unsigned long long)want,
+                       (long long)ps->numel, cmcr_dtype_name(ps->dtype));
+    else if (!(s->data = cmcr_xmalloc((size_t)want)))
+        st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for storage '%s'", L->path,
+                       (unsigned long long)want, ps->key);
+    if (!st) st = read_entry(L, name, idx, s->data, want);
+    if (!st) s->nbytes = (size_t)want;
+    free(name);
+    return st;
+}
+
+static cmcr_status load_item(loader *L, item *it)
+{
+    store *s = it->st;
+    cmcr_dtype dtype = s->s->dtype;
+    size_t elem = cmcr_dtype_size(dtype);
+    uint64_t numel = 0;
+    cmcr_status st = check_view(L, it, &numel);
+    if (!st && !s->data) st = read_storage(L, s);
+    if (st) return st;
+    size_t off = (size_t)it->t->offset * elem, nbytes = (size_t)numel * elem;
+    s->uses--;
+    if (s->uses == 0 && off == 0 && nbytes == s->nbytes) { /* sole user of the whole storage */
+        void *data = s->data;
+        s->data = NULL;
+        st = cmcr_tensors_add_owned(L->ts, it->name, dtype, it->t->ndim, it->t->size, data);
+    } else {
+        st = cmcr_tensors_add(L->ts, it->name, dtype, it->t->ndim, it->t->size, s->data + off);
+        if (s->uses == 0) {
+            free(s->data);
+            s->data = NULL;
+        }
+    }
+    return st ? cmcr_fail_prefix(st, L->path) : CMCR_OK;
+}
+
+cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out)
+{
+    loader L;
+    pk_value *root = NULL;
+    memset(&L, 0, sizeof L);
+    L.path = path;
+    *out = NULL;
+    cmcr_status st = open_zip(path, &L.za);
+    if (!st) st = find_prefix(&L);
+    if (!st) st = check_byteorder(&L);
+    if (!st) st = parse_pickle(&L, &root);
+    if (!st) st = collect_items(&L, root);
+    if (!st) st = index_storages(&L);
+    if (!st && !(L.ts = cmcr_tensors_new())) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; !st && i < L.n; i++) st = load_item(&L, &L.items[i]);
+    if (!st) {
+        *out = L.ts;
+        L.ts = NULL;
+    }
+    loader_free(&L);
+    return st;
+}
+
+/* ================================================================== writing */
+
+/* A growing byte buffer; failed is sticky, so writers check once at the end. */
+typedef struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+    bool failed;
+} wbuf;
+
+static void put(wbuf *b, const void *data, size_t n)
+{
+    if (b->failed) return;
+    if (b->cap - b->len < n) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n && cap <= SIZE_MAX / 2) cap *= 2;
+        unsigned char *p = cap - b->len >= n ? realloc(b->p, cap) : NULL;
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+static void put_op(wbuf *b, unsigned char op) { put(b, &op, 1); }
+
+static void put_le(wbuf *b, uint64_t v, int n)
+{
+    unsigned char x[8];
+    for (int i = 0; i < n; i++) x[i] = (unsigned char)(v >> (8 * i));
+    put(b, x, (size_t)n);
+}
+
+static void put_str(wbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    put_op(b, 'X'); /* BINUNICODE */
+    put_le(b, n, 4);
+    put(b, s, n);
+}
+
+static void put_int(wbuf *b, int64_t v)
+{
+    if (v >= 0 && v < 256) {
+        put_op(b, 'K'); /* BININT1 */
+        put_le(b, (uint64_t)v, 1);
+    } else if (v >= 0 && v < 65536) {
+        put_op(b, 'M'); /* BININT2 */
+        put_le(b, (uint64_t)v, 2);
+    } else if (v >= INT32_MIN && v <= INT32_MAX) {
+        put_op(b, 'J'); /* BININT */
+        put_le(b, (uint64_t)v, 4);
+    } else {
+        put_op(b, 0x8a); /* LONG1, 8 bytes two's complement */
+        put_op(b, 8);
+        put_le(b, (uint64_t)v, 8);
+    }
+}
+
+static void put_int_tuple(wbuf *b, const int64_t *v, int n)
+{
+    if (n > 3) put_op(b, '(');
+    for (int i = 0; i < n; i++) put_int(b, v[i]);
+    if (n == 0) put_op(b, ')');
+    else put_op(b, n > 3 ? 't' : (unsigned char)(0x84 + n)); /* TUPLE or TUPLE1..3 */
+}
+
+enum { G_ORDERED_DICT, G_REBUILD, G_STORAGE0, G_COUNT = G_STORAGE0 + 6 };
+
+typedef struct pwriter {
+    wbuf b;
+    int memo[G_COUNT]; /* memo slot of each global, -1 until first written */
+    int next;
+} pwriter;
+
+static void put_global(pwriter *w, int id, const char *mod, const char *name)
+{
+    if (w->memo[id] >= 0) {
+        put_op(&w->b, 'h'); /* BINGET */
+        put_op(&w->b, (unsigned char)w->memo[id]);
+        return;
+    }
+    put_op(&w->b, 'c'); /* GLOBAL */
+    put(&w->b, mod, strlen(mod));
+    put_op(&w->b, '\n');
+    put(&w->b, name, strlen(name));
+    put_op(&w->b, '\n');
+    put_op(&w->b, 'q'); /* BINPUT */
+    put_op(&w->b, (unsigned char)w->next);
+    w->memo[id] = w->next++;
+}
+
+static void put_ordered_dict(pwriter *w)
+{
+    put_global(w, G_ORDERED_DICT, "collections", "OrderedDict");
+    put_op(&w->b, ')'); /* EMPTY_TUPLE */
+    put_op(&w->b, 'R'); /* REDUCE */
+}
+
+/* torch's contiguous strides: stride[d] = product of max(size[j], 1) for j > d. */
+static bool contiguous_strides(const cmcr_tensor *t, int64_t *stride)
+{
+    uint64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        stride[d] = (int64_t)s;
+        if (!cmcr_mul_u64(s, t->shape[d] > 1 ? (uint64_t)t->shape[d] : 1, &s) || s > INT64_MAX) return false;
+    }
+    return true;
+}
+
+/* key: _rebuild_tensor_v2((storage, torch.XStorage, 'i', 'cpu', numel), 0, size, stride,
+ * False, OrderedDict()) */
+static void put_tensor(pwriter *w, size_t i, const cmcr_tensor *t, const int64_t *stride)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%zu", i);
+    put_str(&w->b, t->name);
+    put_global(w, G_REBUILD, "torch._utils", "_rebuild_tensor_v2");
+    put_op(&w->b, '(');
+    put_op(&w->b, '(');
+    put_str(&w->b, "storage");
+    put_global(w, G_STORAGE0 + (int)t->dtype, "torch", pk_storage_name(t->dtype) + strlen("torch."));
+    put_str(&w->b, key);
+    put_str(&w->b, "cpu");
+    put_int(&w->b, cmcr_tensor_numel(t));
+    put_op(&w->b, 't');
+    put_op(&w->b, 'Q'); /* BINPERSID */
+    put_int(&w->b, 0);
+    put_int_tuple(&w->b, t->shape, t->ndim);
+    put_int_tuple(&w->b, stride, t->ndim);
+    put_op(&w->b, 0x89); /* NEWFALSE: requires_grad */
+    put_ordered_dict(w); /* backward hooks */
+    put_op(&w->b, 't');
+    put_op(&w->b, 'R');
+}
+
+/* Strict UTF-8 (what Python's decoder accepts, surrogates aside). */
+static bool valid_utf8(const unsigned char *s)
+{
+    while (*s) {
+        int n = *s < 0x80 ? 0 : *s >= 0xc2 && *s <= 0xdf ? 1 : *s >= 0xe0 && *s <= 0xef ? 2
+              : *s >= 0xf0 && *s <= 0xf4 ? 3 : -1;
+        if (n < 0) return false;
+        if ((*s == 0xe0 && s[1] < 0xa0) || (*s == 0xf0 && s[1] < 0x90) || (*s == 0xf4 && s[1] > 0x8f))
+            return false;
+        for (int k = 1; k <= n; k++)
+            if ((s[k] & 0xc0) != 0x80) return false;
+        s += n + 1;
+    }
+    return true;
+}
+
+static cmcr_status check_tensor(const char *path, size_t i, const cmcr_tensor *t, int64_t *stride)
+{
+    if (strlen(t->name) > UINT32_MAX || !valid_utf8((const unsigned char *)t->name))
+        return cmcr_fail(CMCR_EINVAL, "%s: the name of tensor #%zu is not valid UTF-8", path, i);
+    if (!pk_storage_name(t->dtype))
+        return cmcr_fail(CMCR_EINVAL, "%s: tensor #%zu has an unknown dtype", path, i);
+    if (!contiguous_strides(t, stride))
+        return cmcr_fail(CMCR_EINVAL, "%s: tensor #%zu: strides overflow", path, i);
+    return CMCR_OK;
+}
+
+static cmcr_status build_pickle(const cmcr_tensors *ts, const char *path, pwriter *w)
+{
+    size_t n = cmcr_tensors_count(ts);
+    for (int i = 0; i < G_COUNT; i++) w->memo[i] = -1;
+    put_op(&w->b, 0x80); /* PROTO 2 */
+    put_op(&w->b, 2);
+    put_ordered_dict(w);
+    put_op(&w->b, '(');
+    for (size_t i = 0; i < n; i++) {
+        const cmcr_tensor *t = cmcr_tensors_at(ts, i);
+        int64_t stride[CMCR_MAX_DIMS];
+        cmcr_status st = check_tensor(path, i, t, stride);
+        if (st) return st;
+        put_tensor(w, i, t, stride);
+        if (i % 1000 == 999) { /* SETITEMS in batches, as pickle does */
+            put_op(&w->b, 'u');
+            put_op(&w->b, '(');
+        }
+    }
+    put_op(&w->b, 'u');
+    put_op(&w->b, '.');
+    if (w->b.failed) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory building the pickle", path);
+    if (w->b.len > CMCR_MAX_HEADER_BYTES)
+        return cmcr_fail(CMCR_ENOMEM, "%s: the pickle would be %zu bytes, more than the limit of %llu", path,
+                         w->b.len, (unsigned long long)CMCR_MAX_HEADER_BYTES);
+    return CMCR_OK;
+}
+
+/* Add a stored (uncompressed) entry backed by data, which must live until zip_close. */
+static cmcr_status add_entry(zip_t *za, const char *path, const char *name, const void *data, size_t n)
+{
+    zip_source_t *src = zip_source_buffer(za, data, n, 0);
+    zip_int64_t idx = src ? zip_file_add(za, name, src, ZIP_FL_ENC_UTF_8) : -1;
+    if (idx < 0) {
+        if (src) zip_source_free(src);
+        return cmcr_fail(CMCR_EIO, "%s: cannot add '%s': %s", path, name, zip_strerror(za));
+    }
+    if (zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_STORE, 0) != 0 ||
+        zip_file_set_mtime(za, (zip_uint64_t)idx, (time_t)946684800, 0) != 0) /* 2000-01-01: reproducible */
+        return cmcr_fail(CMCR_EIO, "%s: cannot set up '%s': %s", path, name, zip_strerror(za));
+    return CMCR_OK;
+}
+
+static cmcr_status add_entries(zip_t *za, const cmcr_tensors *ts, const char *path, const wbuf *pickle)
+{
+    cmcr_status st = add_entry(za, path, "archive/data.pkl", pickle->p, pickle->len);
+    if (!st) st = add_entry(za, path, "archive/byteorder", "little", 6);
+    for (size_t i = 0; !st && i < cmcr_tensors_count(ts); i++) {
+        const cmcr_tensor *t = cmcr_tensors_at(ts, i);
+        char name[48];
+        snprintf(name, sizeof name, "archive/data/%zu", i);
+        st = add_entry(za, path, name, t->data, t->nbytes);
+    }
+    if (!st) st = add_entry(za, path, "archive/version", "3\n", 2);
+    return st;
+}
+
+static cmcr_status write_zip(const cmcr_tensors *ts, const char *path, const char *tmp, const wbuf *pickle)
+{
+    int err = 0;
+    zip_t *za = zip_open(tmp, ZIP_CREATE | ZIP_EXCL, &err);
+    if (!za) {
+        zip_error_t ze;
+        zip_error_init_with_code(&ze, err);
+        cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot create %s: %s", path, tmp, zip_error_strerror(&ze));
+        zip_error_fini(&ze);
+        return st;
+    }
+    cmcr_status st = add_entries(za, ts, path, pickle);
+    if (!st && zip_close(za) == 0) return CMCR_OK;
+    if (!st) st = cmcr_fail(CMCR_EIO, "%s: cannot write %s: %s", path, tmp, zip_strerror(za));
+    zip_discard(za);
+    return st;
+}
+
+cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path)
+{
+    pwriter w;
+    memset(&w, 0, sizeof w);
+    cmcr_status st = build_pickle(ts, path, &w);
+    char *tmp = st ? NULL : cmcr_temp_name(path);
+    if (!st && !tmp) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!st) {
+        st = write_zip(ts, path, tmp, &w.b);
+        if (!st) st = cmcr_commit_temp(tmp, path); /* removes tmp itself on failure */
+        else unlink(tmp);
+    }
+    free(tmp);
+    free(w.b.p);
+    return st;
+}

@@ -1,0 +1,94 @@
+/* pickle.h - a safe interpreter for the pickles inside PyTorch checkpoints (not installed).
+ *
+ * Only the opcodes torch.save emits (protocols 2-5) are understood, and only an allow-list
+ * of globals: collections.OrderedDict, torch._utils._rebuild_tensor_v2,
+ * torch._utils._rebuild_parameter and the torch.<Type>Storage classes of the dtypes cmcr
+ * supports. Nothing is ever "called": REDUCE on an allowed global builds a plain value
+ * (a dict, or a tensor description). All values live in one arena freed with pk_free, so
+ * no error path can leak, and no value is ever walked recursively (cycles are harmless).
+ */
+#ifndef CMCR_PICKLE_H
+#define CMCR_PICKLE_H
+
+#include "internal.h"
+
+/* Limits on what one pickle may build. */
+#define PK_MAX_STACK 10000          /* items on the stack (torch batches 1000 per SETITEMS) */
+#define PK_MAX_MARKS 1000           /* nesting of MARK ... TUPLE/LIST/DICT/SETITEMS */
+#define PK_MAX_MEMO 1000000         /* memo indices must be below this */
+#define PK_MAX_ARENA ((size_t)512 << 20) /* bytes of values, strings and arrays */
+
+typedef enum pk_kind {
+    PK_NONE,
+    PK_BOOL,
+    PK_INT,
+    PK_FLOAT,
+    PK_STR,
+    PK_TUPLE,
+    PK_LIST,
+    PK_DICT,    /* items holds key, value, key, value... in insertion order */
+    PK_GLOBAL,  /* one of the allowed globals */
+    PK_STORAGE, /* a persistent id resolved to a storage reference */
+    PK_TENSOR   /* the result of _rebuild_tensor_v2 */
+} pk_kind;
+
+typedef enum pk_global {
+    PG_ORDERED_DICT,
+    PG_REBUILD_TENSOR,
+    PG_REBUILD_PARAMETER,
+    PG_STORAGE
+} pk_global;
+
+typedef struct pk_storage {
+    cmcr_dtype dtype;
+    const char *key;      /* name of the data/<key> entry */
+    const char *location; /* "cpu", "cuda:0", ... (informational) */
+    int64_t numel;
+} pk_storage;
+
+typedef struct pk_tensor {
+    const pk_storage *storage;
+    int64_t offset; /* in elements */
+    int ndim;
+    int64_t size[CMCR_MAX_DIMS];
+    int64_t stride[CMCR_MAX_DIMS];
+} pk_tensor;
+
+typedef struct pk_value pk_value;
+struct pk_value {
+    pk_kind kind;
+    union {
+        bool b;
+        int64_t i;
+        double f;
+        struct {
+            const char *s; /* NUL-terminated copy; may contain NULs, see len */
+            size_t len;
+        } str;
+        struct {
+            pk_value **items;
+            size_t n, cap;
+        } seq; /* PK_TUPLE, PK_LIST, PK_DICT */
+        struct {
+            pk_global which;
+            cmcr_dtype dtype; /* PG_STORAGE only */
+        } global;
+        pk_storage storage;
+        pk_tensor *tensor; /* separate, to keep every other value small */
+    } u;
+};
+
+typedef struct pk_arena pk_arena;
+
+/* Run the pickle in buf. origin names the file in error messages. On success *root is the
+ * value STOP returned and *arena owns it; on failure both are NULL. */
+cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
+                     pk_value **root);
+void pk_free(pk_arena *arena);
+
+/* "a dict", "an int", "a tensor", ... for messages. */
+const char *pk_kind_desc(pk_kind k);
+/* "torch.FloatStorage" ... for a supported dtype. */
+const char *pk_storage_name(cmcr_dtype t);
+
+#endif
