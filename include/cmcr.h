@@ -238,6 +238,9 @@ typedef struct cmcr_train_data {
     const float *memory_b;  /* n_memory_b x dim_b */
     int64_t n_memory_b;
     const char *provenance; /* optional JSON describing the inputs (stored in the model) */
+    /* Optional precomputed pseudo embeddings x_A and y_B (n_overlap rows each, e.g. from
+     * cmcr_aggregate); when set they are used instead of aggregating the memories. */
+    const float *pseudo_a, *pseudo_b;
 } cmcr_train_data;
 
 typedef struct cmcr_train_stats {
@@ -309,25 +312,30 @@ cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, i
 /* ---------------------------------------------------------------- evaluation */
 
 /* Retrieval of gallery rows for each query row by cosine similarity (dot product of the
- * given rows; pass normalised rows). Ground truth: by row (query i matches gallery i; needs
- * nq <= ng) when labels are NULL, else every gallery item with the query's label is
- * relevant. Ties are broken by gallery index (lower index ranks first). Blocked GEMM plus
- * top-k selection: never holds the nq x ng matrix. */
+ * given rows; pass normalised, finite rows). Ground truth: by row (query i matches gallery i;
+ * needs nq <= ng) when both label arrays are NULL, else (both given) every gallery item with
+ * the query's label is relevant; queries without any relevant item are skipped, and it is an
+ * error if none remains. Ranking: descending score, ties broken by gallery index (lower
+ * index ranks first): rank(g) = 1 + #{h: s_h > s_g} + #{h < g: s_h == s_g}. Exact ranks from
+ * blocked GEMM and per-query counting: never holds the nq x ng matrix (docs/evaluation.md). */
 typedef struct cmcr_retrieval_metrics {
     int64_t queries;       /* queries evaluated (those with at least one relevant item) */
     double recall[3];      /* Recall@1, @5, @10: fraction of queries with a relevant item in the top k */
-    double median_rank;    /* median over queries of the rank (1-based) of the first relevant item */
+    double median_rank;    /* median over queries of the rank (1-based) of the first relevant item
+                              (an even count takes the mean of the two middle values) */
     double mean_rank;
-    double map;            /* mean average precision over all relevant items */
+    double map;            /* mean over queries of AP = (1/|R|) sum_{r in R} #{relevant with rank
+                              <= rank(r)} / rank(r) */
 } cmcr_retrieval_metrics;
 
 cmcr_status cmcr_eval_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
                                 const int64_t *query_labels, const int64_t *gallery_labels,
                                 cmcr_retrieval_metrics *out);
 
-/* Zero-shot classification: each input is assigned the class whose embedding is most similar.
- * per_class_acc (optional, nclasses entries) receives top-1 accuracy per class (NaN for
- * classes with no inputs). */
+/* Zero-shot classification: each input is assigned the class whose embedding is most similar
+ * (ties: lower class index first). labels must lie in [0, nclasses). top5 with fewer than 5
+ * classes counts every input. per_class_acc (optional, nclasses entries) receives top-1
+ * accuracy per class (NaN for classes with no inputs). */
 typedef struct cmcr_zeroshot_metrics {
     int64_t inputs;
     double top1, top5;
@@ -336,7 +344,8 @@ typedef struct cmcr_zeroshot_metrics {
 cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *classes, int64_t nclasses, int64_t dim,
                                const int64_t *labels, cmcr_zeroshot_metrics *out, double *per_class_acc);
 
-/* Load integer labels (.npy int32/int64, 1-D, or a one-column 2-D) as int64. */
+/* Load integer labels (.npy int32/int64, 1-D, or a one-column 2-D) as int64; floats are
+ * refused. *labels is malloc'd: release it with free(). */
 cmcr_status cmcr_labels_load(const char *path, int64_t **labels, int64_t *n);
 
 /* ---------------------------------------------------------------- the synthetic two-MCR world */
@@ -354,7 +363,10 @@ typedef struct cmcr_synth_params {
     int64_t n_memory_b;        /* unpaired Y memory in B (default 20000) */
     int64_t n_test;            /* held-out paired (X, Y) test items (default 2000) */
     int64_t n_oracle;          /* paired (X, Y) items for the paired-oracle baseline (default 20000) */
-    double gap;                /* modality-gap strength (default tuned to real CLIP: matching pair cos ~0.3) */
+    /* gap, mcr_noise, instance_noise, distortion multiply calibrated levels: 1 = realistic, 0 = off
+       (docs/synthetic-world.md). */
+    double gap;                /* each modality's cone offset (default 1.0, tuned to real CLIP:
+                                  matching pair cos ~0.3) */
     double mcr_noise;          /* misalignment noise inside each MCR (default 1.0 = realistic) */
     double instance_noise;     /* within-concept variation (default 1.0) */
     double missing_frac;       /* fraction of concepts absent from each memory (default 0.1, at most 0.5;
@@ -388,7 +400,9 @@ typedef struct cmcr_world {
 cmcr_synth_params cmcr_synth_default_params(void);
 cmcr_status cmcr_synth_generate(const cmcr_synth_params *p, cmcr_world *out);
 void cmcr_world_free(cmcr_world *w);
-/* Write every matrix as .npy plus world.json (parameters, sizes, measured gap) into dir. */
+/* Write every matrix as .npy (float32), the concept labels as int64 .npy, and world.json
+ * (parameters, sizes, measured gap, what each file holds) into dir, created with its parents
+ * if missing. Each file is written atomically. Documented in docs/synthetic-world.md. */
 cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir);
 
 /* ---------------------------------------------------------------- runtime */
