@@ -1,0 +1,232 @@
+/* checkpoint.c - training parameters as JSON, and crash-safe training checkpoints.
+ *
+ * A checkpoint is a safetensors file (written atomically) holding the flat parameter,
+ * BatchNorm-statistics and Adam arrays plus num_batches_tracked, and as metadata the
+ * training parameters (JSON), the step, and a hash of the training data. The random state
+ * of a run is a pure function of (seed, step): the batch order of epoch e is drawn from
+ * seed_mix(seed, e) and the noise of step s from seed_mix(seed, s), so the step restores it
+ * exactly and a resumed run equals the uninterrupted one. */
+#include "train.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ parameters <-> JSON */
+
+typedef enum { F_INT, F_DBL, F_BOOL } field_kind;
+typedef struct field {
+    const char *name;
+    field_kind kind;
+    size_t offset;
+} field;
+
+#define FI(n) {#n, F_INT, offsetof(cmcr_train_params, n)}
+#define FD(n) {#n, F_DBL, offsetof(cmcr_train_params, n)}
+#define FB(n) {#n, F_BOOL, offsetof(cmcr_train_params, n)}
+
+/* The configuration that defines a run's mathematics (not where it writes, nor threads). */
+static const field fields[] = {
+    FD(tau_mem), FI(agg_top_k), FD(sigma2), FD(tau), FD(lambda_intra), FB(consistency), FB(completion),
+    FB(intra), FB(pseudo_pair), FB(intra_squared), FI(batch), FI(epochs), FD(lr), FI(warmup_steps),
+    FB(cosine), FD(min_lr), FD(weight_decay), FB(adamw), FD(beta1), FD(beta2), FD(adam_eps), FD(bn_momentum),
+};
+
+static cJSON *shape_json(const cmcr_head_shape *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "layers", s->layers);
+    cJSON_AddNumberToObject(o, "in", (double)s->in_dim);
+    cJSON_AddNumberToObject(o, "hidden", (double)s->hidden);
+    cJSON_AddNumberToObject(o, "out", (double)s->out_dim);
+    return o;
+}
+
+char *cmcr_train_params_to_json(const cmcr_train_params *p)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddItemToObject(o, "shape_a", shape_json(&p->shape_a));
+    cJSON_AddItemToObject(o, "shape_b", shape_json(&p->shape_b));
+    char seed[32];
+    snprintf(seed, sizeof seed, "%" PRIu64, p->seed); /* as a string: JSON numbers lose 64-bit precision */
+    cJSON_AddStringToObject(o, "seed", seed);
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        const char *base = (const char *)p + fields[i].offset;
+        double v = fields[i].kind == F_DBL ? *(const double *)base
+                 : fields[i].kind == F_INT ? (double)*(const int64_t *)base
+                                           : (double)*(const int *)base;
+        if (fields[i].kind == F_BOOL) cJSON_AddBoolToObject(o, fields[i].name, v != 0);
+        else cJSON_AddNumberToObject(o, fields[i].name, v);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static cmcr_status shape_from_json(const cJSON *o, cmcr_head_shape *s, const char *name)
+{
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "layers"), *in = cJSON_GetObjectItemCaseSensitive(o, "in"),
+                *h = cJSON_GetObjectItemCaseSensitive(o, "hidden"), *out = cJSON_GetObjectItemCaseSensitive(o, "out");
+    if (!cJSON_IsNumber(l) || !cJSON_IsNumber(in) || !cJSON_IsNumber(h) || !cJSON_IsNumber(out))
+        return cmcr_fail(CMCR_EFORMAT, "training parameters: %s needs numeric layers, in, hidden, out", name);
+    *s = (cmcr_head_shape){(int)l->valuedouble, (int64_t)in->valuedouble, (int64_t)h->valuedouble,
+                           (int64_t)out->valuedouble};
+    return CMCR_OK;
+}
+
+static cmcr_status field_from_json(const cJSON *o, const field *f, cmcr_train_params *p)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
+    if (!v) return CMCR_OK; /* absent: keep the default */
+    char *base = (char *)p + f->offset;
+    if (f->kind == F_BOOL) {
+        if (!cJSON_IsBool(v)) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be true or false", f->name);
+        *(int *)base = cJSON_IsTrue(v);
+    } else {
+        if (!cJSON_IsNumber(v)) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be a number", f->name);
+        if (f->kind == F_DBL) *(double *)base = v->valuedouble;
+        else *(int64_t *)base = (int64_t)v->valuedouble;
+    }
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p)
+{
+    *p = cmcr_train_default_params();
+    cJSON *o = cJSON_Parse(json);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return cmcr_fail(CMCR_EFORMAT, "training parameters are not a JSON object");
+    }
+    cmcr_status st = shape_from_json(cJSON_GetObjectItemCaseSensitive(o, "shape_a"), &p->shape_a, "shape_a");
+    if (!st) st = shape_from_json(cJSON_GetObjectItemCaseSensitive(o, "shape_b"), &p->shape_b, "shape_b");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    if (!st && cJSON_IsString(seed)) p->seed = strtoull(seed->valuestring, NULL, 10);
+    for (size_t i = 0; !st && i < sizeof fields / sizeof *fields; i++) st = field_from_json(o, &fields[i], p);
+    cJSON_Delete(o);
+    return st;
+}
+
+/* ------------------------------------------------------------------ checkpoints */
+
+static cmcr_status add_f32(cmcr_tensors *ts, const char *name, const float *x, size_t n)
+{
+    int64_t shape[1] = {(int64_t)n};
+    return cmcr_tensors_add(ts, name, CMCR_F32, 1, shape, x);
+}
+
+static cmcr_status checkpoint_meta(const cmcr_trainer *t, cmcr_tensors *ts)
+{
+    char *cfg = cmcr_train_params_to_json(&t->p);
+    if (!cfg) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    char step[32], hash[32];
+    snprintf(step, sizeof step, "%" PRId64, t->step);
+    snprintf(hash, sizeof hash, "%016" PRIx64, t->data_hash);
+    cmcr_status st = cmcr_tensors_set_meta(ts, "cmcr.checkpoint", "1");
+    if (!st) st = cmcr_tensors_set_meta(ts, "cmcr.train_config", cfg);
+    if (!st) st = cmcr_tensors_set_meta(ts, "cmcr.step", step);
+    if (!st) st = cmcr_tensors_set_meta(ts, "cmcr.data_hash", hash);
+    if (!st) st = cmcr_tensors_set_meta(ts, "cmcr.data", t->provenance);
+    free(cfg);
+    return st;
+}
+
+cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path)
+{
+    const cmcr_model *m = t->model;
+    cmcr_tensors *ts = cmcr_tensors_new();
+    if (!ts) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    int64_t nbt[4] = {m->heads[0].nbt1, m->heads[0].nbt2, m->heads[1].nbt1, m->heads[1].nbt2}, four[1] = {4};
+    cmcr_status st = add_f32(ts, "params", m->params, m->nparams);
+    if (!st) st = add_f32(ts, "buffers", m->buffers, m->nbuffers);
+    if (!st) st = add_f32(ts, "adam_m", t->adam_m, m->nparams);
+    if (!st) st = add_f32(ts, "adam_v", t->adam_v, m->nparams);
+    if (!st) st = cmcr_tensors_add(ts, "num_batches_tracked", CMCR_I64, 1, four, nbt);
+    if (!st) st = checkpoint_meta(t, ts);
+    if (!st) st = cmcr_tensors_save(ts, path, CMCR_FORMAT_SAFETENSORS);
+    cmcr_tensors_free(ts);
+    if (!st) cmcr_log(CMCR_LOG_DEBUG, "checkpoint at step %lld written to %s", (long long)t->step, path);
+    return st;
+}
+
+static cmcr_status copy_array(const cmcr_tensors *ts, const char *name, void *dst, size_t n, cmcr_dtype dt,
+                              const char *path)
+{
+    const cmcr_tensor *x = cmcr_tensors_find(ts, name);
+    if (!x || x->dtype != dt || x->ndim != 1 || (size_t)x->shape[0] != n)
+        return cmcr_fail(CMCR_EFORMAT, "%s: checkpoint tensor '%s' is missing or is not %s[%zu] (does it belong to "
+                         "another model shape?)", path, name, cmcr_dtype_name(dt), n);
+    memcpy(dst, x->data, x->nbytes);
+    return CMCR_OK;
+}
+
+static cmcr_status check_compatible(const cmcr_trainer *t, const cmcr_tensors *ts, const char *path)
+{
+    const char *cfg = cmcr_tensors_get_meta(ts, "cmcr.train_config"), *hash = cmcr_tensors_get_meta(ts, "cmcr.data_hash");
+    if (!cmcr_tensors_get_meta(ts, "cmcr.checkpoint") || !cfg || !hash)
+        return cmcr_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
+    char *mine = cmcr_train_params_to_json(&t->p), want[32];
+    if (!mine) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    int same = strcmp(mine, cfg) == 0;
+    free(mine);
+    if (!same) return cmcr_fail(CMCR_EINVAL, "%s: the checkpoint was written with other training parameters: %s", path, cfg);
+    snprintf(want, sizeof want, "%016" PRIx64, t->data_hash);
+    if (strcmp(want, hash) != 0)
+        return cmcr_fail(CMCR_EINVAL, "%s: the checkpoint was trained on other data (hash %s, these inputs %s)", path,
+                         hash, want);
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
+{
+    cmcr_tensors *ts;
+    cmcr_status st = cmcr_tensors_load(path, CMCR_FORMAT_SAFETENSORS, &ts);
+    if (st) return st;
+    cmcr_model *m = t->model;
+    int64_t nbt[4];
+    const char *step = cmcr_tensors_get_meta(ts, "cmcr.step");
+    st = check_compatible(t, ts, path);
+    if (!st) st = copy_array(ts, "params", m->params, m->nparams, CMCR_F32, path);
+    if (!st) st = copy_array(ts, "buffers", m->buffers, m->nbuffers, CMCR_F32, path);
+    if (!st) st = copy_array(ts, "adam_m", t->adam_m, m->nparams, CMCR_F32, path);
+    if (!st) st = copy_array(ts, "adam_v", t->adam_v, m->nparams, CMCR_F32, path);
+    if (!st) st = copy_array(ts, "num_batches_tracked", nbt, 4, CMCR_I64, path);
+    if (!st && !step) st = cmcr_fail(CMCR_EFORMAT, "%s: checkpoint has no step", path);
+    if (!st) {
+        t->step = strtoll(step, NULL, 10);
+        if (t->step < 0 || t->step > t->total_steps)
+            st = cmcr_fail(CMCR_EFORMAT, "%s: step %lld is outside this run's %lld steps", path, (long long)t->step,
+                           (long long)t->total_steps);
+    }
+    if (!st) {
+        m->heads[0].nbt1 = nbt[0];
+        m->heads[0].nbt2 = nbt[1];
+        m->heads[1].nbt1 = nbt[2];
+        m->heads[1].nbt2 = nbt[3];
+        t->perm_epoch = -1;
+    }
+    cmcr_tensors_free(ts);
+    return st;
+}
+
+cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **provenance, int64_t *step)
+{
+    cmcr_tensors *ts;
+    cmcr_status st = cmcr_tensors_load(path, CMCR_FORMAT_SAFETENSORS, &ts);
+    if (st) return st;
+    const char *cfg = cmcr_tensors_get_meta(ts, "cmcr.train_config"), *prov = cmcr_tensors_get_meta(ts, "cmcr.data"),
+               *s = cmcr_tensors_get_meta(ts, "cmcr.step");
+    if (!cfg || !s) st = cmcr_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
+    if (!st) st = cmcr_train_params_from_json(cfg, p);
+    if (st == CMCR_EFORMAT && cfg) cmcr_fail_prefix(st, path);
+    if (!st && provenance) {
+        *provenance = cmcr_strdup(prov ? prov : "{}");
+        if (!*provenance) st = cmcr_fail(CMCR_ENOMEM, "out of memory");
+    }
+    if (!st && step) *step = strtoll(s, NULL, 10);
+    cmcr_tensors_free(ts);
+    return st;
+}

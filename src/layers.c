@@ -1,0 +1,225 @@
+/* layers.c - forward/backward of Linear, BatchNorm1d(+ReLU), L2 normalisation, symmetric
+ * InfoNCE and the intra-MCR distance. Column reductions are partitioned by column across
+ * threads and run over rows in a fixed order, so results do not depend on the thread count. */
+#include "layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t B, int64_t in, int64_t out)
+{
+    #pragma omp parallel for schedule(static) if (B * out > 65536)
+    for (int64_t r = 0; r < B; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
+                1.0f, y, (int)out);
+}
+
+/* sum[j] += sum_i a[i][j] (when sum) and sumb[j] += sum_i a[i][j] * b[i][j] (when b), in
+ * double; columns are split across threads, rows summed in order: deterministic. */
+static void column_sums(const float *a, const float *b, double *sum, double *sumb, int64_t B, int64_t n)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < n; j0 += 64) {
+        int64_t j1 = j0 + 64 < n ? j0 + 64 : n;
+        double s[64] = {0}, sb[64] = {0};
+        for (int64_t i = 0; i < B; i++) {
+            const float *ra = a + i * n;
+            if (sum)
+                for (int64_t j = j0; j < j1; j++) s[j - j0] += ra[j];
+            if (b) {
+                const float *rb = b + i * n;
+                for (int64_t j = j0; j < j1; j++) sb[j - j0] += (double)ra[j] * rb[j];
+            }
+        }
+        for (int64_t j = j0; j < j1; j++) {
+            if (sum) sum[j] += s[j - j0];
+            if (b) sumb[j] += sb[j - j0];
+        }
+    }
+}
+
+void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int64_t B,
+                     int64_t in, int64_t out, double *work)
+{
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)B, 1.0f, dy, (int)out, x, (int)in,
+                1.0f, dw, (int)in);
+    if (db) {
+        memset(work, 0, sizeof(double) * (size_t)out);
+        column_sums(dy, NULL, work, NULL, B, out);
+        for (int64_t j = 0; j < out; j++) db[j] += (float)work[j];
+    }
+    if (dx)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)in, (int)out, 1.0f, dy, (int)out, w,
+                    (int)in, 0.0f, dx, (int)in);
+}
+
+void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma, const float *beta, float *run_mean,
+                       float *run_var, float momentum, float eps, int relu, int64_t B, int64_t n, double *work)
+{
+    double *mean = work, *sq = work + n;
+    memset(work, 0, sizeof(double) * (size_t)(2 * n));
+    column_sums(h, NULL, mean, NULL, B, n);
+    for (int64_t j = 0; j < n; j++) mean[j] /= (double)B;
+    /* Two-pass variance: subtract the mean first (numerically stable). */
+    #pragma omp parallel for schedule(static) if (B * n > 65536)
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t j = 0; j < n; j++) xhat[i * n + j] = (float)(h[i * n + j] - mean[j]);
+    column_sums(xhat, xhat, NULL, sq, B, n);
+    for (int64_t j = 0; j < n; j++) {
+        double v = sq[j] / (double)B;
+        invstd[j] = (float)(1.0 / sqrt(v + eps));
+        run_mean[j] = (float)((1 - momentum) * run_mean[j] + momentum * mean[j]);
+        run_var[j] = (float)((1 - momentum) * run_var[j] + momentum * v * (double)B / (double)(B - 1));
+    }
+    #pragma omp parallel for schedule(static) if (B * n > 65536)
+    for (int64_t i = 0; i < B; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            float xh = xhat[i * n + j] * invstd[j];
+            float y = gamma[j] * xh + beta[j];
+            xhat[i * n + j] = xh;
+            h[i * n + j] = relu && y < 0 ? 0.0f : y;
+        }
+    }
+}
+
+void batchnorm_backward(float *dy, const float *y, const float *xhat, const float *invstd, const float *gamma,
+                        float *dgamma, float *dbeta, int relu, int64_t B, int64_t n, double *work)
+{
+    if (relu) {
+        #pragma omp parallel for schedule(static) if (B * n > 65536)
+        for (int64_t i = 0; i < B; i++)
+            for (int64_t j = 0; j < n; j++)
+                if (!(y[i * n + j] > 0)) dy[i * n + j] = 0.0f;
+    }
+    double *s = work, *sx = work + n;
+    memset(work, 0, sizeof(double) * (size_t)(2 * n));
+    column_sums(dy, xhat, s, sx, B, n); /* s = sum dy, sx = sum dy * xhat */
+    for (int64_t j = 0; j < n; j++) {
+        dbeta[j] += (float)s[j];
+        dgamma[j] += (float)sx[j];
+    }
+    #pragma omp parallel for schedule(static) if (B * n > 65536)
+    for (int64_t i = 0; i < B; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            double g = (double)gamma[j] * invstd[j] / (double)B;
+            dy[i * n + j] = (float)(g * ((double)B * dy[i * n + j] - s[j] - xhat[i * n + j] * sx[j]));
+        }
+    }
+}
+
+void normalize_forward(float *z, float *norms, int64_t B, int64_t n)
+{
+    #pragma omp parallel for schedule(static) if (B * n > 65536)
+    for (int64_t i = 0; i < B; i++) {
+        float *p = z + i * n;
+        double ss = 0;
+        for (int64_t j = 0; j < n; j++) ss += (double)p[j] * p[j];
+        double nr = sqrt(ss);
+        norms[i] = (float)nr;
+        float inv = (float)(1.0 / (nr > 1e-12 ? nr : 1e-12));
+        for (int64_t j = 0; j < n; j++) p[j] *= inv;
+    }
+}
+
+void normalize_backward(float *dz, const float *z, const float *norms, int64_t B, int64_t n)
+{
+    #pragma omp parallel for schedule(static) if (B * n > 65536)
+    for (int64_t i = 0; i < B; i++) {
+        float *d = dz + i * n;
+        const float *p = z + i * n;
+        if (!(norms[i] > 1e-12)) { /* below the clamp: z = x / 1e-12, a linear map */
+            for (int64_t j = 0; j < n; j++) d[j] = (float)(d[j] / 1e-12);
+            continue;
+        }
+        double dot = 0;
+        for (int64_t j = 0; j < n; j++) dot += (double)p[j] * d[j];
+        double inv = 1.0 / norms[i];
+        for (int64_t j = 0; j < n; j++) d[j] = (float)((d[j] - p[j] * dot) * inv);
+    }
+}
+
+/* Row-wise log-softmax statistics: rmax[i], rlse[i] = log sum_j exp(l_ij - rmax[i]). */
+static void row_lse(const float *l, double *lse, int64_t B)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < B; i++) {
+        const float *r = l + i * B;
+        float mx = r[0];
+        for (int64_t j = 1; j < B; j++) mx = r[j] > mx ? r[j] : mx;
+        double s = 0;
+        for (int64_t j = 0; j < B; j++) s += exp((double)r[j] - mx);
+        lse[i] = mx + log(s);
+    }
+}
+
+/* Column-wise log-sum-exp, columns partitioned across threads. */
+static void col_lse(const float *l, double *lse, int64_t B)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < B; j0 += 64) {
+        int64_t j1 = j0 + 64 < B ? j0 + 64 : B;
+        float mx[64];
+        double s[64] = {0};
+        for (int64_t j = j0; j < j1; j++) mx[j - j0] = l[j];
+        for (int64_t i = 1; i < B; i++)
+            for (int64_t j = j0; j < j1; j++) mx[j - j0] = l[i * B + j] > mx[j - j0] ? l[i * B + j] : mx[j - j0];
+        for (int64_t i = 0; i < B; i++)
+            for (int64_t j = j0; j < j1; j++) s[j - j0] += exp((double)l[i * B + j] - mx[j - j0]);
+        for (int64_t j = j0; j < j1; j++) lse[j] = mx[j - j0] + log(s[j - j0]);
+    }
+}
+
+double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, double tau, double scale,
+               int64_t B, int64_t n, double *work)
+{
+    double *rl = work, *cl = work + B;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)B, (int)n, (float)(1.0 / tau), za, (int)n, zb,
+                (int)n, 0.0f, logits, (int)B);
+    row_lse(logits, rl, B);
+    col_lse(logits, cl, B);
+    double loss = 0;
+    for (int64_t i = 0; i < B; i++) loss += (rl[i] - logits[i * B + i]) + (cl[i] - logits[i * B + i]);
+    loss /= 2.0 * (double)B;
+    /* dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [i == j]) / (2B); scaled by 1/tau
+     * for the chain rule through logits = za zb^T / tau. */
+    double c = scale / (2.0 * (double)B * tau);
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < B; i++) {
+        for (int64_t j = 0; j < B; j++) {
+            double l = logits[i * B + j];
+            double g = exp(l - rl[i]) + exp(l - cl[j]) - (i == j ? 2.0 : 0.0);
+            logits[i * B + j] = (float)(g * c);
+        }
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n, (int)B, 1.0f, logits, (int)B, zb, (int)n,
+                1.0f, dza, (int)n);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)B, 1.0f, logits, (int)B, za, (int)n,
+                1.0f, dzb, (int)n);
+    return loss;
+}
+
+double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int squared, double scale, int64_t B,
+                  int64_t n, double *work)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < B; i++) {
+        const float *a = zs + i * n, *b = zx + i * n;
+        double ss = 0;
+        for (int64_t j = 0; j < n; j++) ss += ((double)a[j] - b[j]) * ((double)a[j] - b[j]);
+        double d = sqrt(ss);
+        work[i] = squared ? ss : d;
+        /* d|a-b|/da = (a-b)/|a-b| (0 where a == b, as PyTorch's norm backward); squared: 2(a-b). */
+        double g = squared ? 2.0 : (d > 0 ? 1.0 / d : 0.0);
+        g *= scale / (double)B;
+        for (int64_t j = 0; j < n; j++) {
+            float v = (float)(g * ((double)a[j] - b[j]));
+            dzs[i * n + j] += v;
+            dzx[i * n + j] -= v;
+        }
+    }
+    double total = 0;
+    for (int64_t i = 0; i < B; i++) total += work[i]; /* in order: deterministic */
+    return total / (double)B;
+}

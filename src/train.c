@@ -1,0 +1,501 @@
+/* train.c - C-MCR training: pseudo embeddings (semantic consistency), noisy batches
+ * (semantic completion), projectors in training mode, inter-MCR InfoNCE on the native and
+ * pseudo pairs, intra-MCR alignment, Adam/AdamW with warm-up and cosine decay. */
+#include "train.h"
+#include "layers.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+cmcr_train_params cmcr_train_default_params(void)
+{
+    cmcr_train_params p;
+    memset(&p, 0, sizeof p);
+    cmcr_preset_shape("clap-clip", &p.shape_a);
+    p.shape_b = p.shape_a;
+    p.tau_mem = 0.01;
+    p.sigma2 = 0.004;
+    p.tau = 0.01;
+    p.lambda_intra = 0.1;
+    p.consistency = p.completion = p.intra = p.pseudo_pair = 1;
+    p.batch = 4096;
+    p.epochs = 20;
+    p.lr = 1e-3;
+    p.cosine = 1;
+    p.beta1 = 0.9;
+    p.beta2 = 0.999;
+    p.adam_eps = 1e-8;
+    p.bn_momentum = 0.1;
+    p.seed = 1;
+    p.checkpoint_every = 50;
+    return p;
+}
+
+/* ------------------------------------------------------------------ validation */
+
+static cmcr_status check_range(double v, double lo, double hi, const char *name)
+{
+    if (!(v >= lo && v <= hi))
+        return cmcr_fail(CMCR_EINVAL, "%s must be between %g and %g, not %g", name, lo, hi, v);
+    return CMCR_OK;
+}
+
+static cmcr_status check_params(const cmcr_train_params *p)
+{
+    cmcr_status st;
+    if ((st = cmcr_check_head_shape(&p->shape_a, "projector A")) || (st = cmcr_check_head_shape(&p->shape_b, "projector B")))
+        return st;
+    if (p->shape_a.out_dim != p->shape_b.out_dim)
+        return cmcr_fail(CMCR_ESHAPE, "projectors A and B must share the output width (%lld vs %lld)",
+                         (long long)p->shape_a.out_dim, (long long)p->shape_b.out_dim);
+    if ((st = check_range(p->tau_mem, 1e-6, 1e6, "tau_mem")) || (st = check_range(p->tau, 1e-6, 1e6, "tau")) ||
+        (st = check_range(p->sigma2, 0, 100, "sigma2")) || (st = check_range(p->lambda_intra, 0, 1e6, "lambda")) ||
+        (st = check_range(p->lr, 1e-12, 10, "learning rate")) || (st = check_range(p->min_lr, 0, p->lr, "min_lr")) ||
+        (st = check_range(p->weight_decay, 0, 10, "weight decay")) ||
+        (st = check_range(p->beta1, 0, 0.999999, "beta1")) || (st = check_range(p->beta2, 0, 0.999999999, "beta2")) ||
+        (st = check_range(p->adam_eps, 1e-30, 1, "adam eps")) ||
+        (st = check_range(p->bn_momentum, 0, 1, "BatchNorm momentum")))
+        return st;
+    if (p->batch < 2) return cmcr_fail(CMCR_EINVAL, "batch must be at least 2 (BatchNorm needs 2 rows), not %lld",
+                                       (long long)p->batch);
+    if (p->epochs < 1) return cmcr_fail(CMCR_EINVAL, "epochs must be at least 1");
+    if (p->warmup_steps < 0 || p->checkpoint_every < 0 || p->agg_top_k < 0 || p->threads < 0)
+        return cmcr_fail(CMCR_EINVAL, "warm-up steps, checkpoint interval, top-k and threads must be >= 0");
+    return CMCR_OK;
+}
+
+static cmcr_status check_matrix(const float *x, int64_t rows, int64_t cols, const char *name)
+{
+    if (!x || rows < 1) return cmcr_fail(CMCR_EINVAL, "%s is empty", name);
+    int64_t bad = cmcr_find_nonfinite_row(x, rows, cols);
+    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "%s: row %lld contains NaN or Inf", name, (long long)bad);
+    return CMCR_OK;
+}
+
+static cmcr_status check_data(const cmcr_train_params *p, const cmcr_train_data *d)
+{
+    cmcr_status st;
+    if (d->n_overlap < 2) return cmcr_fail(CMCR_EINVAL, "the overlap set needs at least 2 rows, has %lld",
+                                           (long long)d->n_overlap);
+    if (d->dim_a != p->shape_a.in_dim)
+        return cmcr_fail(CMCR_ESHAPE, "overlap-a rows are %lld wide but projector A expects %lld", (long long)d->dim_a,
+                         (long long)p->shape_a.in_dim);
+    if (d->dim_b != p->shape_b.in_dim)
+        return cmcr_fail(CMCR_ESHAPE, "overlap-b rows are %lld wide but projector B expects %lld", (long long)d->dim_b,
+                         (long long)p->shape_b.in_dim);
+    if ((st = check_matrix(d->overlap_a, d->n_overlap, d->dim_a, "overlap-a")) ||
+        (st = check_matrix(d->overlap_b, d->n_overlap, d->dim_b, "overlap-b")))
+        return st;
+    if (p->consistency && d->pseudo_a && d->pseudo_b) {
+        if ((st = check_matrix(d->pseudo_a, d->n_overlap, d->dim_a, "pseudo-a"))) return st;
+        return check_matrix(d->pseudo_b, d->n_overlap, d->dim_b, "pseudo-b");
+    }
+    if (p->consistency &&
+        ((st = check_matrix(d->memory_a, d->n_memory_a, d->dim_a, "memory-a")) ||
+         (st = check_matrix(d->memory_b, d->n_memory_b, d->dim_b, "memory-b"))))
+        return st;
+    return CMCR_OK;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static float *normalized_copy(const float *x, int64_t rows, int64_t cols)
+{
+    float *y = cmcr_xmalloc((size_t)(rows * cols) * sizeof(float));
+    if (!y) return NULL;
+    memcpy(y, x, (size_t)(rows * cols) * sizeof(float));
+    cmcr_normalize_rows(y, rows, cols);
+    return y;
+}
+
+static uint64_t data_hash(const cmcr_train_data *d, int consistency)
+{
+    uint64_t h = cmcr_hash_bytes(d->overlap_a, (size_t)(d->n_overlap * d->dim_a) * sizeof(float), 1);
+    h = cmcr_hash_bytes(d->overlap_b, (size_t)(d->n_overlap * d->dim_b) * sizeof(float), h);
+    if (consistency && d->pseudo_a && d->pseudo_b) {
+        h = cmcr_hash_bytes(d->pseudo_a, (size_t)(d->n_overlap * d->dim_a) * sizeof(float), h);
+        h = cmcr_hash_bytes(d->pseudo_b, (size_t)(d->n_overlap * d->dim_b) * sizeof(float), h);
+    } else if (consistency) {
+        h = cmcr_hash_bytes(d->memory_a, (size_t)(d->n_memory_a * d->dim_a) * sizeof(float), h);
+        h = cmcr_hash_bytes(d->memory_b, (size_t)(d->n_memory_b * d->dim_b) * sizeof(float), h);
+    }
+    return h;
+}
+
+/* Pseudo embeddings x_A (from memory A) and y_B (from memory B), or s itself when off. */
+static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
+{
+    if (!t->p.consistency) {
+        t->data[IN_XA] = t->data[IN_SA];
+        t->data[IN_YB] = t->data[IN_SB];
+        return CMCR_OK;
+    }
+    if (d->pseudo_a && d->pseudo_b) {
+        t->data[IN_XA] = normalized_copy(d->pseudo_a, t->n, t->dim[0]);
+        t->data[IN_YB] = normalized_copy(d->pseudo_b, t->n, t->dim[1]);
+        if (!t->data[IN_XA] || !t->data[IN_YB]) return cmcr_fail(CMCR_ENOMEM, "out of memory for pseudo embeddings");
+        return CMCR_OK;
+    }
+    cmcr_aggregate_params ap = cmcr_aggregate_default_params();
+    ap.tau_mem = t->p.tau_mem;
+    ap.top_k = t->p.agg_top_k;
+    const float *mem[2] = {d->memory_a, d->memory_b};
+    const int64_t nm[2] = {d->n_memory_a, d->n_memory_b};
+    for (int s = 0; s < 2; s++) {
+        int k = s == 0 ? IN_XA : IN_YB, hit = 0;
+        t->data[k] = cmcr_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
+        if (!t->data[k]) return cmcr_fail(CMCR_ENOMEM, "out of memory for pseudo embeddings");
+        cmcr_status st = cmcr_aggregate_cached(t->p.cache_dir, t->data[k - 1], t->n, mem[s], nm[s], t->dim[s], &ap,
+                                               t->data[k], &hit);
+        if (st) return st;
+        cmcr_log(CMCR_LOG_INFO, "pseudo %s embeddings: %s", s == 0 ? "x_A" : "y_B",
+                 hit ? "from the cache" : "computed");
+    }
+    return CMCR_OK;
+}
+
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* Carve the float workspace out of one allocation. */
+static cmcr_status alloc_workspace(cmcr_trainer *t)
+{
+    int64_t B = t->batch, out = t->p.shape_a.out_dim;
+    const cmcr_head_shape *sh[2] = {&t->p.shape_a, &t->p.shape_b};
+    int64_t hid[2], maxhid = 0;
+    for (int s = 0; s < 2; s++) {
+        hid[s] = sh[s]->layers == 2 ? sh[s]->hidden : sh[s]->out_dim;
+        maxhid = max64(maxhid, hid[s]);
+    }
+    size_t total = 0;
+    for (int k = 0; k < 4; k++) {
+        int s = k / 2;
+        total += (size_t)(B * t->dim[s]);                      /* in */
+        total += (size_t)(2 * B * hid[s] + hid[s]);            /* a1, xhat1, invstd1 */
+        total += (size_t)(2 * B * out + out + B);              /* xhat2, z, invstd2, norms */
+        total += (size_t)(B * out);                            /* dz */
+    }
+    total += (size_t)(B * maxhid + B * B);                     /* da, logits */
+    t->slab = cmcr_xmalloc(total * sizeof(float));
+    t->work = cmcr_xmalloc(sizeof(double) * (size_t)(2 * max64(max64(maxhid, out), B)));
+    if (!t->slab || !t->work)
+        return cmcr_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of training workspace (batch %lld)",
+                         (double)total * 4 / 1048576.0, (long long)B);
+    float *p = t->slab;
+    for (int k = 0; k < 4; k++) {
+        int s = k / 2;
+        head_cache *c = &t->cache[k];
+        t->in[k] = p; p += B * t->dim[s];
+        c->a1 = p; p += B * hid[s];
+        c->xhat1 = p; p += B * hid[s];
+        c->invstd1 = p; p += hid[s];
+        c->xhat2 = p; p += B * out;
+        c->z = p; p += B * out;
+        c->invstd2 = p; p += out;
+        c->norms = p; p += B;
+        t->dz[k] = p; p += B * out;
+    }
+    t->da = p; p += B * maxhid;
+    t->logits = p;
+    return CMCR_OK;
+}
+
+static cmcr_status alloc_state(cmcr_trainer *t)
+{
+    cmcr_status st = cmcr_model_new(&t->p.shape_a, &t->p.shape_b, t->p.seed, &t->model);
+    if (st) return st;
+    size_t n = t->model->nparams;
+    t->grad = calloc(n, sizeof(float));
+    t->adam_m = calloc(n, sizeof(float));
+    t->adam_v = calloc(n, sizeof(float));
+    t->perm = malloc((size_t)t->n * sizeof(int64_t));
+    if (!t->grad || !t->adam_m || !t->adam_v || !t->perm)
+        return cmcr_fail(CMCR_ENOMEM, "out of memory for the optimizer state");
+    const cmcr_head_shape *sh[2] = {&t->p.shape_a, &t->p.shape_b};
+    float *g = t->grad;
+    for (int s = 0; s < 2; s++) {
+        cmcr_head_bind(&t->grad_heads[s], sh[s], g, NULL);
+        g += cmcr_head_param_count(sh[s]);
+    }
+    t->perm_epoch = -1;
+    return alloc_workspace(t);
+}
+
+static void apply_threads(int threads)
+{
+    if (threads <= 0) return;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+}
+
+cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *d, cmcr_trainer **out)
+{
+    *out = NULL;
+    cmcr_status st;
+    if ((st = check_params(p)) || (st = check_data(p, d))) return st;
+    apply_threads(p->threads);
+    cmcr_trainer *t = calloc(1, sizeof *t);
+    if (!t) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    t->p = *p;
+    t->n = d->n_overlap;
+    t->dim[0] = d->dim_a;
+    t->dim[1] = d->dim_b;
+    t->batch = p->batch < t->n ? p->batch : t->n;
+    if (t->batch < p->batch)
+        cmcr_log(CMCR_LOG_WARN, "batch %lld is larger than the %lld overlap rows: using %lld", (long long)p->batch,
+                 (long long)t->n, (long long)t->batch);
+    t->steps_per_epoch = t->n / t->batch; /* the last partial batch of an epoch is dropped */
+    t->total_steps = t->steps_per_epoch * p->epochs;
+    t->data_hash = data_hash(d, p->consistency);
+    t->provenance = cmcr_strdup(d->provenance ? d->provenance : "{}");
+    t->data[IN_SA] = normalized_copy(d->overlap_a, t->n, t->dim[0]);
+    t->data[IN_SB] = normalized_copy(d->overlap_b, t->n, t->dim[1]);
+    if (!t->provenance || !t->data[IN_SA] || !t->data[IN_SB]) st = cmcr_fail(CMCR_ENOMEM, "out of memory copying the overlap set");
+    if (!st) st = build_pseudo(t, d);
+    if (!st) st = alloc_state(t);
+    if (st) {
+        cmcr_trainer_free(t);
+        return st;
+    }
+    *out = t;
+    return CMCR_OK;
+}
+
+void cmcr_trainer_free(cmcr_trainer *t)
+{
+    if (!t) return;
+    if (t->data[IN_XA] != t->data[IN_SA]) free(t->data[IN_XA]);
+    if (t->data[IN_YB] != t->data[IN_SB]) free(t->data[IN_YB]);
+    free(t->data[IN_SA]);
+    free(t->data[IN_SB]);
+    cmcr_model_free(t->model);
+    free(t->grad);
+    free(t->adam_m);
+    free(t->adam_v);
+    free(t->perm);
+    free(t->slab);
+    free(t->work);
+    free(t->provenance);
+    free(t);
+}
+
+const cmcr_model *cmcr_trainer_model(const cmcr_trainer *t) { return t->model; }
+int64_t cmcr_trainer_step(const cmcr_trainer *t) { return t->step; }
+
+/* ------------------------------------------------------------------ one step */
+
+static void head_forward(cmcr_head *h, head_cache *c, const float *x, int64_t B, float momentum, double *work)
+{
+    int64_t hid = h->hid, out = h->shape.out_dim;
+    c->x = x;
+    linear_forward(c->a1, x, h->w1, h->b1, B, h->shape.in_dim, hid);
+    batchnorm_forward(c->a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, B, hid,
+                      work);
+    h->nbt1++;
+    if (h->shape.layers == 2) {
+        linear_forward(c->z, c->a1, h->w2, h->b2, B, hid, out);
+        batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, B, out,
+                          work);
+        h->nbt2++;
+    } else {
+        memcpy(c->z, c->a1, (size_t)(B * out) * sizeof(float));
+    }
+    normalize_forward(c->z, c->norms, B, out);
+}
+
+/* dz: gradient w.r.t. the normalised output (consumed). Accumulates into g.
+ * Every Linear here feeds a BatchNorm, which subtracts the batch mean: the Linear bias has
+ * an exactly zero gradient. We leave it at zero instead of summing rounding noise, which
+ * Adam would amplify (it normalises the step) into a random walk of the bias and of the
+ * running mean that follows it; PyTorch does take those noise steps. */
+static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz, float *da, int64_t B,
+                          double *work)
+{
+    int64_t hid = h->hid, out = h->shape.out_dim, in = h->shape.in_dim;
+    normalize_backward(dz, c->z, c->norms, B, out);
+    float *dfirst = dz; /* gradient w.r.t. the first block's output a1 */
+    if (h->shape.layers == 2) {
+        batchnorm_backward(dz, NULL, c->xhat2, c->invstd2, h->g2, g->g2, g->be2, 0, B, out, work);
+        linear_backward(da, g->w2, NULL, dz, c->a1, h->w2, B, hid, out, work);
+        dfirst = da;
+    }
+    batchnorm_backward(dfirst, c->a1, c->xhat1, c->invstd1, h->g1, g->g1, g->be1, 1, B, hid, work);
+    linear_backward(NULL, g->w1, NULL, dfirst, c->x, h->w1, B, in, hid, work);
+}
+
+static int uses_pseudo(const cmcr_train_params *p) { return p->pseudo_pair || p->intra; }
+
+train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
+{
+    const cmcr_train_params *p = &t->p;
+    int64_t out = p->shape_a.out_dim;
+    int pseudo = uses_pseudo(p);
+    train_loss L = {0, 0, 0, 0};
+    memset(t->grad, 0, t->model->nparams * sizeof(float));
+    for (int k = 0; k < 4; k++) {
+        if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
+        head_forward(&t->model->heads[k / 2], &t->cache[k], t->in[k], B, (float)p->bn_momentum, t->work);
+        memset(t->dz[k], 0, (size_t)(B * out) * sizeof(float));
+    }
+    head_cache *c = t->cache;
+    L.native = infonce(c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], t->logits, p->tau, 1.0, B, out, t->work);
+    if (p->pseudo_pair)
+        L.pseudo = infonce(c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], t->logits, p->tau, 1.0, B, out, t->work);
+    if (p->intra) {
+        L.intra = intra_loss(c[IN_SA].z, c[IN_XA].z, t->dz[IN_SA], t->dz[IN_XA], p->intra_squared, p->lambda_intra, B,
+                             out, t->work);
+        L.intra += intra_loss(c[IN_SB].z, c[IN_YB].z, t->dz[IN_SB], t->dz[IN_YB], p->intra_squared, p->lambda_intra,
+                              B, out, t->work);
+    }
+    L.total = L.native + L.pseudo + p->lambda_intra * L.intra;
+    for (int k = 0; k < 4; k++) {
+        if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
+        head_backward(&t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->da, B, t->work);
+    }
+    return L;
+}
+
+void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise)
+{
+    double std = sqrt(t->p.sigma2);
+    for (int k = 0; k < 4; k++) {
+        int64_t w = t->dim[k / 2];
+        float *dst = t->in[k];
+        const float *src = t->data[k];
+        #pragma omp parallel for schedule(static)
+        for (int64_t r = 0; r < B; r++) {
+            float *row = dst + r * w;
+            memcpy(row, src + idx[r] * w, (size_t)w * sizeof(float));
+            if (!t->p.completion) continue;
+            if (noise) {
+                for (int64_t j = 0; j < w; j++) row[j] += noise[k][r * w + j];
+            } else {
+                cmcr_rng rng;
+                cmcr_rng_seed(&rng, cmcr_seed_mix(t->p.seed, 0x6e6f697365ull + (uint64_t)t->step, (uint64_t)k,
+                                                  (uint64_t)r));
+                float buf[64];
+                for (int64_t j0 = 0; j0 < w; j0 += 64) {
+                    int64_t n = w - j0 < 64 ? w - j0 : 64;
+                    cmcr_rng_fill_normal(&rng, buf, n, std);
+                    for (int64_t j = 0; j < n; j++) row[j0 + j] += buf[j];
+                }
+            }
+        }
+        if (t->p.completion) cmcr_normalize_rows(dst, B, w);
+    }
+}
+
+double cmcr_train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps)
+{
+    if (p->warmup_steps > 0 && step <= p->warmup_steps) return p->lr * (double)step / (double)p->warmup_steps;
+    if (!p->cosine) return p->lr;
+    int64_t span = total_steps - p->warmup_steps;
+    double progress = span > 0 ? (double)(step - 1 - p->warmup_steps) / (double)span : 0.0;
+    if (progress < 0) progress = 0;
+    return p->min_lr + (p->lr - p->min_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+}
+
+/* Adam/AdamW on one segment of the flat parameter array, as torch.optim.Adam(W) computes it. */
+static void adam_segment(const cmcr_train_params *p, float *w, const float *g, float *m, float *v, int64_t n,
+                         double lr, double wd, int64_t step)
+{
+    double bc1 = 1.0 - pow(p->beta1, (double)step), bc2 = 1.0 - pow(p->beta2, (double)step);
+    double step_size = lr / bc1, bc2_sqrt = sqrt(bc2);
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        double gi = g[i];
+        if (wd != 0 && !p->adamw) gi += wd * w[i];
+        if (wd != 0 && p->adamw) w[i] = (float)(w[i] * (1.0 - lr * wd));
+        m[i] = (float)(p->beta1 * m[i] + (1.0 - p->beta1) * gi);
+        v[i] = (float)(p->beta2 * v[i] + (1.0 - p->beta2) * gi * gi);
+        double denom = sqrt((double)v[i]) / bc2_sqrt + p->adam_eps;
+        w[i] = (float)(w[i] - step_size * m[i] / denom);
+    }
+}
+
+void cmcr_train_adam(cmcr_trainer *t, int64_t step, double lr)
+{
+    float *w = t->model->params;
+    size_t off = 0;
+    for (int s = 0; s < 2; s++) {
+        const cmcr_head *h = &t->model->heads[s];
+        int64_t seg[4] = {h->hid * h->shape.in_dim, 3 * h->hid, 0, 0};
+        if (h->shape.layers == 2) {
+            seg[2] = h->shape.out_dim * h->hid;
+            seg[3] = 3 * h->shape.out_dim;
+        }
+        for (int k = 0; k < 4; k++) { /* weight decay on Linear weights (even k) only */
+            double wd = (k % 2 == 0) ? t->p.weight_decay : 0.0;
+            adam_segment(&t->p, w + off, t->grad + off, t->adam_m + off, t->adam_v + off, seg[k], lr, wd, step);
+            off += (size_t)seg[k];
+        }
+    }
+}
+
+static void ensure_perm(cmcr_trainer *t, int64_t epoch)
+{
+    if (t->perm_epoch == epoch) return;
+    cmcr_rng r;
+    cmcr_rng_seed(&r, cmcr_seed_mix(t->p.seed, 0x7065726dull, (uint64_t)epoch, 0));
+    for (int64_t i = 0; i < t->n; i++) t->perm[i] = i;
+    for (int64_t i = t->n - 1; i > 0; i--) { /* Fisher-Yates */
+        int64_t j = (int64_t)cmcr_rng_below(&r, (uint64_t)i + 1), tmp = t->perm[i];
+        t->perm[i] = t->perm[j];
+        t->perm[j] = tmp;
+    }
+    t->perm_epoch = epoch;
+}
+
+static train_loss step_once(cmcr_trainer *t, double *lr)
+{
+    int64_t epoch = t->step / t->steps_per_epoch, pos = t->step % t->steps_per_epoch;
+    ensure_perm(t, epoch);
+    cmcr_train_make_batch(t, t->perm + pos * t->batch, t->batch, NULL);
+    train_loss L = cmcr_train_forward_backward(t, t->batch);
+    *lr = cmcr_train_lr(&t->p, t->step + 1, t->total_steps);
+    cmcr_train_adam(t, t->step + 1, *lr);
+    t->step++;
+    return L;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static cmcr_status save_if_wanted(const cmcr_trainer *t, int force)
+{
+    if (!t->p.checkpoint_path) return CMCR_OK;
+    if (!force && (t->p.checkpoint_every <= 0 || t->step % t->p.checkpoint_every != 0)) return CMCR_OK;
+    return cmcr_trainer_save_checkpoint(t, t->p.checkpoint_path);
+}
+
+cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user)
+{
+    double start = now_seconds();
+    cmcr_status st = CMCR_OK;
+    while (t->step < t->total_steps) {
+        double t0 = now_seconds(), lr;
+        train_loss L = step_once(t, &lr);
+        if (!isfinite(L.total))
+            return cmcr_fail(CMCR_EVALUE, "loss became %g at step %lld (try a lower learning rate)", L.total,
+                             (long long)t->step);
+        double dt = now_seconds() - t0;
+        cmcr_train_stats s = {t->step, t->total_steps, (t->step - 1) / t->steps_per_epoch + 1, t->p.epochs,
+                              L.total, L.native, L.pseudo, L.intra, lr, (double)t->batch / (dt > 0 ? dt : 1e-9),
+                              now_seconds() - start};
+        if ((st = save_if_wanted(t, 0))) return st;
+        if (cb && cb(&s, user)) {
+            if ((st = save_if_wanted(t, 1))) return st;
+            return cmcr_fail(CMCR_EINTERRUPTED, "stopped at step %lld of %lld%s%s", (long long)t->step,
+                             (long long)t->total_steps, t->p.checkpoint_path ? "; checkpoint written to " : "",
+                             t->p.checkpoint_path ? t->p.checkpoint_path : "");
+        }
+    }
+    return save_if_wanted(t, 1);
+}

@@ -1,0 +1,58 @@
+/* train.h - trainer internals shared with the tests (gradient checks, PyTorch parity). */
+#ifndef CMCR_TRAIN_H
+#define CMCR_TRAIN_H
+#include "model.h"
+#include "rng.h"
+
+/* Activations of one projector pass, kept for its backward. */
+typedef struct head_cache {
+    const float *x;   /* input rows (B x in), not owned */
+    float *a1;        /* first block output after BN (+ReLU): B x hid */
+    float *xhat1;     /* B x hid */
+    float *invstd1;   /* hid */
+    float *xhat2;     /* B x out (two-layer heads) */
+    float *invstd2;   /* out */
+    float *z;         /* normalised output, B x out */
+    float *norms;     /* B */
+} head_cache;
+
+/* The four inputs of a step, in this order everywhere. */
+enum { IN_SA = 0, IN_XA = 1, IN_SB = 2, IN_YB = 3 };
+
+typedef struct train_loss {
+    double total, native, pseudo, intra;
+} train_loss;
+
+struct cmcr_trainer {
+    cmcr_train_params p;
+    cmcr_model *model;
+    float *grad, *adam_m, *adam_v; /* same layout as model->params */
+    cmcr_head grad_heads[2];       /* views of grad */
+    int64_t n, dim[2];             /* overlap rows; widths of A and B */
+    float *data[4];                /* normalised s_A, x_A, s_B, y_B (n rows each) */
+    int64_t batch, steps_per_epoch, total_steps, step;
+    int64_t *perm, perm_epoch;
+    /* workspace */
+    float *in[4];                  /* noisy batch inputs */
+    head_cache cache[4];
+    float *dz[4];                  /* gradients w.r.t. the four outputs */
+    float *dh;                     /* B x max(hid, out) backward scratch */
+    float *da;                     /* B x hid backward scratch */
+    float *logits;                 /* B x B */
+    double *work;
+    float *slab;                   /* one allocation behind all float workspace */
+    char *provenance;
+    uint64_t data_hash;
+};
+
+/* Forward and backward of the whole loss on the batch already in t->in (B rows); fills
+ * t->grad (zeroed first) and returns the loss terms. Updates BatchNorm running stats. */
+train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B);
+/* Copy rows idx[0..B) of the four inputs into t->in, add N(0, sigma2) noise (when enabled)
+ * and re-normalise. noise: optional explicit draws (4 arrays of B x width), else from the
+ * step's random stream. */
+void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise);
+/* One Adam/AdamW update with the gradient in t->grad at step number step (1-based). */
+void cmcr_train_adam(cmcr_trainer *t, int64_t step, double lr);
+double cmcr_train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps);
+#endif

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# cmcr train never loses work: a run killed with SIGKILL at random points, or stopped with
+# Ctrl-C (SIGINT), resumes from its newest checkpoint to exactly the model of the
+# uninterrupted run (same seed and threads); bad inputs are refused before any work.
+set -u
+BIN=${CMCR_BIN:?CMCR_BIN not set}
+PY=${CMCR_PYTHON:-python3}
+if ! "$PY" -c 'import numpy' 2>/dev/null; then
+    echo "SKIPPED: needs python3 with numpy to make test data"
+    exit 77
+fi
+T=$(mktemp -d /tmp/cmcr-resume-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+"$PY" - "$T" <<'EOF'
+import sys, numpy as np
+d = sys.argv[1]
+r = np.random.default_rng(5)
+for name, shape in [("oa", (4096, 96)), ("ob", (4096, 64)), ("ma", (3000, 96)), ("mb", (2500, 64))]:
+    np.save(f"{d}/{name}.npy", r.standard_normal(shape).astype(np.float32))
+bad = r.standard_normal((10, 96)).astype(np.float32); bad[4, 7] = np.nan
+np.save(f"{d}/nan.npy", bad)
+np.save(f"{d}/short.npy", r.standard_normal((100, 64)).astype(np.float32))
+np.save(f"{d}/empty.npy", np.zeros((0, 64), np.float32))
+EOF
+
+ARGS=(--overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy"
+      --layers 2 --hidden 256 --out-dim 128 --batch 512 --epochs 8 --threads 2 --seed 9
+      --checkpoint-every 3 --cache-dir "$T/cache" --quiet)
+
+start=$(date +%s.%N)
+"$BIN" train "${ARGS[@]}" --out "$T/full.pt" --checkpoint "$T/full.ckpt" || fail "uninterrupted run failed"
+dur=$(awk -v a="$start" -v b="$(date +%s.%N)" "BEGIN{printf \"%.3f\", b-a}")
+echo "uninterrupted run: ${dur}s"
+
+# SIGKILL at random points of the run, then resume.
+killed=0
+for i in 1 2 3; do
+    rm -f "$T/k$i.pt" "$T/k$i.ckpt"
+    delay=$(awk -v d="$dur" -v r="$RANDOM" "BEGIN{printf \"%.3f\", d*(0.2+0.6*r/32767)}")
+    "$BIN" train "${ARGS[@]}" --out "$T/k$i.pt" --checkpoint "$T/k$i.ckpt" &
+    pid=$!
+    sleep "$delay"
+    kill -9 $pid 2>/dev/null
+    wait $pid
+    rc=$?
+    if [ $rc -ne 137 ]; then echo "run $i finished before the kill (rc $rc); not counted"; continue; fi
+    if [ ! -f "$T/k$i.ckpt" ]; then echo "run $i killed at ${delay}s before its first checkpoint; not counted"; continue; fi
+    ls "$T" | grep -q "k$i.ckpt.tmp" && echo "run $i: a partial temporary checkpoint was left (expected after SIGKILL; never read)"
+    "$BIN" inspect "$T/k$i.ckpt" >/dev/null || fail "checkpoint of killed run $i does not load"
+    "$BIN" train --resume "$T/k$i.ckpt" --threads 2 --cache-dir "$T/cache" --quiet --checkpoint "$T/k$i.ckpt" \
+        || fail "resume of run $i failed"
+    if cmp -s "$T/full.pt" "$T/k$i.pt"; then
+        echo "run $i: killed at ${delay}s, resumed: final model identical to the uninterrupted run"
+        killed=$((killed + 1))
+    else
+        fail "run $i: resumed model differs from the uninterrupted run"
+    fi
+done
+[ $killed -ge 1 ] || fail "no run was killed mid-way (machine too fast or too slow?)"
+
+# Ctrl-C: exit 130 with a checkpoint, then resume.
+"$BIN" train "${ARGS[@]}" --out "$T/c.pt" --checkpoint "$T/c.ckpt" 2>"$T/c.err" &
+pid=$!
+sleep "$(awk -v d="$dur" "BEGIN{printf \"%.3f\", d*0.5}")"
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 130 ]; then
+    grep -q "continue with: cmcr train --resume" "$T/c.err" || fail "Ctrl-C message does not say how to resume"
+    "$BIN" train --resume "$T/c.ckpt" --threads 2 --cache-dir "$T/cache" --quiet || fail "resume after Ctrl-C failed"
+    cmp -s "$T/full.pt" "$T/c.pt" && echo "Ctrl-C mid-way, resumed: identical" \
+        || fail "model resumed after Ctrl-C differs"
+else
+    echo "Ctrl-C run ended with rc $rc (finished first?)"; cat "$T/c.err"
+    [ $rc -eq 0 ] || fail "Ctrl-C run failed"
+fi
+
+# Resume refuses other data.
+"$PY" -c "import numpy as np; a=np.load('$T/oa.npy'); a[0,0]+=1; np.save('$T/oa2.npy', a)"
+if "$BIN" train --resume "$T/full.ckpt" --overlap-a "$T/oa2.npy" --quiet 2>"$T/e"; then fail "resume accepted other data"
+else grep -q "other data" "$T/e" || fail "unclear message for other data: $(cat "$T/e")"; fi
+
+# Bad inputs: refused with one line, before any work.
+check_bad() {
+    local what=$1 pattern=$2; shift 2
+    if "$BIN" train "$@" --out "$T/bad.pt" --quiet 2>"$T/e"; then fail "$what: accepted"; return; fi
+    [ "$(wc -l <"$T/e")" -eq 1 ] || fail "$what: expected one line, got: $(cat "$T/e")"
+    grep -q "$pattern" "$T/e" || fail "$what: message lacks '$pattern': $(cat "$T/e")"
+    echo "$what -> $(cat "$T/e")"
+}
+check_bad "row counts differ" "rows but" --overlap-a "$T/oa.npy" --overlap-b "$T/short.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy"
+check_bad "memory width differs" "wide" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/mb.npy" --memory-b "$T/mb.npy"
+check_bad "NaN row" "row 4" --overlap-a "$T/nan.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy"
+check_bad "empty memory" "empty.npy" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/empty.npy"
+check_bad "missing memory" "memory-b" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy"
+check_bad "width vs model" "expects 512" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy" --in-a 512
+check_bad "bad temperature" "tau" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy" --tau 0
+[ -e "$T/bad.pt" ] && fail "a refused run left an output file"
+
+if [ $fails -eq 0 ]; then echo "1 passed, 0 failed"; exit 0; fi
+echo "0 passed, 1 failed ($fails problems)"
+exit 1

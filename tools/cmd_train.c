@@ -1,0 +1,349 @@
+/* cmd_train.c - cmcr train: connect two MCRs from unpaired data. */
+#include <stdio.h>
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+typedef struct train_args {
+    const char *files[4]; /* overlap-a, overlap-b, memory-a, memory-b */
+    const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics, *schedule, *optimizer;
+    long long in_a, in_b, hidden, out_dim, layers, top_k, batch, epochs, warmup, seed, threads, every;
+    double tau_mem, sigma2, tau, lambda, lr, min_lr, wd, beta1, beta2, eps, momentum;
+    bool no_consistency, no_completion, no_intra, no_pseudo, squared, quiet;
+} train_args;
+
+static const char *const file_flags[4] = {"overlap-a", "overlap-b", "memory-a", "memory-b"};
+
+/* ------------------------------------------------------------------ inputs */
+
+typedef struct inputs {
+    cmcr_matrix m[4];
+    char *provenance;
+} inputs;
+
+static void free_inputs(inputs *in)
+{
+    for (int i = 0; i < 4; i++) cmcr_matrix_free(&in->m[i]);
+    free(in->provenance);
+}
+
+static cJSON *file_json(const char *path, const cmcr_matrix *m)
+{
+    char hash[32];
+    snprintf(hash, sizeof hash, "%016" PRIx64,
+             cmcr_hash_bytes(m->data, (size_t)(m->rows * m->cols) * sizeof(float), 0));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "path", path);
+    cJSON_AddNumberToObject(o, "rows", (double)m->rows);
+    cJSON_AddNumberToObject(o, "cols", (double)m->cols);
+    cJSON_AddStringToObject(o, "hash", hash);
+    return o;
+}
+
+static int load_inputs(const train_args *a, int need_memories, inputs *in)
+{
+    memset(in, 0, sizeof *in);
+    for (int i = 0; i < 4; i++) {
+        if (i >= 2 && !need_memories && !a->files[i]) continue;
+        if (!a->files[i]) return cli_error("train", 2, "--%s is required (or pass --no-consistency)", file_flags[i]);
+        if (cmcr_matrix_load(a->files[i], &in->m[i])) return cli_fail("train");
+    }
+    if (in->m[0].rows != in->m[1].rows)
+        return cli_error("train", 1, "%s has %lld rows but %s has %lld: row i of both must be the same item",
+                         a->files[0], (long long)in->m[0].rows, a->files[1], (long long)in->m[1].rows);
+    for (int i = 2; i < 4; i++)
+        if (in->m[i].data && in->m[i].cols != in->m[i - 2].cols)
+            return cli_error("train", 1, "%s rows are %lld wide but %s rows are %lld wide (same MCR, same width)",
+                             a->files[i], (long long)in->m[i].cols, a->files[i - 2], (long long)in->m[i - 2].cols);
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < 4; i++)
+        if (in->m[i].data) cJSON_AddItemToObject(o, file_flags[i], file_json(a->files[i], &in->m[i]));
+    cJSON_AddStringToObject(o, "out", a->out);
+    in->provenance = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ parameters */
+
+static int build_shape(const train_args *a, int64_t in_dim, cmcr_head_shape *s)
+{
+    if (cmcr_preset_shape(a->preset, s)) return cli_fail("train");
+    s->in_dim = in_dim;
+    if (a->layers > 0) s->layers = (int)a->layers;
+    if (a->hidden > 0) s->hidden = a->hidden;
+    if (a->out_dim > 0) s->out_dim = a->out_dim;
+    if (s->layers == 2 && s->hidden == 0) s->hidden = 2 * s->out_dim;
+    return 0;
+}
+
+static int build_params(const train_args *a, const inputs *in, cmcr_train_params *p)
+{
+    *p = cmcr_train_default_params();
+    int rc = build_shape(a, a->in_a > 0 ? a->in_a : in->m[0].cols, &p->shape_a);
+    if (!rc) rc = build_shape(a, a->in_b > 0 ? a->in_b : in->m[1].cols, &p->shape_b);
+    if (rc) return rc;
+    if (strcmp(a->schedule, "cosine") && strcmp(a->schedule, "constant"))
+        return cli_error("train", 2, "--schedule must be cosine or constant, not '%s'", a->schedule);
+    if (strcmp(a->optimizer, "adam") && strcmp(a->optimizer, "adamw"))
+        return cli_error("train", 2, "--optimizer must be adam or adamw, not '%s'", a->optimizer);
+    p->tau_mem = a->tau_mem;
+    p->agg_top_k = a->top_k;
+    p->sigma2 = a->sigma2;
+    p->tau = a->tau;
+    p->lambda_intra = a->lambda;
+    p->consistency = !a->no_consistency;
+    p->completion = !a->no_completion;
+    p->intra = !a->no_intra;
+    p->pseudo_pair = !a->no_pseudo;
+    p->intra_squared = a->squared;
+    p->batch = a->batch;
+    p->epochs = a->epochs;
+    p->lr = a->lr;
+    p->warmup_steps = a->warmup;
+    p->cosine = strcmp(a->schedule, "cosine") == 0;
+    p->min_lr = a->min_lr;
+    p->weight_decay = a->wd;
+    p->adamw = strcmp(a->optimizer, "adamw") == 0;
+    p->beta1 = a->beta1;
+    p->beta2 = a->beta2;
+    p->adam_eps = a->eps;
+    p->bn_momentum = a->momentum;
+    p->seed = (uint64_t)a->seed;
+    return 0;
+}
+
+/* Default cache: $XDG_CACHE_HOME/cmcr or ~/.cache/cmcr; "none" disables it. */
+static const char *cache_dir(const char *flag, char *buf, size_t n)
+{
+    if (flag) return strcmp(flag, "none") == 0 ? NULL : flag;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg) snprintf(buf, n, "%s/cmcr", xdg);
+    else if (home && *home) snprintf(buf, n, "%s/.cache/cmcr", home);
+    else return NULL;
+    return buf;
+}
+
+/* ------------------------------------------------------------------ progress */
+
+typedef struct progress {
+    bool tty, quiet;
+    FILE *metrics;
+    double last_print;
+} progress;
+
+static void fmt_duration(double s, char *buf, size_t n)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+static void print_progress(const progress *pr, const cmcr_train_stats *s)
+{
+    char eta[32];
+    double per_step = s->elapsed / (double)s->step;
+    fmt_duration(per_step * (double)(s->total_steps - s->step), eta, sizeof eta);
+    if (pr->tty) {
+        int width = 24, done = (int)((double)width * (double)s->step / (double)s->total_steps);
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < done ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] epoch %lld/%lld step %lld/%lld loss %.4f (native %.3f pseudo %.3f intra %.3f) "
+                        "%.0f samples/s ETA %s ",
+                bar, (long long)s->epoch, (long long)s->epochs, (long long)s->step, (long long)s->total_steps, s->loss,
+                s->loss_native, s->loss_pseudo, s->loss_intra, s->samples_per_sec, eta);
+        if (s->step == s->total_steps) fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "epoch %lld/%lld step %lld/%lld loss %.4f native %.4f pseudo %.4f intra %.4f lr %.3g "
+                        "%.0f samples/s ETA %s\n",
+                (long long)s->epoch, (long long)s->epochs, (long long)s->step, (long long)s->total_steps, s->loss,
+                s->loss_native, s->loss_pseudo, s->loss_intra, s->lr, s->samples_per_sec, eta);
+    }
+}
+
+static int on_step(const cmcr_train_stats *s, void *user)
+{
+    progress *pr = user;
+    if (pr->metrics) {
+        fprintf(pr->metrics,
+                "{\"step\":%lld,\"epoch\":%lld,\"loss\":%.6g,\"native\":%.6g,\"pseudo\":%.6g,\"intra\":%.6g,"
+                "\"lr\":%.6g,\"samples_per_sec\":%.1f,\"elapsed\":%.3f}\n",
+                (long long)s->step, (long long)s->epoch, s->loss, s->loss_native, s->loss_pseudo, s->loss_intra, s->lr,
+                s->samples_per_sec, s->elapsed);
+        fflush(pr->metrics);
+    }
+    bool due = pr->tty ? s->elapsed - pr->last_print >= 0.2 : s->elapsed - pr->last_print >= 10.0;
+    if (!pr->quiet && (due || s->step == s->total_steps || s->step == 1)) {
+        print_progress(pr, s);
+        pr->last_print = s->elapsed;
+    }
+    return stop_requested != 0;
+}
+
+/* ------------------------------------------------------------------ the command */
+
+static int finish_model(const train_args *a, cmcr_trainer *t, const cmcr_train_params *p, const char *prov)
+{
+    cmcr_model *m;
+    cmcr_tensors *ts;
+    /* Copy through tensors so the trainer's model stays untouched. */
+    if (cmcr_model_to_tensors(cmcr_trainer_model(t), &ts)) return cli_fail("train");
+    cmcr_status st = cmcr_model_from_tensors(ts, a->out, &m);
+    cmcr_tensors_free(ts);
+    if (st) return cli_fail("train");
+    char *cfg = cmcr_train_params_to_json(p);
+    st = cmcr_model_set_meta(m, "cmcr.train_config", cfg ? cfg : "{}");
+    if (!st) st = cmcr_model_set_meta(m, "cmcr.data", prov);
+    if (!st) st = cmcr_model_save(m, a->out, CMCR_FORMAT_AUTO);
+    free(cfg);
+    cmcr_model_free(m);
+    if (st) return cli_fail("train");
+    if (!a->quiet) fprintf(stderr, "wrote model %s (preset %s)\n", a->out, cmcr_model_preset(cmcr_trainer_model(t)));
+    return 0;
+}
+
+/* For --resume: take the stored parameters and, where not given, the stored file paths. */
+static int resume_setup(train_args *a, cmcr_train_params *stored, char **prov)
+{
+    int64_t step;
+    if (cmcr_checkpoint_info(a->resume, stored, prov, &step)) return cli_fail("train");
+    cJSON *o = cJSON_Parse(*prov);
+    for (int i = 0; i < 4; i++) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, file_flags[i]);
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(f, "path");
+        if (!a->files[i] && cJSON_IsString(path)) a->files[i] = strdup(path->valuestring);
+    }
+    const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "out");
+    if (!a->out && cJSON_IsString(out)) a->out = strdup(out->valuestring);
+    cJSON_Delete(o);
+    if (!a->out) return cli_error("train", 2, "--out is required");
+    if (!a->quiet) fprintf(stderr, "resuming %s from step %lld\n", a->resume, (long long)step);
+    return 0;
+}
+
+static int run_training(train_args *a)
+{
+    cmcr_train_params p, stored;
+    char *stored_prov = NULL, cache_buf[4096];
+    int rc = a->resume ? resume_setup(a, &stored, &stored_prov) : 0;
+    if (!rc && !a->out) rc = cli_error("train", 2, "--out is required (see --help)");
+    inputs in;
+    memset(&in, 0, sizeof in);
+    if (!rc) rc = load_inputs(a, a->resume ? stored.consistency : !a->no_consistency, &in);
+    if (!rc) rc = a->resume ? (p = stored, 0) : build_params(a, &in, &p);
+    free(stored_prov);
+    if (rc) {
+        free_inputs(&in);
+        return rc;
+    }
+    char ckpt_buf[4096];
+    snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", a->out);
+    p.checkpoint_path = a->checkpoint ? a->checkpoint : ckpt_buf;
+    p.checkpoint_every = a->every;
+    p.threads = (int)a->threads;
+    p.cache_dir = cache_dir(a->cache_dir, cache_buf, sizeof cache_buf);
+    cmcr_train_data d = {.overlap_a = in.m[0].data, .overlap_b = in.m[1].data, .n_overlap = in.m[0].rows,
+                         .dim_a = in.m[0].cols, .dim_b = in.m[1].cols, .memory_a = in.m[2].data,
+                         .n_memory_a = in.m[2].rows, .memory_b = in.m[3].data, .n_memory_b = in.m[3].rows,
+                         .provenance = in.provenance};
+    cmcr_trainer *t;
+    if (cmcr_trainer_new(&p, &d, &t)) {
+        free_inputs(&in);
+        return cli_fail("train");
+    }
+    if (a->resume && cmcr_trainer_resume(t, a->resume)) rc = cli_fail("train");
+    progress pr = {cli_is_tty(2), a->quiet, NULL, -1e9};
+    if (!rc && a->metrics && !(pr.metrics = fopen(a->metrics, a->resume ? "a" : "w")))
+        rc = cli_error("train", 1, "%s: cannot open the metrics log for writing", a->metrics);
+    if (!rc) {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        cmcr_status st = cmcr_trainer_run(t, on_step, &pr);
+        if (pr.tty && !a->quiet && st) fputc('\n', stderr);
+        if (st == CMCR_EINTERRUPTED) {
+            fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s\n", cmcr_last_error(),
+                    p.checkpoint_path);
+            rc = 130;
+        } else if (st) {
+            rc = cli_fail("train");
+        }
+    }
+    if (!rc) rc = finish_model(a, t, &p, in.provenance);
+    if (pr.metrics) fclose(pr.metrics);
+    cmcr_trainer_free(t);
+    free_inputs(&in);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    memset(&a, 0, sizeof a);
+    cli_opt opts[] = {
+        {"overlap-a", OPT_STR, &a.files[0], "", "overlap modality embedded by MCR A (.npy, rows x width A)"},
+        {"overlap-b", OPT_STR, &a.files[1], "", "the same items embedded by MCR B (.npy, row i = row i of --overlap-a)"},
+        {"memory-a", OPT_STR, &a.files[2], "", "unpaired memory of A's other modality (.npy, any rows)"},
+        {"memory-b", OPT_STR, &a.files[3], "", "unpaired memory of B's other modality (.npy, any rows)"},
+        {"out", OPT_STR, &a.out, "", "model file to write (.safetensors keeps the training record; .pt loads in PyTorch)"},
+        {"preset", OPT_STR, &a.preset, "clap-clip", "projector architecture: clap-clip (2 layers) or ulip-clip (1 layer)"},
+        {"layers", OPT_INT, &a.layers, "0", "override the preset's layer count (1 or 2; 0 = preset)"},
+        {"hidden", OPT_INT, &a.hidden, "0", "override the hidden width (0 = preset)"},
+        {"out-dim", OPT_INT, &a.out_dim, "0", "override the output width (0 = preset)"},
+        {"in-a", OPT_INT, &a.in_a, "0", "input width of projector A (0 = width of --overlap-a)"},
+        {"in-b", OPT_INT, &a.in_b, "0", "input width of projector B (0 = width of --overlap-b)"},
+        {"tau-mem", OPT_DOUBLE, &a.tau_mem, "0.01", "memory aggregation temperature (semantic consistency)"},
+        {"top-k", OPT_INT, &a.top_k, "0", "aggregate only the k most similar memory rows (0 = full softmax)"},
+        {"sigma2", OPT_DOUBLE, &a.sigma2, "0.004", "variance of the Gaussian noise (semantic completion)"},
+        {"tau", OPT_DOUBLE, &a.tau, "0.01", "InfoNCE temperature"},
+        {"lambda", OPT_DOUBLE, &a.lambda, "0.1", "weight of the intra-MCR alignment loss"},
+        {"no-consistency", OPT_FLAG, &a.no_consistency, "", "ablation: use s itself instead of memory aggregation"},
+        {"no-completion", OPT_FLAG, &a.no_completion, "", "ablation: no noise on the inputs"},
+        {"no-intra", OPT_FLAG, &a.no_intra, "", "ablation: no intra-MCR alignment loss"},
+        {"no-pseudo-pair", OPT_FLAG, &a.no_pseudo, "", "ablation: no InfoNCE on the pseudo pair (x_A, y_B)"},
+        {"intra-squared", OPT_FLAG, &a.squared, "", "squared L2 distance in the intra loss"},
+        {"batch", OPT_INT, &a.batch, "4096", "batch size (capped at the overlap rows; the last partial batch of an epoch is dropped)"},
+        {"epochs", OPT_INT, &a.epochs, "20", "passes over the overlap set"},
+        {"lr", OPT_DOUBLE, &a.lr, "0.001", "peak learning rate"},
+        {"warmup", OPT_INT, &a.warmup, "0", "linear warm-up steps"},
+        {"schedule", OPT_STR, &a.schedule, "cosine", "learning-rate schedule after warm-up: cosine or constant"},
+        {"min-lr", OPT_DOUBLE, &a.min_lr, "0", "final learning rate of the cosine schedule"},
+        {"weight-decay", OPT_DOUBLE, &a.wd, "0", "weight decay on Linear weights"},
+        {"optimizer", OPT_STR, &a.optimizer, "adam", "adam (L2 in the gradient) or adamw (decoupled decay)"},
+        {"beta1", OPT_DOUBLE, &a.beta1, "0.9", "Adam beta1"},
+        {"beta2", OPT_DOUBLE, &a.beta2, "0.999", "Adam beta2"},
+        {"adam-eps", OPT_DOUBLE, &a.eps, "1e-08", "Adam epsilon"},
+        {"bn-momentum", OPT_DOUBLE, &a.momentum, "0.1", "BatchNorm running-statistics momentum"},
+        {"seed", OPT_INT, &a.seed, "1", "random seed (initial weights, batch order, noise)"},
+        {"threads", OPT_INT, &a.threads, "0", "threads for BLAS and OpenMP (0 = all cores)"},
+        {"checkpoint", OPT_STR, &a.checkpoint, "", "checkpoint file (default: OUT.ckpt)"},
+        {"checkpoint-every", OPT_INT, &a.every, "50", "steps between checkpoints (0 = only at the end)"},
+        {"resume", OPT_STR, &a.resume, "", "continue from this checkpoint (parameters and input paths are taken from it)"},
+        {"cache-dir", OPT_STR, &a.cache_dir, "", "cache of pseudo embeddings (default $XDG_CACHE_HOME/cmcr or ~/.cache/cmcr; none = off)"},
+        {"metrics", OPT_STR, &a.metrics, "", "append one JSON line per step to this file"},
+        {"quiet", OPT_FLAG, &a.quiet, "", "no progress output"},
+        {0}};
+    cli_cmd cmd = {"train", "", "Train a C-MCR connection: projectors f_A, f_B aligned through the overlap modality, "
+                   "with memory aggregation, noise, inter- and intra-MCR losses (DESIGN.md section 2). Ctrl-C writes a "
+                   "checkpoint; --resume continues it.", 0, opts};
+    int rc = cli_parse(&cmd, argc, argv, NULL);
+    if (rc >= 0) return rc;
+    if (a.threads < 0) return cli_error("train", 2, "--threads must be >= 0");
+    return run_training(&a);
+}
