@@ -287,6 +287,14 @@ static bool ends_with(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+static cmcr_format format_from_name(const char *path)
+{
+    if (ends_with(path, ".npy")) return CMCR_FORMAT_NPY;
+    if (ends_with(path, ".safetensors")) return CMCR_FORMAT_SAFETENSORS;
+    if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".bin")) return CMCR_FORMAT_PT;
+    return CMCR_FORMAT_AUTO;
+}
+
 cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
 {
     unsigned char magic[8] = {0};
@@ -297,6 +305,7 @@ cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
     if (n == 0) return cmcr_fail(CMCR_EFORMAT, "%s: file is empty", path);
     if (n >= 6 && memcmp(magic, "\x93NUMPY", 6) == 0) *fmt = CMCR_FORMAT_NPY;
     else if (n >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) *fmt = CMCR_FORMAT_PT;
+    else if (format_from_name(path) != CMCR_FORMAT_AUTO) *fmt = format_from_name(path); /* its reader names the problem */
     else if (n == 8) *fmt = CMCR_FORMAT_SAFETENSORS; /* 8-byte header length; validated there */
     else return cmcr_fail(CMCR_EFORMAT, "%s: too short (%zu bytes) to be a tensor file", path, n);
     return CMCR_OK;
@@ -315,14 +324,6 @@ cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **
     case CMCR_FORMAT_PT: return cmcr_pt_load(path, out);
     default: return cmcr_fail(CMCR_EINVAL, "%s: unknown format", path);
     }
-}
-
-static cmcr_format format_from_name(const char *path)
-{
-    if (ends_with(path, ".npy")) return CMCR_FORMAT_NPY;
-    if (ends_with(path, ".safetensors")) return CMCR_FORMAT_SAFETENSORS;
-    if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".bin")) return CMCR_FORMAT_PT;
-    return CMCR_FORMAT_AUTO;
 }
 
 cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt)

@@ -45,6 +45,9 @@ int cmd_convert(int argc, char **argv);
 int cmd_project(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 int cmd_aggregate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_synth(int argc, char **argv);
 #endif

@@ -1,3 +1,55 @@
-#include "cmcr.h"
+/* cmcr.c - the cmcr command: dispatches to one subcommand per capability. */
 #include <stdio.h>
-int main(void) { printf("cmcr %s\n", CMCR_VERSION_STRING); return 0; }
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct subcommand {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static const subcommand commands[] = {
+    {"inspect", cmd_inspect, "list the tensors of a .npy, .safetensors or .pt file"},
+    {"convert", cmd_convert, "convert between .pt, .safetensors and .npy"},
+    {"project", cmd_project, "project embeddings into the connected space"},
+    {"similarity", cmd_similarity, "cross-modal similarity (top-k or full matrix)"},
+    {"demo", cmd_demo, "the main job: synthetic world, C-MCR, ablations, oracle, retrieval table"},
+    {"train", cmd_train, "train a C-MCR connection from unpaired data"},
+    {"aggregate", cmd_aggregate, "semantic consistency: aggregate a memory for each query"},
+    {"eval", cmd_eval, "retrieval and zero-shot evaluation of a connected space"},
+    {"synth", cmd_synth, "write the built-in synthetic two-MCR world as .npy files"},
+    {"info", cmd_info, "version and numeric back-end"},
+};
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: cmcr COMMAND [options]   (cmcr COMMAND --help for its options)\n\n"
+                "C-MCR: connect two multi-modal contrastive embedding spaces through their shared modality.\n\n"
+                "commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(to, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("cmcr %s\n", CMCR_VERSION_STRING);
+        return 0;
+    }
+    cli_install_log(CMCR_LOG_WARN);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "cmcr: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

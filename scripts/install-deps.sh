@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install what cmcr needs to build and test on Debian 12 (as root, or with sudo).
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Build: compiler, CMake, OpenBLAS (OpenMP build), libzip, cJSON. Tests: cmocka, and
+# Debian's PyTorch + NumPy for the interop and parity tests.
+$SUDO apt-get install -y -qq --no-install-recommends \
+    build-essential cmake pkg-config \
+    libopenblas-openmp-dev libzip-dev libcjson-dev \
+    libcmocka-dev python3 python3-numpy python3-torch >/dev/null

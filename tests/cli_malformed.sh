@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Every malformed input through the command line: each must exit non-zero (and not by a
+# signal), print exactly one line on stderr that names the file, and leave no output file.
+# Prints the table that docs/errors.md reproduces.
+set -u
+BIN=${CMCR_BIN:?CMCR_BIN not set}
+PY=${CMCR_PYTHON:-python3}
+if ! "$PY" -c 'import numpy' 2>/dev/null; then
+    echo "SKIPPED: needs python3 with numpy to make test files"
+    exit 77
+fi
+T=$(mktemp -d /tmp/cmcr-malformed-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+
+"$PY" - <<'EOF'
+import json, struct, numpy as np
+r = np.random.default_rng(1)
+good = r.standard_normal((6, 8)).astype(np.float32)
+np.save("good.npy", good)
+raw = open("good.npy", "rb").read()
+open("truncated.npy", "wb").write(raw[:-10])
+open("badmagic.npy", "wb").write(b"\x93NUMPZ" + raw[6:])
+open("badheader.npy", "wb").write(raw[:10] + raw[10:60].replace(b"'shape'", b"'shapf'") + raw[60:])
+open("empty.npy", "wb").write(b"")
+np.save("fortran.npy", np.asfortranarray(r.standard_normal((6, 8)).astype(np.float32)))
+np.save("bigendian.npy", good.astype(">f4"))
+np.save("objects.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+np.save("ints.npy", np.arange(48, dtype=np.int64).reshape(6, 8))
+nan = good.copy(); nan[3, 2] = np.nan; np.save("nanrow.npy", nan)
+inf = good.copy(); inf[5, 0] = np.inf; np.save("infrow.npy", inf)
+np.save("wide.npy", r.standard_normal((6, 9)).astype(np.float32))
+end = raw.index(b"\n") + 1
+hdr = raw[:end].replace(b"(6, 8)", b"(9223372036854775807, 8)")
+hdr = hdr[:end - 1] + b"\n"  # keep the header length: drop padding spaces
+open("overflow.npy", "wb").write(hdr + raw[end:])
+
+def st(name, header, data=b"\0" * 16, size=None):
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    open(name, "wb").write(struct.pack("<Q", len(h) if size is None else size) + h + data)
+st("st_hdrsize.safetensors", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, size=1 << 40)
+open("st_badjson.safetensors", "wb").write(struct.pack("<Q", 8) + b'{"a": [1')
+st("st_offsets.safetensors", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 64]}})
+st("st_overlap.safetensors", {"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
+                              "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}})
+st("st_dtype.safetensors", {"a": {"dtype": "Q7", "shape": [4], "data_offsets": [0, 16]}})
+st("st_shape.safetensors", {"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 16]}})
+open("notzip.pt", "wb").write(b"PK\x03\x04 this is not really a zip archive")
+EOF
+
+# A valid model, to feed it bad embeddings.
+"$PY" - <<'EOF'
+import json, struct, numpy as np
+r = np.random.default_rng(2)
+t = {}
+for side in ("Head_A", "Head_B"):
+    t[f"{side}.net.0.weight"] = r.standard_normal((8, 8)).astype(np.float32)
+    t[f"{side}.net.0.bias"] = np.zeros(8, np.float32)
+    t[f"{side}.net.1.weight"] = np.ones(8, np.float32)
+    t[f"{side}.net.1.bias"] = np.zeros(8, np.float32)
+    t[f"{side}.net.1.running_mean"] = np.zeros(8, np.float32)
+    t[f"{side}.net.1.running_var"] = np.ones(8, np.float32)
+    t[f"{side}.net.1.num_batches_tracked"] = np.array(0, np.int64)
+hdr, off, blobs = {}, 0, []
+for k, v in t.items():
+    b = v.tobytes()
+    hdr[k] = {"dtype": "F32" if v.dtype == np.float32 else "I64", "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+    off += len(b); blobs.append(b)
+h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
+open("model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+EOF
+
+fails=0
+echo "| input | command | exit | message |"
+echo "|---|---|---|---|"
+check() {
+    local what=$1 file=$2; shift 2
+    rm -f out.npy out.safetensors
+    "$@" >/dev/null 2>err.txt
+    local rc=$?
+    local lines
+    lines=$(wc -l <err.txt)
+    echo "| $what | \`${*#"$BIN" }\` | $rc | \`$(cat err.txt)\` |"
+    if [ $rc -eq 0 ]; then echo "FAIL: $what: accepted"; fails=$((fails + 1)); fi
+    if [ $rc -ge 128 ]; then echo "FAIL: $what: killed by a signal (crash)"; fails=$((fails + 1)); fi
+    if [ "$lines" -ne 1 ]; then echo "FAIL: $what: $lines lines on stderr"; fails=$((fails + 1)); fi
+    if ! grep -qF "$file" err.txt; then echo "FAIL: $what: message does not name $file"; fails=$((fails + 1)); fi
+    if ls out.* 2>/dev/null | grep -q .; then echo "FAIL: $what: left an output file"; fails=$((fails + 1)); fi
+    if ls ./*.tmp.* 2>/dev/null | grep -q .; then echo "FAIL: $what: left a temporary file"; fails=$((fails + 1)); fi
+}
+P=(project --model model.safetensors --side a --out out.npy --in)
+check "truncated .npy" truncated.npy "$BIN" "${P[@]}" truncated.npy
+check "bad magic" badmagic.npy "$BIN" inspect badmagic.npy
+check "bad .npy header" badheader.npy "$BIN" inspect badheader.npy
+check "empty file" empty.npy "$BIN" inspect empty.npy
+check "Fortran order" fortran.npy "$BIN" "${P[@]}" fortran.npy
+check "big-endian data" bigendian.npy "$BIN" "${P[@]}" bigendian.npy
+check "object dtype" objects.npy "$BIN" inspect objects.npy
+check "wrong dtype (int64 embeddings)" ints.npy "$BIN" "${P[@]}" ints.npy
+check "shape overflow" overflow.npy "$BIN" inspect overflow.npy
+check "NaN row" nanrow.npy "$BIN" "${P[@]}" nanrow.npy
+check "Inf row" infrow.npy "$BIN" "${P[@]}" infrow.npy
+check "wrong width for the model" wide.npy "$BIN" "${P[@]}" wide.npy
+check "safetensors header size past the end" st_hdrsize.safetensors "$BIN" inspect st_hdrsize.safetensors
+check "safetensors header not JSON" st_badjson.safetensors "$BIN" inspect st_badjson.safetensors
+check "safetensors offsets out of range" st_offsets.safetensors "$BIN" inspect st_offsets.safetensors
+check "safetensors overlapping tensors" st_overlap.safetensors "$BIN" inspect st_overlap.safetensors
+check "safetensors unknown dtype" st_dtype.safetensors "$BIN" inspect st_dtype.safetensors
+check "safetensors shape overflow" st_shape.safetensors "$BIN" convert st_shape.safetensors out.safetensors
+check "not a zip (.pt)" notzip.pt "$BIN" inspect notzip.pt
+check "missing file" missing.npy "$BIN" inspect missing.npy
+check "a tensor file that is not a model" good.npy "$BIN" "${P[@]/model.safetensors/good.npy}" good.npy
+if [ $fails -eq 0 ]; then echo "21 passed, 0 failed"; exit 0; fi
+echo "0 passed, $fails failed"
+exit 1
