@@ -12,24 +12,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A Python that can import numpy: $CMCR_PYTHON, python3, then /usr/bin/python3. */
-static const char *py_numpy(void)
-{
-    static int done;
-    static const char *found;
-    if (done) return found;
-    done = 1;
-    const char *cands[] = {getenv("CMCR_PYTHON"), "python3", "/usr/bin/python3"};
-    for (size_t i = 0; i < 3; i++) {
-        if (!cands[i] || !*cands[i]) continue;
-        if (tu_system("%s -c 'import numpy' >/dev/null 2>&1", cands[i]) == 0) {
-            found = cands[i];
-            break;
-        }
-    }
-    if (!found) printf("NOTE: numpy is not importable; NumPy interop checks are skipped\n");
-    return found;
-}
 
 static size_t file_len(const char *path)
 {
@@ -605,7 +587,7 @@ static void check_py_array(const char *name, cmcr_dtype dt, int ndim, int64_t d0
 static void test_numpy_writes_library_reads(void **state)
 {
     (void)state;
-    const char *py = py_numpy();
+    const char *py = tu_python_numpy();
     if (!py) return;
     char *script = tu_path("write.py");
     tu_write_file(script, PY_WRITE, strlen(PY_WRITE));
@@ -678,7 +660,7 @@ static void save_with_bin(const char *name, cmcr_dtype dt, int ndim, const int64
 static void test_library_writes_numpy_reads(void **state)
 {
     (void)state;
-    const char *py = py_numpy();
+    const char *py = tu_python_numpy();
     if (!py) return;
     float v[37 * 9];
     for (int i = 0; i < 37 * 9; i++) v[i] = (float)sin(i * 0.1) * 3.0f + (i % 7 == 0 ? 1e-38f : 0.0f);

@@ -11,24 +11,6 @@
 
 /* ------------------------------------------------------------------ helpers */
 
-/* A Python that can import numpy: $CMCR_PYTHON, python3, then /usr/bin/python3. */
-static const char *py_numpy(void)
-{
-    static int done;
-    static const char *found;
-    if (done) return found;
-    done = 1;
-    const char *cands[] = {getenv("CMCR_PYTHON"), "python3", "/usr/bin/python3"};
-    for (size_t i = 0; i < 3; i++) {
-        if (!cands[i] || !*cands[i]) continue;
-        if (tu_system("%s -c 'import numpy' >/dev/null 2>&1", cands[i]) == 0) {
-            found = cands[i];
-            break;
-        }
-    }
-    if (!found) printf("NOTE: numpy is not importable; Python interop checks are skipped\n");
-    return found;
-}
 
 static unsigned char *slurp(const char *path, size_t *n)
 {
@@ -414,7 +396,7 @@ static const char *PY_CHECK =
 static void test_python_interop(void **state)
 {
     (void)state;
-    const char *py = py_numpy();
+    const char *py = tu_python_numpy();
     if (!py) return;
     cmcr_tensors *ts = sample_set();
     char *p = tu_path("c.safetensors");

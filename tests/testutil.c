@@ -98,3 +98,21 @@ const char *tu_python_torch(void)
     if (tu_system("%s -c 'import torch, numpy' >/dev/null 2>&1", py) != 0) return NULL;
     return py;
 }
+
+const char *tu_python_numpy(void)
+{
+    static int done;
+    static const char *found;
+    if (done) return found;
+    done = 1;
+    const char *cands[] = {getenv("CMCR_PYTHON"), "python3", "/usr/bin/python3"};
+    for (size_t i = 0; i < 3; i++) {
+        if (!cands[i] || !*cands[i]) continue;
+        if (tu_system("%s -c 'import numpy' >/dev/null 2>&1", cands[i]) == 0) {
+            found = cands[i];
+            break;
+        }
+    }
+    if (!found) printf("NOTE: numpy is not importable; NumPy interop checks are skipped\n");
+    return found;
+}

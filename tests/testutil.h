@@ -24,6 +24,9 @@ void tu_write_file(const char *path, const void *data, size_t n);
 int tu_system(const char *fmt, ...);
 /* Path of the cmcr binary ($CMCR_BIN). */
 const char *tu_bin(void);
+/* A Python that can import numpy: $CMCR_PYTHON, python3, then /usr/bin/python3; NULL (with
+ * a printed note that the interop checks are skipped) when there is none. */
+const char *tu_python_numpy(void);
 /* Python with torch ($CMCR_PYTHON, else python3): NULL when torch is not importable. */
 const char *tu_python_torch(void);
 #define TU_SKIP 77
