@@ -140,64 +140,69 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
     }
 }
 
-/* Row-wise log-softmax statistics: rmax[i], rlse[i] = log sum_j exp(l_ij - rmax[i]). */
-static void row_lse(const float *l, double *lse, int64_t B)
-{
-    #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < B; i++) {
-        const float *r = l + i * B;
-        float mx = r[0];
-        for (int64_t j = 1; j < B; j++) mx = r[j] > mx ? r[j] : mx;
-        double s = 0;
-        for (int64_t j = 0; j < B; j++) s += exp((double)r[j] - mx);
-        lse[i] = mx + log(s);
-    }
-}
-
-/* Column-wise log-sum-exp, columns partitioned across threads. */
-static void col_lse(const float *l, double *lse, int64_t B)
+/* Column softmax of l (B x B) into q, and each column's log-sum-exp into cl. Columns are
+ * split across threads; one exp per element (float: arguments are <= 0). */
+static void col_softmax(const float *l, float *q, double *cl, int64_t B)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < B; j0 += 64) {
-        int64_t j1 = j0 + 64 < B ? j0 + 64 : B;
+        int64_t j1 = j0 + 64 < B ? j0 + 64 : B, w = j1 - j0;
         float mx[64];
         double s[64] = {0};
-        for (int64_t j = j0; j < j1; j++) mx[j - j0] = l[j];
+        for (int64_t j = 0; j < w; j++) mx[j] = l[j0 + j];
         for (int64_t i = 1; i < B; i++)
-            for (int64_t j = j0; j < j1; j++) mx[j - j0] = l[i * B + j] > mx[j - j0] ? l[i * B + j] : mx[j - j0];
+            for (int64_t j = 0; j < w; j++) mx[j] = l[i * B + j0 + j] > mx[j] ? l[i * B + j0 + j] : mx[j];
+        for (int64_t i = 0; i < B; i++) {
+            for (int64_t j = 0; j < w; j++) {
+                float e = expf(l[i * B + j0 + j] - mx[j]);
+                q[i * B + j0 + j] = e;
+                s[j] += e;
+            }
+        }
+        float inv[64];
+        for (int64_t j = 0; j < w; j++) {
+            cl[j0 + j] = mx[j] + log(s[j]);
+            inv[j] = (float)(1.0 / s[j]);
+        }
         for (int64_t i = 0; i < B; i++)
-            for (int64_t j = j0; j < j1; j++) s[j - j0] += exp((double)l[i * B + j] - mx[j - j0]);
-        for (int64_t j = j0; j < j1; j++) lse[j] = mx[j - j0] + log(s[j - j0]);
+            for (int64_t j = 0; j < w; j++) q[i * B + j0 + j] *= inv[j];
     }
 }
 
-double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, double tau, double scale,
-               int64_t B, int64_t n, double *work)
+double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, float *colp, double tau,
+               double scale, int64_t B, int64_t n, double *work)
 {
-    double *rl = work, *cl = work + B;
+    double *cl = work, *row_loss = work + B;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)B, (int)n, (float)(1.0 / tau), za, (int)n, zb,
                 (int)n, 0.0f, logits, (int)B);
-    row_lse(logits, rl, B);
-    col_lse(logits, cl, B);
-    double loss = 0;
-    for (int64_t i = 0; i < B; i++) loss += (rl[i] - logits[i * B + i]) + (cl[i] - logits[i * B + i]);
-    loss /= 2.0 * (double)B;
-    /* dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [i == j]) / (2B); scaled by 1/tau
-     * for the chain rule through logits = za zb^T / tau. */
+    col_softmax(logits, colp, cl, B);
+    /* Row pass: row softmax, the loss of row i (both directions' terms for index i), and
+     * dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [i == j]) / (2B), times 1/tau for
+     * the chain rule through logits = za zb^T / tau. */
     double c = scale / (2.0 * (double)B * tau);
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < B; i++) {
+        float *r = logits + i * B;
+        const float *q = colp + i * B;
+        float mx = r[0], diag = r[i];
+        for (int64_t j = 1; j < B; j++) mx = r[j] > mx ? r[j] : mx;
+        double sum = 0;
         for (int64_t j = 0; j < B; j++) {
-            double l = logits[i * B + j];
-            double g = exp(l - rl[i]) + exp(l - cl[j]) - (i == j ? 2.0 : 0.0);
-            logits[i * B + j] = (float)(g * c);
+            r[j] = expf(r[j] - mx);
+            sum += r[j];
         }
+        row_loss[i] = (mx + log(sum) - diag) + (cl[i] - diag);
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < B; j++) r[j] = (float)c * (r[j] * inv + q[j]);
+        r[i] -= (float)(2.0 * c);
     }
+    double loss = 0;
+    for (int64_t i = 0; i < B; i++) loss += row_loss[i]; /* in order: deterministic */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n, (int)B, 1.0f, logits, (int)B, zb, (int)n,
                 1.0f, dza, (int)n);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)B, 1.0f, logits, (int)B, za, (int)n,
                 1.0f, dzb, (int)n);
-    return loss;
+    return loss / (2.0 * (double)B);
 }
 
 double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int squared, double scale, int64_t B,

@@ -29,9 +29,9 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
 
 /* Symmetric InfoNCE between za and zb (B x n) at temperature tau: returns the loss
  * (mean of the two cross-entropies) and accumulates scale * dL/dza and scale * dL/dzb
- * into dza, dzb. logits is B x B scratch. */
-double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, double tau, double scale,
-               int64_t B, int64_t n, double *work);
+ * into dza, dzb. logits and colp are B x B scratch. */
+double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, float *colp, double tau,
+               double scale, int64_t B, int64_t n, double *work);
 
 /* Intra-MCR alignment: mean_i |zs_i - zx_i| (or squared): returns the loss, accumulates
  * scale * gradients into dzs, dzx. */

@@ -178,7 +178,7 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         total += (size_t)(2 * B * out + out + B);              /* xhat2, z, invstd2, norms */
         total += (size_t)(B * out);                            /* dz */
     }
-    total += (size_t)(B * maxhid + B * B);                     /* da, logits */
+    total += (size_t)(B * maxhid + 2 * B * B);                 /* da, logits, colp */
     t->slab = cmcr_xmalloc(total * sizeof(float));
     t->work = cmcr_xmalloc(sizeof(double) * (size_t)(2 * max64(max64(maxhid, out), B)));
     if (!t->slab || !t->work)
@@ -199,7 +199,8 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         t->dz[k] = p; p += B * out;
     }
     t->da = p; p += B * maxhid;
-    t->logits = p;
+    t->logits = p; p += B * B;
+    t->colp = p;
     return CMCR_OK;
 }
 
@@ -341,9 +342,11 @@ train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
         memset(t->dz[k], 0, (size_t)(B * out) * sizeof(float));
     }
     head_cache *c = t->cache;
-    L.native = infonce(c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], t->logits, p->tau, 1.0, B, out, t->work);
+    L.native = infonce(c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], t->logits, t->colp, p->tau, 1.0, B, out,
+                       t->work);
     if (p->pseudo_pair)
-        L.pseudo = infonce(c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], t->logits, p->tau, 1.0, B, out, t->work);
+        L.pseudo = infonce(c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], t->logits, t->colp, p->tau, 1.0, B,
+                           out, t->work);
     if (p->intra) {
         L.intra = intra_loss(c[IN_SA].z, c[IN_XA].z, t->dz[IN_SA], t->dz[IN_XA], p->intra_squared, p->lambda_intra, B,
                              out, t->work);

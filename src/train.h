@@ -39,6 +39,7 @@ struct cmcr_trainer {
     float *dh;                     /* B x max(hid, out) backward scratch */
     float *da;                     /* B x hid backward scratch */
     float *logits;                 /* B x B */
+    float *colp;                   /* B x B column softmax */
     double *work;
     float *slab;                   /* one allocation behind all float workspace */
     char *provenance;
