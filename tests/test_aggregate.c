@@ -208,7 +208,10 @@ static void test_block_invariance_and_determinism(void **state)
         for (int64_t i = 0; i < nq * dim; i++) d = fmax(d, fabs(out[i] - ref[i]));
         printf("  blocks %lldx%lld vs default: max abs difference %.3g\n", (long long)blocks[b][0],
                (long long)blocks[b][1], d);
-        assert_true(d < 2e-6); /* only the float32 summation order differs */
+        /* Only the float32 summation order differs; each result is within a few 1e-6 of the
+         * exact one (see TOL), so two orders may differ by twice that (3e-6 measured with
+         * OpenBLAS's Prescott kernels, 1e-7 with the AVX-512 ones). */
+        assert_true(d < 1e-5);
     }
     p = params(0.01, 0, 10, 100); /* the same call twice gives the same bits */
     float *again = malloc((size_t)(nq * dim) * sizeof(float));
