@@ -16,7 +16,7 @@ double cmcr_rng_uniform(cmcr_rng *r);
 double cmcr_rng_normal(cmcr_rng *r);
 /* Uniform integer in [0, n). */
 uint64_t cmcr_rng_below(cmcr_rng *r, uint64_t n);
-/* n normal draws times std (Box-Muller, both outputs of each pair used). */
+/* n normal draws times std (ziggurat method). */
 void cmcr_rng_fill_normal(cmcr_rng *r, float *out, int64_t n, double std);
 /* A well-mixed 64-bit seed from a base seed and up to three indices. */
 uint64_t cmcr_seed_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
