@@ -1,7 +1,16 @@
 #!/usr/bin/env bash
 # Build cmcr with warnings as errors and run every test under ctest.
+#   scripts/test.sh                      release build in build/, all tests
+#   CMCR_SANITIZE=address,undefined scripts/test.sh [ctest args]
+#                                        sanitizer build in build-sanitize/ (extra args go to ctest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DCMCR_WERROR=ON
-cmake --build build -j"$(nproc)"
-ctest --test-dir build --output-on-failure -j1
+if [ -n "${CMCR_SANITIZE:-}" ]; then
+    dir=build-sanitize
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMCR_WERROR=ON -DCMCR_SANITIZE="$CMCR_SANITIZE"
+else
+    dir=build
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMCR_WERROR=ON
+fi
+cmake --build "$dir" -j"$(nproc)"
+ctest --test-dir "$dir" --output-on-failure -j1 "$@"
