@@ -410,6 +410,15 @@ cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir);
 /* Name of the BLAS kernel set in use (OpenBLAS core name) and its thread count. */
 const char *cmcr_blas_core(void);
 int cmcr_blas_threads(void);
+/* Debian 12's OpenBLAS 0.3.21 does not recognise some recent CPUs and falls back to slow
+ * generic kernels (e.g. "Prescott", ~7x slower sgemm). It reads OPENBLAS_CORETYPE only when it
+ * loads, so a program must set it and re-execute itself. This returns the kernel set to ask
+ * for ("SkylakeX" with AVX-512, "Haswell" with AVX2+FMA), or NULL when the current one is
+ * fine or the user already set OPENBLAS_CORETYPE. current: the kernel set to judge (NULL: the
+ * one OpenBLAS picked). */
+const char *cmcr_blas_better_core(const char *current);
+/* The decision behind it, for a given current core name and CPU features. */
+const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma);
 
 /* ---------------------------------------------------------------- small numeric helpers */
 

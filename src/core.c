@@ -247,3 +247,27 @@ void cmcr_afile_abort(cmcr_afile *a)
 
 const char *cmcr_blas_core(void) { return openblas_get_corename(); }
 int cmcr_blas_threads(void) { return openblas_get_num_threads(); }
+
+const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma)
+{
+    /* OpenBLAS's generic fallbacks for x86-64 CPUs it does not know. */
+    static const char *const slow[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+                                       "Katmai", "Coppermine", "Northwood", "Banias", "Barcelona", "Opteron"};
+    int is_slow = 0;
+    for (size_t i = 0; i < sizeof slow / sizeof *slow; i++)
+        if (current && strcmp(current, slow[i]) == 0) is_slow = 1;
+    if (!is_slow) return NULL;
+    if (has_avx512) return "SkylakeX";
+    if (has_avx2_fma) return "Haswell";
+    return NULL;
+}
+
+const char *cmcr_blas_better_core(const char *current)
+{
+    if (getenv("OPENBLAS_CORETYPE")) return NULL; /* never override the user's choice */
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cmcr_blas_pick_core(current ? current : openblas_get_corename(), avx512, avx2);
+}

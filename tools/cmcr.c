@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include "cli.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct subcommand {
     const char *name;
@@ -32,8 +34,25 @@ static void usage(FILE *to)
         fprintf(to, "  %-12s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* Re-execute once with OPENBLAS_CORETYPE set when OpenBLAS fell back to slow kernels for this
+ * CPU (see cmcr_blas_better_core). CMCR_BLAS_FALLBACK records what OpenBLAS had picked.
+ * CMCR_TEST_BLAS_CORE lets tests pretend OpenBLAS picked another set, to exercise this path
+ * on CPUs it recognises. */
+static void ensure_fast_blas(char **argv)
+{
+    const char *picked = getenv("CMCR_TEST_BLAS_CORE") ? getenv("CMCR_TEST_BLAS_CORE") : cmcr_blas_core();
+    const char *core = cmcr_blas_better_core(picked);
+    if (!core || getenv("CMCR_BLAS_FALLBACK")) return;
+    setenv("CMCR_BLAS_FALLBACK", picked, 1);
+    setenv("OPENBLAS_CORETYPE", core, 1);
+    execv("/proc/self/exe", argv);
+    fprintf(stderr, "cmcr: warning: could not restart with OPENBLAS_CORETYPE=%s; matrix products will be slow\n", core);
+    unsetenv("OPENBLAS_CORETYPE");
+}
+
 int main(int argc, char **argv)
 {
+    ensure_fast_blas(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -351,9 +351,11 @@ int cmd_info(int argc, char **argv)
     cli_cmd cmd = {"info", "", "Show the version and the numeric back-end in use.", 0, opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
-    const char *env = getenv("OPENBLAS_CORETYPE");
+    const char *env = getenv("OPENBLAS_CORETYPE"), *fallback = getenv("CMCR_BLAS_FALLBACK");
     printf("cmcr %s\n", CMCR_VERSION_STRING);
-    printf("BLAS: OpenBLAS, kernels %s, %d threads%s%s\n", cmcr_blas_core(), cmcr_blas_threads(),
-           env ? ", OPENBLAS_CORETYPE=" : "", env ? env : "");
+    printf("BLAS: OpenBLAS, kernels %s, %d threads", cmcr_blas_core(), cmcr_blas_threads());
+    if (fallback) printf(" (chosen by cmcr: OpenBLAS picked the slow %s kernels for this CPU)", fallback);
+    else if (env) printf(" (OPENBLAS_CORETYPE=%s set by the user)", env);
+    printf("\n");
     return 0;
 }
