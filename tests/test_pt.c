@@ -902,6 +902,10 @@ int main(void)
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     bool have_data = released_path != NULL;
     free(released_path);
-    if (rc == 0 && !have_data) tu_require_data("cmcr-ulip-clip/ulip_clip.pt"); /* exits 77 */
+    /* The other cases ran and passed: report a pass, and say which case was skipped (cmocka
+     * lists it as SKIPPED) rather than marking the whole program skipped. */
+    if (rc == 0 && !have_data)
+        printf("NOTE: test_released_checkpoint skipped: ../shared/data/cmcr-ulip-clip/ulip_clip.pt not found "
+               "(set CMCR_TESTDATA)\n");
     return rc;
 }
