@@ -13,15 +13,15 @@ typedef struct subcommand {
 } subcommand;
 
 static const subcommand commands[] = {
-    {"inspect", cmd_inspect, "list the tensors of a .npy, .safetensors or .pt file"},
-    {"convert", cmd_convert, "convert between .pt, .safetensors and .npy"},
-    {"project", cmd_project, "project embeddings into the connected space"},
-    {"similarity", cmd_similarity, "cross-modal similarity (top-k or full matrix)"},
     {"demo", cmd_demo, "the main job: synthetic world, C-MCR, ablations, oracle, retrieval table"},
     {"train", cmd_train, "train a C-MCR connection from unpaired data"},
-    {"aggregate", cmd_aggregate, "semantic consistency: aggregate a memory for each query"},
+    {"project", cmd_project, "project embeddings into the connected space"},
+    {"similarity", cmd_similarity, "cross-modal similarity (top-k or full matrix)"},
     {"eval", cmd_eval, "retrieval and zero-shot evaluation of a connected space"},
+    {"aggregate", cmd_aggregate, "semantic consistency: aggregate a memory for each query"},
     {"synth", cmd_synth, "write the built-in synthetic two-MCR world as .npy files"},
+    {"inspect", cmd_inspect, "list the tensors of a .npy, .safetensors or .pt file"},
+    {"convert", cmd_convert, "convert between .pt, .safetensors and .npy"},
     {"info", cmd_info, "version and numeric back-end"},
 };
 
