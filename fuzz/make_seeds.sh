@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Write the fuzzers' seed corpora (fuzz/corpus/<target>/): small valid files made by cmcr itself
+# (synth, train, convert) and by NumPy/PyTorch (Debian's /usr/bin/python3). Each seed is well
+# under 10 KB. The generated files are committed; rerun this only to refresh them.
+#   fuzz/make_seeds.sh [path/to/cmcr]      (default: build-fuzz/cmcr, else build/cmcr)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BIN=${1:-}
+if [ -z "$BIN" ]; then
+    for b in build-fuzz/cmcr build/cmcr; do [ -x "$b" ] && BIN=$b && break; done
+fi
+[ -n "$BIN" ] && [ -x "$BIN" ] || { echo "make_seeds.sh: no cmcr binary (build it, or pass its path)" >&2; exit 1; }
+BIN=$(realpath "$BIN")
+PY=${CMCR_PYTHON:-/usr/bin/python3}
+C=$ROOT/fuzz/corpus
+rm -rf "$C"
+mkdir -p "$C"/fuzz_npy "$C"/fuzz_safetensors "$C"/fuzz_pt "$C"/fuzz_model
+T=$(mktemp -d /tmp/cmcr-seeds-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+cd "$T"
+
+# 1. cmcr's own writers: a tiny synthetic world (npy, f32 + int64 labels), a model trained on
+#    it (.safetensors with the training record as metadata, and .pt), and conversions.
+"$BIN" synth --out world --dim-a 8 --dim-b 9 --latent 3 --concepts 4 --clusters 2 --overlap 16 \
+    --memory-a 8 --memory-b 8 --test 4 --oracle 4 --diag 4 >/dev/null
+cp world/overlap_a.npy "$C"/fuzz_npy/cmcr_synth_f32.npy
+cp world/test_labels.npy "$C"/fuzz_npy/cmcr_synth_labels_i64.npy
+"$BIN" train --overlap-a world/overlap_a.npy --overlap-b world/overlap_b.npy \
+    --memory-a world/memory_a.npy --memory-b world/memory_b.npy --preset clap-clip --hidden 4 --out-dim 3 \
+    --epochs 1 --batch 8 --threads 1 --cache-dir none --checkpoint-every 0 --out m2.safetensors >/dev/null 2>&1
+"$BIN" train --overlap-a world/overlap_a.npy --overlap-b world/overlap_b.npy \
+    --memory-a world/memory_a.npy --memory-b world/memory_b.npy --preset ulip-clip --out-dim 3 \
+    --epochs 1 --batch 8 --threads 1 --cache-dir none --checkpoint-every 0 --out m1.pt >/dev/null 2>&1
+"$BIN" convert m2.safetensors m2.pt >/dev/null
+"$BIN" convert m1.pt m1.safetensors >/dev/null
+cp m2.safetensors "$C"/fuzz_model/cmcr_2layer.safetensors
+cp m2.pt "$C"/fuzz_model/cmcr_2layer.pt
+cp m1.pt "$C"/fuzz_model/cmcr_1layer.pt
+cp m1.safetensors "$C"/fuzz_model/cmcr_1layer.safetensors
+cp m2.safetensors m1.safetensors "$C"/fuzz_safetensors/
+cp m2.pt m1.pt "$C"/fuzz_pt/
+"$BIN" project --model m2.safetensors --side a --in world/test_x.npy --out proj.npy >/dev/null
+cp proj.npy "$C"/fuzz_npy/cmcr_project_stream.npy
+
+# 2. NumPy and PyTorch's own files: other dtypes, ranks, header versions, and torch.save's
+#    layout (archive named after the file, storages shared between views, non-zero offsets).
+"$PY" - "$C" <<'PYEOF'
+import io, json, os, struct, sys
+import numpy as np
+C = sys.argv[1]
+r = np.random.default_rng(7)
+npy = os.path.join(C, "fuzz_npy")
+np.save(f"{npy}/f16_3x4.npy", r.standard_normal((3, 4)).astype(np.float16))
+np.save(f"{npy}/f64_2x3.npy", r.standard_normal((2, 3)))
+np.save(f"{npy}/i32_1d.npy", np.arange(5, dtype=np.int32))
+np.save(f"{npy}/f32_0rows.npy", np.zeros((0, 4), np.float32))
+np.save(f"{npy}/f32_3d.npy", r.standard_normal((2, 2, 2)).astype(np.float32))
+np.save(f"{npy}/f32_scalar.npy", np.array(1.5, np.float32))
+with open(f"{npy}/f32_v2.npy", "wb") as f:
+    np.lib.format.write_array(f, r.standard_normal((2, 2)).astype(np.float32), version=(2, 0))
+with open(f"{npy}/f32_v3.npy", "wb") as f:
+    np.lib.format.write_array(f, r.standard_normal((2, 2)).astype(np.float32), version=(3, 0))
+np.save(f"{npy}/f32_fortran.npy", np.asfortranarray(r.standard_normal((3, 2)).astype(np.float32)))
+np.save(f"{npy}/f32_bigendian.npy", r.standard_normal((2, 2)).astype(">f4"))
+
+# safetensors by hand (the format is JSON header + raw bytes): every dtype, metadata, 0-d.
+def st(path, tensors, meta=None):
+    hdr, off, blobs = {}, 0, []
+    if meta: hdr["__metadata__"] = meta
+    for k, (dt, v) in tensors.items():
+        b = v.tobytes()
+        hdr[k] = {"dtype": dt, "shape": list(v.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b); blobs.append(b)
+    h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+sd = os.path.join(C, "fuzz_safetensors")
+st(f"{sd}/dtypes.safetensors", {
+    "f32": ("F32", r.standard_normal((2, 3)).astype(np.float32)),
+    "f16": ("F16", r.standard_normal(4).astype(np.float16)),
+    "bf16": ("BF16", (r.integers(0, 65535, 3)).astype(np.uint16)),
+    "f64": ("F64", r.standard_normal(2)),
+    "i32": ("I32", np.arange(3, dtype=np.int32)),
+    "i64": ("I64", np.array(5, np.int64)),
+    "empty": ("F32", np.zeros((0, 3), np.float32)),
+}, meta={"format": "pt", "note": "seed"})
+
+import torch
+pt = os.path.join(C, "fuzz_pt")
+g = torch.Generator().manual_seed(3)
+base = torch.randn(4, 6, generator=g)
+torch.save({"w": base, "view": base[1:3], "row": base[2], "h": torch.randn(3, generator=g).half(),
+            "bf": torch.randn(2, 2, generator=g).bfloat16(), "d": torch.randn(2, generator=g).double(),
+            "n": torch.tensor(7), "i": torch.arange(4, dtype=torch.int32)}, f"{pt}/torch_mixed.pt")
+# A released-checkpoint-like state_dict: Linear + BatchNorm1d heads, saved by torch itself.
+def head(layers, i, h, o):
+    mods = [torch.nn.Linear(i, h), torch.nn.BatchNorm1d(h), torch.nn.ReLU()]
+    if layers == 2: mods += [torch.nn.Linear(h, o), torch.nn.BatchNorm1d(o)]
+    return torch.nn.Sequential(*mods)
+class M(torch.nn.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.Head_A = torch.nn.Module(); self.Head_A.net = head(layers, 6, 4, 3)
+        self.Head_B = torch.nn.Module(); self.Head_B.net = head(layers, 5, 4, 3)
+torch.manual_seed(0)
+md = os.path.join(C, "fuzz_model")
+torch.save(M(2).state_dict(), f"{md}/torch_2layer.pt")
+torch.save(M(1).state_dict(), f"{md}/torch_1layer.pt")
+torch.save(M(2).state_dict(), f"{pt}/torch_state_dict.pt")
+
+# fuzz_pt recipes (see fuzz/fuzz_pt.c): each .pt seed's entries as name/length/data records,
+# which the harness zips again, so that mutations reach the pickle rather than the zip's CRCs.
+import zipfile
+for name in sorted(os.listdir(pt)):
+    if not name.endswith(".pt"): continue
+    with zipfile.ZipFile(f"{pt}/{name}") as z:
+        out = b""
+        for e in z.infolist():
+            d, n = z.read(e), e.filename.encode()
+            out += bytes([len(n)]) + n + struct.pack("<I", len(d)) + d
+    open(f"{pt}/recipe_{name[:-3]}.bin", "wb").write(out)
+PYEOF
+cd "$ROOT"
+total=0
+for f in "$C"/*/*; do
+    n=$(stat -c %s "$f")
+    [ "$n" -lt 10240 ] || { echo "make_seeds.sh: $f is $n bytes (limit 10 KB)" >&2; exit 1; }
+    total=$((total + n))
+done
+echo "seeds: $(ls "$C"/*/* | wc -l) files, $total bytes"
