@@ -60,15 +60,7 @@ static char *raw_file(const char *name, const void *data, size_t n)
 /* Load must fail with st, naming the file and containing needle. Prints the message. */
 static void expect_load_fail(const char *label, const char *path, cmcr_status st, const char *needle)
 {
-    cmcr_tensors *ts = (cmcr_tensors *)1;
-    cmcr_status got = cmcr_npy_load(path, &ts);
-    const char *msg = cmcr_last_error();
-    printf("MSG\t%s\t%s\t%s\n", label, cmcr_status_name(got), msg);
-    assert_null(ts);
-    assert_int_equal(got, st);
-    assert_non_null(strstr(msg, path));
-    assert_non_null(strstr(msg, needle));
-    assert_null(strchr(msg, '\n'));
+    tu_expect_load_fail(CMCR_FORMAT_NPY, label, path, st, needle);
 }
 
 static void expect_reader_fail(const char *label, const char *path, cmcr_status st, const char *needle)

@@ -562,14 +562,7 @@ static void write_pt(const char *path, const pb *p, long data_len, bool deflate)
 
 static void expect_refused(const char *what, const char *path, cmcr_status want, const char *needle)
 {
-    cmcr_tensors *ts = (cmcr_tensors *)1;
-    cmcr_status st = cmcr_tensors_load(path, CMCR_FORMAT_PT, &ts);
-    printf("REFUSED %s | %s | %s\n", what, cmcr_status_name(st), cmcr_last_error());
-    assert_int_equal(st, want);
-    assert_null(ts);
-    assert_non_null(strstr(cmcr_last_error(), path));
-    assert_non_null(strstr(cmcr_last_error(), needle));
-    assert_null(strchr(cmcr_last_error(), '\n'));
+    tu_expect_load_fail(CMCR_FORMAT_PT, what, path, want, needle);
 }
 
 /* Write a checkpoint from a pickle and expect it to be refused. */

@@ -39,15 +39,7 @@ static char *craft(const char *name, const char *json, const void *data, size_t 
 
 static void expect_fail(const char *label, const char *path, cmcr_status st, const char *needle)
 {
-    cmcr_tensors *ts = (cmcr_tensors *)1;
-    cmcr_status got = cmcr_safetensors_load(path, &ts);
-    const char *msg = cmcr_last_error();
-    printf("MSG\t%s\t%s\t%s\n", label, cmcr_status_name(got), msg);
-    assert_null(ts);
-    assert_int_equal(got, st);
-    assert_non_null(strstr(msg, path));
-    assert_non_null(strstr(msg, needle));
-    assert_null(strchr(msg, '\n'));
+    tu_expect_load_fail(CMCR_FORMAT_SAFETENSORS, label, path, st, needle);
 }
 
 /* ------------------------------------------------------------------ round trip */

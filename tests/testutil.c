@@ -116,3 +116,17 @@ const char *tu_python_numpy(void)
     if (!found) printf("NOTE: numpy is not importable; NumPy interop checks are skipped\n");
     return found;
 }
+
+void tu_expect_load_fail(cmcr_format fmt, const char *label, const char *path, cmcr_status want,
+                         const char *needle)
+{
+    cmcr_tensors *ts = (cmcr_tensors *)1;
+    cmcr_status got = cmcr_tensors_load(path, fmt, &ts);
+    const char *msg = cmcr_last_error();
+    printf("MSG\t%s\t%s\t%s\n", label, cmcr_status_name(got), msg);
+    assert_null(ts);
+    assert_int_equal(got, want);
+    assert_non_null(strstr(msg, path));
+    assert_non_null(strstr(msg, needle));
+    assert_null(strchr(msg, '\n'));
+}

@@ -29,5 +29,9 @@ const char *tu_bin(void);
 const char *tu_python_numpy(void);
 /* Python with torch ($CMCR_PYTHON, else python3): NULL when torch is not importable. */
 const char *tu_python_torch(void);
+/* Loading path with fmt must fail with status want, leave *out NULL, and give one line that
+ * names the file and contains needle. Prints "MSG label status message" for the docs. */
+void tu_expect_load_fail(cmcr_format fmt, const char *label, const char *path, cmcr_status want,
+                         const char *needle);
 #define TU_SKIP 77
 #endif
