@@ -5,13 +5,15 @@
  * FLOPs counted: 4 * nq * nm * dim (two GEMMs of 2 * nq * nm * dim each; the exp work is
  * not counted). Environment: BENCH_SGEMM=1 also times one plain sgemm of the score shape
  * (query_block x memory_block x dim), the ceiling the kernel can approach; BENCH_HASH=1
- * times cmcr_hash_bytes on 1 GiB. */
+ * times cmcr_hash_bytes on 1 GiB. Prints the time of the best and the median repetition,
+ * the peak RSS (getrusage) and a machine-readable RESULT line (median) for bench/run.sh. */
 #include "cmcr.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 static double now(void)
@@ -86,7 +88,8 @@ int main(int argc, char **argv)
     if (getenv("BENCH_HASH")) bench_hash();
     float *q = random_matrix(nq, dim, 3), *m = random_matrix(nm, dim, 4);
     float *out = malloc((size_t)(nq * dim) * sizeof(float));
-    double best = 1e30;
+    double best = 1e30, times[64];
+    if (reps < 1 || reps > 64) reps = 1;
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         if (cmcr_aggregate(q, nq, m, nm, dim, &p, out) != CMCR_OK) {
@@ -95,11 +98,27 @@ int main(int argc, char **argv)
         }
         double t = now() - t0;
         if (t < best) best = t;
+        times[r] = t;
     }
+    for (int i = 1; i < reps; i++) /* insertion sort for the median */
+        for (int j = i; j > 0 && times[j] < times[j - 1]; j--) {
+            double x = times[j];
+            times[j] = times[j - 1];
+            times[j - 1] = x;
+        }
+    double med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
     double flops = 4.0 * (double)nq * (double)nm * (double)dim;
     printf("aggregate nq=%lld nm=%lld dim=%lld blocks %lldx%lld top_k=%lld: %.3f s, %.1f GFLOP/s, %.0f queries/s\n",
            (long long)nq, (long long)nm, (long long)dim, (long long)p.query_block, (long long)p.memory_block,
            (long long)p.top_k, best, flops / best / 1e9, (double)nq / best);
+    printf("  median of %d: %.3f s, %.1f GFLOP/s; peak RSS %.1f MiB\n", reps, med, flops / med / 1e9,
+           ru.ru_maxrss / 1024.0);
+    printf("RESULT bench=aggregate impl=cmcr nq=%lld nm=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
+           "threads=%d\n",
+           (long long)nq, (long long)nm, med, (double)nq / med, flops / 1e9, ru.ru_maxrss, cmcr_blas_core(),
+           cmcr_blas_threads());
     if (getenv("BENCH_SGEMM")) {
         int64_t qb = p.query_block < nq ? p.query_block : nq, mb = p.memory_block < nm ? p.memory_block : nm;
         printf("plain sgemm %lldx%lldx%lld: %.1f GFLOP/s\n", (long long)qb, (long long)mb, (long long)dim,

@@ -5,12 +5,14 @@
  * labels > 0: ground truth by label, labels drawn uniformly from [0, labels).
  * Data: random unit rows; query i is gallery row i plus noise, so ranks are not all random.
  * FLOPs counted: 2 * nq * ng * dim (one pass of scores). For reference it also times one
- * plain sgemm of the score block's shape, the ceiling the pass can approach. */
+ * plain sgemm of the score block's shape, the ceiling the pass can approach (BENCH_NO_SGEMM=1
+ * skips it), the peak RSS (getrusage) and a machine-readable RESULT line for bench/run.sh. */
 #include "cmcr.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
@@ -98,8 +100,15 @@ int main(int argc, char **argv)
     printf("  %.2f s, %.1f GFLOP/s (%.0f GFLOP), %.0f queries/s\n", t, gflop / t, gflop, (double)nq / t);
     printf("  R@1 %.4f R@5 %.4f R@10 %.4f median rank %.1f mean rank %.2f mAP %.4f (%lld queries)\n", m.recall[0],
            m.recall[1], m.recall[2], m.median_rank, m.mean_rank, m.map, (long long)m.queries);
-    printf("  plain sgemm %lld x %lld x %lld: %.1f GFLOP/s\n", (long long)qb, (long long)gb, (long long)dim,
-           sgemm_gflops(qb, gb, dim));
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("  peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
+    printf("RESULT bench=retrieval impl=cmcr nq=%lld ng=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
+           "threads=%d\n",
+           (long long)nq, (long long)ng, t, (double)nq / t, gflop, ru.ru_maxrss, cmcr_blas_core(), cmcr_blas_threads());
+    if (!getenv("BENCH_NO_SGEMM"))
+        printf("  plain sgemm %lld x %lld x %lld: %.1f GFLOP/s\n", (long long)qb, (long long)gb, (long long)dim,
+               sgemm_gflops(qb, gb, dim));
     free(q);
     free(g);
     free(ql);

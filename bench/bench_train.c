@@ -1,0 +1,150 @@
+/* bench_train.c - time of one C-MCR training step (the trainer's internal step, src/train.h).
+ *
+ * usage: bench_train [batch [steps [threads [preset]]]]
+ * defaults: batch 4096, 7 timed steps after 1 warm-up, 2 threads, preset clap-clip.
+ * Problem: random unit-norm overlap rows (n = 3 * batch) for both sides, pseudo embeddings
+ * precomputed (random unit-norm rows, so consistency is on without aggregating memories),
+ * every loss term on (native + pseudo InfoNCE, intra), semantic-completion noise on, Adam,
+ * no cache, no checkpoints. One step = cmcr_train_make_batch (gather + noise + normalise) +
+ * cmcr_train_forward_backward + cmcr_train_adam, as cmcr_trainer_run does it.
+ * FLOPs per step from the shapes (DESIGN.md section 5): projectors 4B * 2*(D*H + H*O) forward,
+ * twice that backward; InfoNCE 2 pairs * 2*B*B*O forward, twice that backward.
+ * Peak RSS (getrusage ru_maxrss) is compared with the bytes of the inputs (four n x D float
+ * matrices), the parameters and the Adam state (m, v). */
+#include "cmcr.h"
+#include "train.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static long maxrss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static uint64_t next(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545f4914f6cdd1dull;
+}
+
+static float *unit_rows(int64_t rows, int64_t cols, uint64_t seed)
+{
+    float *x = malloc((size_t)rows * (size_t)cols * sizeof(float));
+    if (!x) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int64_t i = 0; i < rows * cols; i++) x[i] = (float)((double)(next(&s) >> 40) / 16777216.0 - 0.5);
+    cmcr_normalize_rows(x, rows, cols);
+    return x;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+    int64_t B = argc > 1 ? atoll(argv[1]) : 4096;
+    int steps = argc > 2 ? atoi(argv[2]) : 7, threads = argc > 3 ? atoi(argv[3]) : 2;
+    const char *preset = argc > 4 ? argv[4] : "clap-clip";
+    if (B < 2 || steps < 1 || steps > 1000 || threads < 1) {
+        fprintf(stderr, "usage: bench_train [batch [steps [threads [preset]]]]\n");
+        return 2;
+    }
+    cmcr_train_params p = cmcr_train_default_params();
+    if (cmcr_preset_shape(preset, &p.shape_a) != CMCR_OK) {
+        fprintf(stderr, "bench_train: %s\n", cmcr_last_error());
+        return 2;
+    }
+    p.shape_b = p.shape_a;
+    p.batch = B;
+    p.threads = threads;
+    p.consistency = p.completion = p.intra = p.pseudo_pair = 1;
+    p.adamw = 0;
+    p.checkpoint_path = NULL;
+    p.cache_dir = NULL;
+    int64_t n = 3 * B, D = p.shape_a.in_dim, H = p.shape_a.layers == 2 ? p.shape_a.hidden : 0,
+            O = p.shape_a.out_dim;
+    p.epochs = (steps + 1) / 3 + 2; /* 3 steps per epoch: enough planned steps for the schedule */
+    float *oa = unit_rows(n, D, 1), *ob = unit_rows(n, D, 2), *pa = unit_rows(n, D, 3), *pb = unit_rows(n, D, 4);
+    long rss_data = maxrss_kib();
+    cmcr_train_data d = {.overlap_a = oa, .overlap_b = ob, .n_overlap = n, .dim_a = D, .dim_b = D,
+                         .pseudo_a = pa, .pseudo_b = pb};
+    cmcr_trainer *t;
+    if (cmcr_trainer_new(&p, &d, &t) != CMCR_OK) {
+        fprintf(stderr, "bench_train: %s\n", cmcr_last_error());
+        return 1;
+    }
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    uint64_t s = 77;
+    for (int64_t i = 0; i < n; i++) perm[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(next(&s) % (uint64_t)(i + 1)), tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+    double *times = malloc(sizeof(double) * (size_t)steps), loss = 0, loss0 = 0;
+    for (int k = -1; k < steps; k++) {
+        int64_t step = k + 2, pos = (int64_t)(k + 1) % 3;
+        double t0 = now();
+        cmcr_train_make_batch(t, perm + pos * B, B, NULL);
+        train_loss L = cmcr_train_forward_backward(t, B);
+        cmcr_train_adam(t, step, cmcr_train_lr(&t->p, step, t->total_steps));
+        t->step++; /* as cmcr_trainer_run: the noise stream is keyed on the step */
+        double dt = now() - t0;
+        if (k >= 0) times[k] = dt;
+        loss = L.total;
+        if (k < 0) loss0 = L.total;
+        if (getenv("BENCH_VERBOSE"))
+            printf("  step %d: %.4f s, loss %.4f (native %.4f, pseudo %.4f, intra %.4f)\n", k + 2, dt, L.total,
+                   L.native, L.pseudo, L.intra);
+    }
+    qsort(times, (size_t)steps, sizeof(double), cmp_double);
+    double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    double proj_fwd = (H ? 4.0 * B * 2.0 * (double)(D * H + H * O) : 4.0 * B * 2.0 * (double)(D * O));
+    double nce_fwd = 2.0 * 2.0 * (double)B * (double)B * (double)O;
+    double gflop = 3.0 * (proj_fwd + nce_fwd) / 1e9;
+    size_t np = t->model->nparams;
+    double in_bytes = 4.0 * (double)n * (double)D * sizeof(float), par_bytes = (double)np * sizeof(float);
+    double opt_bytes = 2.0 * par_bytes, base = in_bytes + par_bytes + opt_bytes;
+    long rss = maxrss_kib();
+    printf("train step, preset %s, batch %lld, %lld overlap rows, all loss terms, Adam, %d threads, kernels %s\n",
+           preset, (long long)B, (long long)n, threads, cmcr_blas_core());
+    printf("  median %.4f s over %d steps (min %.4f, max %.4f), %.0f samples/s, %.1f GFLOP/step, %.1f GFLOP/s,"
+           " loss %.4f -> %.4f\n",
+           med, steps, times[0], times[steps - 1], (double)B / med, gflop, gflop / med, loss0, loss);
+    printf("  peak RSS %.1f MiB (%.1f MiB after generating the data); inputs %.1f MiB + parameters %.1f MiB + Adam"
+           " state %.1f MiB = %.1f MiB; ratio %.2f\n",
+           rss / 1024.0, rss_data / 1024.0, in_bytes / 1048576, par_bytes / 1048576, opt_bytes / 1048576,
+           base / 1048576, rss * 1024.0 / base);
+    printf("RESULT bench=train impl=cmcr batch=%lld threads=%d sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld"
+           " base_bytes=%.0f\n",
+           (long long)B, threads, med, (double)B / med, gflop, rss, base);
+    free(times);
+    free(perm);
+    cmcr_trainer_free(t);
+    free(oa);
+    free(ob);
+    free(pa);
+    free(pb);
+    return 0;
+}
