@@ -268,6 +268,9 @@ static int run_training(train_args *a)
         free_inputs(&in);
         return cli_fail("train");
     }
+    /* The trainer copied what it needs (normalised overlap, pseudo embeddings): the loaded
+     * files, memories of up to millions of rows among them, can go before training starts. */
+    for (int i = 0; i < 4; i++) cmcr_matrix_free(&in.m[i]);
     if (a->resume && cmcr_trainer_resume(t, a->resume)) rc = cli_fail("train");
     progress pr = {cli_is_tty(2), a->quiet, NULL, -1e9};
     if (!rc && a->metrics && !(pr.metrics = fopen(a->metrics, a->resume ? "a" : "w")))
