@@ -39,6 +39,8 @@ bool cli_parse_side(const char *s, cmcr_side *side);
 /* Route library log messages to stderr (level <= max). */
 void cli_install_log(cmcr_log_level max);
 bool cli_is_tty(int fd);
+/* Seconds on the monotonic clock, for progress and timings. */
+double cli_now(void);
 
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);

@@ -16,18 +16,11 @@ typedef struct progress_line {
     double start, last;
 } progress_line;
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Progress on a terminal: percentage and an estimate of the time left, at most 10 times a second. */
 static int show_progress(int64_t done, int64_t total, void *user)
 {
     progress_line *pl = user;
-    double t = now_seconds();
+    double t = cli_now();
     if (done < total && t - pl->last < 0.1) return 0;
     pl->last = t;
     double frac = total > 0 ? (double)done / (double)total : 1.0, elapsed = t - pl->start;
@@ -56,7 +49,7 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     p.top_k = a->top_k;
     p.query_block = a->query_block;
     p.memory_block = a->memory_block;
-    progress_line pl = {now_seconds(), 0};
+    progress_line pl = {cli_now(), 0};
     bool tty = cli_is_tty(2);
     if (tty) {
         p.progress = show_progress;
@@ -65,7 +58,7 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     int hit = 0, rc = 0;
     cmcr_status st = cmcr_aggregate_cached(a->cache_dir, q->data, q->rows, m->data, m->rows, q->cols, &p, out, &hit);
     if (tty && !hit) fprintf(stderr, "\n");
-    double secs = now_seconds() - pl.start;
+    double secs = cli_now() - pl.start;
     if (st) rc = cli_fail("aggregate");
     else if (cmcr_matrix_save_npy(a->out, out, q->rows, q->cols)) rc = cli_fail("aggregate");
     else if (hit)
