@@ -131,6 +131,8 @@ typedef struct cmcr_npy_reader cmcr_npy_reader;
 cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out);
 int64_t cmcr_npy_reader_rows(const cmcr_npy_reader *r);
 int64_t cmcr_npy_reader_cols(const cmcr_npy_reader *r);
+/* Position the reader at row (0 <= row <= rows): the next read starts there. */
+cmcr_status cmcr_npy_reader_seek(cmcr_npy_reader *r, int64_t row);
 /* Read up to max_rows rows into out (max_rows * cols floats); *got is 0 at the end.
  * Rows containing NaN or Inf are refused with their row index. */
 cmcr_status cmcr_npy_reader_read(cmcr_npy_reader *r, float *out, int64_t max_rows, int64_t *got);
@@ -189,6 +191,15 @@ const char *cmcr_model_get_meta(const cmcr_model *m, const char *key);
  * in is rows x in_dim, out is rows x out_dim. Thread-safe for concurrent calls. */
 cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
                                float *out);
+/* Project a whole .npy file into a float32 .npy, streaming blocks of `block` rows (memory
+ * does not grow with the file). The output appears atomically, only when every row is
+ * written. mpi_comm (MPI builds; NULL: one process): every rank of the communicator calls
+ * this with the same arguments, projects its contiguous share of the rows and writes them
+ * into the one output file (which must be on a file system every rank sees). progress
+ * counts this rank's rows. */
+cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const char *in_path, const char *out_path,
+                             int64_t block, const void *mpi_comm,
+                             int (*progress)(int64_t done, int64_t total, void *user), void *progress_user);
 
 /* ---------------------------------------------------------------- training */
 
@@ -223,6 +234,12 @@ typedef struct cmcr_train_params {
     const char *checkpoint_path; /* NULL: no checkpoints */
     int64_t checkpoint_every;    /* steps between checkpoints (0: only at the end), default 50 */
     const char *cache_dir;       /* aggregation cache (NULL: no cache) */
+    /* Data-parallel training (MPI builds): a pointer to an MPI_Comm, NULL for one process.
+     * Every rank passes the same parameters and data; each step's global batch of `batch`
+     * rows is split into contiguous shards, one per rank, and the mathematics is that of one
+     * process at the same batch (InfoNCE over the global batch, BatchNorm statistics over the
+     * global batch, gradients summed). Rank 0 writes the checkpoints. Not stored in JSON. */
+    const void *mpi_comm;
 } cmcr_train_params;
 
 cmcr_train_params cmcr_train_default_params(void);
@@ -297,6 +314,12 @@ typedef struct cmcr_aggregate_params {
     int64_t memory_block;  /* memory rows per block, default 4096 */
     cmcr_progress_fn progress; /* optional; units are queries x memory rows / 1e6 */
     void *progress_user;
+    /* Sharded aggregation (MPI builds): a pointer to an MPI_Comm, NULL for one process. Each
+     * rank passes all the queries and its own slice of the memory (at least one row); the
+     * online-softmax states are combined across ranks, and every rank gets the whole result,
+     * equal to one process's over the concatenated memory. top_k must be 0. The cached
+     * variant does not cache in this mode. */
+    const void *mpi_comm;
 } cmcr_aggregate_params;
 
 cmcr_aggregate_params cmcr_aggregate_default_params(void);
@@ -419,6 +442,9 @@ int cmcr_blas_threads(void);
 const char *cmcr_blas_better_core(const char *current);
 /* The decision behind it, for a given current core name and CPU features. */
 const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma);
+
+/* 1 when this library was built with MPI (then the mpi_comm fields are honoured). */
+int cmcr_mpi_support(void);
 
 /* ---------------------------------------------------------------- small numeric helpers */
 

@@ -24,7 +24,7 @@
  * query keeps its k best (score, row) pairs in a small min-heap; at the end the softmax is
  * taken over those k scores and the k memory rows are gathered (normalised) in double
  * precision. */
-#include "internal.h"
+#include "dist.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -131,6 +131,7 @@ typedef struct agg_job {
     cmcr_progress_fn progress;
     void *progress_user;
     uint64_t done_pairs, total_pairs;
+    cmcr_dist dist;        /* ranks holding slices of the memory (one: the whole memory) */
 } agg_job;
 
 typedef struct agg_scratch {
@@ -139,6 +140,7 @@ typedef struct agg_scratch {
     float *s;        /* qb x mb: scores, then exp(score - mx) */
     float *acc;      /* qb x dim (full softmax) */
     float *mx;       /* qb: running maximum */
+    float *gmx;      /* qb: the maximum over all ranks */
     double *sum;     /* qb: running sum of exp */
     float *ks;       /* qb x k: heap of the best scores (top-k) */
     int64_t *ki;     /* qb x k: their memory rows */
@@ -153,6 +155,7 @@ static void scratch_free(agg_scratch *w)
     free(w->s);
     free(w->acc);
     free(w->mx);
+    free(w->gmx);
     free(w->sum);
     free(w->ks);
     free(w->ki);
@@ -181,8 +184,9 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
         w->m = ms < INT64_MAX / 2 ? alloc_array((int64_t)(2 * ms), sizeof(float)) : NULL;
         w->s = alloc_array((int64_t)ss, sizeof(float));
         w->mx = alloc_array(j->qb, sizeof(float));
+        w->gmx = alloc_array(j->qb, sizeof(float));
         w->sum = alloc_array(j->qb, sizeof(double));
-        ok = w->q && w->m && w->s && w->mx && w->sum;
+        ok = w->q && w->m && w->s && w->mx && w->gmx && w->sum;
     }
     if (ok && j->k == 0) {
         w->acc = alloc_array((int64_t)qs, sizeof(float));
@@ -326,6 +330,24 @@ static void softmax_and_prefetch(const agg_job *j, agg_scratch *w, int64_t qn, i
     }
 }
 
+/* With several ranks each has folded its slice of the memory into (mx, sum, acc): bring the
+ * states to the common maximum and add them up, which is the state of the whole memory. */
+static void combine_ranks(const agg_job *j, agg_scratch *w, int64_t qn)
+{
+    if (j->dist.size == 1) return;
+    int64_t dim = j->dim;
+    memcpy(w->gmx, w->mx, (size_t)qn * sizeof(float));
+    dist_max_f(&j->dist, w->gmx, qn);
+    #pragma omp parallel for schedule(static) if (qn * dim > AGG_OMP_MIN_WORK)
+    for (int64_t i = 0; i < qn; i++) {
+        float c = expf(w->mx[i] - w->gmx[i]);
+        w->sum[i] *= c;
+        for (int64_t k = 0; k < dim; k++) w->acc[i * dim + k] *= c;
+    }
+    dist_sum_d(&j->dist, w->sum, qn);
+    dist_sum_f(&j->dist, w->acc, qn * dim);
+}
+
 static cmcr_status full_query_block(agg_job *j, agg_scratch *w, int64_t q0, int64_t qn, float *out)
 {
     int64_t dim = j->dim;
@@ -336,6 +358,7 @@ static cmcr_status full_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
     }
     memset(w->acc, 0, (size_t)(qn * dim) * sizeof(float));
     float *cur = w->m, *next = w->m + j->mb * dim;
+    int stop = 0;
     normalize_into(j->memory, j->mb, dim, cur);
     for (int64_t m0 = 0; m0 < j->nm; m0 += j->mb) {
         int64_t mn = j->nm - m0 < j->mb ? j->nm - m0 : j->mb;
@@ -350,8 +373,13 @@ static cmcr_status full_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
         float *t = cur;
         cur = next;
         next = t;
-        if (progress_step(j, (uint64_t)qn * (uint64_t)mn)) return interrupted(j);
+        if (progress_step(j, (uint64_t)qn * (uint64_t)mn)) {
+            stop = 1;
+            break;
+        }
     }
+    if (dist_max_i(&j->dist, stop)) return interrupted(j); /* all ranks stop together */
+    combine_ranks(j, w, qn);
     finish_full(j, w, qn, out + q0 * dim);
     return CMCR_OK;
 }
@@ -473,11 +501,13 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
     j.progress = p->progress;
     j.progress_user = p->progress_user;
     j.total_pairs = (uint64_t)nq * (uint64_t)nm;
+    cmcr_status st = dist_open(p->mpi_comm, &j.dist);
+    if (st) return st;
     if (j.qb > INT32_MAX || j.mb > INT32_MAX || dim > INT32_MAX)
         return cmcr_fail(CMCR_EINVAL, "aggregate: blocks and width must fit BLAS's int (got %lld, %lld, %lld)",
                          (long long)j.qb, (long long)j.mb, (long long)dim);
     agg_scratch w;
-    cmcr_status st = scratch_alloc(&j, &w);
+    st = dist_agree(&j.dist, scratch_alloc(&j, &w), "aggregate: allocating scratch");
     for (int64_t q0 = 0; q0 < nq && st == CMCR_OK; q0 += j.qb) {
         int64_t qn = nq - q0 < j.qb ? nq - q0 : j.qb;
         st = j.k ? topk_query_block(&j, &w, q0, qn, out) : full_query_block(&j, &w, q0, qn, out);
@@ -486,12 +516,26 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
     return st;
 }
 
+/* check_args, agreed across the ranks of p->mpi_comm (each checks its own slice). */
+static cmcr_status check_all(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
+                             const cmcr_aggregate_params *p, const float *out)
+{
+    cmcr_dist d;
+    cmcr_status st = dist_open(p->mpi_comm, &d);
+    if (st) return st;
+    st = check_args(queries, nq, memory, nm, dim, p, out);
+    if (!st && d.size > 1 && p->top_k > 0)
+        st = cmcr_fail(CMCR_EINVAL, "aggregate: top_k is not supported across %d MPI ranks; use the full softmax "
+                       "(top_k 0) or one process", d.size);
+    return dist_agree(&d, st, "aggregate: checking the inputs");
+}
+
 cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
                            const cmcr_aggregate_params *p, float *out)
 {
     cmcr_aggregate_params defaults = cmcr_aggregate_default_params();
     if (!p) p = &defaults;
-    cmcr_status st = check_args(queries, nq, memory, nm, dim, p, out);
+    cmcr_status st = check_all(queries, nq, memory, nm, dim, p, out);
     if (st) return st;
     return aggregate_checked(queries, nq, memory, nm, dim, p, out);
 }
@@ -578,8 +622,10 @@ cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, i
     cmcr_aggregate_params defaults = cmcr_aggregate_default_params();
     if (!p) p = &defaults;
     if (hit) *hit = 0;
-    cmcr_status st = check_args(queries, nq, memory, nm, dim, p, out);
-    if (st || !cache_dir) return st ? st : aggregate_checked(queries, nq, memory, nm, dim, p, out);
+    cmcr_status st = check_all(queries, nq, memory, nm, dim, p, out);
+    if (!st && cache_dir && p->mpi_comm)
+        cmcr_log(CMCR_LOG_INFO, "aggregation: the cache is not used when the memory is split across MPI ranks");
+    if (st || !cache_dir || p->mpi_comm) return st ? st : aggregate_checked(queries, nq, memory, nm, dim, p, out);
     st = make_dirs(cache_dir);
     if (st) return st;
     size_t len = strlen(cache_dir) + 32;

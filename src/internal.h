@@ -64,6 +64,11 @@ cmcr_status cmcr_safetensors_save(const cmcr_tensors *ts, const char *path);
 cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out);
 cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path);
 
+/* The .npy header of a float32 rows x cols matrix (at most NPY_HEADER_MAX bytes) into buf;
+ * returns its length (a multiple of 64, as numpy writes it). */
+#define NPY_HEADER_MAX 512
+size_t cmcr_npy_matrix_header(char *buf, int64_t rows, int64_t cols);
+
 /* Add a tensor taking ownership of data (malloc'd, nbytes must match the shape). */
 cmcr_status cmcr_tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
                                    const int64_t *shape, void *data);

@@ -56,22 +56,26 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 }
 
 void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma, const float *beta, float *run_mean,
-                       float *run_var, float momentum, float eps, int relu, int64_t B, int64_t n, double *work)
+                       float *run_var, float momentum, float eps, int relu, const layer_batch *lb, int64_t n,
+                       double *work)
 {
-    double *mean = work, *sq = work + n;
+    int64_t B = lb->rows;
+    double *mean = work, *sq = work + n, total = (double)lb->total;
     memset(work, 0, sizeof(double) * (size_t)(2 * n));
     column_sums(h, NULL, mean, NULL, B, n);
-    for (int64_t j = 0; j < n; j++) mean[j] /= (double)B;
+    dist_sum_d(lb->dist, mean, n);
+    for (int64_t j = 0; j < n; j++) mean[j] /= total;
     /* Two-pass variance: subtract the mean first (numerically stable). */
     #pragma omp parallel for schedule(static) if (B * n > 65536)
     for (int64_t i = 0; i < B; i++)
         for (int64_t j = 0; j < n; j++) xhat[i * n + j] = (float)(h[i * n + j] - mean[j]);
     column_sums(xhat, xhat, NULL, sq, B, n);
+    dist_sum_d(lb->dist, sq, n);
     for (int64_t j = 0; j < n; j++) {
-        double v = sq[j] / (double)B;
+        double v = sq[j] / total;
         invstd[j] = (float)(1.0 / sqrt(v + eps));
         run_mean[j] = (float)((1 - momentum) * run_mean[j] + momentum * mean[j]);
-        run_var[j] = (float)((1 - momentum) * run_var[j] + momentum * v * (double)B / (double)(B - 1));
+        run_var[j] = (float)((1 - momentum) * run_var[j] + momentum * v * total / (total - 1));
     }
     #pragma omp parallel for schedule(static) if (B * n > 65536)
     for (int64_t i = 0; i < B; i++) {
@@ -85,8 +89,10 @@ void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma,
 }
 
 void batchnorm_backward(float *dy, const float *y, const float *xhat, const float *invstd, const float *gamma,
-                        float *dgamma, float *dbeta, int relu, int64_t B, int64_t n, double *work)
+                        float *dgamma, float *dbeta, int relu, const layer_batch *lb, int64_t n, double *work)
 {
+    int64_t B = lb->rows;
+    double total = (double)lb->total;
     if (relu) {
         #pragma omp parallel for schedule(static) if (B * n > 65536)
         for (int64_t i = 0; i < B; i++)
@@ -100,11 +106,12 @@ void batchnorm_backward(float *dy, const float *y, const float *xhat, const floa
         dbeta[j] += (float)s[j];
         dgamma[j] += (float)sx[j];
     }
+    dist_sum_d(lb->dist, work, 2 * n); /* s and sx over the global batch */
     #pragma omp parallel for schedule(static) if (B * n > 65536)
     for (int64_t i = 0; i < B; i++) {
         for (int64_t j = 0; j < n; j++) {
-            double g = (double)gamma[j] * invstd[j] / (double)B;
-            dy[i * n + j] = (float)(g * ((double)B * dy[i * n + j] - s[j] - xhat[i * n + j] * sx[j]));
+            double g = (double)gamma[j] * invstd[j] / total;
+            dy[i * n + j] = (float)(g * (total * dy[i * n + j] - s[j] - xhat[i * n + j] * sx[j]));
         }
     }
 }
@@ -140,74 +147,108 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
     }
 }
 
-/* Column softmax of l (B x B) into q, and each column's log-sum-exp into cl. Columns are
- * split across threads; one exp per element (float: arguments are <= 0). */
-static void col_softmax(const float *l, float *q, double *cl, int64_t B)
+/* Column statistics of this rank's logits l (b x B): colv[j] = max_i l_ij, then (after the
+ * maxima are reduced across ranks) q_ij = exp(l_ij - colv[j]) and colsum[j] = sum_i q_ij.
+ * Columns are split across threads, rows summed in order; one exp per element (float:
+ * arguments are <= 0). */
+static void col_max(const float *l, float *colv, int64_t b, int64_t B)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < B; j0 += 64) {
-        int64_t j1 = j0 + 64 < B ? j0 + 64 : B, w = j1 - j0;
+        int64_t w = j0 + 64 < B ? 64 : B - j0;
         float mx[64];
-        double s[64] = {0};
         for (int64_t j = 0; j < w; j++) mx[j] = l[j0 + j];
-        for (int64_t i = 1; i < B; i++)
+        for (int64_t i = 1; i < b; i++)
             for (int64_t j = 0; j < w; j++) mx[j] = l[i * B + j0 + j] > mx[j] ? l[i * B + j0 + j] : mx[j];
-        for (int64_t i = 0; i < B; i++) {
+        memcpy(colv + j0, mx, (size_t)w * sizeof(float));
+    }
+}
+
+static void col_exp(const float *l, float *q, const float *colv, double *colsum, int64_t b, int64_t B)
+{
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < B; j0 += 64) {
+        int64_t w = j0 + 64 < B ? 64 : B - j0;
+        double s[64] = {0};
+        for (int64_t i = 0; i < b; i++) {
             for (int64_t j = 0; j < w; j++) {
-                float e = expf(l[i * B + j0 + j] - mx[j]);
+                float e = expf(l[i * B + j0 + j] - colv[j0 + j]);
                 q[i * B + j0 + j] = e;
                 s[j] += e;
             }
         }
-        float inv[64];
-        for (int64_t j = 0; j < w; j++) {
-            cl[j0 + j] = mx[j] + log(s[j]);
-            inv[j] = (float)(1.0 / s[j]);
-        }
-        for (int64_t i = 0; i < B; i++)
-            for (int64_t j = 0; j < w; j++) q[i * B + j0 + j] *= inv[j];
+        memcpy(colsum + j0, s, (size_t)w * sizeof(double));
     }
 }
 
-double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, float *colp, double tau,
-               double scale, int64_t B, int64_t n, double *work)
+/* Rows of the gradient dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [j == i]) / (2B)
+ * times c; row i's loss terms (both directions' terms for its index) into row_loss. */
+static void infonce_rows(float *logits, const float *colp, const float *colinv, const double *cl, double c,
+                         const layer_batch *lb, double *row_loss)
 {
-    double *cl = work, *row_loss = work + B;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)B, (int)n, (float)(1.0 / tau), za, (int)n, zb,
-                (int)n, 0.0f, logits, (int)B);
-    col_softmax(logits, colp, cl, B);
-    /* Row pass: row softmax, the loss of row i (both directions' terms for index i), and
-     * dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [i == j]) / (2B), times 1/tau for
-     * the chain rule through logits = za zb^T / tau. */
-    double c = scale / (2.0 * (double)B * tau);
+    int64_t B = lb->total;
     #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < B; i++) {
+    for (int64_t i = 0; i < lb->rows; i++) {
+        int64_t gi = lb->first + i;
         float *r = logits + i * B;
         const float *q = colp + i * B;
-        float mx = r[0], diag = r[i];
+        float mx = r[0], diag = r[gi];
         for (int64_t j = 1; j < B; j++) mx = r[j] > mx ? r[j] : mx;
         double sum = 0;
         for (int64_t j = 0; j < B; j++) {
             r[j] = expf(r[j] - mx);
             sum += r[j];
         }
-        row_loss[i] = (mx + log(sum) - diag) + (cl[i] - diag);
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < B; j++) r[j] = (float)c * (r[j] * inv + q[j]);
-        r[i] -= (float)(2.0 * c);
+        row_loss[i] = (mx + log(sum) - diag) + (cl[gi] - diag);
+        float inv = (float)(1.0 / sum), cf = (float)c;
+        for (int64_t j = 0; j < B; j++) r[j] = cf * (r[j] * inv + q[j] * colinv[j]);
+        r[gi] -= (float)(2.0 * c);
     }
-    double loss = 0;
-    for (int64_t i = 0; i < B; i++) loss += row_loss[i]; /* in order: deterministic */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)n, (int)B, 1.0f, logits, (int)B, zb, (int)n,
-                1.0f, dza, (int)n);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)B, 1.0f, logits, (int)B, za, (int)n,
-                1.0f, dzb, (int)n);
+}
+
+double infonce(const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws, double tau,
+               double scale, const layer_batch *lb, int64_t n, double *work)
+{
+    int64_t b = lb->rows, B = lb->total;
+    int many = lb->dist->size > 1;
+    const float *zb_all = many ? ws->zb_all : zb;
+    double *colsum = work, *row_loss = work + B;
+    if (many) dist_allgather_rows(lb->dist, zb, ws->zb_all, B, n);
+    /* this rank's rows of logits = za zb^T / tau */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)B, (int)n, (float)(1.0 / tau), za, (int)n,
+                zb_all, (int)n, 0.0f, ws->logits, (int)B);
+    col_max(ws->logits, ws->colv, b, B);
+    dist_max_f(lb->dist, ws->colv, B);
+    col_exp(ws->logits, ws->colp, ws->colv, colsum, b, B);
+    dist_sum_d(lb->dist, colsum, B);
+    for (int64_t j = 0; j < B; j++) { /* colsum becomes the column log-sum-exp, colv 1 / sum */
+        double sum = colsum[j];
+        colsum[j] = ws->colv[j] + log(sum);
+        ws->colv[j] = (float)(1.0 / sum);
+    }
+    /* times 1/tau for the chain rule through logits = za zb^T / tau */
+    double c = scale / (2.0 * (double)B * tau), loss = 0;
+    infonce_rows(ws->logits, ws->colp, ws->colv, colsum, c, lb, row_loss);
+    for (int64_t i = 0; i < b; i++) loss += row_loss[i]; /* in order: deterministic */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)n, (int)B, 1.0f, ws->logits, (int)B, zb_all,
+                (int)n, 1.0f, dza, (int)n);
+    if (!many) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, ws->logits, (int)B, za,
+                    (int)n, 1.0f, dzb, (int)n);
+    } else { /* every rank's rows contribute to every column: sum them onto the owners */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, ws->logits, (int)B, za,
+                    (int)n, 0.0f, ws->dzb_all, (int)n);
+        dist_reduce_scatter_rows(lb->dist, ws->dzb_all, ws->dzb_mine, B, n);
+        for (int64_t k = 0; k < b * n; k++) dzb[k] += ws->dzb_mine[k];
+    }
     return loss / (2.0 * (double)B);
 }
 
-double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int squared, double scale, int64_t B,
-                  int64_t n, double *work)
+double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int squared, double scale,
+                  const layer_batch *lb, int64_t n, double *work)
 {
+    int64_t B = lb->rows;
+    double total_rows = (double)lb->total;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < B; i++) {
         const float *a = zs + i * n, *b = zx + i * n;
@@ -217,7 +258,7 @@ double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int 
         work[i] = squared ? ss : d;
         /* d|a-b|/da = (a-b)/|a-b| (0 where a == b, as PyTorch's norm backward); squared: 2(a-b). */
         double g = squared ? 2.0 : (d > 0 ? 1.0 / d : 0.0);
-        g *= scale / (double)B;
+        g *= scale / total_rows;
         for (int64_t j = 0; j < n; j++) {
             float v = (float)(g * ((double)a[j] - b[j]));
             dzs[i * n + j] += v;
@@ -226,5 +267,5 @@ double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int 
     }
     double total = 0;
     for (int64_t i = 0; i < B; i++) total += work[i]; /* in order: deterministic */
-    return total / (double)B;
+    return total / total_rows;
 }

@@ -4,7 +4,17 @@
  * no layer allocates (or can fail) during a step. */
 #ifndef CMCR_LAYERS_H
 #define CMCR_LAYERS_H
+#include "dist.h"
+
 #include <stdint.h>
+
+/* The rows of a batch that this process holds. Per-row layers (Linear, normalisation) see
+ * only `rows`; BatchNorm and the losses reduce over the global batch of `total` rows across
+ * the ranks of `dist` (one rank: rows == total, first == 0). */
+typedef struct layer_batch {
+    int64_t rows, total, first;
+    const cmcr_dist *dist;
+} layer_batch;
 
 /* y = x W^T + b; x: B x in, W: out x in, y: B x out. */
 void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t B, int64_t in, int64_t out);
@@ -12,29 +22,43 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int64_t B,
                      int64_t in, int64_t out, double *work);
 
-/* BatchNorm1d in training mode over the B rows of h (B x n), in place: h becomes
- * gamma * xhat + beta (with ReLU when relu != 0). Saves xhat (B x n) and invstd (n), and
- * updates the running statistics with momentum (unbiased variance, as PyTorch). */
+/* BatchNorm1d in training mode over the global batch, on this rank's rows of h (rows x n),
+ * in place: h becomes gamma * xhat + beta (with ReLU when relu != 0). Saves xhat (rows x n)
+ * and invstd (n), and updates the running statistics with momentum (unbiased variance, as
+ * PyTorch); every rank computes the same statistics. */
 void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma, const float *beta, float *run_mean,
-                       float *run_var, float momentum, float eps, int relu, int64_t B, int64_t n, double *work);
-/* dy (B x n) is the gradient w.r.t. the BN (post-ReLU when relu) output y; overwritten with
- * the gradient w.r.t. the BN input. dgamma, dbeta accumulate. */
+                       float *run_var, float momentum, float eps, int relu, const layer_batch *lb, int64_t n,
+                       double *work);
+/* dy (rows x n) is the gradient w.r.t. the BN (post-ReLU when relu) output y; overwritten
+ * with the gradient w.r.t. the BN input. dgamma, dbeta accumulate this rank's share (the
+ * caller sums gradients across ranks). */
 void batchnorm_backward(float *dy, const float *y, const float *xhat, const float *invstd, const float *gamma,
-                        float *dgamma, float *dbeta, int relu, int64_t B, int64_t n, double *work);
+                        float *dgamma, float *dbeta, int relu, const layer_batch *lb, int64_t n, double *work);
 
 /* z = x / max(|x|, 1e-12) per row, in place; saves the norms. */
 void normalize_forward(float *z, float *norms, int64_t B, int64_t n);
 /* dz (gradient w.r.t. z) becomes the gradient w.r.t. x. */
 void normalize_backward(float *dz, const float *z, const float *norms, int64_t B, int64_t n);
 
-/* Symmetric InfoNCE between za and zb (B x n) at temperature tau: returns the loss
- * (mean of the two cross-entropies) and accumulates scale * dL/dza and scale * dL/dzb
- * into dza, dzb. logits and colp are B x B scratch. */
-double infonce(const float *za, const float *zb, float *dza, float *dzb, float *logits, float *colp, double tau,
-               double scale, int64_t B, int64_t n, double *work);
+/* Scratch of the InfoNCE over a global batch of B rows, this rank holding b of them. */
+typedef struct infonce_ws {
+    float *logits, *colp; /* b x B */
+    /* several ranks only (one rank: NULL): */
+    float *zb_all;        /* B x n: zb gathered from all ranks */
+    float *dzb_all;       /* B x n: this rank's contribution to dL/dzb of every row */
+    float *dzb_mine;      /* b x n: the sum of those contributions for this rank's rows */
+    float *colv;          /* B: column maxima, then 1 / column sums */
+} infonce_ws;
 
-/* Intra-MCR alignment: mean_i |zs_i - zx_i| (or squared): returns the loss, accumulates
- * scale * gradients into dzs, dzx. */
-double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int squared, double scale, int64_t B,
-                  int64_t n, double *work);
+/* Symmetric InfoNCE between za and zb (this rank's rows x n of the global batch) at
+ * temperature tau, over the whole global batch: returns this rank's share of the loss
+ * (mean of the two cross-entropies; the shares sum to the loss) and accumulates scale *
+ * dL/dza and scale * dL/dzb for this rank's rows into dza, dzb. */
+double infonce(const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws, double tau,
+               double scale, const layer_batch *lb, int64_t n, double *work);
+
+/* Intra-MCR alignment: mean_i |zs_i - zx_i| (or squared) over the global batch: returns
+ * this rank's share of the loss, accumulates scale * gradients into dzs, dzx. */
+double intra_loss(const float *zs, const float *zx, float *dzs, float *dzx, int squared, double scale,
+                  const layer_batch *lb, int64_t n, double *work);
 #endif

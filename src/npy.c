@@ -15,7 +15,6 @@
 #define NPY_MAGIC "\x93NUMPY"
 #define NPY_ALIGN 64
 #define NPY_GROWTH_DIGITS 21 /* numpy leaves room for this many digits in shape[0] */
-#define NPY_HEADER_MAX 512   /* longest header this library writes */
 #define NPY_CHUNK_BYTES (64 * 1024)
 
 struct npy_info {
@@ -31,6 +30,7 @@ struct cmcr_npy_reader {
     char *path;
     cmcr_dtype dtype;
     int64_t rows, cols, next;
+    uint64_t data_offset;
     unsigned char *buf; /* NPY_CHUNK_BYTES, for dtypes that need conversion */
 };
 
@@ -533,12 +533,32 @@ cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out)
     r->dtype = h.dtype;
     r->rows = h.shape[0];
     r->cols = h.shape[1];
+    r->data_offset = h.data_offset;
     *out = r;
     return CMCR_OK;
 }
 
 int64_t cmcr_npy_reader_rows(const cmcr_npy_reader *r) { return r->rows; }
 int64_t cmcr_npy_reader_cols(const cmcr_npy_reader *r) { return r->cols; }
+
+cmcr_status cmcr_npy_reader_seek(cmcr_npy_reader *r, int64_t row)
+{
+    if (row < 0 || row > r->rows)
+        return cmcr_fail(CMCR_EINVAL, "%s: cannot seek to row %lld of %lld", r->path, (long long)row,
+                         (long long)r->rows);
+    /* in range: the offset fits, since the data size was checked against the file's */
+    uint64_t off = r->data_offset + (uint64_t)row * (uint64_t)r->cols * cmcr_dtype_size(r->dtype);
+    if (fseeko(r->f, (off_t)off, SEEK_SET) != 0)
+        return cmcr_fail(CMCR_EIO, "%s: cannot seek to row %lld: %s", r->path, (long long)row, strerror(errno));
+    r->next = row;
+    return CMCR_OK;
+}
+
+size_t cmcr_npy_matrix_header(char *buf, int64_t rows, int64_t cols)
+{
+    int64_t shape[2] = {rows, cols};
+    return build_header(buf, "<f4", 2, shape);
+}
 
 /* Read count values of the stored dtype into out as float32. */
 static cmcr_status read_values(cmcr_npy_reader *r, float *out, uint64_t count)

@@ -143,14 +143,18 @@ static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
     cmcr_aggregate_params ap = cmcr_aggregate_default_params();
     ap.tau_mem = t->p.tau_mem;
     ap.top_k = t->p.agg_top_k;
+    ap.mpi_comm = t->dist.size > 1 ? t->p.mpi_comm : NULL;
     const float *mem[2] = {d->memory_a, d->memory_b};
     const int64_t nm[2] = {d->n_memory_a, d->n_memory_b};
     for (int s = 0; s < 2; s++) {
         int k = s == 0 ? IN_XA : IN_YB, hit = 0;
+        int64_t lo, hi; /* with several ranks each aggregates its slice of the memory */
+        dist_range(nm[s], t->dist.rank, t->dist.size, &lo, &hi);
         t->data[k] = cmcr_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
-        if (!t->data[k]) return cmcr_fail(CMCR_ENOMEM, "out of memory for pseudo embeddings");
-        cmcr_status st = cmcr_aggregate_cached(t->p.cache_dir, t->data[k - 1], t->n, mem[s], nm[s], t->dim[s], &ap,
-                                               t->data[k], &hit);
+        cmcr_status st = dist_agree(&t->dist, t->data[k] ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "out of memory for "
+                                    "pseudo embeddings"), "allocating pseudo embeddings");
+        if (!st) st = cmcr_aggregate_cached(t->p.cache_dir, t->data[k - 1], t->n, mem[s] + lo * t->dim[s], hi - lo,
+                                            t->dim[s], &ap, t->data[k], &hit);
         if (st) return st;
         cmcr_log(CMCR_LOG_INFO, "pseudo %s embeddings: %s", s == 0 ? "x_A" : "y_B",
                  hit ? "from the cache" : "computed");
@@ -160,10 +164,12 @@ static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
 
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 
-/* Carve the float workspace out of one allocation. */
+/* Carve the float workspace out of one allocation: per-row buffers for this rank's b rows,
+ * the b x B logits, and with several ranks the gathered outputs and gradient shards. */
 static cmcr_status alloc_workspace(cmcr_trainer *t)
 {
-    int64_t B = t->batch, out = t->p.shape_a.out_dim;
+    int64_t B = t->batch, b = t->lb.rows, out = t->p.shape_a.out_dim;
+    int many = t->dist.size > 1;
     const cmcr_head_shape *sh[2] = {&t->p.shape_a, &t->p.shape_b};
     int64_t hid[2], maxhid = 0;
     for (int s = 0; s < 2; s++) {
@@ -173,12 +179,13 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     size_t total = 0;
     for (int k = 0; k < 4; k++) {
         int s = k / 2;
-        total += (size_t)(B * t->dim[s]);                      /* in */
-        total += (size_t)(2 * B * hid[s] + hid[s]);            /* a1, xhat1, invstd1 */
-        total += (size_t)(2 * B * out + out + B);              /* xhat2, z, invstd2, norms */
-        total += (size_t)(B * out);                            /* dz */
+        total += (size_t)(b * t->dim[s]);                      /* in */
+        total += (size_t)(2 * b * hid[s] + hid[s]);            /* a1, xhat1, invstd1 */
+        total += (size_t)(2 * b * out + out + b);              /* xhat2, z, invstd2, norms */
+        total += (size_t)(b * out);                            /* dz */
     }
-    total += (size_t)(B * maxhid + 2 * B * B);                 /* da, logits, colp */
+    total += (size_t)(b * maxhid + 2 * b * B + B);             /* da, logits, colp, colv */
+    if (many) total += (size_t)(2 * B * out + b * out);        /* zb_all, dzb_all, dzb_mine */
     t->slab = cmcr_xmalloc(total * sizeof(float));
     t->work = cmcr_xmalloc(sizeof(double) * (size_t)(2 * max64(max64(maxhid, out), B)));
     if (!t->slab || !t->work)
@@ -188,19 +195,25 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     for (int k = 0; k < 4; k++) {
         int s = k / 2;
         head_cache *c = &t->cache[k];
-        t->in[k] = p; p += B * t->dim[s];
-        c->a1 = p; p += B * hid[s];
-        c->xhat1 = p; p += B * hid[s];
+        t->in[k] = p; p += b * t->dim[s];
+        c->a1 = p; p += b * hid[s];
+        c->xhat1 = p; p += b * hid[s];
         c->invstd1 = p; p += hid[s];
-        c->xhat2 = p; p += B * out;
-        c->z = p; p += B * out;
+        c->xhat2 = p; p += b * out;
+        c->z = p; p += b * out;
         c->invstd2 = p; p += out;
-        c->norms = p; p += B;
-        t->dz[k] = p; p += B * out;
+        c->norms = p; p += b;
+        t->dz[k] = p; p += b * out;
     }
-    t->da = p; p += B * maxhid;
-    t->logits = p; p += B * B;
-    t->colp = p;
+    t->da = p; p += b * maxhid;
+    t->nce.logits = p; p += b * B;
+    t->nce.colp = p; p += b * B;
+    t->nce.colv = p; p += B;
+    if (many) {
+        t->nce.zb_all = p; p += B * out;
+        t->nce.dzb_all = p; p += B * out;
+        t->nce.dzb_mine = p;
+    }
     return CMCR_OK;
 }
 
@@ -238,9 +251,12 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     cmcr_status st;
     if ((st = check_params(p)) || (st = check_data(p, d))) return st;
     apply_threads(p->threads);
+    cmcr_dist dist;
+    if ((st = dist_open(p->mpi_comm, &dist))) return st;
     cmcr_trainer *t = calloc(1, sizeof *t);
     if (!t) return cmcr_fail(CMCR_ENOMEM, "out of memory");
     t->p = *p;
+    t->dist = dist;
     t->n = d->n_overlap;
     t->dim[0] = d->dim_a;
     t->dim[1] = d->dim_b;
@@ -249,14 +265,22 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
         cmcr_log(CMCR_LOG_WARN, "batch %lld is larger than the %lld overlap rows: using %lld", (long long)p->batch,
                  (long long)t->n, (long long)t->batch);
     t->steps_per_epoch = t->n / t->batch; /* the last partial batch of an epoch is dropped */
+    t->lb.dist = &t->dist;
+    t->lb.total = t->batch;
+    dist_range(t->batch, dist.rank, dist.size, &t->lb.first, &t->lb.rows);
+    t->lb.rows -= t->lb.first;
+    if (t->lb.rows < 1) st = cmcr_fail(CMCR_EINVAL, "batch %lld is smaller than the %d ranks sharing it",
+                                       (long long)t->batch, dist.size);
     t->total_steps = t->steps_per_epoch * p->epochs;
     t->data_hash = data_hash(d, p->consistency);
     t->provenance = cmcr_strdup(d->provenance ? d->provenance : "{}");
     t->data[IN_SA] = normalized_copy(d->overlap_a, t->n, t->dim[0]);
     t->data[IN_SB] = normalized_copy(d->overlap_b, t->n, t->dim[1]);
-    if (!t->provenance || !t->data[IN_SA] || !t->data[IN_SB]) st = cmcr_fail(CMCR_ENOMEM, "out of memory copying the overlap set");
+    if (!st && (!t->provenance || !t->data[IN_SA] || !t->data[IN_SB]))
+        st = cmcr_fail(CMCR_ENOMEM, "out of memory copying the overlap set");
+    st = dist_agree(&t->dist, st, "copying the overlap set");
     if (!st) st = build_pseudo(t, d);
-    if (!st) st = alloc_state(t);
+    if (!st) st = dist_agree(&t->dist, alloc_state(t), "allocating the training state");
     if (st) {
         cmcr_trainer_free(t);
         return st;
@@ -288,17 +312,18 @@ int64_t cmcr_trainer_step(const cmcr_trainer *t) { return t->step; }
 
 /* ------------------------------------------------------------------ one step */
 
-static void head_forward(cmcr_head *h, head_cache *c, const float *x, int64_t B, float momentum, double *work)
+static void head_forward(cmcr_head *h, head_cache *c, const float *x, const layer_batch *lb, float momentum,
+                         double *work)
 {
-    int64_t hid = h->hid, out = h->shape.out_dim;
+    int64_t hid = h->hid, out = h->shape.out_dim, B = lb->rows;
     c->x = x;
     linear_forward(c->a1, x, h->w1, h->b1, B, h->shape.in_dim, hid);
-    batchnorm_forward(c->a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, B, hid,
+    batchnorm_forward(c->a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, lb, hid,
                       work);
     h->nbt1++;
     if (h->shape.layers == 2) {
         linear_forward(c->z, c->a1, h->w2, h->b2, B, hid, out);
-        batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, B, out,
+        batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, lb, out,
                           work);
         h->nbt2++;
     } else {
@@ -312,18 +337,18 @@ static void head_forward(cmcr_head *h, head_cache *c, const float *x, int64_t B,
  * an exactly zero gradient. We leave it at zero instead of summing rounding noise, which
  * Adam would amplify (it normalises the step) into a random walk of the bias and of the
  * running mean that follows it; PyTorch does take those noise steps. */
-static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz, float *da, int64_t B,
-                          double *work)
+static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz, float *da,
+                          const layer_batch *lb, double *work)
 {
-    int64_t hid = h->hid, out = h->shape.out_dim, in = h->shape.in_dim;
+    int64_t hid = h->hid, out = h->shape.out_dim, in = h->shape.in_dim, B = lb->rows;
     normalize_backward(dz, c->z, c->norms, B, out);
     float *dfirst = dz; /* gradient w.r.t. the first block's output a1 */
     if (h->shape.layers == 2) {
-        batchnorm_backward(dz, NULL, c->xhat2, c->invstd2, h->g2, g->g2, g->be2, 0, B, out, work);
+        batchnorm_backward(dz, NULL, c->xhat2, c->invstd2, h->g2, g->g2, g->be2, 0, lb, out, work);
         linear_backward(da, g->w2, NULL, dz, c->a1, h->w2, B, hid, out, work);
         dfirst = da;
     }
-    batchnorm_backward(dfirst, c->a1, c->xhat1, c->invstd1, h->g1, g->g1, g->be1, 1, B, hid, work);
+    batchnorm_backward(dfirst, c->a1, c->xhat1, c->invstd1, h->g1, g->g1, g->be1, 1, lb, hid, work);
     linear_backward(NULL, g->w1, NULL, dfirst, c->x, h->w1, B, in, hid, work);
 }
 
@@ -331,54 +356,64 @@ static int uses_pseudo(const cmcr_train_params *p) { return p->pseudo_pair || p-
 
 train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
 {
+    (void)B; /* always t->batch, split as t->lb says */
     const cmcr_train_params *p = &t->p;
-    int64_t out = p->shape_a.out_dim;
+    const layer_batch *lb = &t->lb;
+    int64_t out = p->shape_a.out_dim, b = lb->rows;
     int pseudo = uses_pseudo(p);
     train_loss L = {0, 0, 0, 0};
     memset(t->grad, 0, t->model->nparams * sizeof(float));
     for (int k = 0; k < 4; k++) {
         if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
-        head_forward(&t->model->heads[k / 2], &t->cache[k], t->in[k], B, (float)p->bn_momentum, t->work);
-        memset(t->dz[k], 0, (size_t)(B * out) * sizeof(float));
+        head_forward(&t->model->heads[k / 2], &t->cache[k], t->in[k], lb, (float)p->bn_momentum, t->work);
+        memset(t->dz[k], 0, (size_t)(b * out) * sizeof(float));
     }
     head_cache *c = t->cache;
-    L.native = infonce(c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], t->logits, t->colp, p->tau, 1.0, B, out,
-                       t->work);
+    L.native = infonce(c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], &t->nce, p->tau, 1.0, lb, out, t->work);
     if (p->pseudo_pair)
-        L.pseudo = infonce(c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], t->logits, t->colp, p->tau, 1.0, B,
-                           out, t->work);
+        L.pseudo = infonce(c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], &t->nce, p->tau, 1.0, lb, out,
+                           t->work);
     if (p->intra) {
-        L.intra = intra_loss(c[IN_SA].z, c[IN_XA].z, t->dz[IN_SA], t->dz[IN_XA], p->intra_squared, p->lambda_intra, B,
-                             out, t->work);
-        L.intra += intra_loss(c[IN_SB].z, c[IN_YB].z, t->dz[IN_SB], t->dz[IN_YB], p->intra_squared, p->lambda_intra,
-                              B, out, t->work);
+        L.intra = intra_loss(c[IN_SA].z, c[IN_XA].z, t->dz[IN_SA], t->dz[IN_XA], p->intra_squared, p->lambda_intra,
+                             lb, out, t->work);
+        L.intra += intra_loss(c[IN_SB].z, c[IN_YB].z, t->dz[IN_SB], t->dz[IN_YB], p->intra_squared,
+                              p->lambda_intra, lb, out, t->work);
     }
+    double terms[3] = {L.native, L.pseudo, L.intra}; /* each rank's share: sum them */
+    dist_sum_d(&t->dist, terms, 3);
+    L.native = terms[0];
+    L.pseudo = terms[1];
+    L.intra = terms[2];
     L.total = L.native + L.pseudo + p->lambda_intra * L.intra;
     for (int k = 0; k < 4; k++) {
         if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
-        head_backward(&t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->da, B, t->work);
+        head_backward(&t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->da, lb, t->work);
     }
+    dist_sum_f(&t->dist, t->grad, (int64_t)t->model->nparams);
     return L;
 }
 
 void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise)
 {
+    (void)B; /* always t->batch: this rank takes rows [first, first + rows) of it */
     double std = sqrt(t->p.sigma2);
+    int64_t b = t->lb.rows, first = t->lb.first;
     for (int k = 0; k < 4; k++) {
         int64_t w = t->dim[k / 2];
         float *dst = t->in[k];
         const float *src = t->data[k];
         #pragma omp parallel for schedule(static)
-        for (int64_t r = 0; r < B; r++) {
+        for (int64_t r = 0; r < b; r++) {
+            int64_t g = first + r; /* row of the global batch */
             float *row = dst + r * w;
-            memcpy(row, src + idx[r] * w, (size_t)w * sizeof(float));
+            memcpy(row, src + idx[g] * w, (size_t)w * sizeof(float));
             if (!t->p.completion) continue;
             if (noise) {
-                for (int64_t j = 0; j < w; j++) row[j] += noise[k][r * w + j];
+                for (int64_t j = 0; j < w; j++) row[j] += noise[k][g * w + j];
             } else {
                 cmcr_rng rng;
                 cmcr_rng_seed(&rng, cmcr_seed_mix(t->p.seed, 0x6e6f697365ull + (uint64_t)t->step, (uint64_t)k,
-                                                  (uint64_t)r));
+                                                  (uint64_t)g));
                 float buf[64];
                 for (int64_t j0 = 0; j0 < w; j0 += 64) {
                     int64_t n = w - j0 < 64 ? w - j0 : 64;
@@ -387,7 +422,7 @@ void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float
                 }
             }
         }
-        if (t->p.completion) cmcr_normalize_rows(dst, B, w);
+        if (t->p.completion) cmcr_normalize_rows(dst, b, w);
     }
 }
 
@@ -471,11 +506,13 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Rank 0 writes (every rank holds the same state); all ranks learn whether it worked. */
 static cmcr_status save_if_wanted(const cmcr_trainer *t, int force)
 {
     if (!t->p.checkpoint_path) return CMCR_OK;
     if (!force && (t->p.checkpoint_every <= 0 || t->step % t->p.checkpoint_every != 0)) return CMCR_OK;
-    return cmcr_trainer_save_checkpoint(t, t->p.checkpoint_path);
+    cmcr_status st = t->dist.rank == 0 ? cmcr_trainer_save_checkpoint(t, t->p.checkpoint_path) : CMCR_OK;
+    return dist_agree(&t->dist, st, "writing the checkpoint");
 }
 
 cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user)
@@ -493,7 +530,8 @@ cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user
                               L.total, L.native, L.pseudo, L.intra, lr, (double)t->batch / (dt > 0 ? dt : 1e-9),
                               now_seconds() - start};
         if ((st = save_if_wanted(t, 0))) return st;
-        if (cb && cb(&s, user)) {
+        int stop = cb ? cb(&s, user) != 0 : 0;
+        if (dist_max_i(&t->dist, stop)) { /* a signal may reach the ranks at different steps */
             if ((st = save_if_wanted(t, 1))) return st;
             return cmcr_fail(CMCR_EINTERRUPTED, "stopped at step %lld of %lld%s%s", (long long)t->step,
                              (long long)t->total_steps, t->p.checkpoint_path ? "; checkpoint written to " : "",

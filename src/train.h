@@ -3,6 +3,7 @@
 #define CMCR_TRAIN_H
 #include "model.h"
 #include "rng.h"
+#include "layers.h"
 
 /* Activations of one projector pass, kept for its backward. */
 typedef struct head_cache {
@@ -38,20 +39,23 @@ struct cmcr_trainer {
     float *dz[4];                  /* gradients w.r.t. the four outputs */
     float *dh;                     /* B x max(hid, out) backward scratch */
     float *da;                     /* B x hid backward scratch */
-    float *logits;                 /* B x B */
-    float *colp;                   /* B x B column softmax */
+    infonce_ws nce;                /* logits and column softmax: (B / ranks) x B */
     double *work;
+    cmcr_dist dist;                /* the ranks sharing each batch (one: dist.size == 1) */
+    layer_batch lb;                /* this rank's rows of every batch */
     float *slab;                   /* one allocation behind all float workspace */
     char *provenance;
     uint64_t data_hash;
 };
 
-/* Forward and backward of the whole loss on the batch already in t->in (B rows); fills
- * t->grad (zeroed first) and returns the loss terms. Updates BatchNorm running stats. */
+/* Forward and backward of the whole loss on the batch already in t->in (this rank's rows of
+ * a global batch of B = t->batch rows); fills t->grad (zeroed first, then summed over the
+ * ranks) and returns the loss terms (of the global batch). Updates BatchNorm running stats. */
 train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B);
-/* Copy rows idx[0..B) of the four inputs into t->in, add N(0, sigma2) noise (when enabled)
- * and re-normalise. noise: optional explicit draws (4 arrays of B x width), else from the
- * step's random stream. */
+/* Copy this rank's rows of the global batch idx[0..B) of the four inputs into t->in, add
+ * N(0, sigma2) noise (when enabled) and re-normalise. noise: optional explicit draws (4
+ * arrays of B x width, global rows), else from the step's random stream, keyed by the
+ * global row so that the batch does not depend on the number of ranks. */
 void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise);
 /* One Adam/AdamW update with the gradient in t->grad at step number step (1-based). */
 void cmcr_train_adam(cmcr_trainer *t, int64_t step, double lr);

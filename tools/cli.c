@@ -119,16 +119,24 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
     return -1;
 }
 
+/* "cmcr NAME: ", with the rank when there are several. */
+static void error_prefix(const char *cmd)
+{
+    if (cli_ranks() > 1) fprintf(stderr, "cmcr %s: rank %d: ", cmd, cli_rank());
+    else fprintf(stderr, "cmcr %s: ", cmd);
+}
+
 int cli_fail(const char *cmd)
 {
-    fprintf(stderr, "cmcr %s: %s\n", cmd, cmcr_last_error());
+    error_prefix(cmd);
+    fprintf(stderr, "%s\n", cmcr_last_error());
     return 1;
 }
 
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "cmcr %s: ", cmd);
+    error_prefix(cmd);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -147,7 +155,7 @@ bool cli_parse_side(const char *s, cmcr_side *side)
 static void log_to_stderr(cmcr_log_level level, const char *msg, void *user)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    if ((int)level <= (int)(intptr_t)user) fprintf(stderr, "cmcr: %s: %s\n", names[level], msg);
+    if ((int)level <= (int)(intptr_t)user && (level == CMCR_LOG_ERROR || cli_leader())) fprintf(stderr, "cmcr: %s: %s\n", names[level], msg);
 }
 
 void cli_install_log(cmcr_log_level max) { cmcr_set_log(log_to_stderr, (void *)(intptr_t)max); }

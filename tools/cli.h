@@ -42,6 +42,18 @@ bool cli_is_tty(int fd);
 /* Seconds on the monotonic clock, for progress and timings. */
 double cli_now(void);
 
+/* MPI (builds with it; otherwise one process): start and stop MPI around the command; this
+ * process's rank and the number of ranks; the communicator to hand to the library (NULL
+ * with one rank); and the largest rc over all ranks, so that all go on or all stop. */
+void cli_mpi_start(int *argc, char ***argv);
+void cli_mpi_stop(int rc); /* rc != 0 with several ranks: MPI_Abort */
+int cli_rank(void);
+int cli_ranks(void);
+const void *cli_mpi_comm(void);
+int cli_agree(int rc);
+/* Only rank 0 reports progress and results. */
+#define cli_leader() (cli_rank() == 0)
+
 int cmd_inspect(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_project(int argc, char **argv);

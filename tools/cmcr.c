@@ -66,8 +66,13 @@ int main(int argc, char **argv)
         return 0;
     }
     cli_install_log(CMCR_LOG_WARN);
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+        if (strcmp(argv[1], commands[i].name) != 0) continue;
+        cli_mpi_start(&argc, &argv);
+        int rc = commands[i].run(argc - 1, argv + 1);
+        cli_mpi_stop(rc);
+        return rc;
+    }
     fprintf(stderr, "cmcr: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

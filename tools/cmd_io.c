@@ -93,33 +93,14 @@ static int check_width(const char *cmdname, const char *file, int64_t cols, cons
 
 typedef struct project_job {
     const char *model_path, *in, *out;
-    const cmcr_model *m;
     cmcr_side side;
     long long block;
 } project_job;
 
-static int project_stream(const project_job *j, cmcr_npy_reader *r, cmcr_npy_writer *w)
+static int show_rows(int64_t done, int64_t total, void *user)
 {
-    int64_t in_dim = cmcr_npy_reader_cols(r), out_dim = cmcr_model_shape(j->m, j->side).out_dim;
-    int64_t total = cmcr_npy_reader_rows(r), done = 0, got;
-    float *x = malloc((size_t)(j->block * in_dim) * sizeof(float));
-    float *y = malloc((size_t)(j->block * out_dim) * sizeof(float));
-    bool tty = cli_is_tty(2);
-    int rc = 0;
-    if (!x || !y) rc = cli_error("project", 1, "out of memory for a block of %lld rows", j->block);
-    while (!rc) {
-        if (cmcr_npy_reader_read(r, x, j->block, &got)) rc = cli_fail("project");
-        else if (got == 0) break;
-        else if (cmcr_model_project(j->m, j->side, x, got, y)) rc = cli_error("project", 1, "%s: rows %lld..: %s",
-                                                                              j->in, (long long)done, cmcr_last_error());
-        else if (cmcr_npy_writer_write(w, y, got)) rc = cli_fail("project");
-        done += got;
-        if (tty && !rc) fprintf(stderr, "\rprojected %lld / %lld rows", (long long)done, (long long)total);
-    }
-    if (tty) fprintf(stderr, "\n");
-    free(x);
-    free(y);
-    return rc;
+    fprintf(stderr, "\rprojected %lld / %lld rows", (long long)done, (long long)total);
+    return 0;
 }
 
 int cmd_project(int argc, char **argv)
@@ -139,22 +120,14 @@ int cmd_project(int argc, char **argv)
     if (rc >= 0) return rc;
     if (!cli_parse_side(side_s, &j.side)) return cli_error("project", 2, "--side must be a or b, not '%s'", side_s);
     if (j.block < 1 || j.block > (1 << 24)) return cli_error("project", 2, "--block must be between 1 and 16777216");
-    cmcr_model *m;
-    if (cmcr_model_load(j.model_path, &m)) return cli_fail("project");
-    j.m = m;
-    cmcr_npy_reader *r;
-    cmcr_npy_writer *w = NULL;
-    if (cmcr_npy_reader_open(j.in, &r)) {
-        cmcr_model_free(m);
-        return cli_fail("project");
-    }
-    rc = check_width("project", j.in, cmcr_npy_reader_cols(r), j.model_path, j.side, m);
-    if (!rc && cmcr_npy_writer_open(j.out, cmcr_model_shape(m, j.side).out_dim, &w)) rc = cli_fail("project");
-    if (!rc) rc = project_stream(&j, r, w);
-    if (!rc && cmcr_npy_writer_commit(w)) rc = cli_fail("project");
-    else if (rc && w) cmcr_npy_writer_abort(w);
-    if (!rc) fprintf(stderr, "wrote %lld rows to %s\n", (long long)cmcr_npy_reader_rows(r), j.out);
-    cmcr_npy_reader_close(r);
+    cmcr_model *m = NULL;
+    rc = cli_agree(cmcr_model_load(j.model_path, &m) ? cli_fail("project") : 0);
+    bool tty = cli_is_tty(2) && cli_leader();
+    if (!rc && cmcr_project_npy(m, j.side, j.in, j.out, j.block, cli_mpi_comm(), tty ? show_rows : NULL, NULL))
+        rc = cli_fail("project");
+    if (tty) fprintf(stderr, "\n");
+    if (!rc && cli_leader())
+        fprintf(stderr, "wrote %s (%d rank%s)\n", j.out, cli_ranks(), cli_ranks() == 1 ? "" : "s");
     cmcr_model_free(m);
     return rc;
 }
@@ -357,5 +330,7 @@ int cmd_info(int argc, char **argv)
     if (fallback) printf(" (chosen by cmcr: OpenBLAS picked the slow %s kernels for this CPU)", fallback);
     else if (env) printf(" (OPENBLAS_CORETYPE=%s set by the user)", env);
     printf("\n");
+    if (!cmcr_mpi_support()) printf("MPI: not built in (configure with -DCMCR_MPI=ON)\n");
+    else printf("MPI: built in; this run has %d rank%s\n", cli_ranks(), cli_ranks() == 1 ? "" : "s");
     return 0;
 }
