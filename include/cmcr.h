@@ -122,6 +122,9 @@ typedef struct cmcr_matrix {
 } cmcr_matrix;
 
 cmcr_status cmcr_matrix_load(const char *path, cmcr_matrix *out);
+/* Rows [n*part/parts, n*(part+1)/parts) of an n-row .npy matrix (the shard that rank `part`
+ * of `parts` owns in distributed runs), read without loading the rest. */
+cmcr_status cmcr_matrix_load_shard(const char *path, int part, int parts, cmcr_matrix *out);
 /* Write as float32 .npy, atomically. */
 cmcr_status cmcr_matrix_save_npy(const char *path, const float *data, int64_t rows, int64_t cols);
 void cmcr_matrix_free(cmcr_matrix *m);

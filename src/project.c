@@ -53,12 +53,16 @@ static cmcr_status create_output(const project_job *j, char **tmp)
     return st;
 }
 
-/* Every rank: project rows [lo, hi) of the input into the temporary file. */
+/* Every rank: project its rows [lo, hi) of the input into the temporary file. Shards are
+ * whole blocks of the one-process run, so every block holds the same rows as there and the
+ * output is byte-identical whatever the number of ranks. */
 static cmcr_status project_shard(const project_job *j, cmcr_npy_reader *r, const char *tmp,
                                  int (*progress)(int64_t, int64_t, void *), void *user)
 {
-    int64_t lo, hi, got;
-    dist_range(j->rows, j->d.rank, j->d.size, &lo, &hi);
+    int64_t lo, hi, got, nblocks = (j->rows + j->block - 1) / j->block;
+    dist_range(nblocks, j->d.rank, j->d.size, &lo, &hi);
+    lo = lo * j->block < j->rows ? lo * j->block : j->rows;
+    hi = hi * j->block < j->rows ? hi * j->block : j->rows;
     uint64_t base = cmcr_npy_matrix_header((char[NPY_HEADER_MAX]){0}, j->rows, j->out_dim);
     float *x = cmcr_xmalloc((size_t)(j->block * j->in_dim) * sizeof(float));
     float *y = cmcr_xmalloc((size_t)(j->block * j->out_dim) * sizeof(float));

@@ -119,28 +119,27 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
     return -1;
 }
 
-/* "cmcr NAME: ", with the rank when there are several. */
-static void error_prefix(const char *cmd)
+/* One line "cmcr NAME: [rank R: ]message", written in one piece so that the lines of
+ * several MPI ranks do not interleave. */
+static void error_line(const char *cmd, const char *fmt, va_list ap)
 {
-    if (cli_ranks() > 1) fprintf(stderr, "cmcr %s: rank %d: ", cmd, cli_rank());
-    else fprintf(stderr, "cmcr %s: ", cmd);
+    char msg[2048], rank[32] = "";
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    if (cli_ranks() > 1) snprintf(rank, sizeof rank, "rank %d: ", cli_rank());
+    fprintf(stderr, "cmcr %s: %s%s\n", cmd, rank, msg);
 }
 
 int cli_fail(const char *cmd)
 {
-    error_prefix(cmd);
-    fprintf(stderr, "%s\n", cmcr_last_error());
-    return 1;
+    return cli_error(cmd, 1, "%s", cmcr_last_error());
 }
 
 int cli_error(const char *cmd, int code, const char *fmt, ...)
 {
     va_list ap;
-    error_prefix(cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    error_line(cmd, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return code;
 }
 

@@ -51,6 +51,7 @@ int cli_rank(void);
 int cli_ranks(void);
 const void *cli_mpi_comm(void);
 int cli_agree(int rc);
+long long cli_sum(long long v); /* the sum over all ranks */
 /* Only rank 0 reports progress and results. */
 #define cli_leader() (cli_rank() == 0)
 

@@ -50,23 +50,29 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     p.query_block = a->query_block;
     p.memory_block = a->memory_block;
     progress_line pl = {cli_now(), 0};
-    bool tty = cli_is_tty(2);
+    bool tty = cli_is_tty(2) && cli_leader();
     if (tty) {
         p.progress = show_progress;
         p.progress_user = &pl;
     }
+    p.mpi_comm = cli_mpi_comm();
     int hit = 0, rc = 0;
     cmcr_status st = cmcr_aggregate_cached(a->cache_dir, q->data, q->rows, m->data, m->rows, q->cols, &p, out, &hit);
     if (tty && !hit) fprintf(stderr, "\n");
     double secs = cli_now() - pl.start;
+    long long mem_rows = cli_sum(m->rows); /* each rank holds a slice of the memory */
     if (st) rc = cli_fail("aggregate");
-    else if (cmcr_matrix_save_npy(a->out, out, q->rows, q->cols)) rc = cli_fail("aggregate");
+    else if (cli_leader() && cmcr_matrix_save_npy(a->out, out, q->rows, q->cols)) rc = cli_fail("aggregate");
+    rc = cli_agree(rc);
+    if (rc || !cli_leader())
+        ;
     else if (hit)
         fprintf(stderr, "wrote %lld rows to %s (from the cache)\n", (long long)q->rows, a->out);
     else
-        fprintf(stderr, "wrote %lld rows to %s (%lld queries x %lld memory rows in %.2f s, %.1f GFLOP/s)\n",
-                (long long)q->rows, a->out, (long long)q->rows, (long long)m->rows, secs,
-                4.0 * (double)q->rows * (double)m->rows * (double)q->cols / (secs > 0 ? secs : 1e-9) / 1e9);
+        fprintf(stderr, "wrote %lld rows to %s (%lld queries x %lld memory rows in %.2f s, %.1f GFLOP/s, %d rank%s)\n",
+                (long long)q->rows, a->out, (long long)q->rows, mem_rows, secs,
+                4.0 * (double)q->rows * (double)mem_rows * (double)q->cols / (secs > 0 ? secs : 1e-9) / 1e9,
+                cli_ranks(), cli_ranks() == 1 ? "" : "s");
     free(out);
     return rc;
 }
@@ -92,7 +98,11 @@ int cmd_aggregate(int argc, char **argv)
     if ((rc = check_options(&a)) != 0) return rc;
     if (a.cache_dir) cli_install_log(CMCR_LOG_INFO); /* say which cache file was used */
     cmcr_matrix q = {0}, m = {0};
-    if (cmcr_matrix_load(a.queries, &q) || cmcr_matrix_load(a.memory, &m)) rc = cli_fail("aggregate");
+    /* With several MPI ranks each reads only its slice of the memory (.npy). */
+    cmcr_status st = cmcr_matrix_load(a.queries, &q);
+    if (!st) st = cli_ranks() > 1 ? cmcr_matrix_load_shard(a.memory, cli_rank(), cli_ranks(), &m)
+                                  : cmcr_matrix_load(a.memory, &m);
+    if (cli_agree(st != CMCR_OK)) rc = st ? cli_fail("aggregate") : 1;
     else if (q.cols != m.cols)
         rc = cli_error("aggregate", 1, "width mismatch: %s has rows of width %lld but %s has width %lld", a.queries,
                        (long long)q.cols, a.memory, (long long)m.cols);

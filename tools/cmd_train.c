@@ -249,7 +249,7 @@ static int run_training(train_args *a)
     if (!rc) rc = load_inputs(a, a->resume ? stored.consistency : !a->no_consistency, &in);
     if (!rc) rc = a->resume ? (p = stored, 0) : build_params(a, &in, &p);
     free(stored_prov);
-    if (rc) {
+    if ((rc = cli_agree(rc))) { /* with MPI ranks: all go on, or none */
         free_inputs(&in);
         return rc;
     }
@@ -259,6 +259,8 @@ static int run_training(train_args *a)
     p.checkpoint_every = a->every;
     p.threads = (int)a->threads;
     p.cache_dir = cache_dir(a->cache_dir, cache_buf, sizeof cache_buf);
+    p.mpi_comm = cli_mpi_comm();
+    if (!cli_leader()) a->quiet = 1; /* rank 0 reports for all */
     cmcr_train_data d = {.overlap_a = in.m[0].data, .overlap_b = in.m[1].data, .n_overlap = in.m[0].rows,
                          .dim_a = in.m[0].cols, .dim_b = in.m[1].cols, .memory_a = in.m[2].data,
                          .n_memory_a = in.m[2].rows, .memory_b = in.m[3].data, .n_memory_b = in.m[3].rows,
@@ -273,22 +275,25 @@ static int run_training(train_args *a)
     for (int i = 0; i < 4; i++) cmcr_matrix_free(&in.m[i]);
     if (a->resume && cmcr_trainer_resume(t, a->resume)) rc = cli_fail("train");
     progress pr = {cli_is_tty(2), a->quiet, NULL, -1e9};
-    if (!rc && a->metrics && !(pr.metrics = fopen(a->metrics, a->resume ? "a" : "w")))
+    if (!rc && a->metrics && cli_leader() && !(pr.metrics = fopen(a->metrics, a->resume ? "a" : "w")))
         rc = cli_error("train", 1, "%s: cannot open the metrics log for writing", a->metrics);
+    rc = cli_agree(rc);
     if (!rc) {
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         cmcr_status st = cmcr_trainer_run(t, on_step, &pr);
         if (pr.tty && !a->quiet && st) fputc('\n', stderr);
         if (st == CMCR_EINTERRUPTED) {
-            fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s\n", cmcr_last_error(),
-                    p.checkpoint_path);
+            if (cli_leader())
+                fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s\n", cmcr_last_error(),
+                        p.checkpoint_path);
             rc = 130;
         } else if (st) {
             rc = cli_fail("train");
         }
     }
-    if (!rc) rc = finish_model(a, t, &p, in.provenance);
+    if (!rc && cli_leader()) rc = finish_model(a, t, &p, in.provenance);
+    rc = cli_agree(rc);
     if (pr.metrics) fclose(pr.metrics);
     cmcr_trainer_free(t);
     free_inputs(&in);
