@@ -1,8 +1,9 @@
 /* bench_train.c - time of one C-MCR training step (the trainer's internal step, src/train.h).
  *
- * usage: bench_train [batch [steps [threads [preset]]]]
- * defaults: batch 4096, 7 timed steps after 1 warm-up, 2 threads, preset clap-clip.
- * Problem: random unit-norm overlap rows (n = 3 * batch) for both sides, pseudo embeddings
+ * usage: bench_train [batch [steps [threads [preset [rows]]]]]
+ * defaults: batch 4096, 7 timed steps after 1 warm-up, 2 threads, preset clap-clip,
+ * rows = 3 * batch overlap rows.
+ * Problem: random unit-norm overlap rows for both sides, pseudo embeddings
  * precomputed (random unit-norm rows, so consistency is on without aggregating memories),
  * every loss term on (native + pseudo InfoNCE, intra), semantic-completion noise on, Adam,
  * no cache, no checkpoints. One step = cmcr_train_make_batch (gather + noise + normalise) +
@@ -10,7 +11,8 @@
  * FLOPs per step from the shapes (DESIGN.md section 5): projectors 4B * 2*(D*H + H*O) forward,
  * twice that backward; InfoNCE 2 pairs * 2*B*B*O forward, twice that backward.
  * Peak RSS (getrusage ru_maxrss) is compared with the bytes of the inputs (four n x D float
- * matrices), the parameters and the Adam state (m, v). */
+ * matrices), the parameters and the Adam state (m, v). The trainer borrows the inputs (as
+ * `cmcr train` does), so they are in memory once. */
 #include "cmcr.h"
 #include "train.h"
 
@@ -66,8 +68,9 @@ int main(int argc, char **argv)
     int64_t B = argc > 1 ? atoll(argv[1]) : 4096;
     int steps = argc > 2 ? atoi(argv[2]) : 7, threads = argc > 3 ? atoi(argv[3]) : 2;
     const char *preset = argc > 4 ? argv[4] : "clap-clip";
-    if (B < 2 || steps < 1 || steps > 1000 || threads < 1) {
-        fprintf(stderr, "usage: bench_train [batch [steps [threads [preset]]]]\n");
+    int64_t n = argc > 5 ? atoll(argv[5]) : 3 * B;
+    if (B < 2 || steps < 1 || steps > 1000 || threads < 1 || n < B) {
+        fprintf(stderr, "usage: bench_train [batch [steps [threads [preset [rows >= batch]]]]]\n");
         return 2;
     }
     cmcr_train_params p = cmcr_train_default_params();
@@ -82,13 +85,13 @@ int main(int argc, char **argv)
     p.adamw = 0;
     p.checkpoint_path = NULL;
     p.cache_dir = NULL;
-    int64_t n = 3 * B, D = p.shape_a.in_dim, H = p.shape_a.layers == 2 ? p.shape_a.hidden : 0,
+    int64_t D = p.shape_a.in_dim, H = p.shape_a.layers == 2 ? p.shape_a.hidden : 0,
             O = p.shape_a.out_dim;
-    p.epochs = (steps + 1) / 3 + 2; /* 3 steps per epoch: enough planned steps for the schedule */
+    p.epochs = (steps + 1) / (n / B) + 2; /* enough planned steps for the schedule */
     float *oa = unit_rows(n, D, 1), *ob = unit_rows(n, D, 2), *pa = unit_rows(n, D, 3), *pb = unit_rows(n, D, 4);
     long rss_data = maxrss_kib();
     cmcr_train_data d = {.overlap_a = oa, .overlap_b = ob, .n_overlap = n, .dim_a = D, .dim_b = D,
-                         .pseudo_a = pa, .pseudo_b = pb};
+                         .pseudo_a = pa, .pseudo_b = pb, .borrow = 1};
     cmcr_trainer *t;
     if (cmcr_trainer_new(&p, &d, &t) != CMCR_OK) {
         fprintf(stderr, "bench_train: %s\n", cmcr_last_error());
@@ -104,7 +107,7 @@ int main(int argc, char **argv)
     }
     double *times = malloc(sizeof(double) * (size_t)steps), loss = 0, loss0 = 0;
     for (int k = -1; k < steps; k++) {
-        int64_t step = k + 2, pos = (int64_t)(k + 1) % 3;
+        int64_t step = k + 2, pos = (int64_t)(k + 1) % (n / B);
         double t0 = now();
         cmcr_train_make_batch(t, perm + pos * B, B, NULL);
         train_loss L = cmcr_train_forward_backward(t, B);

@@ -248,7 +248,7 @@ typedef struct cmcr_train_params {
 cmcr_train_params cmcr_train_default_params(void);
 
 /* Training data: the overlap modality embedded by both MCRs (row i = same item) and the
- * unpaired memories. The trainer copies what it needs. */
+ * unpaired memories. The trainer copies what it needs, unless told to borrow. */
 typedef struct cmcr_train_data {
     const float *overlap_a; /* n_overlap x dim_a */
     const float *overlap_b; /* n_overlap x dim_b */
@@ -261,6 +261,12 @@ typedef struct cmcr_train_data {
     /* Optional precomputed pseudo embeddings x_A and y_B (n_overlap rows each, e.g. from
      * cmcr_aggregate); when set they are used instead of aggregating the memories. */
     const float *pseudo_a, *pseudo_b;
+    /* 0: the trainer copies the overlap (and pseudo) arrays, which the caller may then free.
+     * 1: it reads them in place, normalising rows as it gathers each batch, and the caller
+     * keeps them valid and unchanged until cmcr_trainer_free: no second copy of the inputs
+     * in memory. Results are identical. The memories are never kept (only read while
+     * cmcr_trainer_new aggregates them). */
+    int borrow;
 } cmcr_train_data;
 
 typedef struct cmcr_train_stats {

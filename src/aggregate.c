@@ -25,6 +25,7 @@
  * taken over those k scores and the k memory rows are gathered (normalised) in double
  * precision. */
 #include "dist.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -37,12 +38,6 @@
 /* Bump when the meaning of a cached result changes (the cache key includes it). */
 #define AGG_CACHE_VERSION 1
 
-/* The exp / max loops are compiled for AVX-512 and AVX2 as well, chosen at run time. */
-#if defined(__GNUC__) && defined(__x86_64__)
-#define AGG_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define AGG_VECTOR_CLONES
-#endif
 
 /* Below this many score elements per block, OpenMP's start-up costs more than it saves. */
 #define AGG_OMP_MIN_WORK 32768
@@ -228,28 +223,9 @@ static void normalize_into(const float *x, int64_t rows, int64_t dim, float *dst
     for (int64_t r = 0; r < rows; r++) normalize_row(x + r * dim, dim, dst + r * dim);
 }
 
-/* exp(x) for x <= 0, in a form the compiler vectorises (libm's expf is a call per element,
- * and at small widths the exponentials cost as much as the GEMMs). x = n ln2 + r with n an
- * integer and |r| <= ln2/2; exp(r) by its Taylor polynomial to degree 6 (relative error
- * below 1.2e-7 on that interval, about 2 float ulps); 2^n is built in the exponent bits.
- * Below -86 the result is clamped to exp(-86) = 4.5e-38 (still a normal float: subnormal
- * results are slow on some CPUs), which is negligible next to the running maximum's own
- * term exp(0) = 1. */
-static inline float exp_nonpositive(float x)
-{
-    x = x < -86.0f ? -86.0f : x;
-    float t = x * 1.44269504f + 12582912.0f; /* adding 1.5 * 2^23 rounds x/ln2 to an integer */
-    float n = t - 12582912.0f;
-    float r = (x - n * 0.693145752f) - n * 1.42860682e-6f; /* ln2 split in two: r is exact enough */
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
-    union { int32_t i; float f; } scale;
-    scale.i = ((int32_t)n + 127) << 23;
-    return p * scale.f;
-}
-
 /* Fold one block's scores s[0..n) into a query row's running state (mx, sum, acc), and
  * replace the scores by the weights exp(s - mx) that the second GEMM multiplies in. */
-AGG_VECTOR_CLONES
+CMCR_VECTOR_CLONES
 static void online_softmax_row(float *s, int64_t n, float *acc, int64_t dim, float *mx, double *sum)
 {
     float bmax = -INFINITY;
@@ -264,7 +240,7 @@ static void online_softmax_row(float *s, int64_t n, float *acc, int64_t dim, flo
     float m = *mx, t = 0;
     #pragma omp simd reduction(+ : t)
     for (int64_t j = 0; j < n; j++) {
-        float e = exp_nonpositive(s[j] - m);
+        float e = cmcr_exp_nonpositive(s[j] - m);
         s[j] = e;
         t += e;
     }

@@ -2,6 +2,7 @@
  * InfoNCE and the intra-MCR distance. Column reductions are partitioned by column across
  * threads and run over rows in a fixed order, so results do not depend on the thread count. */
 #include "layers.h"
+#include "vmath.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -55,6 +56,17 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
                     (int)in, 0.0f, dx, (int)in);
 }
 
+/* y = gamma * xhat + beta (then ReLU) for one row: the forward pass and the recomputation in
+ * the backward pass share it, so both give the same bits. */
+static inline void bn_output_row(float *y, const float *xhat, const float *gamma, const float *beta, int relu,
+                                 int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        float v = gamma[j] * xhat[j] + beta[j];
+        y[j] = relu && v < 0 ? 0.0f : v;
+    }
+}
+
 void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma, const float *beta, float *run_mean,
                        float *run_var, float momentum, float eps, int relu, const layer_batch *lb, int64_t n,
                        double *work)
@@ -79,13 +91,16 @@ void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma,
     }
     #pragma omp parallel for schedule(static) if (B * n > 65536)
     for (int64_t i = 0; i < B; i++) {
-        for (int64_t j = 0; j < n; j++) {
-            float xh = xhat[i * n + j] * invstd[j];
-            float y = gamma[j] * xh + beta[j];
-            xhat[i * n + j] = xh;
-            h[i * n + j] = relu && y < 0 ? 0.0f : y;
-        }
+        for (int64_t j = 0; j < n; j++) xhat[i * n + j] *= invstd[j];
+        bn_output_row(h + i * n, xhat + i * n, gamma, beta, relu, n);
     }
+}
+
+void batchnorm_recompute(float *y, const float *xhat, const float *gamma, const float *beta, int relu, int64_t B,
+                         int64_t n)
+{
+    #pragma omp parallel for schedule(static) if (B * n > 65536)
+    for (int64_t i = 0; i < B; i++) bn_output_row(y + i * n, xhat + i * n, gamma, beta, relu, n);
 }
 
 void batchnorm_backward(float *dy, const float *y, const float *xhat, const float *invstd, const float *gamma,
@@ -147,63 +162,63 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
     }
 }
 
-/* Column statistics of this rank's logits l (b x B): colv[j] = max_i l_ij, then (after the
- * maxima are reduced across ranks) q_ij = exp(l_ij - colv[j]) and colsum[j] = sum_i q_ij.
- * Columns are split across threads, rows summed in order; one exp per element (float:
- * arguments are <= 0). */
-static void col_max(const float *l, float *colv, int64_t b, int64_t B)
+/* The InfoNCE element-wise passes over this rank's logits l (b x B) read l three times and
+ * never store a second b x B matrix: the column softmax is recomputed where it is needed
+ * (one more exponential per element, vectorised, is cheaper than 4 B^2 bytes of memory
+ * traffic). Columns are split across threads in blocks of 64 and rows summed in order, so
+ * results do not depend on the thread count. */
+enum { COLS = 64 };
+
+CMCR_VECTOR_CLONES
+static void col_block_max(const float *l, float *colv, int64_t b, int64_t B, int64_t j0, int64_t w)
 {
-    #pragma omp parallel for schedule(static)
-    for (int64_t j0 = 0; j0 < B; j0 += 64) {
-        int64_t w = j0 + 64 < B ? 64 : B - j0;
-        float mx[64];
-        for (int64_t j = 0; j < w; j++) mx[j] = l[j0 + j];
-        for (int64_t i = 1; i < b; i++)
-            for (int64_t j = 0; j < w; j++) mx[j] = l[i * B + j0 + j] > mx[j] ? l[i * B + j0 + j] : mx[j];
-        memcpy(colv + j0, mx, (size_t)w * sizeof(float));
+    float mx[COLS];
+    for (int64_t j = 0; j < w; j++) mx[j] = l[j0 + j];
+    for (int64_t i = 1; i < b; i++) {
+        const float *r = l + i * B + j0;
+        for (int64_t j = 0; j < w; j++) mx[j] = r[j] > mx[j] ? r[j] : mx[j];
     }
+    memcpy(colv + j0, mx, (size_t)w * sizeof(float));
 }
 
-static void col_exp(const float *l, float *q, const float *colv, double *colsum, int64_t b, int64_t B)
+/* colsum[j] = sum_i exp(l_ij - colv[j]) over this rank's rows. */
+CMCR_VECTOR_CLONES
+static void col_block_expsum(const float *l, const float *colv, double *colsum, int64_t b, int64_t B, int64_t j0,
+                             int64_t w)
 {
-    #pragma omp parallel for schedule(static)
-    for (int64_t j0 = 0; j0 < B; j0 += 64) {
-        int64_t w = j0 + 64 < B ? 64 : B - j0;
-        double s[64] = {0};
-        for (int64_t i = 0; i < b; i++) {
-            for (int64_t j = 0; j < w; j++) {
-                float e = expf(l[i * B + j0 + j] - colv[j0 + j]);
-                q[i * B + j0 + j] = e;
-                s[j] += e;
-            }
+    double s[COLS] = {0};
+    const float *m = colv + j0;
+    for (int64_t i0 = 0; i0 < b; i0 += 128) { /* float partial sums of 128 rows: they vectorise */
+        float f[COLS] = {0};
+        for (int64_t i = i0; i < b && i < i0 + 128; i++) {
+            const float *r = l + i * B + j0;
+            for (int64_t j = 0; j < w; j++) f[j] += cmcr_exp_nonpositive(r[j] - m[j]);
         }
-        memcpy(colsum + j0, s, (size_t)w * sizeof(double));
+        for (int64_t j = 0; j < w; j++) s[j] += f[j];
     }
+    memcpy(colsum + j0, s, (size_t)w * sizeof(double));
 }
 
-/* Rows of the gradient dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [j == i]) / (2B)
- * times c; row i's loss terms (both directions' terms for its index) into row_loss. */
-static void infonce_rows(float *logits, const float *colp, const float *colinv, const double *cl, double c,
-                         const layer_batch *lb, double *row_loss)
+/* Row r (B logits, its positive at column gi) becomes c * dL/dlogits:
+ * c (softmax_row_j + softmax_col_j - 2 [j == gi]), the column softmax being
+ * exp(l_j - colmax_j) * colinv_j. Returns the row's loss terms (both directions' terms for
+ * index gi, given col_lse_gi, the log-sum-exp of column gi). */
+CMCR_VECTOR_CLONES
+static double infonce_row(float *r, const float *colmax, const float *colinv, double col_lse_gi, int64_t gi,
+                          int64_t B, float c)
 {
-    int64_t B = lb->total;
-    #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < lb->rows; i++) {
-        int64_t gi = lb->first + i;
-        float *r = logits + i * B;
-        const float *q = colp + i * B;
-        float mx = r[0], diag = r[gi];
-        for (int64_t j = 1; j < B; j++) mx = r[j] > mx ? r[j] : mx;
-        double sum = 0;
-        for (int64_t j = 0; j < B; j++) {
-            r[j] = expf(r[j] - mx);
-            sum += r[j];
-        }
-        row_loss[i] = (mx + log(sum) - diag) + (cl[gi] - diag);
-        float inv = (float)(1.0 / sum), cf = (float)c;
-        for (int64_t j = 0; j < B; j++) r[j] = cf * (r[j] * inv + q[j] * colinv[j]);
-        r[gi] -= (float)(2.0 * c);
-    }
+    float mx = r[0], diag = r[gi];
+    #pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < B; j++) mx = r[j] > mx ? r[j] : mx;
+    double sum = 0;
+    #pragma omp simd reduction(+ : sum)
+    for (int64_t j = 0; j < B; j++) sum += cmcr_exp_nonpositive(r[j] - mx);
+    float rinv = (float)(1.0 / sum);
+    #pragma omp simd
+    for (int64_t j = 0; j < B; j++)
+        r[j] = c * (cmcr_exp_nonpositive(r[j] - mx) * rinv + cmcr_exp_nonpositive(r[j] - colmax[j]) * colinv[j]);
+    r[gi] -= 2.0f * c;
+    return (mx + log(sum) - diag) + (col_lse_gi - diag);
 }
 
 double infonce(const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws, double tau,
@@ -212,32 +227,40 @@ double infonce(const float *za, const float *zb, float *dza, float *dzb, const i
     int64_t b = lb->rows, B = lb->total;
     int many = lb->dist->size > 1;
     const float *zb_all = many ? ws->zb_all : zb;
-    double *colsum = work, *row_loss = work + B;
+    float *l = ws->logits, *colmax = ws->colv, *colinv = ws->colv + B;
+    double *col_lse = work, *row_loss = work + B;
     if (many) dist_allgather_rows(lb->dist, zb, ws->zb_all, B, n);
     /* this rank's rows of logits = za zb^T / tau */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)B, (int)n, (float)(1.0 / tau), za, (int)n,
-                zb_all, (int)n, 0.0f, ws->logits, (int)B);
-    col_max(ws->logits, ws->colv, b, B);
-    dist_max_f(lb->dist, ws->colv, B);
-    col_exp(ws->logits, ws->colp, ws->colv, colsum, b, B);
-    dist_sum_d(lb->dist, colsum, B);
-    for (int64_t j = 0; j < B; j++) { /* colsum becomes the column log-sum-exp, colv 1 / sum */
-        double sum = colsum[j];
-        colsum[j] = ws->colv[j] + log(sum);
-        ws->colv[j] = (float)(1.0 / sum);
+                zb_all, (int)n, 0.0f, l, (int)B);
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < B; j0 += COLS) col_block_max(l, colmax, b, B, j0, B - j0 < COLS ? B - j0 : COLS);
+    dist_max_f(lb->dist, colmax, B);
+    #pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < B; j0 += COLS)
+        col_block_expsum(l, colmax, col_lse, b, B, j0, B - j0 < COLS ? B - j0 : COLS);
+    dist_sum_d(lb->dist, col_lse, B);
+    for (int64_t j = 0; j < B; j++) {
+        colinv[j] = (float)(1.0 / col_lse[j]);
+        col_lse[j] = colmax[j] + log(col_lse[j]);
     }
-    /* times 1/tau for the chain rule through logits = za zb^T / tau */
+    /* dL/dlogit_ij = (softmax_row_ij + softmax_col_ij - 2 [i == j]) / (2B), times 1/tau for
+     * the chain rule through logits = za zb^T / tau */
     double c = scale / (2.0 * (double)B * tau), loss = 0;
-    infonce_rows(ws->logits, ws->colp, ws->colv, colsum, c, lb, row_loss);
+    #pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < b; i++) {
+        int64_t gi = lb->first + i;
+        row_loss[i] = infonce_row(l + i * B, colmax, colinv, col_lse[gi], gi, B, (float)c);
+    }
     for (int64_t i = 0; i < b; i++) loss += row_loss[i]; /* in order: deterministic */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)n, (int)B, 1.0f, ws->logits, (int)B, zb_all,
-                (int)n, 1.0f, dza, (int)n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)n, (int)B, 1.0f, l, (int)B, zb_all, (int)n,
+                1.0f, dza, (int)n);
     if (!many) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, ws->logits, (int)B, za,
-                    (int)n, 1.0f, dzb, (int)n);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, l, (int)B, za, (int)n,
+                    1.0f, dzb, (int)n);
     } else { /* every rank's rows contribute to every column: sum them onto the owners */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, ws->logits, (int)B, za,
-                    (int)n, 0.0f, ws->dzb_all, (int)n);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, l, (int)B, za, (int)n,
+                    0.0f, ws->dzb_all, (int)n);
         dist_reduce_scatter_rows(lb->dist, ws->dzb_all, ws->dzb_mine, B, n);
         for (int64_t k = 0; k < b * n; k++) dzb[k] += ws->dzb_mine[k];
     }

@@ -29,6 +29,10 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy, const flo
 void batchnorm_forward(float *h, float *xhat, float *invstd, const float *gamma, const float *beta, float *run_mean,
                        float *run_var, float momentum, float eps, int relu, const layer_batch *lb, int64_t n,
                        double *work);
+/* The forward pass's output again, from the saved xhat: bit for bit what batchnorm_forward
+ * wrote into h (so that h need not be kept for the backward pass). */
+void batchnorm_recompute(float *y, const float *xhat, const float *gamma, const float *beta, int relu, int64_t B,
+                         int64_t n);
 /* dy (rows x n) is the gradient w.r.t. the BN (post-ReLU when relu) output y; overwritten
  * with the gradient w.r.t. the BN input. dgamma, dbeta accumulate this rank's share (the
  * caller sums gradients across ranks). */
@@ -42,12 +46,12 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
 
 /* Scratch of the InfoNCE over a global batch of B rows, this rank holding b of them. */
 typedef struct infonce_ws {
-    float *logits, *colp; /* b x B */
+    float *logits;        /* b x B */
     /* several ranks only (one rank: NULL): */
     float *zb_all;        /* B x n: zb gathered from all ranks */
     float *dzb_all;       /* B x n: this rank's contribution to dL/dzb of every row */
     float *dzb_mine;      /* b x n: the sum of those contributions for this rank's rows */
-    float *colv;          /* B: column maxima, then 1 / column sums */
+    float *colv;          /* 2 B: column maxima and 1 / column sums */
 } infonce_ws;
 
 /* Symmetric InfoNCE between za and zb (this rank's rows x n of the global batch) at

@@ -126,19 +126,34 @@ static uint64_t data_hash(const cmcr_train_data *d, int consistency)
     return h;
 }
 
+/* Input k's rows: the caller's array in place (borrowed, normalised per batch), or a
+ * normalised copy. */
+static cmcr_status take_input(cmcr_trainer *t, int k, const float *src, int borrow)
+{
+    if (borrow) {
+        t->data[k] = src;
+        return CMCR_OK;
+    }
+    t->owned[k] = normalized_copy(src, t->n, t->dim[k / 2]);
+    if (!t->owned[k]) return cmcr_fail(CMCR_ENOMEM, "out of memory copying the training inputs");
+    t->data[k] = t->owned[k];
+    t->normalized[k] = 1;
+    return CMCR_OK;
+}
+
 /* Pseudo embeddings x_A (from memory A) and y_B (from memory B), or s itself when off. */
 static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
 {
     if (!t->p.consistency) {
-        t->data[IN_XA] = t->data[IN_SA];
-        t->data[IN_YB] = t->data[IN_SB];
+        for (int k = IN_XA; k <= IN_YB; k += 2) {
+            t->data[k] = t->data[k - 1];
+            t->normalized[k] = t->normalized[k - 1];
+        }
         return CMCR_OK;
     }
     if (d->pseudo_a && d->pseudo_b) {
-        t->data[IN_XA] = normalized_copy(d->pseudo_a, t->n, t->dim[0]);
-        t->data[IN_YB] = normalized_copy(d->pseudo_b, t->n, t->dim[1]);
-        if (!t->data[IN_XA] || !t->data[IN_YB]) return cmcr_fail(CMCR_ENOMEM, "out of memory for pseudo embeddings");
-        return CMCR_OK;
+        cmcr_status st = take_input(t, IN_XA, d->pseudo_a, d->borrow);
+        return st ? st : take_input(t, IN_YB, d->pseudo_b, d->borrow);
     }
     cmcr_aggregate_params ap = cmcr_aggregate_default_params();
     ap.tau_mem = t->p.tau_mem;
@@ -150,11 +165,18 @@ static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
         int k = s == 0 ? IN_XA : IN_YB, hit = 0;
         int64_t lo, hi; /* with several ranks each aggregates its slice of the memory */
         dist_range(nm[s], t->dist.rank, t->dist.size, &lo, &hi);
-        t->data[k] = cmcr_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
-        cmcr_status st = dist_agree(&t->dist, t->data[k] ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "out of memory for "
+        /* the queries: normalised overlap rows (a temporary copy when borrowed) */
+        float *tmp = t->normalized[k - 1] ? NULL : normalized_copy(t->data[k - 1], t->n, t->dim[s]);
+        const float *queries = tmp ? tmp : t->data[k - 1];
+        t->owned[k] = cmcr_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
+        t->data[k] = t->owned[k];
+        t->normalized[k] = 1;
+        int ok = t->owned[k] && (t->normalized[k - 1] || tmp);
+        cmcr_status st = dist_agree(&t->dist, ok ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "out of memory for "
                                     "pseudo embeddings"), "allocating pseudo embeddings");
-        if (!st) st = cmcr_aggregate_cached(t->p.cache_dir, t->data[k - 1], t->n, mem[s] + lo * t->dim[s], hi - lo,
-                                            t->dim[s], &ap, t->data[k], &hit);
+        if (!st) st = cmcr_aggregate_cached(t->p.cache_dir, queries, t->n, mem[s] + lo * t->dim[s], hi - lo,
+                                            t->dim[s], &ap, t->owned[k], &hit);
+        free(tmp);
         if (st) return st;
         cmcr_log(CMCR_LOG_INFO, "pseudo %s embeddings: %s", s == 0 ? "x_A" : "y_B",
                  hit ? "from the cache" : "computed");
@@ -180,11 +202,11 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     for (int k = 0; k < 4; k++) {
         int s = k / 2;
         total += (size_t)(b * t->dim[s]);                      /* in */
-        total += (size_t)(2 * b * hid[s] + hid[s]);            /* a1, xhat1, invstd1 */
+        total += (size_t)(b * hid[s] + hid[s]);                /* xhat1, invstd1 */
         total += (size_t)(2 * b * out + out + b);              /* xhat2, z, invstd2, norms */
         total += (size_t)(b * out);                            /* dz */
     }
-    total += (size_t)(b * maxhid + 2 * b * B + B);             /* da, logits, colp, colv */
+    total += (size_t)(2 * b * maxhid + b * B + 2 * B);         /* a1, da, logits, colv */
     if (many) total += (size_t)(2 * B * out + b * out);        /* zb_all, dzb_all, dzb_mine */
     t->slab = cmcr_xmalloc(total * sizeof(float));
     t->work = cmcr_xmalloc(sizeof(double) * (size_t)(2 * max64(max64(maxhid, out), B)));
@@ -196,7 +218,6 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         int s = k / 2;
         head_cache *c = &t->cache[k];
         t->in[k] = p; p += b * t->dim[s];
-        c->a1 = p; p += b * hid[s];
         c->xhat1 = p; p += b * hid[s];
         c->invstd1 = p; p += hid[s];
         c->xhat2 = p; p += b * out;
@@ -205,10 +226,10 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         c->norms = p; p += b;
         t->dz[k] = p; p += b * out;
     }
+    t->a1 = p; p += b * maxhid;
     t->da = p; p += b * maxhid;
     t->nce.logits = p; p += b * B;
-    t->nce.colp = p; p += b * B;
-    t->nce.colv = p; p += B;
+    t->nce.colv = p; p += 2 * B;
     if (many) {
         t->nce.zb_all = p; p += B * out;
         t->nce.dzb_all = p; p += B * out;
@@ -274,10 +295,9 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     t->total_steps = t->steps_per_epoch * p->epochs;
     t->data_hash = data_hash(d, p->consistency);
     t->provenance = cmcr_strdup(d->provenance ? d->provenance : "{}");
-    t->data[IN_SA] = normalized_copy(d->overlap_a, t->n, t->dim[0]);
-    t->data[IN_SB] = normalized_copy(d->overlap_b, t->n, t->dim[1]);
-    if (!st && (!t->provenance || !t->data[IN_SA] || !t->data[IN_SB]))
-        st = cmcr_fail(CMCR_ENOMEM, "out of memory copying the overlap set");
+    if (!st && !t->provenance) st = cmcr_fail(CMCR_ENOMEM, "out of memory");
+    if (!st) st = take_input(t, IN_SA, d->overlap_a, d->borrow);
+    if (!st) st = take_input(t, IN_SB, d->overlap_b, d->borrow);
     st = dist_agree(&t->dist, st, "copying the overlap set");
     if (!st) st = build_pseudo(t, d);
     if (!st) st = dist_agree(&t->dist, alloc_state(t), "allocating the training state");
@@ -292,10 +312,7 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
 void cmcr_trainer_free(cmcr_trainer *t)
 {
     if (!t) return;
-    if (t->data[IN_XA] != t->data[IN_SA]) free(t->data[IN_XA]);
-    if (t->data[IN_YB] != t->data[IN_SB]) free(t->data[IN_YB]);
-    free(t->data[IN_SA]);
-    free(t->data[IN_SB]);
+    for (int k = 0; k < 4; k++) free(t->owned[k]);
     cmcr_model_free(t->model);
     free(t->grad);
     free(t->adam_m);
@@ -312,22 +329,23 @@ int64_t cmcr_trainer_step(const cmcr_trainer *t) { return t->step; }
 
 /* ------------------------------------------------------------------ one step */
 
-static void head_forward(cmcr_head *h, head_cache *c, const float *x, const layer_batch *lb, float momentum,
-                         double *work)
+/* a1: B x hid scratch for the first block's output (recomputed in the backward pass). */
+static void head_forward(cmcr_head *h, head_cache *c, const float *x, float *a1, const layer_batch *lb,
+                         float momentum, double *work)
 {
     int64_t hid = h->hid, out = h->shape.out_dim, B = lb->rows;
     c->x = x;
-    linear_forward(c->a1, x, h->w1, h->b1, B, h->shape.in_dim, hid);
-    batchnorm_forward(c->a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, lb, hid,
+    linear_forward(a1, x, h->w1, h->b1, B, h->shape.in_dim, hid);
+    batchnorm_forward(a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, lb, hid,
                       work);
     h->nbt1++;
     if (h->shape.layers == 2) {
-        linear_forward(c->z, c->a1, h->w2, h->b2, B, hid, out);
+        linear_forward(c->z, a1, h->w2, h->b2, B, hid, out);
         batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, lb, out,
                           work);
         h->nbt2++;
     } else {
-        memcpy(c->z, c->a1, (size_t)(B * out) * sizeof(float));
+        memcpy(c->z, a1, (size_t)(B * out) * sizeof(float));
     }
     normalize_forward(c->z, c->norms, B, out);
 }
@@ -337,18 +355,19 @@ static void head_forward(cmcr_head *h, head_cache *c, const float *x, const laye
  * an exactly zero gradient. We leave it at zero instead of summing rounding noise, which
  * Adam would amplify (it normalises the step) into a random walk of the bias and of the
  * running mean that follows it; PyTorch does take those noise steps. */
-static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz, float *da,
+static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz, float *a1, float *da,
                           const layer_batch *lb, double *work)
 {
     int64_t hid = h->hid, out = h->shape.out_dim, in = h->shape.in_dim, B = lb->rows;
+    batchnorm_recompute(a1, c->xhat1, h->g1, h->be1, 1, B, hid);
     normalize_backward(dz, c->z, c->norms, B, out);
     float *dfirst = dz; /* gradient w.r.t. the first block's output a1 */
     if (h->shape.layers == 2) {
         batchnorm_backward(dz, NULL, c->xhat2, c->invstd2, h->g2, g->g2, g->be2, 0, lb, out, work);
-        linear_backward(da, g->w2, NULL, dz, c->a1, h->w2, B, hid, out, work);
+        linear_backward(da, g->w2, NULL, dz, a1, h->w2, B, hid, out, work);
         dfirst = da;
     }
-    batchnorm_backward(dfirst, c->a1, c->xhat1, c->invstd1, h->g1, g->g1, g->be1, 1, lb, hid, work);
+    batchnorm_backward(dfirst, a1, c->xhat1, c->invstd1, h->g1, g->g1, g->be1, 1, lb, hid, work);
     linear_backward(NULL, g->w1, NULL, dfirst, c->x, h->w1, B, in, hid, work);
 }
 
@@ -365,7 +384,8 @@ train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
     memset(t->grad, 0, t->model->nparams * sizeof(float));
     for (int k = 0; k < 4; k++) {
         if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
-        head_forward(&t->model->heads[k / 2], &t->cache[k], t->in[k], lb, (float)p->bn_momentum, t->work);
+        head_forward(&t->model->heads[k / 2], &t->cache[k], t->in[k], t->a1, lb, (float)p->bn_momentum,
+                     t->work);
         memset(t->dz[k], 0, (size_t)(b * out) * sizeof(float));
     }
     head_cache *c = t->cache;
@@ -387,7 +407,8 @@ train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
     L.total = L.native + L.pseudo + p->lambda_intra * L.intra;
     for (int k = 0; k < 4; k++) {
         if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
-        head_backward(&t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->da, lb, t->work);
+        head_backward(&t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->a1, t->da, lb,
+                      t->work);
     }
     dist_sum_f(&t->dist, t->grad, (int64_t)t->model->nparams);
     return L;
@@ -407,6 +428,7 @@ void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float
             int64_t g = first + r; /* row of the global batch */
             float *row = dst + r * w;
             memcpy(row, src + idx[g] * w, (size_t)w * sizeof(float));
+            if (!t->normalized[k]) cmcr_normalize_rows(row, 1, w); /* as the copy would be */
             if (!t->p.completion) continue;
             if (noise) {
                 for (int64_t j = 0; j < w; j++) row[j] += noise[k][g * w + j];

@@ -8,8 +8,7 @@
 /* Activations of one projector pass, kept for its backward. */
 typedef struct head_cache {
     const float *x;   /* input rows (B x in), not owned */
-    float *a1;        /* first block output after BN (+ReLU): B x hid */
-    float *xhat1;     /* B x hid */
+    float *xhat1;     /* B x hid (the block's output, after BN and ReLU, is recomputed from it) */
     float *invstd1;   /* hid */
     float *xhat2;     /* B x out (two-layer heads) */
     float *invstd2;   /* out */
@@ -30,15 +29,17 @@ struct cmcr_trainer {
     float *grad, *adam_m, *adam_v; /* same layout as model->params */
     cmcr_head grad_heads[2];       /* views of grad */
     int64_t n, dim[2];             /* overlap rows; widths of A and B */
-    float *data[4];                /* normalised s_A, x_A, s_B, y_B (n rows each) */
+    const float *data[4];          /* s_A, x_A, s_B, y_B (n rows each) */
+    int normalized[4];             /* whether data[k]'s rows are L2-normalised already */
+    float *owned[4];               /* the arrays the trainer allocated (copies, pseudo) */
     int64_t batch, steps_per_epoch, total_steps, step;
     int64_t *perm, perm_epoch;
     /* workspace */
     float *in[4];                  /* noisy batch inputs */
     head_cache cache[4];
     float *dz[4];                  /* gradients w.r.t. the four outputs */
-    float *dh;                     /* B x max(hid, out) backward scratch */
-    float *da;                     /* B x hid backward scratch */
+    float *a1;                     /* B x max hid: first block's output, one pass at a time */
+    float *da;                     /* B x max hid backward scratch */
     infonce_ws nce;                /* logits and column softmax: (B / ranks) x B */
     double *work;
     cmcr_dist dist;                /* the ranks sharing each batch (one: dist.size == 1) */

@@ -264,15 +264,15 @@ static int run_training(train_args *a)
     cmcr_train_data d = {.overlap_a = in.m[0].data, .overlap_b = in.m[1].data, .n_overlap = in.m[0].rows,
                          .dim_a = in.m[0].cols, .dim_b = in.m[1].cols, .memory_a = in.m[2].data,
                          .n_memory_a = in.m[2].rows, .memory_b = in.m[3].data, .n_memory_b = in.m[3].rows,
-                         .provenance = in.provenance};
+                         .provenance = in.provenance, .borrow = 1};
     cmcr_trainer *t;
     if (cmcr_trainer_new(&p, &d, &t)) {
         free_inputs(&in);
         return cli_fail("train");
     }
-    /* The trainer copied what it needs (normalised overlap, pseudo embeddings): the loaded
-     * files, memories of up to millions of rows among them, can go before training starts. */
-    for (int i = 0; i < 4; i++) cmcr_matrix_free(&in.m[i]);
+    /* The trainer reads the overlap files in place (borrow) and has made the pseudo
+     * embeddings: the memories, of up to millions of rows, can go before training starts. */
+    for (int i = 2; i < 4; i++) cmcr_matrix_free(&in.m[i]);
     if (a->resume && cmcr_trainer_resume(t, a->resume)) rc = cli_fail("train");
     progress pr = {cli_is_tty(2), a->quiet, NULL, -1e9};
     if (!rc && a->metrics && cli_leader() && !(pr.metrics = fopen(a->metrics, a->resume ? "a" : "w")))
