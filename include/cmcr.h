@@ -323,6 +323,12 @@ typedef struct cmcr_aggregate_params {
     int64_t memory_block;  /* memory rows per block, default 4096 */
     cmcr_progress_fn progress; /* optional; units are queries x memory rows / 1e6 */
     void *progress_user;
+    /* 1: both matrix products in bfloat16 (oneDNN builds, see cmcr_bf16_support): about 2x
+     * faster on CPUs with AVX512-BF16 or AMX; scores carry about 3 significant digits, so
+     * results differ from float32 by about 1e-3 (docs/benchmarks.md measures the effect on
+     * training). 0 (default): float32. Applies to the full softmax; top-k stays float32
+     * (bf16 rounding of near-tied scores would change which rows are selected). */
+    int bf16;
     /* Sharded aggregation (MPI builds): a pointer to an MPI_Comm, NULL for one process. Each
      * rank passes all the queries and its own slice of the memory (at least one row); the
      * online-softmax states are combined across ranks, and every rank gets the whole result,
@@ -454,6 +460,8 @@ const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx
 
 /* 1 when this library was built with MPI (then the mpi_comm fields are honoured). */
 int cmcr_mpi_support(void);
+/* 1 when it was built with oneDNN (then bfloat16 products can be asked for). */
+int cmcr_bf16_support(void);
 
 /* ---------------------------------------------------------------- small numeric helpers */
 

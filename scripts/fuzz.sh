@@ -20,7 +20,7 @@ if [ -n "$gomp" ] && [ -e "$gomp" ]; then
     omp_flags=(-DOpenMP_C_FLAGS=-fopenmp=libgomp -DOpenMP_C_LIB_NAMES=gomp "-DOpenMP_gomp_LIBRARY=$gomp")
 fi
 cmake -S . -B "$dir" -DCMCR_FUZZ=ON -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DBUILD_TESTING=OFF "${omp_flags[@]}" >/dev/null
+    -DBUILD_TESTING=OFF -DCMCR_MPI=OFF -DCMCR_DNNL=OFF "${omp_flags[@]}" >/dev/null
 targets=(fuzz_npy fuzz_safetensors fuzz_pt fuzz_model)
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 

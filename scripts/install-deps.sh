@@ -6,12 +6,13 @@ SUDO=""
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # Build: compiler, CMake, OpenBLAS (OpenMP build), libzip, cJSON. Tests: cmocka, and
-# Debian's PyTorch + NumPy for the interop and parity tests. Distributed runs and their tests:
-# Open MPI (optional for a build: without it cmcr is built for one process). Fuzzing
-# (scripts/fuzz.sh): clang with its libFuzzer and sanitizer runtimes.
+# Debian's PyTorch + NumPy for the interop and parity tests. Optional for a build: Open MPI
+# (distributed runs; without it cmcr runs as one process) and oneDNN (bfloat16 aggregation;
+# without it --precision bf16 is refused). Fuzzing (scripts/fuzz.sh): clang with its
+# libFuzzer and sanitizer runtimes.
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
     libopenblas-openmp-dev libzip-dev libcjson-dev \
-    libopenmpi-dev openmpi-bin \
+    libopenmpi-dev openmpi-bin libdnnl-dev \
     libcmocka-dev python3 python3-numpy python3-torch \
     clang libclang-rt-14-dev >/dev/null

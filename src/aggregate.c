@@ -24,6 +24,7 @@
  * query keeps its k best (score, row) pairs in a small min-heap; at the end the softmax is
  * taken over those k scores and the k memory rows are gathered (normalised) in double
  * precision. */
+#include "bf16.h"
 #include "dist.h"
 #include "vmath.h"
 
@@ -127,6 +128,7 @@ typedef struct agg_job {
     void *progress_user;
     uint64_t done_pairs, total_pairs;
     cmcr_dist dist;        /* ranks holding slices of the memory (one: the whole memory) */
+    bf16_ctx *bf;          /* bfloat16 products (NULL: float32 sgemm) */
 } agg_job;
 
 typedef struct agg_scratch {
@@ -141,6 +143,7 @@ typedef struct agg_scratch {
     int64_t *ki;     /* qb x k: their memory rows */
     int64_t *kn;     /* qb: entries in each heap */
     double *kacc;    /* qb x dim: weighted sums of the gathered rows (top-k) */
+    uint16_t *qh, *mh, *sh; /* bf16 copies of q, m (both halves) and the weights s */
 } agg_scratch;
 
 static void scratch_free(agg_scratch *w)
@@ -156,6 +159,9 @@ static void scratch_free(agg_scratch *w)
     free(w->ki);
     free(w->kn);
     free(w->kacc);
+    free(w->qh);
+    free(w->mh);
+    free(w->sh);
     memset(w, 0, sizeof *w);
 }
 
@@ -196,6 +202,12 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
             w->kacc = alloc_array((int64_t)qs, sizeof(double));
             ok = w->ks && w->ki && w->kn && w->kacc;
         }
+    }
+    if (ok && j->bf) {
+        w->qh = alloc_array((int64_t)qs, sizeof(uint16_t));
+        w->mh = alloc_array((int64_t)(2 * ms), sizeof(uint16_t));
+        w->sh = alloc_array((int64_t)ss, sizeof(uint16_t));
+        ok = w->qh && w->mh && w->sh;
     }
     if (!ok) {
         scratch_free(w);
@@ -264,11 +276,34 @@ static cmcr_status interrupted(const agg_job *j)
                      100.0 * (double)j->done_pairs / (double)j->total_pairs);
 }
 
-/* scores (qn x mn, leading dimension mn) = alpha * q m^T */
-static void block_scores(const agg_job *j, const agg_scratch *w, int64_t qn, int64_t mn)
+/* scores (qn x mn, leading dimension mn) = alpha * q m^T for the memory block m (float)
+ * or mh (its bf16 copy) */
+static cmcr_status block_scores(const agg_job *j, const agg_scratch *w, const float *m, const uint16_t *mh,
+                                int64_t qn, int64_t mn)
 {
+    if (j->bf) return bf16_matmul(j->bf, w->qh, mh, w->s, qn, mn, j->dim, 1, j->alpha, 0);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)mn, (int)j->dim, j->alpha, w->q, (int)j->dim,
-                w->m, (int)j->dim, 0.0f, w->s, (int)mn);
+                m, (int)j->dim, 0.0f, w->s, (int)mn);
+    return CMCR_OK;
+}
+
+/* acc (qn x dim) += P (the weights in s, qn x mn) m (mn x dim) */
+static cmcr_status block_accumulate(const agg_job *j, agg_scratch *w, const float *m, const uint16_t *mh, int64_t qn,
+                                    int64_t mn)
+{
+    if (j->bf) {
+        bf16_from_f32(w->s, w->sh, qn * mn);
+        return bf16_matmul(j->bf, w->sh, mh, w->acc, qn, j->dim, mn, 0, 1.0f, 1);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)j->dim, (int)mn, 1.0f, w->s, (int)mn, m,
+                (int)j->dim, 1.0f, w->acc, (int)j->dim);
+    return CMCR_OK;
+}
+
+/* The normalised rows' bf16 copy, when bf16 products are on. */
+static void to_bf16(const agg_job *j, const float *x, uint16_t *xh, int64_t n)
+{
+    if (j->bf) bf16_from_f32(x, xh, n);
 }
 
 /* ------------------------------------------------------------------ full softmax */
@@ -328,32 +363,37 @@ static cmcr_status full_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
 {
     int64_t dim = j->dim;
     normalize_into(j->queries + q0 * dim, qn, dim, w->q);
+    to_bf16(j, w->q, w->qh, qn * dim);
     for (int64_t i = 0; i < qn; i++) {
         w->mx[i] = -INFINITY;
         w->sum[i] = 0;
     }
     memset(w->acc, 0, (size_t)(qn * dim) * sizeof(float));
     float *cur = w->m, *next = w->m + j->mb * dim;
+    uint16_t *cur_h = w->mh, *next_h = w->mh ? w->mh + j->mb * dim : NULL;
     int stop = 0;
+    cmcr_status st = CMCR_OK;
     normalize_into(j->memory, j->mb, dim, cur);
-    for (int64_t m0 = 0; m0 < j->nm; m0 += j->mb) {
+    to_bf16(j, cur, cur_h, j->mb * dim);
+    for (int64_t m0 = 0; m0 < j->nm && !st; m0 += j->mb) {
         int64_t mn = j->nm - m0 < j->mb ? j->nm - m0 : j->mb;
         int64_t next0 = m0 + mn, next_n = j->nm - next0 < j->mb ? j->nm - next0 : j->mb;
-        /* scores (qn x mn) = alpha * q cur^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)mn, (int)dim, j->alpha, w->q, (int)dim,
-                    cur, (int)dim, 0.0f, w->s, (int)mn);
+        if ((st = block_scores(j, w, cur, cur_h, qn, mn))) break;
         softmax_and_prefetch(j, w, qn, mn, next0, next_n, next);
-        /* acc (qn x dim) += P (qn x mn) * cur (mn x dim) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)dim, (int)mn, 1.0f, w->s, (int)mn,
-                    cur, (int)dim, 1.0f, w->acc, (int)dim);
+        st = block_accumulate(j, w, cur, cur_h, qn, mn);
+        to_bf16(j, next, next_h, next_n * dim);
         float *t = cur;
         cur = next;
         next = t;
-        if (progress_step(j, (uint64_t)qn * (uint64_t)mn)) {
+        uint16_t *th = cur_h;
+        cur_h = next_h;
+        next_h = th;
+        if (!st && progress_step(j, (uint64_t)qn * (uint64_t)mn)) {
             stop = 1;
             break;
         }
     }
+    if ((st = dist_agree(&j->dist, st, "aggregate: a block"))) return st;
     if (dist_max_i(&j->dist, stop)) return interrupted(j); /* all ranks stop together */
     combine_ranks(j, w, qn);
     finish_full(j, w, qn, out + q0 * dim);
@@ -435,11 +475,14 @@ static cmcr_status topk_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
 {
     int64_t dim = j->dim, k = j->k;
     normalize_into(j->queries + q0 * dim, qn, dim, w->q);
+    to_bf16(j, w->q, w->qh, qn * dim);
     memset(w->kn, 0, (size_t)qn * sizeof(int64_t));
     for (int64_t m0 = 0; m0 < j->nm; m0 += j->mb) {
         int64_t mn = j->nm - m0 < j->mb ? j->nm - m0 : j->mb;
         normalize_into(j->memory + m0 * dim, mn, dim, w->m);
-        block_scores(j, w, qn, mn);
+        to_bf16(j, w->m, w->mh, mn * dim);
+        cmcr_status st = block_scores(j, w, w->m, w->mh, qn, mn);
+        if (st) return st;
         #pragma omp parallel for schedule(static) if (qn * mn > AGG_OMP_MIN_WORK)
         for (int64_t i = 0; i < qn; i++) {
             const float *s = w->s + i * mn;
@@ -482,6 +525,9 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
     if (j.qb > INT32_MAX || j.mb > INT32_MAX || dim > INT32_MAX)
         return cmcr_fail(CMCR_EINVAL, "aggregate: blocks and width must fit BLAS's int (got %lld, %lld, %lld)",
                          (long long)j.qb, (long long)j.mb, (long long)dim);
+    /* bf16 serves the full softmax only: with top-k, bf16 rounding of near-tied scores
+     * changes which rows are selected (measured: cosine to the f32 result down to 0.98) */
+    if (p->bf16 && !j.k && (st = bf16_ctx_new(&j.bf))) return st;
     agg_scratch w;
     st = dist_agree(&j.dist, scratch_alloc(&j, &w), "aggregate: allocating scratch");
     for (int64_t q0 = 0; q0 < nq && st == CMCR_OK; q0 += j.qb) {
@@ -489,6 +535,7 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
         st = j.k ? topk_query_block(&j, &w, q0, qn, out) : full_query_block(&j, &w, q0, qn, out);
     }
     scratch_free(&w);
+    bf16_ctx_free(j.bf);
     return st;
 }
 
@@ -554,6 +601,7 @@ static uint64_t cache_key(const float *queries, int64_t nq, const float *memory,
     fields[4] = tau_bits;
     fields[5] = (uint64_t)(p->top_k < nm ? p->top_k : 0); /* k >= nm is the full softmax */
     uint64_t h = cmcr_hash_bytes(fields, sizeof fields, 0x636d63722d616767ull);
+    if (p->bf16) h = cmcr_hash_bytes("bf16", 4, h); /* float32 keys stay as they were */
     h = cmcr_hash_bytes(queries, (size_t)nq * (size_t)dim * sizeof(float), h);
     return cmcr_hash_bytes(memory, (size_t)nm * (size_t)dim * sizeof(float), h);
 }

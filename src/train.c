@@ -165,18 +165,16 @@ static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
         int k = s == 0 ? IN_XA : IN_YB, hit = 0;
         int64_t lo, hi; /* with several ranks each aggregates its slice of the memory */
         dist_range(nm[s], t->dist.rank, t->dist.size, &lo, &hi);
-        /* the queries: normalised overlap rows (a temporary copy when borrowed) */
-        float *tmp = t->normalized[k - 1] ? NULL : normalized_copy(t->data[k - 1], t->n, t->dim[s]);
-        const float *queries = tmp ? tmp : t->data[k - 1];
+        /* the caller's overlap rows as queries (aggregation normalises them), exactly as
+         * `cmcr aggregate` does: its output passed as pseudo embeddings trains identically */
+        const float *queries = s == 0 ? d->overlap_a : d->overlap_b;
         t->owned[k] = cmcr_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
         t->data[k] = t->owned[k];
         t->normalized[k] = 1;
-        int ok = t->owned[k] && (t->normalized[k - 1] || tmp);
-        cmcr_status st = dist_agree(&t->dist, ok ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "out of memory for "
+        cmcr_status st = dist_agree(&t->dist, t->owned[k] ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "out of memory for "
                                     "pseudo embeddings"), "allocating pseudo embeddings");
         if (!st) st = cmcr_aggregate_cached(t->p.cache_dir, queries, t->n, mem[s] + lo * t->dim[s], hi - lo,
                                             t->dim[s], &ap, t->owned[k], &hit);
-        free(tmp);
         if (st) return st;
         cmcr_log(CMCR_LOG_INFO, "pseudo %s embeddings: %s", s == 0 ? "x_A" : "y_B",
                  hit ? "from the cache" : "computed");

@@ -637,6 +637,53 @@ static void test_hash(void **state)
     assert_true(cmcr_hash_bytes(shifted + 1, 200, 0) == h);
 }
 
+/* bfloat16 products (oneDNN builds): close to float32 (the scores carry bf16 rounding), but
+ * not equal (the bf16 path really ran), for the full softmax with blocks that do not divide
+ * the sizes; top-k stays float32; without oneDNN, a clear refusal. */
+static void test_bf16(void **state)
+{
+    (void)state;
+    enum { NQ = 300, NM = 1000, D = 64 };
+    float *q = random_matrix(NQ, D, 5), *m = random_matrix(NM, D, 6);
+    for (int i = 0; i < NQ * D; i++) q[i] -= 0.5f; /* centred: varied similarities */
+    for (int i = 0; i < NM * D; i++) m[i] -= 0.5f;
+    float *f = malloc(sizeof(float) * NQ * D), *h = malloc(sizeof(float) * NQ * D);
+    cmcr_aggregate_params p = cmcr_aggregate_default_params();
+    p.tau_mem = 0.05;
+    p.query_block = 128;
+    p.memory_block = 300;
+    const int64_t ks[] = {0, 5};
+    for (size_t t = 0; t < 2; t++) {
+        p.top_k = ks[t];
+        p.bf16 = 0;
+        assert_int_equal(cmcr_aggregate(q, NQ, m, NM, D, &p, f), CMCR_OK);
+        p.bf16 = 1;
+        cmcr_status st = cmcr_aggregate(q, NQ, m, NM, D, &p, h);
+        if (!cmcr_bf16_support() && !ks[t]) {
+            assert_int_equal(st, CMCR_EINVAL);
+            assert_non_null(strstr(cmcr_last_error(), "oneDNN"));
+            continue;
+        }
+        assert_int_equal(st, CMCR_OK);
+        double diff = 0, min_cos = 1;
+        for (int i = 0; i < NQ; i++) {
+            double c = 0;
+            for (int j = 0; j < D; j++) {
+                diff = fmax(diff, fabs((double)f[i * D + j] - h[i * D + j]));
+                c += (double)f[i * D + j] * h[i * D + j];
+            }
+            min_cos = fmin(min_cos, c);
+        }
+        printf("bf16 vs f32, top_k %lld: max abs diff %.3g, min cosine %.6f\n", (long long)ks[t], diff, min_cos);
+        if (ks[t]) assert_true(diff == 0); /* top-k stays float32 */
+        else assert_true(diff > 0 && diff < 5e-3 && min_cos > 0.9999);
+    }
+    free(q);
+    free(m);
+    free(f);
+    free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -651,6 +698,7 @@ int main(void)
         cmocka_unit_test(test_large),
         cmocka_unit_test(test_cli),
         cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_bf16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,10 +4,11 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 typedef struct agg_cli {
-    const char *queries, *memory, *out, *cache_dir;
+    const char *queries, *memory, *out, *cache_dir, *precision;
     double tau;
     long long top_k, query_block, memory_block;
 } agg_cli;
@@ -34,6 +35,8 @@ static int check_options(const agg_cli *a)
 {
     if (!(a->tau > 0) || !isfinite(a->tau)) return cli_error("aggregate", 2, "--tau-mem must be a positive number");
     if (a->top_k < 0) return cli_error("aggregate", 2, "--top-k must be >= 0 (0: full softmax)");
+    if (strcmp(a->precision, "f32") && strcmp(a->precision, "bf16"))
+        return cli_error("aggregate", 2, "--precision must be f32 or bf16, not '%s'", a->precision);
     if (a->query_block < 1 || a->query_block > (1 << 20) || a->memory_block < 1 || a->memory_block > (1 << 20))
         return cli_error("aggregate", 2, "--query-block and --memory-block must be between 1 and 1048576");
     return 0;
@@ -49,6 +52,7 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     p.top_k = a->top_k;
     p.query_block = a->query_block;
     p.memory_block = a->memory_block;
+    p.bf16 = strcmp(a->precision, "bf16") == 0;
     progress_line pl = {cli_now(), 0};
     bool tty = cli_is_tty(2) && cli_leader();
     if (tty) {
@@ -88,6 +92,9 @@ int cmd_aggregate(int argc, char **argv)
         {"top-k", OPT_INT, &a.top_k, "0", "only the k most similar memory rows take part (0: all)"},
         {"query-block", OPT_INT, &a.query_block, "1024", "queries per block"},
         {"memory-block", OPT_INT, &a.memory_block, "4096", "memory rows per block"},
+        {"precision", OPT_STR, &a.precision, "f32",
+         "f32, or bf16: both matrix products in bfloat16 through oneDNN (about 2x faster with AVX512-BF16 or "
+         "AMX; results within about 1e-3 of f32; the full softmax only: --top-k stays f32)"},
         {"cache-dir", OPT_STR, &a.cache_dir, "",
          "cache results in this directory and reuse them (created if missing; default: no cache)"},
         {0}};

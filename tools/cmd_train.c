@@ -19,25 +19,27 @@ static void on_signal(int sig)
 }
 
 typedef struct train_args {
-    const char *files[4]; /* overlap-a, overlap-b, memory-a, memory-b */
+    const char *files[6]; /* overlap-a, overlap-b, memory-a, memory-b, pseudo-a, pseudo-b */
     const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics, *schedule, *optimizer;
     long long in_a, in_b, hidden, out_dim, layers, top_k, batch, epochs, warmup, seed, threads, every;
     double tau_mem, sigma2, tau, lambda, lr, min_lr, wd, beta1, beta2, eps, momentum;
     bool no_consistency, no_completion, no_intra, no_pseudo, squared, quiet;
 } train_args;
 
-static const char *const file_flags[4] = {"overlap-a", "overlap-b", "memory-a", "memory-b"};
+enum { NFILES = 6 };
+static const char *const file_flags[NFILES] = {"overlap-a", "overlap-b", "memory-a", "memory-b", "pseudo-a",
+                                               "pseudo-b"};
 
 /* ------------------------------------------------------------------ inputs */
 
 typedef struct inputs {
-    cmcr_matrix m[4];
+    cmcr_matrix m[NFILES];
     char *provenance;
 } inputs;
 
 static void free_inputs(inputs *in)
 {
-    for (int i = 0; i < 4; i++) cmcr_matrix_free(&in->m[i]);
+    for (int i = 0; i < NFILES; i++) cmcr_matrix_free(&in->m[i]);
     free(in->provenance);
 }
 
@@ -54,11 +56,26 @@ static cJSON *file_json(const char *path, const cmcr_matrix *m)
     return o;
 }
 
+/* Precomputed pseudo embeddings (--pseudo-a/-b, e.g. from `cmcr aggregate`) replace the
+ * memories: one row per overlap row, of the same width. */
+static int check_pseudo(const train_args *a, const inputs *in)
+{
+    if (!a->files[4] != !a->files[5]) return cli_error("train", 2, "--pseudo-a and --pseudo-b go together");
+    for (int i = 4; i < NFILES; i++)
+        if (in->m[i].data && (in->m[i].rows != in->m[i - 4].rows || in->m[i].cols != in->m[i - 4].cols))
+            return cli_error("train", 1, "%s is %lld x %lld but %s is %lld x %lld: pseudo embeddings need one row "
+                             "per overlap row, of the same width", a->files[i], (long long)in->m[i].rows,
+                             (long long)in->m[i].cols, a->files[i - 4], (long long)in->m[i - 4].rows,
+                             (long long)in->m[i - 4].cols);
+    return 0;
+}
+
 static int load_inputs(const train_args *a, int need_memories, inputs *in)
 {
     memset(in, 0, sizeof *in);
-    for (int i = 0; i < 4; i++) {
-        if (i >= 2 && !need_memories && !a->files[i]) continue;
+    if (a->files[4] || a->files[5]) need_memories = 0;
+    for (int i = 0; i < NFILES; i++) {
+        if (i >= 2 && !a->files[i] && (i >= 4 || !need_memories)) continue;
         if (!a->files[i]) return cli_error("train", 2, "--%s is required (or pass --no-consistency)", file_flags[i]);
         if (cmcr_matrix_load(a->files[i], &in->m[i])) return cli_fail("train");
     }
@@ -69,8 +86,10 @@ static int load_inputs(const train_args *a, int need_memories, inputs *in)
         if (in->m[i].data && in->m[i].cols != in->m[i - 2].cols)
             return cli_error("train", 1, "%s rows are %lld wide but %s rows are %lld wide (same MCR, same width)",
                              a->files[i], (long long)in->m[i].cols, a->files[i - 2], (long long)in->m[i - 2].cols);
+    int rc = check_pseudo(a, in);
+    if (rc) return rc;
     cJSON *o = cJSON_CreateObject();
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NFILES; i++)
         if (in->m[i].data) cJSON_AddItemToObject(o, file_flags[i], file_json(a->files[i], &in->m[i]));
     cJSON_AddStringToObject(o, "out", a->out);
     in->provenance = cJSON_PrintUnformatted(o);
@@ -225,7 +244,7 @@ static int resume_setup(train_args *a, cmcr_train_params *stored, char **prov)
     int64_t step;
     if (cmcr_checkpoint_info(a->resume, stored, prov, &step)) return cli_fail("train");
     cJSON *o = cJSON_Parse(*prov);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < NFILES; i++) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, file_flags[i]);
         const cJSON *path = cJSON_GetObjectItemCaseSensitive(f, "path");
         if (!a->files[i] && cJSON_IsString(path)) a->files[i] = strdup(path->valuestring);
@@ -264,7 +283,8 @@ static int run_training(train_args *a)
     cmcr_train_data d = {.overlap_a = in.m[0].data, .overlap_b = in.m[1].data, .n_overlap = in.m[0].rows,
                          .dim_a = in.m[0].cols, .dim_b = in.m[1].cols, .memory_a = in.m[2].data,
                          .n_memory_a = in.m[2].rows, .memory_b = in.m[3].data, .n_memory_b = in.m[3].rows,
-                         .provenance = in.provenance, .borrow = 1};
+                         .provenance = in.provenance, .pseudo_a = in.m[4].data, .pseudo_b = in.m[5].data,
+                         .borrow = 1};
     cmcr_trainer *t;
     if (cmcr_trainer_new(&p, &d, &t)) {
         free_inputs(&in);
@@ -309,6 +329,9 @@ int cmd_train(int argc, char **argv)
         {"overlap-b", OPT_STR, &a.files[1], "", "the same items embedded by MCR B (.npy, row i = row i of --overlap-a)"},
         {"memory-a", OPT_STR, &a.files[2], "", "unpaired memory of A's other modality (.npy, any rows)"},
         {"memory-b", OPT_STR, &a.files[3], "", "unpaired memory of B's other modality (.npy, any rows)"},
+        {"pseudo-a", OPT_STR, &a.files[4], "", "precomputed pseudo embeddings x_A (cmcr aggregate of --overlap-a over "
+         "--memory-a; one row per overlap row): replaces the memories"},
+        {"pseudo-b", OPT_STR, &a.files[5], "", "precomputed pseudo embeddings y_B, likewise (with --pseudo-a)"},
         {"out", OPT_STR, &a.out, "", "model file to write (.safetensors keeps the training record; .pt loads in PyTorch)"},
         {"preset", OPT_STR, &a.preset, "clap-clip", "projector architecture: clap-clip (2 layers) or ulip-clip (1 layer)"},
         {"layers", OPT_INT, &a.layers, "0", "override the preset's layer count (1 or 2; 0 = preset)"},

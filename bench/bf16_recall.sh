@@ -1,0 +1,25 @@
+#!/bin/bash
+# bench/bf16_recall.sh - does bfloat16 memory aggregation change what C-MCR learns? On the
+# built-in synthetic world (defaults), aggregate both memories in f32 and in bf16, time them,
+# train the same connection on each (cmcr train --pseudo-a/-b; ulip-clip, batch 1024, 4
+# epochs, as cmcr demo) and compare X->Y and Y->X Recall@1/5/10 on the 2,000 held-out pairs.
+# Environment: BENCH_BUILD (default <repo>/build), BENCH_TMP (default /tmp/cmcr-bf16).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BENCH_BUILD:-$ROOT/build}/cmcr
+W=${BENCH_TMP:-/tmp/cmcr-bf16}
+mkdir -p "$W"
+"$BIN" info | grep -q "bfloat16.*built in (oneDNN)" || { echo "bf16_recall.sh: $BIN lacks oneDNN" >&2; exit 1; }
+[ -f "$W/world/overlap_a.npy" ] || "$BIN" synth --out "$W/world" >/dev/null
+for pr in f32 bf16; do
+    for s in a b; do
+        "$BIN" aggregate --queries "$W/world/overlap_$s.npy" --memory "$W/world/memory_$s.npy" \
+            --out "$W/pseudo_${s}_$pr.npy" --precision $pr 2>&1 | sed "s/^/  $pr side $s: /"
+    done
+    "$BIN" train --overlap-a "$W/world/overlap_a.npy" --overlap-b "$W/world/overlap_b.npy" \
+        --pseudo-a "$W/pseudo_a_$pr.npy" --pseudo-b "$W/pseudo_b_$pr.npy" --preset ulip-clip --batch 1024 \
+        --epochs 4 --quiet --cache-dir none --out "$W/model_$pr.safetensors" 2>/dev/null
+    echo "  $pr:"
+    "$BIN" eval retrieval --model "$W/model_$pr.safetensors" --query "$W/world/test_x.npy" --query-side a \
+        --gallery "$W/world/test_y.npy" --gallery-side b --both-directions | sed 's/^/    /'
+done
