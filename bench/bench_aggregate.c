@@ -3,7 +3,8 @@
  * usage: bench_aggregate [nq nm dim [query_block memory_block [top_k [reps]]]]
  * defaults: 16384 65536 512, the library's default blocks, full softmax, 1 repetition.
  * FLOPs counted: 4 * nq * nm * dim (two GEMMs of 2 * nq * nm * dim each; the exp work is
- * not counted). Environment: BENCH_SGEMM=1 also times one plain sgemm of the score shape
+ * not counted). Environment: BENCH_BF16=1 runs the products in bfloat16 (oneDNN builds; the
+ * RESULT line then says impl=cmcr-bf16); BENCH_SGEMM=1 also times one plain sgemm of the score shape
  * (query_block x memory_block x dim), the ceiling the kernel can approach; BENCH_HASH=1
  * times cmcr_hash_bytes on 1 GiB. Prints the time of the best and the median repetition,
  * the peak RSS (getrusage) and a machine-readable RESULT line (median) for bench/run.sh. */
@@ -82,6 +83,7 @@ int main(int argc, char **argv)
     }
     if (argc > 6) p.top_k = atoll(argv[6]);
     int reps = argc > 7 ? atoi(argv[7]) : 1;
+    p.bf16 = getenv("BENCH_BF16") != NULL;
     const char *env = getenv("OPENBLAS_CORETYPE");
     printf("OpenBLAS kernels %s, %d threads, OPENBLAS_CORETYPE=%s\n", cmcr_blas_core(), cmcr_blas_threads(),
            env ? env : "(unset)");
@@ -115,9 +117,10 @@ int main(int argc, char **argv)
            (long long)p.top_k, best, flops / best / 1e9, (double)nq / best);
     printf("  median of %d: %.3f s, %.1f GFLOP/s; peak RSS %.1f MiB\n", reps, med, flops / med / 1e9,
            ru.ru_maxrss / 1024.0);
-    printf("RESULT bench=aggregate impl=cmcr nq=%lld nm=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
+    printf("RESULT bench=aggregate impl=%s nq=%lld nm=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
            "threads=%d\n",
-           (long long)nq, (long long)nm, med, (double)nq / med, flops / 1e9, ru.ru_maxrss, cmcr_blas_core(),
+           p.bf16 ? "cmcr-bf16" : "cmcr", (long long)nq, (long long)nm, med, (double)nq / med, flops / 1e9,
+           ru.ru_maxrss, cmcr_blas_core(),
            cmcr_blas_threads());
     if (getenv("BENCH_SGEMM")) {
         int64_t qb = p.query_block < nq ? p.query_block : nq, mb = p.memory_block < nm ? p.memory_block : nm;

@@ -87,6 +87,9 @@ for spec in $AGG; do
     run "agg${nq}x$nm" "$B/bench_aggregate" "$nq" "$nm" 512 1024 4096 0 "$reps"
     run "agg${nq}x$nm" "$PY" "$REF" aggregate --nq "$nq" --nm "$nm" --reps "$reps" --threads "$THREADS"
 done
+if "$BUILD/cmcr" info | grep -q "bfloat16.*built in (oneDNN)"; then # stretch: bf16 products
+    BENCH_BF16=1 run "agg16384x65536" "$B/bench_aggregate" 16384 65536 512 1024 4096 0 3
+fi
 
 echo "== 3. projection throughput (cmcr project vs torch), clap-clip side a" >&2
 load project
@@ -186,6 +189,15 @@ if all(t):
     m = int(t[0]["rss_kib"]) * 1024 / float(t[0]["base_bytes"])
     print(f"  training peak RSS <= 1.5x (inputs + parameters + Adam state = {float(t[0]['base_bytes']) / 2**20:.0f} MiB): "
           f"{m:.2f}x -> {'met' if m <= 1.5 else 'NOT met'}")
+    need = 2 * float(t[1]["rate"]) * float(t[0]["gflop"]) / float(t[0]["batch"])
+    print(f"    (2x PyTorch means {need:.0f} GFLOP/s in float32: {100 * need / peak:.0f}% of the sgemm peak)")
+for (l, i), c in res.items():
+    if i == "cmcr-bf16" and (l, "cmcr") in res:
+        f, p = res[(l, "cmcr")], res.get((l, "pytorch"))
+        g = float(c["gflop"]) / float(c["sec"])
+        print(f"  stretch, {l} in bfloat16 (oneDNN): {float(c['sec']):.2f} s, {g:.0f} GFLOP/s = "
+              f"{float(f['sec']) / float(c['sec']):.2f}x cmcr float32"
+              + (f", {float(p['sec']) / float(c['sec']):.2f}x PyTorch float32" if p else ""))
 for l in [l for l, i in res if i == "cmcr" and (l.startswith("agg") or l.startswith("retr"))]:
     c = res[(l, "cmcr")]
     g = float(c["gflop"]) / float(c["sec"])
