@@ -332,8 +332,8 @@ typedef struct cmcr_aggregate_params {
     /* Sharded aggregation (MPI builds): a pointer to an MPI_Comm, NULL for one process. Each
      * rank passes all the queries and its own slice of the memory (at least one row); the
      * online-softmax states are combined across ranks, and every rank gets the whole result,
-     * equal to one process's over the concatenated memory. top_k must be 0. The cached
-     * variant does not cache in this mode. */
+     * equal to one process's over the concatenated memory (top-k: the ranks' heaps are
+     * merged). The cached variant does not cache in this mode. */
     const void *mpi_comm;
 } cmcr_aggregate_params;
 

@@ -128,6 +128,7 @@ typedef struct agg_job {
     void *progress_user;
     uint64_t done_pairs, total_pairs;
     cmcr_dist dist;        /* ranks holding slices of the memory (one: the whole memory) */
+    int64_t offset;        /* global row of this rank's first memory row */
     bf16_ctx *bf;          /* bfloat16 products (NULL: float32 sgemm) */
 } agg_job;
 
@@ -144,6 +145,8 @@ typedef struct agg_scratch {
     int64_t *kn;     /* qb: entries in each heap */
     double *kacc;    /* qb x dim: weighted sums of the gathered rows (top-k) */
     uint16_t *qh, *mh, *sh; /* bf16 copies of q, m (both halves) and the weights s */
+    float *all_s;    /* ranks x qb x k: every rank's heaps (top-k, several ranks) */
+    int64_t *all_i;
 } agg_scratch;
 
 static void scratch_free(agg_scratch *w)
@@ -162,6 +165,8 @@ static void scratch_free(agg_scratch *w)
     free(w->qh);
     free(w->mh);
     free(w->sh);
+    free(w->all_s);
+    free(w->all_i);
     memset(w, 0, sizeof *w);
 }
 
@@ -201,6 +206,12 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
             w->kn = alloc_array(j->qb, sizeof(int64_t));
             w->kacc = alloc_array((int64_t)qs, sizeof(double));
             ok = w->ks && w->ki && w->kn && w->kacc;
+        }
+        if (ok && j->dist.size > 1) {
+            int64_t all = (int64_t)ks * j->dist.size;
+            w->all_s = alloc_array(all, sizeof(float));
+            w->all_i = alloc_array(all, sizeof(int64_t));
+            ok = w->all_s && w->all_i;
         }
     }
     if (ok && j->bf) {
@@ -443,41 +454,74 @@ static void heap_push(float *hs, int64_t *hi, int64_t *n, int64_t k, float s, in
     }
 }
 
-/* out row = normalize( sum_e softmax(scores)_e * normalize(memory[row_e]) ), in double. */
-static void finish_topk_row(const agg_job *j, const float *hs, const int64_t *hi, int64_t n, double *acc, float *out)
+/* acc = sum_e softmax(scores)_e * normalize(memory[row_e]) over the entries e whose rows this
+ * rank holds (all of them in one process), in double. */
+static void topk_partial_row(const agg_job *j, const float *hs, const int64_t *hi, int64_t n, double *acc)
 {
     int64_t dim = j->dim;
-    double mx = -INFINITY, sum = 0, ss = 0;
+    double mx = -INFINITY, sum = 0;
     for (int64_t e = 0; e < n; e++) mx = fmax(mx, hs[e]);
     for (int64_t e = 0; e < n; e++) sum += exp(hs[e] - mx);
     memset(acc, 0, (size_t)dim * sizeof(double));
     for (int64_t e = 0; e < n; e++) {
-        const float *v = j->memory + hi[e] * dim;
+        int64_t row = hi[e] - j->offset;
+        if (row < 0 || row >= j->nm) continue; /* another rank's row */
+        const float *v = j->memory + row * dim;
         double vs = 0;
         for (int64_t c = 0; c < dim; c++) vs += (double)v[c] * v[c];
         double wgt = exp(hs[e] - mx) / sum / fmax(sqrt(vs), 1e-12);
         for (int64_t c = 0; c < dim; c++) acc[c] += wgt * v[c];
     }
-    for (int64_t c = 0; c < dim; c++) ss += acc[c] * acc[c];
-    double norm = fmax(sqrt(ss), 1e-12);
-    for (int64_t c = 0; c < dim; c++) out[c] = (float)(acc[c] / norm);
 }
 
+/* out rows = normalize(acc), the partial sums added up across ranks first. */
 static void finish_topk(const agg_job *j, const agg_scratch *w, int64_t qn, float *out)
 {
     int64_t dim = j->dim;
     #pragma omp parallel for schedule(static) if (qn * j->k * dim > AGG_OMP_MIN_WORK)
+    for (int64_t i = 0; i < qn; i++) topk_partial_row(j, w->ks + i * j->k, w->ki + i * j->k, w->kn[i], w->kacc + i * dim);
+    dist_sum_d(&j->dist, w->kacc, qn * dim);
+    #pragma omp parallel for schedule(static) if (qn * dim > AGG_OMP_MIN_WORK)
+    for (int64_t i = 0; i < qn; i++) {
+        const double *acc = w->kacc + i * dim;
+        double ss = 0;
+        for (int64_t c = 0; c < dim; c++) ss += acc[c] * acc[c];
+        double norm = fmax(sqrt(ss), 1e-12);
+        for (int64_t c = 0; c < dim; c++) out[i * dim + c] = (float)(acc[c] / norm);
+    }
+}
+
+/* Several ranks: every rank's k best of each query (padded with empty entries) are
+ * gathered, and each rank keeps the k best of all, by the same order as one process. */
+static void merge_ranks_topk(const agg_job *j, agg_scratch *w, int64_t qn)
+{
+    int64_t k = j->k, per = qn * k;
     for (int64_t i = 0; i < qn; i++)
-        finish_topk_row(j, w->ks + i * j->k, w->ki + i * j->k, w->kn[i], w->kacc + i * dim, out + i * dim);
+        for (int64_t e = w->kn[i]; e < k; e++) {
+            w->ks[i * k + e] = -INFINITY;
+            w->ki[i * k + e] = -1;
+        }
+    dist_allgather_bytes(&j->dist, w->ks, w->all_s, (size_t)per * sizeof(float));
+    dist_allgather_bytes(&j->dist, w->ki, w->all_i, (size_t)per * sizeof(int64_t));
+    #pragma omp parallel for schedule(static) if (qn * k * j->dist.size > AGG_OMP_MIN_WORK)
+    for (int64_t i = 0; i < qn; i++) {
+        w->kn[i] = 0;
+        for (int r = 0; r < j->dist.size; r++)
+            for (int64_t e = 0; e < k; e++) {
+                int64_t at = r * per + i * k + e;
+                if (w->all_i[at] >= 0) heap_push(w->ks + i * k, w->ki + i * k, &w->kn[i], k, w->all_s[at], w->all_i[at]);
+            }
+    }
 }
 
 static cmcr_status topk_query_block(agg_job *j, agg_scratch *w, int64_t q0, int64_t qn, float *out)
 {
     int64_t dim = j->dim, k = j->k;
+    int stop = 0;
     normalize_into(j->queries + q0 * dim, qn, dim, w->q);
     to_bf16(j, w->q, w->qh, qn * dim);
     memset(w->kn, 0, (size_t)qn * sizeof(int64_t));
-    for (int64_t m0 = 0; m0 < j->nm; m0 += j->mb) {
+    for (int64_t m0 = 0; m0 < j->nm && !stop; m0 += j->mb) {
         int64_t mn = j->nm - m0 < j->mb ? j->nm - m0 : j->mb;
         normalize_into(j->memory + m0 * dim, mn, dim, w->m);
         to_bf16(j, w->m, w->mh, mn * dim);
@@ -491,11 +535,13 @@ static cmcr_status topk_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
             for (int64_t c = 0; c < mn; c++) {
                 /* fast reject: most scores are below the worst kept one */
                 if (w->kn[i] == k && s[c] <= hs[0]) continue;
-                heap_push(hs, hi, &w->kn[i], k, s[c], m0 + c);
+                heap_push(hs, hi, &w->kn[i], k, s[c], j->offset + m0 + c);
             }
         }
-        if (progress_step(j, (uint64_t)qn * (uint64_t)mn)) return interrupted(j);
+        stop = progress_step(j, (uint64_t)qn * (uint64_t)mn);
     }
+    if (dist_max_i(&j->dist, stop)) return interrupted(j); /* all ranks stop together */
+    if (j->dist.size > 1) merge_ranks_topk(j, w, qn);
     finish_topk(j, w, qn, out + q0 * dim);
     return CMCR_OK;
 }
@@ -515,13 +561,15 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
     j.dim = dim;
     j.qb = p->query_block < nq ? p->query_block : nq;
     j.mb = p->memory_block < nm ? p->memory_block : nm;
-    j.k = p->top_k < nm ? p->top_k : 0; /* k >= rows of the memory is the full softmax */
     j.alpha = (float)(1.0 / p->tau_mem);
     j.progress = p->progress;
     j.progress_user = p->progress_user;
     j.total_pairs = (uint64_t)nq * (uint64_t)nm;
     cmcr_status st = dist_open(p->mpi_comm, &j.dist);
     if (st) return st;
+    int64_t nm_total; /* over all ranks' slices */
+    dist_offset(&j.dist, nm, &j.offset, &nm_total);
+    j.k = p->top_k < nm_total ? p->top_k : 0; /* k >= rows of the memory is the full softmax */
     if (j.qb > INT32_MAX || j.mb > INT32_MAX || dim > INT32_MAX)
         return cmcr_fail(CMCR_EINVAL, "aggregate: blocks and width must fit BLAS's int (got %lld, %lld, %lld)",
                          (long long)j.qb, (long long)j.mb, (long long)dim);
@@ -547,9 +595,6 @@ static cmcr_status check_all(const float *queries, int64_t nq, const float *memo
     cmcr_status st = dist_open(p->mpi_comm, &d);
     if (st) return st;
     st = check_args(queries, nq, memory, nm, dim, p, out);
-    if (!st && d.size > 1 && p->top_k > 0)
-        st = cmcr_fail(CMCR_EINVAL, "aggregate: top_k is not supported across %d MPI ranks; use the full softmax "
-                       "(top_k 0) or one process", d.size);
     return dist_agree(&d, st, "aggregate: checking the inputs");
 }
 

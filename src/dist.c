@@ -149,6 +149,30 @@ void dist_bcast(const cmcr_dist *d, void *buf, size_t bytes, int root)
     (void)d, (void)buf, (void)bytes, (void)root;
 }
 
+void dist_allgather_bytes(const cmcr_dist *d, const void *mine, void *all, size_t bytes)
+{
+    if (!d->comm) {
+        if (all != mine) memcpy(all, mine, bytes);
+        return;
+    }
+#ifdef CMCR_HAVE_MPI
+    MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, COMM(d));
+#endif
+}
+
+void dist_offset(const cmcr_dist *d, int64_t n, int64_t *offset, int64_t *total)
+{
+    *offset = 0;
+    *total = n;
+#ifdef CMCR_HAVE_MPI
+    if (!d->comm) return;
+    int64_t off = 0;
+    MPI_Exscan(&n, &off, 1, MPI_INT64_T, MPI_SUM, COMM(d));
+    *offset = d->rank == 0 ? 0 : off; /* Exscan leaves rank 0's result undefined */
+    MPI_Allreduce(&n, total, 1, MPI_INT64_T, MPI_SUM, COMM(d));
+#endif
+}
+
 void dist_barrier(const cmcr_dist *d)
 {
 #ifdef CMCR_HAVE_MPI

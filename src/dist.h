@@ -33,5 +33,9 @@ void dist_allgather_rows(const cmcr_dist *d, const float *mine, float *all, int6
 /* mine (own shard of n x width) = sum over ranks of the rows of full that this rank owns. */
 void dist_reduce_scatter_rows(const cmcr_dist *d, const float *full, float *mine, int64_t n, int64_t width);
 void dist_bcast(const cmcr_dist *d, void *buf, size_t bytes, int root);
+/* all = every rank's `bytes` bytes of mine, in rank order (the same size on every rank). */
+void dist_allgather_bytes(const cmcr_dist *d, const void *mine, void *all, size_t bytes);
+/* Where this rank's n items start in the concatenation over ranks, and the total. */
+void dist_offset(const cmcr_dist *d, int64_t n, int64_t *offset, int64_t *total);
 void dist_barrier(const cmcr_dist *d);
 #endif

@@ -40,6 +40,11 @@ run2 aggregate --queries "$W/overlap_a.npy" --memory "$W/memory_a.npy" --out "$T
     2>"$T/agg2.err" || fail "aggregate (2 ranks): $(cat "$T/agg2.err")"
 grep -q "2 ranks" "$T/agg2.err" || fail "aggregate (2 ranks) did not report its ranks: $(cat "$T/agg2.err")"
 close "$T/agg1.npy" "$T/agg2.npy" 1e-5 "aggregation, 1 vs 2 ranks" || fail "aggregation differs"
+run1 aggregate --queries "$W/overlap_a.npy" --memory "$W/memory_a.npy" --out "$T/k1.npy" --top-k 10 2>/dev/null ||
+    fail "top-k aggregate (1 process)"
+run2 aggregate --queries "$W/overlap_a.npy" --memory "$W/memory_a.npy" --out "$T/k2.npy" --top-k 10 2>/dev/null ||
+    fail "top-k aggregate (2 ranks)"
+close "$T/k1.npy" "$T/k2.npy" 1e-5 "top-10 aggregation, 1 vs 2 ranks" || fail "top-k aggregation differs"
 
 # --- training: same global batch and seed
 ARGS=(--overlap-a "$W/overlap_a.npy" --overlap-b "$W/overlap_b.npy" --memory-a "$W/memory_a.npy"
