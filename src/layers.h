@@ -1,7 +1,7 @@
 /* layers.h - forward/backward pairs of the training graph (llm.c style: the same argument
  * order in both, backward accumulates into parameter gradients). All matrices row-major,
- * B rows. `work` is caller-provided double scratch of at least 2 * max(n, B) entries, so
- * no layer allocates (or can fail) during a step. */
+ * B rows. `work` is caller-provided double scratch of layers_work_doubles() entries, so no
+ * layer allocates (or can fail) during a step. */
 #ifndef CMCR_LAYERS_H
 #define CMCR_LAYERS_H
 #include "dist.h"
@@ -11,6 +11,12 @@
 /* The rows of a batch that this process holds. Per-row layers (Linear, normalisation) see
  * only `rows`; BatchNorm and the losses reduce over the global batch of `total` rows across
  * the ranks of `dist` (one rank: rows == total, first == 0). */
+/* Rows per chunk of the column sums (a fixed size: results do not depend on threads). */
+#define COLSUM_ROWS 256
+/* Doubles of `work` that every layer below needs, for this rank's rows, the widest layer and
+ * the global batch. */
+size_t layers_work_doubles(int64_t rows, int64_t max_width, int64_t total_rows);
+
 typedef struct layer_batch {
     int64_t rows, total, first;
     const cmcr_dist *dist;

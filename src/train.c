@@ -207,7 +207,7 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     total += (size_t)(2 * b * maxhid + b * B + 2 * B);         /* a1, da, logits, colv */
     if (many) total += (size_t)(2 * B * out + b * out);        /* zb_all, dzb_all, dzb_mine */
     t->slab = cmcr_xmalloc(total * sizeof(float));
-    t->work = cmcr_xmalloc(sizeof(double) * (size_t)(2 * max64(max64(maxhid, out), B)));
+    t->work = cmcr_xmalloc(sizeof(double) * layers_work_doubles(b, max64(maxhid, out), B));
     if (!t->slab || !t->work)
         return cmcr_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of training workspace (batch %lld)",
                          (double)total * 4 / 1048576.0, (long long)B);
