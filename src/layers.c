@@ -225,8 +225,13 @@ static double infonce_row(float *r, const float *colmax, const float *colinv, do
     #pragma omp simd reduction(max : mx)
     for (int64_t j = 0; j < B; j++) mx = r[j] > mx ? r[j] : mx;
     double sum = 0;
-    #pragma omp simd reduction(+ : sum)
-    for (int64_t j = 0; j < B; j++) sum += cmcr_exp_nonpositive(r[j] - mx);
+    for (int64_t j0 = 0; j0 < B; j0 += 256) { /* float partial sums vectorise; a double one did not */
+        int64_t j1 = j0 + 256 < B ? j0 + 256 : B;
+        float part = 0;
+        #pragma omp simd reduction(+ : part)
+        for (int64_t j = j0; j < j1; j++) part += cmcr_exp_nonpositive(r[j] - mx);
+        sum += part;
+    }
     float rinv = (float)(1.0 / sum);
     #pragma omp simd
     for (int64_t j = 0; j < B; j++)
