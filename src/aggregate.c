@@ -231,19 +231,10 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
 
 /* ------------------------------------------------------------------ small kernels */
 
-/* dst = v / max(|v|, 1e-12) (F.normalize semantics). */
-static void normalize_row(const float *v, int64_t dim, float *dst)
-{
-    double ss = 0;
-    for (int64_t c = 0; c < dim; c++) ss += (double)v[c] * v[c];
-    float inv = (float)(1.0 / fmax(sqrt(ss), 1e-12));
-    for (int64_t c = 0; c < dim; c++) dst[c] = v[c] * inv;
-}
-
 static void normalize_into(const float *x, int64_t rows, int64_t dim, float *dst)
 {
     #pragma omp parallel for schedule(static) if (rows * dim > AGG_OMP_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) normalize_row(x + r * dim, dim, dst + r * dim);
+    for (int64_t r = 0; r < rows; r++) cmcr_normalize_row(x + r * dim, dst + r * dim, dim);
 }
 
 /* Fold one block's scores s[0..n) into a query row's running state (mx, sum, acc), and
@@ -348,7 +339,7 @@ static void softmax_and_prefetch(const agg_job *j, agg_scratch *w, int64_t qn, i
         for (int64_t i = 0; i < qn; i++)
             online_softmax_row(w->s + i * mn, mn, w->acc + i * dim, dim, &w->mx[i], &w->sum[i]);
         #pragma omp for schedule(static)
-        for (int64_t r = 0; r < next_n; r++) normalize_row(src + r * dim, dim, next_m + r * dim);
+        for (int64_t r = 0; r < next_n; r++) cmcr_normalize_row(src + r * dim, next_m + r * dim, dim);
     }
 }
 

@@ -29,6 +29,10 @@ bool cmcr_add_u64(uint64_t a, uint64_t b, uint64_t *out);
 /* Product of shape[0..ndim) (each >= 0) times elem; false on overflow or negative dims. */
 bool cmcr_shape_bytes(const int64_t *shape, int ndim, size_t elem, uint64_t *out);
 
+/* dst = src / max(|src|, 1e-12) for one row of n (F.normalize; dst may be src); returns
+ * |src|. The one row normalisation behind cmcr_normalize_rows, training and aggregation. */
+double cmcr_normalize_row(const float *src, float *dst, int64_t n);
+
 void *cmcr_xmalloc(size_t n); /* malloc(n ? n : 1); NULL on failure */
 char *cmcr_strdup(const char *s);
 

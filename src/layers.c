@@ -148,15 +148,7 @@ void batchnorm_backward(float *dy, const float *y, const float *xhat, const floa
 void normalize_forward(float *z, float *norms, int64_t B, int64_t n)
 {
     #pragma omp parallel for schedule(static) if (B * n > 65536)
-    for (int64_t i = 0; i < B; i++) {
-        float *p = z + i * n;
-        double ss = 0;
-        for (int64_t j = 0; j < n; j++) ss += (double)p[j] * p[j];
-        double nr = sqrt(ss);
-        norms[i] = (float)nr;
-        float inv = (float)(1.0 / (nr > 1e-12 ? nr : 1e-12));
-        for (int64_t j = 0; j < n; j++) p[j] *= inv;
-    }
+    for (int64_t i = 0; i < B; i++) norms[i] = (float)cmcr_normalize_row(z + i * n, z + i * n, n);
 }
 
 void normalize_backward(float *dz, const float *z, const float *norms, int64_t B, int64_t n)

@@ -354,17 +354,20 @@ int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols)
     return -1;
 }
 
+double cmcr_normalize_row(const float *src, float *dst, int64_t n)
+{
+    double ss = 0;
+    for (int64_t c = 0; c < n; c++) ss += (double)src[c] * src[c];
+    double norm = sqrt(ss);
+    float inv = (float)(1.0 / (norm > 1e-12 ? norm : 1e-12));
+    for (int64_t c = 0; c < n; c++) dst[c] = src[c] * inv;
+    return norm;
+}
+
 void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols)
 {
     #pragma omp parallel for schedule(static) if (rows * cols > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        float *p = x + r * cols;
-        double ss = 0;
-        for (int64_t c = 0; c < cols; c++) ss += (double)p[c] * p[c];
-        double n = sqrt(ss);
-        float inv = (float)(1.0 / (n > 1e-12 ? n : 1e-12));
-        for (int64_t c = 0; c < cols; c++) p[c] *= inv;
-    }
+    for (int64_t r = 0; r < rows; r++) cmcr_normalize_row(x + r * cols, x + r * cols, cols);
 }
 
 static cmcr_status matrix_load_npy(const char *path, cmcr_matrix *out)
