@@ -623,31 +623,6 @@ void cmcr_npy_reader_close(cmcr_npy_reader *r)
     free(r);
 }
 
-cmcr_status cmcr_matrix_load_shard(const char *path, int part, int parts, cmcr_matrix *out)
-{
-    memset(out, 0, sizeof *out);
-    if (parts < 1 || part < 0 || part >= parts)
-        return cmcr_fail(CMCR_EINVAL, "%s: invalid shard %d of %d", path, part, parts);
-    cmcr_npy_reader *r;
-    cmcr_status st = cmcr_npy_reader_open(path, &r);
-    if (st) return st;
-    int64_t lo = r->rows * part / parts, hi = r->rows * (part + 1) / parts, got = 0;
-    out->cols = r->cols;
-    out->data = cmcr_xmalloc((size_t)((hi - lo) * r->cols) * sizeof(float));
-    if (!out->data) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory for rows %lld..%lld", path, (long long)lo,
-                                   (long long)hi);
-    if (!st) st = cmcr_npy_reader_seek(r, lo);
-    if (!st) st = cmcr_npy_reader_read(r, out->data, hi - lo, &got);
-    cmcr_npy_reader_close(r);
-    if (st) {
-        free(out->data);
-        memset(out, 0, sizeof *out);
-        return st;
-    }
-    out->rows = got;
-    return CMCR_OK;
-}
-
 /* ------------------------------------------------------------------ streaming writer */
 
 cmcr_status cmcr_npy_writer_open(const char *path, int64_t cols, cmcr_npy_writer **out)

@@ -370,31 +370,32 @@ void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols)
     for (int64_t r = 0; r < rows; r++) cmcr_normalize_row(x + r * cols, x + r * cols, cols);
 }
 
-static cmcr_status matrix_load_npy(const char *path, cmcr_matrix *out)
+cmcr_status cmcr_matrix_load_shard(const char *path, int part, int parts, cmcr_matrix *out)
 {
+    memset(out, 0, sizeof *out);
+    if (parts < 1 || part < 0 || part >= parts)
+        return cmcr_fail(CMCR_EINVAL, "%s: invalid shard %d of %d", path, part, parts);
     cmcr_npy_reader *r;
     cmcr_status st = cmcr_npy_reader_open(path, &r);
     if (st) return st;
     int64_t rows = cmcr_npy_reader_rows(r), cols = cmcr_npy_reader_cols(r), got = 0;
-    if (rows < 1 || cols < 1) {
-        cmcr_npy_reader_close(r);
-        return cmcr_fail(CMCR_ESHAPE, "%s: expected a non-empty 2-D matrix (rows x width)", path);
-    }
-    float *data = cmcr_xmalloc((size_t)rows * (size_t)cols * sizeof(float));
-    if (!data) {
-        cmcr_npy_reader_close(r);
-        return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %lld x %lld floats", path, (long long)rows,
-                         (long long)cols);
-    }
-    st = cmcr_npy_reader_read(r, data, rows, &got);
+    int64_t lo = rows * part / parts, hi = rows * (part + 1) / parts;
+    float *data = NULL;
+    if (rows < 1 || cols < 1)
+        st = cmcr_fail(CMCR_ESHAPE, "%s: expected a non-empty 2-D matrix (rows x width)", path);
+    else if (!(data = cmcr_xmalloc((size_t)(hi - lo) * (size_t)cols * sizeof(float))))
+        st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %lld x %lld floats", path, (long long)(hi - lo),
+                       (long long)cols);
+    if (!st) st = cmcr_npy_reader_seek(r, lo);
+    if (!st) st = cmcr_npy_reader_read(r, data, hi - lo, &got);
     cmcr_npy_reader_close(r);
-    if (st == CMCR_OK && got != rows)
-        st = cmcr_fail(CMCR_EFORMAT, "%s: read %lld of %lld rows", path, (long long)got, (long long)rows);
+    if (st == CMCR_OK && got != hi - lo)
+        st = cmcr_fail(CMCR_EFORMAT, "%s: read %lld of %lld rows", path, (long long)got, (long long)(hi - lo));
     if (st) {
         free(data);
         return st;
     }
-    out->rows = rows;
+    out->rows = got;
     out->cols = cols;
     out->data = data;
     return CMCR_OK;
@@ -446,7 +447,8 @@ cmcr_status cmcr_matrix_load(const char *path, cmcr_matrix *out)
     cmcr_format fmt;
     cmcr_status st = cmcr_file_format(path, &fmt);
     if (st) return st;
-    return fmt == CMCR_FORMAT_NPY ? matrix_load_npy(path, out) : matrix_load_tensor(path, fmt, out);
+    /* .npy: the whole matrix is the one shard of one */
+    return fmt == CMCR_FORMAT_NPY ? cmcr_matrix_load_shard(path, 0, 1, out) : matrix_load_tensor(path, fmt, out);
 }
 
 cmcr_status cmcr_matrix_save_npy(const char *path, const float *data, int64_t rows, int64_t cols)
