@@ -19,6 +19,8 @@ typedef struct project_job {
     const char *in, *out;
     int64_t block, in_dim, out_dim, rows;
     cmcr_dist d;
+    char header[NPY_HEADER_MAX]; /* the output's .npy header; the rows follow it */
+    size_t header_len;
 } project_job;
 
 static cmcr_status pwrite_all(int fd, const void *buf, size_t n, uint64_t off, const char *path)
@@ -38,14 +40,12 @@ static cmcr_status pwrite_all(int fd, const void *buf, size_t n, uint64_t off, c
 /* Rank 0: the temporary file with its header, at its final size. */
 static cmcr_status create_output(const project_job *j, char **tmp)
 {
-    char header[NPY_HEADER_MAX];
-    size_t hlen = cmcr_npy_matrix_header(header, j->rows, j->out_dim);
-    uint64_t size = hlen + (uint64_t)j->rows * (uint64_t)j->out_dim * sizeof(float);
+    uint64_t size = j->header_len + (uint64_t)j->rows * (uint64_t)j->out_dim * sizeof(float);
     *tmp = cmcr_temp_name(j->out);
     if (!*tmp) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", j->out);
     int fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL, 0666);
     if (fd < 0) return cmcr_fail(CMCR_EIO, "%s: cannot create %s: %s", j->out, *tmp, strerror(errno));
-    cmcr_status st = pwrite_all(fd, header, hlen, 0, j->out);
+    cmcr_status st = pwrite_all(fd, j->header, j->header_len, 0, j->out);
     if (!st && ftruncate(fd, (off_t)size) != 0)
         st = cmcr_fail(CMCR_EIO, "%s: cannot size the output to %llu bytes: %s", j->out, (unsigned long long)size,
                        strerror(errno));
@@ -63,7 +63,6 @@ static cmcr_status project_shard(const project_job *j, cmcr_npy_reader *r, const
     dist_range(nblocks, j->d.rank, j->d.size, &lo, &hi);
     lo = lo * j->block < j->rows ? lo * j->block : j->rows;
     hi = hi * j->block < j->rows ? hi * j->block : j->rows;
-    uint64_t base = cmcr_npy_matrix_header((char[NPY_HEADER_MAX]){0}, j->rows, j->out_dim);
     float *x = cmcr_xmalloc((size_t)(j->block * j->in_dim) * sizeof(float));
     float *y = cmcr_xmalloc((size_t)(j->block * j->out_dim) * sizeof(float));
     int fd = open(tmp, O_WRONLY);
@@ -83,7 +82,7 @@ static cmcr_status project_shard(const project_job *j, cmcr_npy_reader *r, const
                            cmcr_last_error());
             break;
         }
-        uint64_t off = base + (uint64_t)row * (uint64_t)j->out_dim * sizeof(float);
+        uint64_t off = j->header_len + (uint64_t)row * (uint64_t)j->out_dim * sizeof(float);
         st = pwrite_all(fd, y, (size_t)(got * j->out_dim) * sizeof(float), off, j->out);
         if (!st && progress && progress(row + got - lo, hi - lo, user))
             st = cmcr_fail(CMCR_EINTERRUPTED, "%s: stopped after %lld rows", j->out, (long long)(row + got - lo));
@@ -120,6 +119,7 @@ static cmcr_status open_input(project_job *j, cmcr_npy_reader **r)
     cmcr_status st = cmcr_npy_reader_open(j->in, r);
     if (st) return st;
     j->rows = cmcr_npy_reader_rows(*r);
+    j->header_len = cmcr_npy_matrix_header(j->header, j->rows, j->out_dim);
     if (cmcr_npy_reader_cols(*r) != j->in_dim)
         return cmcr_fail(CMCR_ESHAPE, "%s: rows are %lld wide but projector %c expects %lld", j->in,
                          (long long)cmcr_npy_reader_cols(*r), j->side == CMCR_SIDE_A ? 'a' : 'b',
@@ -131,7 +131,7 @@ cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const char *in
                              int64_t block, const void *mpi_comm,
                              int (*progress)(int64_t done, int64_t total, void *user), void *progress_user)
 {
-    project_job j = {m, side, in_path, out_path, block, 0, 0, 0, {0, 1, NULL}};
+    project_job j = {.m = m, .side = side, .in = in_path, .out = out_path, .block = block};
     cmcr_status st = dist_open(mpi_comm, &j.d);
     if (st) return st;
     if (!m || !in_path || !out_path || block < 1)
