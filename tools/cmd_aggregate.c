@@ -68,11 +68,9 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     if (st) rc = cli_fail("aggregate");
     else if (cli_leader() && cmcr_matrix_save_npy(a->out, out, q->rows, q->cols)) rc = cli_fail("aggregate");
     rc = cli_agree(rc);
-    if (rc || !cli_leader())
-        ;
-    else if (hit)
+    if (!rc && cli_leader() && hit)
         fprintf(stderr, "wrote %lld rows to %s (from the cache)\n", (long long)q->rows, a->out);
-    else
+    else if (!rc && cli_leader())
         fprintf(stderr, "wrote %lld rows to %s (%lld queries x %lld memory rows in %.2f s, %.1f GFLOP/s, %d rank%s)\n",
                 (long long)q->rows, a->out, (long long)q->rows, mem_rows, secs,
                 4.0 * (double)q->rows * (double)mem_rows * (double)q->cols / (secs > 0 ? secs : 1e-9) / 1e9,
