@@ -458,6 +458,11 @@ const char *cmcr_blas_better_core(const char *current);
 /* The decision behind it, for a given current core name and CPU features. */
 const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma);
 
+/* What the library's float32 matrix products run on: "oneDNN" (builds with oneDNN, where it
+ * is 5-15% faster than OpenBLAS on this library's shapes) or "OpenBLAS". The environment
+ * variable CMCR_GEMM=openblas, read at the first product, chooses OpenBLAS in a oneDNN build. */
+const char *cmcr_gemm_backend(void);
+
 /* 1 when this library was built with MPI (then the mpi_comm fields are honoured). */
 int cmcr_mpi_support(void);
 /* 1 when it was built with oneDNN (then bfloat16 products can be asked for). */

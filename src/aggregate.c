@@ -15,20 +15,19 @@
  * by max(norm, 1e-12), and only with the division does that eps act on the same vector as
  * in the PyTorch formulation.
  *
- * Both matrix products of a block (scores = Q M^T / tau, acc += P M) are cblas_sgemm calls
- * (OpenBLAS threads them); the exp / max / rescale loops between them are parallel over
- * query rows with OpenMP. Every output element is computed by one thread in a fixed order,
+ * Both matrix products of a block (scores = Q M^T / tau, acc += P M) are cmcr_sgemm calls
+ * (oneDNN or OpenBLAS threads them, src/matmul.h); the exp / max / rescale loops between
+ * them are parallel over query rows with OpenMP. Every output element is computed by one thread in a fixed order,
  * so results are deterministic for a given thread count.
  *
  * Top-k (0 < k < rows of the memory): the score blocks are computed the same way, and each
  * query keeps its k best (score, row) pairs in a small min-heap; at the end the softmax is
  * taken over those k scores and the k memory rows are gathered (normalised) in double
  * precision. */
-#include "bf16.h"
+#include "matmul.h"
 #include "dist.h"
 #include "vmath.h"
 
-#include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -129,7 +128,7 @@ typedef struct agg_job {
     uint64_t done_pairs, total_pairs;
     cmcr_dist dist;        /* ranks holding slices of the memory (one: the whole memory) */
     int64_t offset;        /* global row of this rank's first memory row */
-    bf16_ctx *bf;          /* bfloat16 products (NULL: float32 sgemm) */
+    mm_ctx *bf;             /* bfloat16 products (NULL: float32 sgemm) */
 } agg_job;
 
 typedef struct agg_scratch {
@@ -284,8 +283,7 @@ static cmcr_status block_scores(const agg_job *j, const agg_scratch *w, const fl
                                 int64_t qn, int64_t mn)
 {
     if (j->bf) return bf16_matmul(j->bf, w->qh, mh, w->s, qn, mn, j->dim, 1, j->alpha, 0);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)qn, (int)mn, (int)j->dim, j->alpha, w->q, (int)j->dim,
-                m, (int)j->dim, 0.0f, w->s, (int)mn);
+    cmcr_sgemm(0, 1, qn, mn, j->dim, j->alpha, w->q, m, 0.0f, w->s);
     return CMCR_OK;
 }
 
@@ -297,8 +295,7 @@ static cmcr_status block_accumulate(const agg_job *j, agg_scratch *w, const floa
         bf16_from_f32(w->s, w->sh, qn * mn);
         return bf16_matmul(j->bf, w->sh, mh, w->acc, qn, j->dim, mn, 0, 1.0f, 1);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)qn, (int)j->dim, (int)mn, 1.0f, w->s, (int)mn, m,
-                (int)j->dim, 1.0f, w->acc, (int)j->dim);
+    cmcr_sgemm(0, 0, qn, j->dim, mn, 1.0f, w->s, m, 1.0f, w->acc);
     return CMCR_OK;
 }
 
@@ -566,7 +563,7 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
                          (long long)j.qb, (long long)j.mb, (long long)dim);
     /* bf16 serves the full softmax only: with top-k, bf16 rounding of near-tied scores
      * changes which rows are selected (measured: cosine to the f32 result down to 0.98) */
-    if (p->bf16 && !j.k && (st = bf16_ctx_new(&j.bf))) return st;
+    if (p->bf16 && !j.k && (st = mm_ctx_new(&j.bf))) return st;
     agg_scratch w;
     st = dist_agree(&j.dist, scratch_alloc(&j, &w), "aggregate: allocating scratch");
     for (int64_t q0 = 0; q0 < nq && st == CMCR_OK; q0 += j.qb) {
@@ -574,7 +571,7 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
         st = j.k ? topk_query_block(&j, &w, q0, qn, out) : full_query_block(&j, &w, q0, qn, out);
     }
     scratch_free(&w);
-    bf16_ctx_free(j.bf);
+    mm_ctx_free(j.bf);
     return st;
 }
 

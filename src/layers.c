@@ -2,9 +2,9 @@
  * InfoNCE and the intra-MCR distance. Column reductions are partitioned by column across
  * threads and run over rows in a fixed order, so results do not depend on the thread count. */
 #include "layers.h"
+#include "matmul.h"
 #include "vmath.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,7 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
 {
     #pragma omp parallel for schedule(static) if (B * out > 65536)
     for (int64_t r = 0; r < B; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
-                1.0f, y, (int)out);
+    cmcr_sgemm(0, 1, B, out, in, 1.0f, x, w, 1.0f, y);
 }
 
 /* sum[j] += sum_i a[i][j] (when sum) and sumb[j] += sum_i a[i][j] * b[i][j] (when b), in
@@ -60,16 +59,13 @@ size_t layers_work_doubles(int64_t rows, int64_t max_width, int64_t total_rows)
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int64_t B,
                      int64_t in, int64_t out, double *work)
 {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)B, 1.0f, dy, (int)out, x, (int)in,
-                1.0f, dw, (int)in);
+    cmcr_sgemm(1, 0, out, in, B, 1.0f, dy, x, 1.0f, dw);
     if (db) {
         memset(work, 0, sizeof(double) * (size_t)out);
         column_sums(dy, NULL, work, NULL, B, out, work + 2 * out);
         for (int64_t j = 0; j < out; j++) db[j] += (float)work[j];
     }
-    if (dx)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)in, (int)out, 1.0f, dy, (int)out, w,
-                    (int)in, 0.0f, dx, (int)in);
+    if (dx) cmcr_sgemm(0, 0, B, in, out, 1.0f, dy, w, 0.0f, dx);
 }
 
 /* y = gamma * xhat + beta (then ReLU) for one row: the forward pass and the recomputation in
@@ -242,8 +238,7 @@ double infonce(const float *za, const float *zb, float *dza, float *dzb, const i
     double *col_lse = work, *row_loss = work + B;
     if (many) dist_allgather_rows(lb->dist, zb, ws->zb_all, B, n);
     /* this rank's rows of logits = za zb^T / tau */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)B, (int)n, (float)(1.0 / tau), za, (int)n,
-                zb_all, (int)n, 0.0f, l, (int)B);
+    cmcr_sgemm(0, 1, b, B, n, (float)(1.0 / tau), za, zb_all, 0.0f, l);
     #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < B; j0 += COLS) col_block_max(l, colmax, b, B, j0, B - j0 < COLS ? B - j0 : COLS);
     dist_max_f(lb->dist, colmax, B);
@@ -264,14 +259,11 @@ double infonce(const float *za, const float *zb, float *dza, float *dzb, const i
         row_loss[i] = infonce_row(l + i * B, colmax, colinv, col_lse[gi], gi, B, (float)c);
     }
     for (int64_t i = 0; i < b; i++) loss += row_loss[i]; /* in order: deterministic */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)n, (int)B, 1.0f, l, (int)B, zb_all, (int)n,
-                1.0f, dza, (int)n);
+    cmcr_sgemm(0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
     if (!many) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, l, (int)B, za, (int)n,
-                    1.0f, dzb, (int)n);
+        cmcr_sgemm(1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
     } else { /* every rank's rows contribute to every column: sum them onto the owners */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)B, (int)n, (int)b, 1.0f, l, (int)B, za, (int)n,
-                    0.0f, ws->dzb_all, (int)n);
+        cmcr_sgemm(1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
         dist_reduce_scatter_rows(lb->dist, ws->dzb_all, ws->dzb_mine, B, n);
         for (int64_t k = 0; k < b * n; k++) dzb[k] += ws->dzb_mine[k];
     }

@@ -1,8 +1,8 @@
 /* model.c - the C-MCR projector pair: shapes, state_dict mapping, loading, saving, inference. */
 #include "model.h"
+#include "matmul.h"
 #include "rng.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -405,8 +405,7 @@ static void linear_forward(const float *x, const float *w, const float *b, int64
                            int64_t out, float *y)
 {
     for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)out, (int)in, 1.0f, x, (int)in, w,
-                (int)in, 1.0f, y, (int)out);
+    cmcr_sgemm(0, 1, rows, out, in, 1.0f, x, w, 1.0f, y);
 }
 
 static void bn_eval(float *y, int64_t rows, int64_t n, const float *g, const float *be, const float *rm,
@@ -464,7 +463,5 @@ cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float 
 
 void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out)
 {
-    if (na <= 0 || nb <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)na, (int)nb, (int)cols, 1.0f, a, (int)cols, b,
-                (int)cols, 0.0f, out, (int)nb);
+    cmcr_sgemm(0, 1, na, nb, cols, 1.0f, a, b, 0.0f, out);
 }

@@ -1,5 +1,9 @@
-/* test_blas.c - the choice of OpenBLAS kernels (cmcr_blas_pick_core) and that the kernels in
- * use compute a correct sgemm (against a double-precision product). */
+/* test_blas.c - the choice of OpenBLAS kernels (cmcr_blas_pick_core), that the kernels in use
+ * compute a correct sgemm (against a double-precision product), and that the library's own
+ * product (cmcr_sgemm: oneDNN or OpenBLAS, src/matmul.h) is correct for every transposition,
+ * alpha and beta it is called with. ctest runs this twice: as built, and with
+ * CMCR_GEMM=openblas. */
+#include "matmul.h"
 #include "testutil.h"
 
 #include <cblas.h>
@@ -48,8 +52,72 @@ static void test_sgemm_is_correct(void **s)
     free(c);
 }
 
+/* The backend is the one asked for: OpenBLAS under CMCR_GEMM=openblas or without oneDNN. */
+static void test_gemm_backend(void **s)
+{
+    (void)s;
+    const char *env = getenv("CMCR_GEMM");
+    int blas = (env && strcmp(env, "openblas") == 0) || !cmcr_bf16_support();
+    printf("library's products: %s\n", cmcr_gemm_backend());
+    assert_string_equal(cmcr_gemm_backend(), blas ? "OpenBLAS" : "oneDNN");
+}
+
+static float at(const float *x, int trans, int rows, int cols, int i, int j)
+{
+    return trans ? x[j * rows + i] : x[i * cols + j]; /* element (i, j) of a rows x cols op(x) */
+}
+
+/* Largest |C - ref| / (sum |alpha a b| + |beta c0|) over C = alpha op(A) op(B) + beta C0. */
+static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float beta)
+{
+    float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n), *c = malloc(sizeof(float) * m * n);
+    float *c0 = malloc(sizeof(float) * m * n);
+    unsigned x = 777u + (unsigned)(ta * 2 + tb);
+    for (int i = 0; i < m * k; i++) a[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < k * n; i++) b[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < m * n; i++) c0[i] = c[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f;
+    cmcr_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double ref = beta * (double)c0[i * n + j], mag = fabs(ref);
+            for (int l = 0; l < k; l++) {
+                double t = (double)alpha * at(a, ta, m, k, i, l) * at(b, tb, k, n, l, j);
+                ref += t;
+                mag += fabs(t);
+            }
+            worst = fmax(worst, fabs(c[i * n + j] - ref) / mag);
+        }
+    free(a);
+    free(b);
+    free(c);
+    free(c0);
+    return worst;
+}
+
+static void test_library_gemm_is_correct(void **s)
+{
+    (void)s;
+    static const int shapes[][3] = {{37, 53, 129}, {300, 257, 512}, {1, 7, 1}};
+    double worst = 0;
+    for (int sh = 0; sh < 3; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    const int *d = shapes[sh];
+                    double e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta);
+                    if (e >= 1e-5)
+                        printf("%dx%dx%d trans %d%d beta %d: error %.2e\n", d[0], d[1], d[2], ta, tb, beta, e);
+                    worst = fmax(worst, e);
+                }
+    printf("%s: max |C - double| / sum|terms| = %.2e over 24 cases\n", cmcr_gemm_backend(), worst);
+    assert_true(worst < 1e-5);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_pick_core), cmocka_unit_test(test_sgemm_is_correct)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_pick_core), cmocka_unit_test(test_sgemm_is_correct),
+                                       cmocka_unit_test(test_gemm_backend),
+                                       cmocka_unit_test(test_library_gemm_is_correct)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

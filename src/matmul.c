@@ -1,0 +1,242 @@
+/* matmul.c - float32 and bfloat16 matrix products (see matmul.h): oneDNN's matmul primitive
+ * where the build has it, OpenBLAS for float32 otherwise. */
+#include "matmul.h"
+
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cmcr_bf16_support(void)
+{
+#ifdef CMCR_HAVE_DNNL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+void bf16_from_f32(const float *x, uint16_t *y, int64_t n)
+{
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        u += 0x7fffu + ((u >> 16) & 1u);
+        y[i] = (uint16_t)(u >> 16);
+    }
+}
+
+static void blas_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                       const float *b, float beta, float *c)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m,
+                (int)n, (int)k, alpha, a, trans_a ? (int)m : (int)k, b, trans_b ? (int)k : (int)n, beta, c, (int)n);
+}
+
+#ifndef CMCR_HAVE_DNNL
+const char *cmcr_gemm_backend(void) { return "OpenBLAS"; }
+
+void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                const float *b, float beta, float *c)
+{
+    if (m > 0 && n > 0) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}
+
+cmcr_status mm_ctx_new(mm_ctx **out)
+{
+    *out = NULL;
+    return cmcr_fail(CMCR_EINVAL, "bfloat16 products need oneDNN: this cmcr was built without it "
+                     "(install libdnnl-dev and rebuild)");
+}
+void mm_ctx_free(mm_ctx *c) { (void)c; }
+cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
+                        int64_t k, int trans_b, float alpha, int accumulate)
+{
+    (void)c, (void)a, (void)b, (void)out, (void)m, (void)n, (void)k, (void)trans_b, (void)alpha, (void)accumulate;
+    return cmcr_fail(CMCR_EINVAL, "bfloat16 products need oneDNN");
+}
+#else
+#include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
+
+/* Primitives kept per context: training uses about 10 shapes per head layout. */
+enum { CACHE = 16 };
+
+typedef struct mm_prim {
+    dnnl_data_type_t type; /* of the inputs; results are float32 */
+    int64_t m, n, k;
+    int trans_a, trans_b, accumulate;
+    float alpha;
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t a, b, c;
+} mm_prim;
+
+struct mm_ctx {
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    mm_prim cache[CACHE];
+    int used, next;
+};
+
+static cmcr_status dnnl_fail(dnnl_status_t s, const char *what)
+{
+    return cmcr_fail(s == dnnl_out_of_memory ? CMCR_ENOMEM : CMCR_EINVAL, "oneDNN: %s failed (status %d)", what,
+                     (int)s);
+}
+
+static dnnl_status_t ctx_create(mm_ctx **out)
+{
+    *out = NULL;
+    mm_ctx *c = calloc(1, sizeof *c);
+    if (!c) return dnnl_out_of_memory;
+    dnnl_status_t s = dnnl_engine_create(&c->engine, dnnl_cpu, 0);
+    if (s == dnnl_success) s = dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags);
+    if (s != dnnl_success) {
+        mm_ctx_free(c);
+        return s;
+    }
+    *out = c;
+    return dnnl_success;
+}
+
+cmcr_status mm_ctx_new(mm_ctx **out)
+{
+    dnnl_status_t s = ctx_create(out);
+    return s == dnnl_success ? CMCR_OK : dnnl_fail(s, "creating a CPU engine");
+}
+
+void mm_ctx_free(mm_ctx *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->used; i++)
+        if (c->cache[i].prim) dnnl_primitive_destroy(c->cache[i].prim);
+    if (c->stream) dnnl_stream_destroy(c->stream);
+    if (c->engine) dnnl_engine_destroy(c->engine);
+    free(c);
+}
+
+static dnnl_status_t make_prim(mm_ctx *c, mm_prim *p)
+{
+    dnnl_dims_t ad = {p->m, p->k}, bd = {p->k, p->n}, cd = {p->m, p->n};
+    /* a transposed operand stored row-major is the plain one in column-major ("ba") order */
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&p->a, 2, ad, p->type, p->trans_a ? dnnl_ba : dnnl_ab);
+    if (!s) s = dnnl_memory_desc_init_by_tag(&p->b, 2, bd, p->type, p->trans_b ? dnnl_ba : dnnl_ab);
+    if (!s) s = dnnl_memory_desc_init_by_tag(&p->c, 2, cd, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t md;
+    if (!s) s = dnnl_matmul_desc_init(&md, &p->a, &p->b, NULL, &p->c);
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    if (!s) s = dnnl_primitive_attr_create(&attr);
+    if (!s && p->alpha != 1.0f) s = dnnl_primitive_attr_set_output_scales(attr, 1, 0, &p->alpha);
+    if (!s && p->accumulate) {
+        s = dnnl_post_ops_create(&po);
+        if (!s) s = dnnl_post_ops_append_sum(po, 1.0f);
+        if (!s) s = dnnl_primitive_attr_set_post_ops(attr, po);
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    if (!s) s = dnnl_primitive_desc_create(&pd, &md, attr, c->engine, NULL);
+    if (!s) s = dnnl_primitive_create(&p->prim, pd);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return s;
+}
+
+static int same_prim(const mm_prim *p, const mm_prim *q)
+{
+    return p->type == q->type && p->m == q->m && p->n == q->n && p->k == q->k && p->trans_a == q->trans_a &&
+           p->trans_b == q->trans_b && p->accumulate == q->accumulate && p->alpha == q->alpha;
+}
+
+/* The cached primitive for this shape, or a new one in a free (or the oldest) slot. */
+static mm_prim *find_prim(mm_ctx *c, const mm_prim *want, dnnl_status_t *s)
+{
+    for (int i = 0; i < c->used; i++)
+        if (c->cache[i].prim && same_prim(&c->cache[i], want)) return &c->cache[i];
+    mm_prim *p;
+    if (c->used < CACHE) {
+        p = &c->cache[c->used++];
+    } else {
+        p = &c->cache[c->next];
+        c->next = (c->next + 1) % CACHE;
+        if (p->prim) dnnl_primitive_destroy(p->prim);
+    }
+    *p = *want;
+    p->prim = NULL;
+    *s = make_prim(c, p);
+    return *s == dnnl_success ? p : NULL;
+}
+
+/* Runs the product; a failure comes before anything is written to out. */
+static dnnl_status_t run(mm_ctx *c, const mm_prim *want, const void *a, const void *b, float *out)
+{
+    dnnl_status_t s = dnnl_success;
+    mm_prim *p = find_prim(c, want, &s);
+    if (!p) return s;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    s = dnnl_memory_create(&ma, &p->a, c->engine, (void *)a);
+    if (!s) s = dnnl_memory_create(&mb, &p->b, c->engine, (void *)b);
+    if (!s) s = dnnl_memory_create(&mc, &p->c, c->engine, out);
+    if (!s) {
+        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
+        s = dnnl_primitive_execute(p->prim, c->stream, 3, args);
+    }
+    if (!s) s = dnnl_stream_wait(c->stream);
+    if (ma) dnnl_memory_destroy(ma);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mc) dnnl_memory_destroy(mc);
+    return s;
+}
+
+cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
+                        int64_t k, int trans_b, float alpha, int accumulate)
+{
+    mm_prim want = {.type = dnnl_bf16, .m = m, .n = n, .k = k, .trans_b = trans_b != 0,
+                    .accumulate = accumulate != 0, .alpha = alpha};
+    dnnl_status_t s = run(c, &want, a, b, out);
+    return s ? dnnl_fail(s, "a bf16 matmul") : CMCR_OK;
+}
+
+/* cmcr_sgemm's contexts: one per calling thread, made on first use, freed when the thread
+ * ends (the main thread's at process exit, by the system). */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+static int use_blas;
+
+static void ctx_destroy(void *c) { mm_ctx_free(c); }
+
+static void gemm_init(void)
+{
+    const char *e = getenv("CMCR_GEMM");
+    use_blas = e && strcmp(e, "openblas") == 0;
+    if (pthread_key_create(&ctx_key, ctx_destroy) != 0) use_blas = 1;
+}
+
+const char *cmcr_gemm_backend(void)
+{
+    pthread_once(&ctx_once, gemm_init);
+    return use_blas ? "OpenBLAS" : "oneDNN";
+}
+
+static mm_ctx *thread_ctx(void)
+{
+    mm_ctx *c = pthread_getspecific(ctx_key);
+    if (!c && ctx_create(&c) == dnnl_success && pthread_setspecific(ctx_key, c) != 0) {
+        mm_ctx_free(c);
+        c = NULL;
+    }
+    return c;
+}
+
+void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                const float *b, float beta, float *c)
+{
+    pthread_once(&ctx_once, gemm_init);
+    if (m <= 0 || n <= 0) return;
+    mm_ctx *ctx = use_blas || k <= 0 || (beta != 0.0f && beta != 1.0f) ? NULL : thread_ctx();
+    mm_prim want = {.type = dnnl_f32, .m = m, .n = n, .k = k, .trans_a = trans_a != 0, .trans_b = trans_b != 0,
+                    .accumulate = beta != 0.0f, .alpha = alpha};
+    /* a shape oneDNN refuses (or no memory for its primitive) goes to OpenBLAS */
+    if (!ctx || run(ctx, &want, a, b, c) != dnnl_success) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}
+#endif

@@ -1,0 +1,37 @@
+/* matmul.h - the library's matrix products.
+ *
+ * cmcr_sgemm: float32, row-major, packed operands. In builds with oneDNN (CMCR_HAVE_DNNL) it
+ * runs oneDNN's matmul primitive, which on this project's shapes is 5-15% faster than
+ * OpenBLAS (bench: `bench_gemm`); otherwise, or if oneDNN refuses a shape, cblas_sgemm.
+ * Either way the result is a float32 product of the same inputs; only the order of the
+ * additions (and so the last bits) differs between the two. For given shapes and thread
+ * count it is deterministic.
+ *
+ * bf16_matmul: bfloat16 inputs, float32 results, through oneDNN only. On CPUs with
+ * AVX512-BF16 or AMX, oneDNN runs it at about twice the float32 rate; elsewhere it emulates
+ * it. Inputs are rounded to 8 significant bits (round to nearest even: relative error
+ * <= 2^-8); products are exact in float32 and summed in float32. */
+#ifndef CMCR_MATMUL_H
+#define CMCR_MATMUL_H
+#include "internal.h"
+
+#include <stdint.h>
+
+/* C (m x n) = alpha op(A) op(B) + beta C, beta 0 or 1. op(A) is m x k: A is stored m x k, or
+ * k x m when trans_a. op(B) is k x n: B is stored k x n, or n x k when trans_b. */
+void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                const float *b, float beta, float *c);
+
+typedef struct mm_ctx mm_ctx;
+
+/* A context holds a oneDNN stream and caches the primitives of the last few shapes; one per
+ * thread of use (cmcr_sgemm keeps one per calling thread itself). */
+cmcr_status mm_ctx_new(mm_ctx **out);
+void mm_ctx_free(mm_ctx *c);
+/* C (M x N, row-major float) = alpha * A B^T (trans_b, B is N x K) or alpha * A B (B is
+ * K x N); A is M x K; all row-major bf16. accumulate: C += instead of C =. */
+cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
+                        int64_t k, int trans_b, float alpha, int accumulate);
+/* Round to nearest even (finite inputs). */
+void bf16_from_f32(const float *x, uint16_t *y, int64_t n);
+#endif
