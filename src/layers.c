@@ -158,6 +158,7 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
             continue;
         }
         double dot = 0;
+        #pragma omp simd reduction(+ : dot) /* lanes of double partial sums, as cmcr_normalize_row */
         for (int64_t j = 0; j < n; j++) dot += (double)p[j] * d[j];
         double inv = 1.0 / norms[i];
         for (int64_t j = 0; j < n; j++) d[j] = (float)((d[j] - p[j] * dot) * inv);

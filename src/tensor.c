@@ -1,5 +1,6 @@
 /* tensor.c - dtypes, the named tensor set, format dispatch and embedding matrices. */
 #include "internal.h"
+#include "vmath.h"
 
 #include <errno.h>
 #include <math.h>
@@ -354,9 +355,11 @@ int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols)
     return -1;
 }
 
+CMCR_VECTOR_CLONES
 double cmcr_normalize_row(const float *src, float *dst, int64_t n)
 {
     double ss = 0;
+    #pragma omp simd reduction(+ : ss) /* lanes of double partial sums: a serial sum was 8x slower */
     for (int64_t c = 0; c < n; c++) ss += (double)src[c] * src[c];
     double norm = sqrt(ss);
     float inv = (float)(1.0 / (norm > 1e-12 ? norm : 1e-12));

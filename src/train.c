@@ -426,7 +426,7 @@ void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float
             int64_t g = first + r; /* row of the global batch */
             float *row = dst + r * w;
             memcpy(row, src + idx[g] * w, (size_t)w * sizeof(float));
-            if (!t->normalized[k]) cmcr_normalize_rows(row, 1, w); /* as the copy would be */
+            if (!t->normalized[k]) cmcr_normalize_row(row, row, w); /* as the copy would be */
             if (!t->p.completion) continue;
             if (noise) {
                 for (int64_t j = 0; j < w; j++) row[j] += noise[k][g * w + j];
@@ -441,8 +441,8 @@ void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float
                     for (int64_t j = 0; j < n; j++) row[j0 + j] += buf[j];
                 }
             }
+            cmcr_normalize_row(row, row, w);
         }
-        if (t->p.completion) cmcr_normalize_rows(dst, b, w);
     }
 }
 

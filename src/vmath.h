@@ -3,8 +3,8 @@
 #define CMCR_VMATH_H
 #include <stdint.h>
 
-/* Loops that call cmcr_exp_nonpositive are compiled for AVX-512 and AVX2 as well, chosen at
- * run time. */
+/* Hot loops (those that call cmcr_exp_nonpositive, row norms) are compiled for AVX-512 and
+ * AVX2 as well, chosen at run time. */
 #if defined(__GNUC__) && defined(__x86_64__)
 #define CMCR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
