@@ -6,7 +6,9 @@
  * Data: random unit rows; query i is gallery row i plus noise, so ranks are not all random.
  * FLOPs counted: 2 * nq * ng * dim (one pass of scores). For reference it also times one
  * plain sgemm of the score block's shape, the ceiling the pass can approach (BENCH_NO_SGEMM=1
- * skips it), the peak RSS (getrusage) and a machine-readable RESULT line for bench/run.sh. */
+ * skips it), the peak RSS (getrusage) and a machine-readable RESULT line for bench/run.sh.
+ * BENCH_BF16=1 scores in bfloat16 (oneDNN builds; RESULT then says impl=cmcr-bf16) and reports
+ * how many pairs were re-scored in float32. */
 #include "cmcr.h"
 
 #include <cblas.h>
@@ -18,7 +20,7 @@
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
                                         int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
                                         int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        cmcr_retrieval_metrics *out);
+                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
 
 static double now(void)
 {
@@ -88,25 +90,32 @@ int main(int argc, char **argv)
         for (int64_t i = 0; i < nq; i++) ql[i] = gl[i];
     }
     cmcr_retrieval_metrics m;
+    cmcr_retrieval_params p = {.bf16 = getenv("BENCH_BF16") != NULL};
     double t0 = now();
-    cmcr_status st = cmcr_eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, qb, gb, (int64_t)1 << 20, &m);
+    cmcr_status st = cmcr_eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, qb, gb, (int64_t)1 << 20, &p, &m);
     double t = now() - t0;
     if (st) {
         fprintf(stderr, "bench_eval: %s\n", cmcr_last_error());
         return 1;
     }
     double gflop = 2.0 * (double)nq * (double)ng * (double)dim / 1e9;
-    printf("retrieval %lld queries x %lld gallery x %lld dims, ground truth %s, blocks %lld x %lld\n", (long long)nq,
-           (long long)ng, (long long)dim, nlabels ? "by label" : "by row", (long long)qb, (long long)gb);
+    printf("retrieval %lld queries x %lld gallery x %lld dims, ground truth %s, blocks %lld x %lld, %s\n",
+           (long long)nq, (long long)ng, (long long)dim, nlabels ? "by label" : "by row", (long long)qb, (long long)gb,
+           p.bf16 ? "bfloat16" : "float32");
     printf("  %.2f s, %.1f GFLOP/s (%.0f GFLOP), %.0f queries/s\n", t, gflop / t, gflop, (double)nq / t);
     printf("  R@1 %.4f R@5 %.4f R@10 %.4f median rank %.1f mean rank %.2f mAP %.4f (%lld queries)\n", m.recall[0],
            m.recall[1], m.recall[2], m.median_rank, m.mean_rank, m.map, (long long)m.queries);
+    if (p.bf16)
+        printf("  bf16: %.3g of the (query, item) pairs scored in bf16 (the rest in float32), %.2g re-scored in"
+               " float32\n", (double)m.scored_bf16 / ((double)nq * (double)ng),
+               (double)m.rescored / ((double)nq * (double)ng));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("  peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
-    printf("RESULT bench=retrieval impl=cmcr nq=%lld ng=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
+    printf("RESULT bench=retrieval impl=%s nq=%lld ng=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
            "threads=%d\n",
-           (long long)nq, (long long)ng, t, (double)nq / t, gflop, ru.ru_maxrss, cmcr_blas_core(), cmcr_blas_threads());
+           p.bf16 ? "cmcr-bf16" : "cmcr", (long long)nq, (long long)ng, t, (double)nq / t, gflop, ru.ru_maxrss,
+           cmcr_blas_core(), cmcr_blas_threads());
     if (!getenv("BENCH_NO_SGEMM"))
         printf("  plain sgemm %lld x %lld x %lld: %.1f GFLOP/s\n", (long long)qb, (long long)gb, (long long)dim,
                sgemm_gflops(qb, gb, dim));

@@ -115,6 +115,9 @@ if [ "$QUICK" = 0 ]; then
     load retrieval
     run retr env BENCH_NO_SGEMM=1 "$B/bench_eval" 10000 1000000
     run retr "$PY" "$REF" retrieval --nq 10000 --ng 1000000 --threads "$THREADS"
+    if "$BUILD/cmcr" info | grep -q "bfloat16.*built in (oneDNN)"; then # stretch: bf16 scores, exact ranks
+        run retr env BENCH_NO_SGEMM=1 BENCH_BF16=1 "$B/bench_eval" 10000 1000000
+    fi
 fi
 echo "== sgemm peak again (the peak used is the higher of the two, to be fair under load)" >&2
 run sgemm_end "$B/bench_sgemm" 2048 "$THREADS" 5

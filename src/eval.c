@@ -11,10 +11,23 @@
  *    non-relevant items above it.
  * Ranking: descending score, ties by gallery index (lower first). An item's score is used
  * once (the relevant ones are skipped in the main pass), so ranks are consistent even where
- * two ways of computing a dot product would round differently. */
+ * two ways of computing a dot product would round differently.
+ *
+ * bfloat16 (params->bf16): the main pass scores in bf16 (oneDNN products run at about twice
+ * the float32 rate), and every decision it takes on a bf16 score is one a proven error
+ * bound allows.
+ * With q', g' the bf16-rounded rows and the products summed in float32 over dim terms,
+ *   |s_bf16 - q.g| <= |q' - q| |g'| + |q| |g' - g| + gamma |q'| |g'|,  gamma = (dim + 2) 2^-24
+ * (q'.g' - q.g = (q' - q).g' + q.(g' - g), then Cauchy-Schwarz), with the rounding residuals
+ * |q' - q| measured per query and over the gallery (about 0.6 of the worst case 2^-8 |q|).
+ * An item whose bf16 score lies within that bound of a threshold (the query's own score, or
+ * a relevant item's) is re-scored in float32 from a double sum and decided on that. So bf16
+ * ranks equal the float32 ranks up to float32 rounding of the scores themselves (which
+ * already separates the two float32 products). */
 #include "internal.h"
+#include "matmul.h"
+#include "vmath.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,7 +48,7 @@
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
                                         int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
                                         int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        cmcr_retrieval_metrics *out);
+                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
 
 typedef struct eval_job {
     const float *q, *g;
@@ -46,9 +59,120 @@ typedef struct eval_job {
     int64_t *first;
     double *ap;
     int64_t used;
+    /* bfloat16 scoring (bf NULL: float32): the query block's and a gallery block's bf16
+     * copies (gh holds gh_rows rows), the largest |g|, |g'|, |g' - g| over the gallery
+     * (gmax), the query block's error bounds (delta), and the counts of pairs scored in bf16
+     * and of those re-scored in float32. */
+    mm_ctx *bf;
+    uint16_t *qh, *gh;
+    int64_t gh_rows;
+    double gmax[3];
+    float *delta;
+    int64_t rescored, scored_bf16;
 } eval_job;
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------------ scores */
+
+/* The float32 score from a double sum: the reference for items bf16 cannot decide. */
+CMCR_VECTOR_CLONES
+static float own_score(const float *q, const float *g, int64_t dim)
+{
+    double s = 0;
+    #pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < dim; k++) s += (double)q[k] * g[k];
+    return (float)s;
+}
+
+/* |x|, |x'| and |x' - x| of one row, x' its bf16 rounding (round to nearest even, as
+ * bf16_from_f32), each rounded up a little: the bound must not come out low. */
+CMCR_VECTOR_CLONES
+static void bf16_norms(const float *x, int64_t dim, double out[3])
+{
+    double a = 0, b = 0, c = 0;
+    #pragma omp simd reduction(+ : a, b, c)
+    for (int64_t k = 0; k < dim; k++) {
+        uint32_t u;
+        memcpy(&u, &x[k], sizeof u);
+        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+        float r;
+        memcpy(&r, &u, sizeof r);
+        double v = x[k], w = r;
+        a += v * v;
+        b += w * w;
+        c += (w - v) * (w - v);
+    }
+    out[0] = sqrt(a) * (1 + 1e-9), out[1] = sqrt(b) * (1 + 1e-9), out[2] = sqrt(c) * (1 + 1e-9);
+}
+
+/* Start of a query block (n rows at q): its bf16 copy and each query's error bound. */
+static void bf16_queries(eval_job *j, const float *q, int64_t n)
+{
+    if (!j->bf) return;
+    bf16_from_f32(q, j->qh, n * j->dim);
+    const double *gm = j->gmax; /* max |g|, |g'|, |g' - g| */
+    double gamma = (double)(j->dim + 2) / 16777216.0;
+    #pragma omp parallel for schedule(static) if (n * j->dim > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        double qn[3]; /* |q|, |q'|, |q' - q| */
+        bf16_norms(q + i * j->dim, j->dim, qn);
+        /* + 2^-20 |q||g|: room for rounding the own score and s +- delta to float */
+        double d = qn[2] * gm[1] + qn[0] * gm[2] + gamma * qn[1] * gm[1] + qn[0] * gm[0] / 1048576;
+        j->delta[i] = (float)(d * (1 + 1e-6));
+    }
+}
+
+/* scores (n x m) = the query block q times gallery rows g0 .. g0 + m - 1, transposed: in
+ * float32, or in bf16 (bf; after bf16_queries; m <= gh_rows). */
+static cmcr_status block_scores(eval_job *j, const float *q, int64_t n, int64_t g0, int64_t m, float *scores, int bf)
+{
+    const float *g = j->g + g0 * j->dim;
+    if (!bf) {
+        cmcr_dot_rows(q, n, g, m, j->dim, scores);
+        return CMCR_OK;
+    }
+    bf16_from_f32(g, j->gh, m * j->dim);
+    j->scored_bf16 += n * m;
+    return bf16_matmul(j->bf, j->qh, j->gh, scores, n, m, j->dim, 1, 1.0f, 0);
+}
+
+/* Whether bf16 still pays for the rest of a query block after a block of n x m pairs of
+ * which `rescored` needed float32: a re-scored item costs about 130 ns (a gallery row read
+ * from memory), a pair's bf16 product 2.5 ns and its float32 one 5 (dim 512, this machine),
+ * so beyond about 1 in 50 float32 products are cheaper. Only speed depends on this. */
+static int keep_bf16(int bf, int64_t rescored, int64_t n, int64_t m) { return bf && rescored * 50 <= n * m; }
+
+/* bf16 set-up: the gallery's largest norms (one pass, nothing stored per row), buffers. */
+static cmcr_status bf16_setup(eval_job *j)
+{
+    cmcr_status st = mm_ctx_new(&j->bf);
+    if (st) return st;
+    double m0 = 0, m1 = 0, m2 = 0;
+    #pragma omp parallel for schedule(static) reduction(max : m0, m1, m2)
+    for (int64_t h = 0; h < j->ng; h++) {
+        double n[3];
+        bf16_norms(j->g + h * j->dim, j->dim, n);
+        m0 = n[0] > m0 ? n[0] : m0, m1 = n[1] > m1 ? n[1] : m1, m2 = n[2] > m2 ? n[2] : m2;
+    }
+    j->gmax[0] = m0, j->gmax[1] = m1, j->gmax[2] = m2;
+    j->gh_rows = 4 * j->gb;
+    j->qh = cmcr_xmalloc((size_t)(j->qb * j->dim) * sizeof(uint16_t));
+    j->gh = cmcr_xmalloc((size_t)(j->gh_rows * j->dim) * sizeof(uint16_t));
+    j->delta = cmcr_xmalloc((size_t)j->qb * sizeof(float));
+    if (!j->qh || !j->gh || !j->delta)
+        return cmcr_fail(CMCR_ENOMEM, "out of memory for bf16 blocks of %lld and %lld rows", (long long)j->qb,
+                         (long long)j->gh_rows);
+    return CMCR_OK;
+}
+
+static void bf16_teardown(eval_job *j)
+{
+    mm_ctx_free(j->bf);
+    free(j->qh);
+    free(j->gh);
+    free(j->delta);
+}
 
 /* ------------------------------------------------------------------ summary */
 
@@ -86,6 +210,7 @@ static cmcr_status summarize(const eval_job *j, cmcr_retrieval_metrics *out)
 
 /* Number of items in one block of scores (row, m items, gallery index g0..) that rank above
  * the query's own item `self` (global index) with score s. The own item is skipped. */
+CMCR_VECTOR_CLONES
 static int64_t count_above(const float *row, int64_t m, int64_t g0, int64_t self, float s)
 {
     int64_t at = self - g0, split = at < 0 ? 0 : (at > m ? m : at);
@@ -96,29 +221,62 @@ static int64_t count_above(const float *row, int64_t m, int64_t g0, int64_t self
     return c;
 }
 
-static float own_score(const float *q, const float *g, int64_t dim)
+/* The same from bf16 scores: an item more than delta above s is above, one more than delta
+ * below is not, and one in between is re-scored in float32 (counted in *rescored). The own
+ * item is decided by its index, never by a score. */
+CMCR_VECTOR_CLONES
+static int64_t count_above_bf16(const eval_job *j, const float *row, int64_t m, int64_t g0, int64_t self, float s,
+                                const float *q, float delta, int64_t *rescored)
 {
-    double s = 0;
-    for (int64_t k = 0; k < dim; k++) s += (double)q[k] * g[k];
-    return (float)s;
+    float hi = s + delta, lo = s - delta;
+    int32_t c = 0, band = 0;
+    for (int64_t h = 0; h < m; h++) {
+        c += row[h] > hi;
+        band += row[h] >= lo;
+    }
+    band -= c;
+    int64_t at = self - g0;
+    if (at >= 0 && at < m) {
+        c -= row[at] > hi;
+        band -= row[at] >= lo && row[at] <= hi;
+    }
+    if (band == 0) return c;
+    for (int64_t h = 0; h < m; h++) {
+        if (!(row[h] >= lo && row[h] <= hi) || h == at) continue;
+        float e = own_score(q, j->g + (g0 + h) * j->dim, j->dim);
+        c += g0 + h < self ? e >= s : e > s;
+        (*rescored)++;
+    }
+    return c;
 }
 
-static void row_block(const eval_job *j, int64_t q0, int64_t n, float *scores, float *star, int64_t *above)
+static cmcr_status row_block(eval_job *j, int64_t q0, int64_t n, float *scores, float *star, int64_t *above)
 {
+    const float *q = j->q + q0 * j->dim;
     for (int64_t i = 0; i < n; i++) {
-        star[i] = own_score(j->q + (q0 + i) * j->dim, j->g + (q0 + i) * j->dim, j->dim);
+        star[i] = own_score(q + i * j->dim, j->g + (q0 + i) * j->dim, j->dim);
         above[i] = 0;
     }
-    for (int64_t g0 = 0; g0 < j->ng; g0 += j->gb) {
-        int64_t m = min64(j->gb, j->ng - g0);
-        cmcr_dot_rows(j->q + q0 * j->dim, n, j->g + g0 * j->dim, m, j->dim, scores);
-        #pragma omp parallel for schedule(static) if (n * m >= EVAL_PAR_MIN)
-        for (int64_t i = 0; i < n; i++) above[i] += count_above(scores + i * m, m, g0, q0 + i, star[i]);
+    bf16_queries(j, q, n);
+    int64_t gb = j->bf ? min64(j->gb, j->gh_rows) : j->gb;
+    int bf = j->bf != NULL;
+    for (int64_t g0 = 0; g0 < j->ng; g0 += gb) {
+        int64_t m = min64(gb, j->ng - g0), rescored = 0;
+        cmcr_status st = block_scores(j, q, n, g0, m, scores, bf);
+        if (st) return st;
+        #pragma omp parallel for schedule(static) reduction(+ : rescored) if (n * m >= EVAL_PAR_MIN)
+        for (int64_t i = 0; i < n; i++)
+            above[i] += bf ? count_above_bf16(j, scores + i * m, m, g0, q0 + i, star[i], q + i * j->dim, j->delta[i],
+                                              &rescored)
+                           : count_above(scores + i * m, m, g0, q0 + i, star[i]);
+        j->rescored += rescored;
+        bf = keep_bf16(bf, rescored, n, m);
     }
     for (int64_t i = 0; i < n; i++) {
         j->first[q0 + i] = above[i] + 1;
         j->ap[q0 + i] = 1.0 / (double)(above[i] + 1);
     }
+    return CMCR_OK;
 }
 
 static cmcr_status eval_by_row(eval_job *j)
@@ -130,7 +288,8 @@ static cmcr_status eval_by_row(eval_job *j)
     cmcr_status st = CMCR_OK;
     if (!scores || !star || !above) st = cmcr_fail(CMCR_ENOMEM, "out of memory for a %lld x %lld score block",
                                                    (long long)qb, (long long)gb);
-    for (int64_t q0 = 0; !st && q0 < j->nq; q0 += qb) row_block(j, q0, min64(qb, j->nq - q0), scores, star, above);
+    for (int64_t q0 = 0; !st && q0 < j->nq; q0 += qb)
+        st = row_block(j, q0, min64(qb, j->nq - q0), scores, star, above);
     j->used = j->nq;
     free(scores);
     free(star);
@@ -404,25 +563,58 @@ static void count_outranking(const float *row, int64_t m, int64_t g0, const int6
     }
 }
 
+/* The same from bf16 scores: an item is placed from its bf16 score when the whole interval
+ * score +- delta falls at one position, else re-scored in float32 (counted in *rescored). */
+static void count_outranking_bf16(const eval_job *j, const float *row, int64_t m, int64_t g0, int64_t label,
+                                  const rel_table *t, int32_t *diff, const float *q, float delta, int64_t *rescored)
+{
+    const rel_item *last = &t->r[t->n - 1];
+    for (int64_t k = 0; k < m; k++) {
+        float hi = row[k] + delta;
+        int64_t h = g0 + k;
+        if (hi < last->s || !outranks(hi, h, last) || j->gl[h] == label) continue;
+        int64_t pos = outrank_pos(t, hi, h);
+        if (pos != outrank_pos(t, row[k] - delta, h)) {
+            float e = own_score(q, j->g + h * j->dim, j->dim);
+            (*rescored)++;
+            if (!outranks(e, h, last)) continue;
+            pos = outrank_pos(t, e, h);
+        }
+        diff[pos]++;
+    }
+}
+
 /* The score buffer holds qb x gb floats; with fewer (label-heavy) queries in the block, take
  * proportionally more gallery rows at a time, so that each query's tables (which grow as
  * the block shrinks) are reused over more items before they leave the cache. */
-static void label_pass(const eval_job *j, label_state *ls, int64_t n, int64_t qb, int64_t gb)
+static cmcr_status label_pass(eval_job *j, label_state *ls, int64_t n, int64_t qb, int64_t gb)
 {
     size_t d = (size_t)j->dim;
     gb = min64(j->ng, qb * gb / n);
+    if (j->bf) gb = min64(gb, j->gh_rows);
     for (int64_t p = 0; p < n; p++)
         memcpy(ls->qbuf + (size_t)p * d, j->q + (size_t)ls->members[p] * d, d * sizeof(float));
+    bf16_queries(j, ls->qbuf, n);
     memset(ls->diff, 0, (size_t)ls->rel_off[n] * sizeof(int32_t));
+    int bf = j->bf != NULL;
     for (int64_t g0 = 0; g0 < j->ng; g0 += gb) {
-        int64_t m = min64(gb, j->ng - g0);
-        cmcr_dot_rows(ls->qbuf, n, j->g + (size_t)g0 * d, m, j->dim, ls->scores);
-        #pragma omp parallel for schedule(static) if (n * m >= EVAL_PAR_MIN)
+        int64_t m = min64(gb, j->ng - g0), rescored = 0;
+        cmcr_status st = block_scores(j, ls->qbuf, n, g0, m, ls->scores, bf);
+        if (st) return st;
+        #pragma omp parallel for schedule(static) reduction(+ : rescored) if (n * m >= EVAL_PAR_MIN)
         for (int64_t p = 0; p < n; p++) {
-            count_outranking(ls->scores + p * m, m, g0, j->gl, j->ql[ls->members[p]], &ls->tables[p],
-                             ls->diff + ls->rel_off[p]);
+            const float *row = ls->scores + p * m;
+            int64_t label = j->ql[ls->members[p]];
+            if (bf)
+                count_outranking_bf16(j, row, m, g0, label, &ls->tables[p], ls->diff + ls->rel_off[p],
+                                      ls->qbuf + (size_t)p * d, j->delta[p], &rescored);
+            else
+                count_outranking(row, m, g0, j->gl, label, &ls->tables[p], ls->diff + ls->rel_off[p]);
         }
+        j->rescored += rescored;
+        bf = keep_bf16(bf, rescored, n, m);
     }
+    return CMCR_OK;
 }
 
 /* Ranks of every relevant item from the difference array: AP and first rank. */
@@ -466,8 +658,8 @@ static cmcr_status eval_by_label(eval_job *j)
         int64_t n = next_block(j, &ls, &next, qb, j->budget);
         if (n == 0) break;
         st = relevant_scores(j, &ls, n, gb);
+        if (!st) st = label_pass(j, &ls, n, qb, gb);
         if (st) break;
-        label_pass(j, &ls, n, qb, gb);
         label_results(j, &ls, n);
     }
     label_free(&ls);
@@ -498,31 +690,42 @@ static cmcr_status check_retrieval(const float *queries, int64_t nq, const float
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
                                         int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
                                         int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        cmcr_retrieval_metrics *out)
+                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out)
 {
     cmcr_status st = check_retrieval(queries, nq, gallery, ng, dim, query_labels, gallery_labels, out);
     if (st) return st;
     if (query_block < 1 || gallery_block < 1 || rel_budget < 1 || query_block * gallery_block > ((int64_t)1 << 28))
         return cmcr_fail(CMCR_EINVAL, "retrieval: bad block sizes");
     memset(out, 0, sizeof *out);
-    eval_job j = {queries, gallery, nq, ng, dim, query_labels, gallery_labels, query_block, gallery_block,
-                  rel_budget, NULL, NULL, 0};
+    eval_job j = {.q = queries, .g = gallery, .nq = nq, .ng = ng, .dim = dim, .ql = query_labels,
+                  .gl = gallery_labels, .qb = query_block, .gb = gallery_block, .budget = rel_budget};
     j.first = cmcr_xmalloc((size_t)nq * sizeof(int64_t));
     j.ap = cmcr_xmalloc((size_t)nq * sizeof(double));
     if (!j.first || !j.ap) st = cmcr_fail(CMCR_ENOMEM, "out of memory for %lld queries", (long long)nq);
+    if (!st && params && params->bf16) st = bf16_setup(&j);
     if (!st) st = query_labels ? eval_by_label(&j) : eval_by_row(&j);
     if (!st) st = summarize(&j, out);
+    out->rescored = j.rescored;
+    out->scored_bf16 = j.scored_bf16;
+    bf16_teardown(&j);
     free(j.first);
     free(j.ap);
     return st;
+}
+
+cmcr_status cmcr_eval_retrieval_ex(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
+                                   const int64_t *query_labels, const int64_t *gallery_labels,
+                                   const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out)
+{
+    return cmcr_eval_retrieval_blocked(queries, nq, gallery, ng, dim, query_labels, gallery_labels, EVAL_QUERY_BLOCK,
+                                       EVAL_GALLERY_BLOCK, EVAL_REL_BUDGET, params, out);
 }
 
 cmcr_status cmcr_eval_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
                                 const int64_t *query_labels, const int64_t *gallery_labels,
                                 cmcr_retrieval_metrics *out)
 {
-    return cmcr_eval_retrieval_blocked(queries, nq, gallery, ng, dim, query_labels, gallery_labels, EVAL_QUERY_BLOCK,
-                                       EVAL_GALLERY_BLOCK, EVAL_REL_BUDGET, out);
+    return cmcr_eval_retrieval_ex(queries, nq, gallery, ng, dim, query_labels, gallery_labels, NULL, out);
 }
 
 /* ------------------------------------------------------------------ zero-shot */

@@ -99,6 +99,28 @@ check_json "$T/j3" 'r["ground_truth"] == "label" and r["results"][0]["median_ran
 check_json "$T/j3" 'abs(r["results"][0]["map"] - (1 + (1/2 + 2/3) / 2 + 1/3) / 3) < 1e-12'
 check_json "$T/j3" 'abs(r["results"][0]["recall@1"] - 1/3) < 1e-12 and r["results"][0]["mean_rank"] == 2'
 
+# --- --precision bf16: the same numbers (ties and all), or refused without oneDNN
+for gt in row label; do
+    lab=(); [ $gt = label ] && lab=(--query-labels "$T/ql.npy" --gallery-labels "$T/gl.npy")
+    if "$BIN" info | grep -q "bfloat16.*: built in (oneDNN)"; then
+        "$BIN" eval retrieval --query "$T/q.npy" --gallery "$T/g.npy" "${lab[@]}" --precision bf16 --json \
+            > "$T/jb" 2> "$T/eb" || fail "bf16 retrieval by $gt exited $? ($(cat "$T/eb"))"
+        want=$T/j1; [ $gt = label ] && want=$T/j3
+        "$PY" - "$want" "$T/jb" <<'EOF2' || fail "bf16 retrieval by $gt differs from f32"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:])
+keys = ["recall@1", "recall@5", "recall@10", "median_rank", "mean_rank", "map", "queries"]
+assert b["precision"] == "bf16", b
+assert all(a["results"][0][k] == b["results"][0][k] for k in keys), (a, b)
+assert b["results"][0]["pairs_scored_bf16"] > 0
+EOF2
+    else
+        "$BIN" eval retrieval --query "$T/q.npy" --gallery "$T/g.npy" "${lab[@]}" --precision bf16 > /dev/null \
+            2> "$T/eb" && fail "bf16 retrieval without oneDNN exited 0"
+        grep -q oneDNN "$T/eb" || fail "bf16 refusal does not name oneDNN: $(cat "$T/eb")"
+    fi
+done
+
 # --- zero-shot: ranks 1, 2, 1; class 3 has no inputs
 "$BIN" eval zeroshot --inputs "$T/q.npy" --classes "$T/classes.npy" --labels "$T/y.npy" --per-class \
     --class-names "$T/names.txt" > "$T/t4" 2> "$T/e4" || fail "zeroshot table exited $? ($(cat "$T/e4"))"
@@ -140,6 +162,8 @@ WANT="3 names for 4 classes"; head -3 "$T/names.txt" > "$T/names3.txt"
 expect_error 1 "class name count" "$BIN" eval zeroshot --inputs "$T/q.npy" --classes "$T/classes.npy" \
     --labels "$T/y.npy" --class-names "$T/names3.txt"
 WANT="unknown mode"; expect_error 2 "unknown mode" "$BIN" eval nonsense
+WANT="--precision must be f32 or bf16, not 'f16'"
+expect_error 2 "bad precision" "$BIN" eval retrieval --query "$T/q.npy" --gallery "$T/g.npy" --precision f16
 "$BIN" eval > "$T/out" 2> "$T/err" && fail "eval without a mode exited 0"
 grep -q retrieval "$T/err" && grep -q zeroshot "$T/err" || fail "eval without a mode: usage lacks the modes"
 "$BIN" eval zeroshot --help > "$T/out" || fail "eval zeroshot --help exited $?"

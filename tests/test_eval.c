@@ -11,7 +11,7 @@
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
                                         int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
                                         int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        cmcr_retrieval_metrics *out);
+                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
 
 #define EPS 1e-12
 
@@ -236,23 +236,92 @@ static void assert_same(const cmcr_retrieval_metrics *a, const cmcr_retrieval_me
                  b->recall[0], b->recall[1], b->recall[2], b->median_rank, b->mean_rank, b->map);
 }
 
-static void check_against_naive(const float *q, int64_t nq, const float *g, int64_t ng, int64_t dim,
-                                const int64_t *ql, const int64_t *gl)
+/* What bf16 did: pairs re-scored with the default blocks, and the fewest pairs scored in
+ * bf16 over all block sizes (fewer than all: it fell back to float32 somewhere). */
+typedef struct bf16_use {
+    int64_t rescored, min_scored;
+} bf16_use;
+
+/* Against the naive reference, with the default blocks and others, in float32 and (oneDNN
+ * builds) bf16. */
+static bf16_use check_against_naive(const float *q, int64_t nq, const float *g, int64_t ng, int64_t dim,
+                                    const int64_t *ql, const int64_t *gl)
 {
     cmcr_retrieval_metrics want, got;
     naive_retrieval(q, nq, g, ng, dim, ql, gl, &want);
     assert_true(want.queries > 0);
     assert_int_equal(cmcr_eval_retrieval(q, nq, g, ng, dim, ql, gl, &got), CMCR_OK);
     assert_same(&got, &want, "default blocks");
-    static const int64_t blocks[][3] = {{7, 13, 50}, {1, 4099, 1}, {64, 1000, 300}, {3000, 1, 100000}};
-    for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
-        assert_int_equal(cmcr_eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, blocks[b][0], blocks[b][1],
-                                                     blocks[b][2], &got), CMCR_OK);
-        char what[64];
-        snprintf(what, sizeof what, "blocks %lld x %lld, budget %lld", (long long)blocks[b][0],
-                 (long long)blocks[b][1], (long long)blocks[b][2]);
-        assert_same(&got, &want, what);
+    assert_int_equal(got.rescored, 0);
+    assert_int_equal(got.scored_bf16, 0);
+    bf16_use use = {0, nq * ng};
+    for (int bf16 = 0; bf16 <= cmcr_bf16_support(); bf16++) {
+        cmcr_retrieval_params p = {.bf16 = bf16};
+        assert_int_equal(cmcr_eval_retrieval_ex(q, nq, g, ng, dim, ql, gl, &p, &got), CMCR_OK);
+        assert_same(&got, &want, bf16 ? "bf16, default blocks" : "default blocks");
+        if (bf16) use.rescored = got.rescored;
+        static const int64_t blocks[][3] = {{7, 13, 50}, {1, 4099, 1}, {64, 1000, 300}, {3000, 1, 100000}};
+        for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
+            assert_int_equal(cmcr_eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, blocks[b][0], blocks[b][1],
+                                                         blocks[b][2], &p, &got), CMCR_OK);
+            char what[80];
+            snprintf(what, sizeof what, "%sblocks %lld x %lld, budget %lld", bf16 ? "bf16, " : "",
+                     (long long)blocks[b][0], (long long)blocks[b][1], (long long)blocks[b][2]);
+            assert_same(&got, &want, what);
+            assert_true(got.rescored <= got.scored_bf16 && got.scored_bf16 <= nq * ng);
+            if (bf16 && got.scored_bf16 < use.min_scored) use.min_scored = got.scored_bf16;
+        }
     }
+    return use;
+}
+
+/* Rows with decoys, in multiples of 1/64 below 8 (9 significant bits: bf16, with 8, rounds
+ * them; float32 holds every product and every sum of 16 exactly, in any order, so float32
+ * paths and the naive reference agree exactly). Gallery row i + 3 + i % 50 is a decoy: row i
+ * moved by at most 2/64 per coordinate, so its score for query i (row i moved by at most
+ * 20/64) lies well within bf16's error bound of query i's own score, while float32 separates
+ * them. bf16 must re-score such items and then rank exactly as float32 does. */
+static float *with_decoys(int64_t ng, int64_t dim, float *q, int64_t nq)
+{
+    float *g = malloc((size_t)(ng * dim) * sizeof(float));
+    for (int64_t i = 0; i < ng * dim; i++) g[i] = (float)rand_int(-480, 480) / 64;
+    for (int64_t i = 0; i + 3 + i % 50 < ng && i < nq; i += 2) {
+        float *d = g + (i + 3 + i % 50) * dim;
+        for (int64_t k = 0; k < dim; k++) d[k] = g[i * dim + k] + (float)rand_int(-2, 2) / 64;
+    }
+    for (int64_t i = 0; i < nq * dim; i++) q[i] = g[i] + (float)rand_int(-20, 20) / 64;
+    return g;
+}
+
+static void test_bf16_near_ties(void **state)
+{
+    (void)state;
+    if (!cmcr_bf16_support()) {
+        cmcr_retrieval_params p = {.bf16 = 1};
+        cmcr_retrieval_metrics m;
+        float q[2] = {1, 0};
+        assert_int_equal(cmcr_eval_retrieval_ex(q, 1, q, 1, 2, NULL, NULL, &p, &m), CMCR_EINVAL);
+        assert_non_null(strstr(cmcr_last_error(), "oneDNN"));
+        skip();
+    }
+    rng_state = 0x51ed2701f3a5c0deULL;
+    int64_t nq = 700, ng = 2500, dim = 16;
+    float *q = malloc((size_t)(nq * dim) * sizeof(float)), *g = with_decoys(ng, dim, q, nq);
+    bf16_use use = check_against_naive(q, nq, g, ng, dim, NULL, NULL);
+    printf("by row: bf16 re-scored %lld of %lld pairs\n", (long long)use.rescored, (long long)(nq * ng));
+    assert_true(use.rescored >= nq / 2); /* at least the decoys */
+    int64_t *ql = malloc((size_t)nq * sizeof *ql), *gl = malloc((size_t)ng * sizeof *gl);
+    for (int64_t h = 0; h < ng; h++) gl[h] = h % 7;
+    for (int64_t i = 0; i < nq; i++) ql[i] = i % 7;
+    use = check_against_naive(q, nq, g, ng, dim, ql, gl);
+    printf("by label: bf16 re-scored %lld of %lld pairs; with some blocks only %lld in bf16 (the rest in float32)\n",
+           (long long)use.rescored, (long long)(nq * ng), (long long)use.min_scored);
+    assert_true(use.rescored > 0);
+    assert_true(use.min_scored < nq * ng); /* the fallback to float32 ran */
+    free(q);
+    free(g);
+    free(ql);
+    free(gl);
 }
 
 static void test_random_by_row(void **state)
@@ -264,7 +333,7 @@ static void test_random_by_row(void **state)
     for (int pass = 0; pass < 2; pass++) {
         int64_t dim = pass ? 24 : 6; /* many ties, then few */
         float *q = random_ints(nq, dim, pass ? 3 : 2), *g = random_ints(ng, dim, pass ? 3 : 2);
-        check_against_naive(q, nq, g, ng, dim, NULL, NULL);
+        (void)check_against_naive(q, nq, g, ng, dim, NULL, NULL);
         free(q);
         free(g);
     }
@@ -281,7 +350,7 @@ static void test_random_by_label(void **state)
      * labels 25..29 occur only among the queries (skipped), some labels are negative. */
     for (int64_t h = 0; h < ng; h++) gl[h] = rand_int(0, 9) < 3 ? 0 : rand_int(-3, 24);
     for (int64_t i = 0; i < nq; i++) ql[i] = rand_int(-3, 29);
-    check_against_naive(q, nq, g, ng, dim, ql, gl);
+    (void)check_against_naive(q, nq, g, ng, dim, ql, gl);
     free(q);
     free(g);
     free(ql);
@@ -404,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_argument_errors),
         cmocka_unit_test(test_random_by_row),
         cmocka_unit_test(test_random_by_label),
+        cmocka_unit_test(test_bf16_near_ties),
         cmocka_unit_test(test_zeroshot_hand),
         cmocka_unit_test(test_zeroshot_top5),
         cmocka_unit_test(test_zeroshot_bad_label),
