@@ -9,12 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t B, int64_t in, int64_t out)
-{
-    #pragma omp parallel for schedule(static) if (B * out > 65536)
-    for (int64_t r = 0; r < B; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
-    cmcr_sgemm(0, 1, B, out, in, 1.0f, x, w, 1.0f, y);
-}
 
 /* sum[j] += sum_i a[i][j] (when sum) and sumb[j] += sum_i a[i][j] * b[i][j] (when b), in
  * double. Rows go in fixed chunks of COLSUM_ROWS: each chunk's partial sums are made by one

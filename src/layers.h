@@ -5,6 +5,7 @@
 #ifndef CMCR_LAYERS_H
 #define CMCR_LAYERS_H
 #include "dist.h"
+#include "matmul.h"
 
 #include <stdint.h>
 
@@ -22,9 +23,8 @@ typedef struct layer_batch {
     const cmcr_dist *dist;
 } layer_batch;
 
-/* y = x W^T + b; x: B x in, W: out x in, y: B x out. */
-void linear_forward(float *y, const float *x, const float *w, const float *b, int64_t B, int64_t in, int64_t out);
-/* dW += dy^T x, db += colsum(dy), dx = dy W (db and dx may be NULL). */
+/* The backward of a Linear (its forward is cmcr_linear, matmul.h): dW += dy^T x,
+ * db += colsum(dy), dx = dy W (db and dx may be NULL). */
 void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int64_t B,
                      int64_t in, int64_t out, double *work);
 

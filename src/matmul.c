@@ -33,8 +33,21 @@ static void blas_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k
                 (int)n, (int)k, alpha, a, trans_a ? (int)m : (int)k, b, trans_b ? (int)k : (int)n, beta, c, (int)n);
 }
 
+static void blas_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out,
+                        float *y)
+{
+    #pragma omp parallel for schedule(static) if (rows * out > 65536)
+    for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, bias, (size_t)out * sizeof(float));
+    blas_sgemm(0, 1, rows, out, in, 1.0f, x, w, 1.0f, y);
+}
+
 #ifndef CMCR_HAVE_DNNL
 const char *cmcr_gemm_backend(void) { return "OpenBLAS"; }
+
+void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
+{
+    if (rows > 0 && out > 0) blas_linear(x, w, bias, rows, in, out, y);
+}
 
 void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 const float *b, float beta, float *c)
@@ -65,10 +78,10 @@ enum { CACHE = 16 };
 typedef struct mm_prim {
     dnnl_data_type_t type; /* of the inputs; results are float32 */
     int64_t m, n, k;
-    int trans_a, trans_b, accumulate;
+    int trans_a, trans_b, accumulate, bias; /* bias: a float32 row added to every row */
     float alpha;
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t a, b, c;
+    dnnl_memory_desc_t a, b, c, bias_md;
 } mm_prim;
 
 struct mm_ctx {
@@ -122,8 +135,10 @@ static dnnl_status_t make_prim(mm_ctx *c, mm_prim *p)
     dnnl_status_t s = dnnl_memory_desc_init_by_tag(&p->a, 2, ad, p->type, p->trans_a ? dnnl_ba : dnnl_ab);
     if (!s) s = dnnl_memory_desc_init_by_tag(&p->b, 2, bd, p->type, p->trans_b ? dnnl_ba : dnnl_ab);
     if (!s) s = dnnl_memory_desc_init_by_tag(&p->c, 2, cd, dnnl_f32, dnnl_ab);
+    dnnl_dims_t bias_d = {1, p->n};
+    if (!s && p->bias) s = dnnl_memory_desc_init_by_tag(&p->bias_md, 2, bias_d, dnnl_f32, dnnl_ab);
     dnnl_matmul_desc_t md;
-    if (!s) s = dnnl_matmul_desc_init(&md, &p->a, &p->b, NULL, &p->c);
+    if (!s) s = dnnl_matmul_desc_init(&md, &p->a, &p->b, p->bias ? &p->bias_md : NULL, &p->c);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     if (!s) s = dnnl_primitive_attr_create(&attr);
@@ -145,7 +160,7 @@ static dnnl_status_t make_prim(mm_ctx *c, mm_prim *p)
 static int same_prim(const mm_prim *p, const mm_prim *q)
 {
     return p->type == q->type && p->m == q->m && p->n == q->n && p->k == q->k && p->trans_a == q->trans_a &&
-           p->trans_b == q->trans_b && p->accumulate == q->accumulate && p->alpha == q->alpha;
+           p->trans_b == q->trans_b && p->accumulate == q->accumulate && p->bias == q->bias && p->alpha == q->alpha;
 }
 
 /* The cached primitive for this shape, or a new one in a free (or the oldest) slot. */
@@ -167,24 +182,29 @@ static mm_prim *find_prim(mm_ctx *c, const mm_prim *want, dnnl_status_t *s)
     return *s == dnnl_success ? p : NULL;
 }
 
-/* Runs the product; a failure comes before anything is written to out. */
-static dnnl_status_t run(mm_ctx *c, const mm_prim *want, const void *a, const void *b, float *out)
+/* Runs the product (bias: want->bias's row); a failure comes before anything is written to
+ * out. */
+static dnnl_status_t run(mm_ctx *c, const mm_prim *want, const void *a, const void *b, const float *bias,
+                         float *out)
 {
     dnnl_status_t s = dnnl_success;
     mm_prim *p = find_prim(c, want, &s);
     if (!p) return s;
-    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL;
+    dnnl_memory_t ma = NULL, mb = NULL, mc = NULL, mbias = NULL;
     s = dnnl_memory_create(&ma, &p->a, c->engine, (void *)a);
     if (!s) s = dnnl_memory_create(&mb, &p->b, c->engine, (void *)b);
     if (!s) s = dnnl_memory_create(&mc, &p->c, c->engine, out);
+    if (!s && p->bias) s = dnnl_memory_create(&mbias, &p->bias_md, c->engine, (void *)bias);
     if (!s) {
-        dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc}};
-        s = dnnl_primitive_execute(p->prim, c->stream, 3, args);
+        dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ma}, {DNNL_ARG_WEIGHTS, mb}, {DNNL_ARG_DST, mc},
+                                   {DNNL_ARG_BIAS, mbias}};
+        s = dnnl_primitive_execute(p->prim, c->stream, p->bias ? 4 : 3, args);
     }
     if (!s) s = dnnl_stream_wait(c->stream);
     if (ma) dnnl_memory_destroy(ma);
     if (mb) dnnl_memory_destroy(mb);
     if (mc) dnnl_memory_destroy(mc);
+    if (mbias) dnnl_memory_destroy(mbias);
     return s;
 }
 
@@ -193,7 +213,7 @@ cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *
 {
     mm_prim want = {.type = dnnl_bf16, .m = m, .n = n, .k = k, .trans_b = trans_b != 0,
                     .accumulate = accumulate != 0, .alpha = alpha};
-    dnnl_status_t s = run(c, &want, a, b, out);
+    dnnl_status_t s = run(c, &want, a, b, NULL, out);
     return s ? dnnl_fail(s, "a bf16 matmul") : CMCR_OK;
 }
 
@@ -237,6 +257,16 @@ void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     mm_prim want = {.type = dnnl_f32, .m = m, .n = n, .k = k, .trans_a = trans_a != 0, .trans_b = trans_b != 0,
                     .accumulate = beta != 0.0f, .alpha = alpha};
     /* a shape oneDNN refuses (or no memory for its primitive) goes to OpenBLAS */
-    if (!ctx || run(ctx, &want, a, b, c) != dnnl_success) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    if (!ctx || run(ctx, &want, a, b, NULL, c) != dnnl_success)
+        blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}
+
+void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
+{
+    pthread_once(&ctx_once, gemm_init);
+    if (rows <= 0 || out <= 0) return;
+    mm_ctx *ctx = use_blas || in <= 0 ? NULL : thread_ctx();
+    mm_prim want = {.type = dnnl_f32, .m = rows, .n = out, .k = in, .trans_b = 1, .bias = 1, .alpha = 1.0f};
+    if (!ctx || run(ctx, &want, x, w, bias, y) != dnnl_success) blas_linear(x, w, bias, rows, in, out, y);
 }
 #endif

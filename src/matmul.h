@@ -21,6 +21,9 @@
  * k x m when trans_a. op(B) is k x n: B is stored k x n, or n x k when trans_b. */
 void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 const float *b, float beta, float *c);
+/* A Linear layer: y (rows x out) = x (rows x in) w^T + bias, w being out x in (PyTorch's
+ * layout). oneDNN adds the bias as it writes y (no separate pass over y). */
+void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y);
 
 typedef struct mm_ctx mm_ctx;
 

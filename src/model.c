@@ -400,14 +400,6 @@ const char *cmcr_model_get_meta(const cmcr_model *m, const char *key)
 
 /* ------------------------------------------------------------------ inference */
 
-/* y[r][j] = sum_k x[r][k] * w[j][k] + b[j] */
-static void linear_forward(const float *x, const float *w, const float *b, int64_t rows, int64_t in,
-                           int64_t out, float *y)
-{
-    for (int64_t r = 0; r < rows; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
-    cmcr_sgemm(0, 1, rows, out, in, 1.0f, x, w, 1.0f, y);
-}
-
 static void bn_eval(float *y, int64_t rows, int64_t n, const float *g, const float *be, const float *rm,
                     const float *rv, bool relu)
 {
@@ -425,10 +417,10 @@ void cmcr_head_forward_eval(const cmcr_head *h, const float *x, int64_t rows, fl
 {
     const cmcr_head_shape *s = &h->shape;
     float *first = s->layers == 2 ? scratch : out;
-    linear_forward(x, h->w1, h->b1, rows, s->in_dim, h->hid, first);
+    cmcr_linear(x, h->w1, h->b1, rows, s->in_dim, h->hid, first);
     bn_eval(first, rows, h->hid, h->g1, h->be1, h->rm1, h->rv1, true);
     if (s->layers == 2) {
-        linear_forward(first, h->w2, h->b2, rows, h->hid, s->out_dim, out);
+        cmcr_linear(first, h->w2, h->b2, rows, h->hid, s->out_dim, out);
         bn_eval(out, rows, s->out_dim, h->g2, h->be2, h->rm2, h->rv2, false);
     }
 }

@@ -333,12 +333,12 @@ static void head_forward(cmcr_head *h, head_cache *c, const float *x, float *a1,
 {
     int64_t hid = h->hid, out = h->shape.out_dim, B = lb->rows;
     c->x = x;
-    linear_forward(a1, x, h->w1, h->b1, B, h->shape.in_dim, hid);
+    cmcr_linear(x, h->w1, h->b1, B, h->shape.in_dim, hid, a1);
     batchnorm_forward(a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, lb, hid,
                       work);
     h->nbt1++;
     if (h->shape.layers == 2) {
-        linear_forward(c->z, a1, h->w2, h->b2, B, hid, out);
+        cmcr_linear(a1, h->w2, h->b2, B, hid, out, c->z);
         batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, lb, out,
                           work);
         h->nbt2++;

@@ -114,10 +114,41 @@ static void test_library_gemm_is_correct(void **s)
     assert_true(worst < 1e-5);
 }
 
+/* cmcr_linear: y = x w^T + bias, against double. */
+static void test_linear_is_correct(void **s)
+{
+    (void)s;
+    const int rows = 301, in = 77, out = 129;
+    float *x = malloc(sizeof(float) * rows * in), *w = malloc(sizeof(float) * out * in);
+    float *b = malloc(sizeof(float) * out), *y = malloc(sizeof(float) * rows * out);
+    unsigned u = 4242u;
+    for (int i = 0; i < rows * in; i++) x[i] = (float)((u = u * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < out * in; i++) w[i] = (float)((u = u * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < out; i++) b[i] = (float)((u = u * 1103515245u + 12345u) >> 8) / 16777216.0f * 4 - 2;
+    cmcr_linear(x, w, b, rows, in, out, y);
+    double worst = 0;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < out; j++) {
+            double ref = b[j], mag = fabs(b[j]);
+            for (int k = 0; k < in; k++) {
+                ref += (double)x[r * in + k] * w[j * in + k];
+                mag += fabs((double)x[r * in + k] * w[j * in + k]);
+            }
+            worst = fmax(worst, fabs(y[r * out + j] - ref) / mag);
+        }
+    printf("%s linear: max |y - double| / sum|terms| = %.2e\n", cmcr_gemm_backend(), worst);
+    assert_true(worst < 1e-5);
+    free(x);
+    free(w);
+    free(b);
+    free(y);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_pick_core), cmocka_unit_test(test_sgemm_is_correct),
                                        cmocka_unit_test(test_gemm_backend),
-                                       cmocka_unit_test(test_library_gemm_is_correct)};
+                                       cmocka_unit_test(test_library_gemm_is_correct),
+                                       cmocka_unit_test(test_linear_is_correct)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
