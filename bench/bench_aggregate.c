@@ -85,8 +85,8 @@ int main(int argc, char **argv)
     int reps = argc > 7 ? atoi(argv[7]) : 1;
     p.bf16 = getenv("BENCH_BF16") != NULL;
     const char *env = getenv("OPENBLAS_CORETYPE");
-    printf("products %s, OpenBLAS kernels %s, %d threads, OPENBLAS_CORETYPE=%s\n", cmcr_gemm_backend(),
-           cmcr_blas_core(), cmcr_blas_threads(), env ? env : "(unset)");
+    printf("products %s (%s), OpenBLAS kernels %s, %d threads, OPENBLAS_CORETYPE=%s\n", cmcr_gemm_backend(),
+           cmcr_gemm_kernels(), cmcr_blas_core(), cmcr_blas_threads(), env ? env : "(unset)");
     if (getenv("BENCH_HASH")) bench_hash();
     float *q = random_matrix(nq, dim, 3), *m = random_matrix(nm, dim, 4);
     float *out = malloc((size_t)(nq * dim) * sizeof(float));

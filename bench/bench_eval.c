@@ -78,8 +78,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_eval [nq ng dim [labels [query_block gallery_block]]] (ng >= nq)\n");
         return 2;
     }
-    printf("products %s, OpenBLAS kernels %s, %d threads\n", cmcr_gemm_backend(), cmcr_blas_core(),
-           cmcr_blas_threads());
+    printf("products %s (%s), OpenBLAS kernels %s, %d threads\n", cmcr_gemm_backend(), cmcr_gemm_kernels(),
+           cmcr_blas_core(), cmcr_blas_threads());
     float *g = random_rows(ng, dim, 7, NULL, 1), *q = random_rows(nq, dim, 8, g, 1.0f);
     int64_t *ql = NULL, *gl = NULL;
     if (nlabels) {

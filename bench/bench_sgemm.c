@@ -67,8 +67,9 @@ int main(int argc, char **argv)
         b[nn - 1 - i] = (float)((double)((s >> 16) & 0xffffff) / 16777216.0 - 0.5);
     }
     double blas = median_gflops(0, n, reps, a, b, c), own = median_gflops(1, n, reps, a, b, c);
-    printf("sgemm n=%d, %d threads: OpenBLAS (kernels %s) %.1f GFLOP/s, library's product (%s) %.1f GFLOP/s,"
-           " medians of %d\n", n, threads, cmcr_blas_core(), blas, cmcr_gemm_backend(), own, reps);
+    printf("sgemm n=%d, %d threads: OpenBLAS (kernels %s) %.1f GFLOP/s, library's product (%s: %s) %.1f GFLOP/s,"
+           " medians of %d\n", n, threads, cmcr_blas_core(), blas, cmcr_gemm_backend(), cmcr_gemm_kernels(), own,
+           reps);
     printf("RESULT bench=sgemm n=%d threads=%d core=%s gemm=%s gflops=%.2f openblas_gflops=%.2f\n", n, threads,
            cmcr_blas_core(), cmcr_gemm_backend(), own > blas ? own : blas, blas);
     free(a);

@@ -138,8 +138,7 @@ int main(int argc, char **argv)
     double opt_bytes = 2.0 * par_bytes, base = in_bytes + par_bytes + opt_bytes;
     long rss = maxrss_kib();
     printf("train step, preset %s, batch %lld, %lld overlap rows, all loss terms, Adam, %d threads, products %s"
-           " (OpenBLAS kernels %s)\n", preset, (long long)B, (long long)n, threads, cmcr_gemm_backend(),
-           cmcr_blas_core());
+           " (%s)\n", preset, (long long)B, (long long)n, threads, cmcr_gemm_backend(), cmcr_gemm_kernels());
     printf("  median %.4f s over %d steps (min %.4f, max %.4f), %.0f samples/s, %.1f GFLOP/step, %.1f GFLOP/s"
            " (exact count: %.1f GFLOP/step, %.1f GFLOP/s), loss %.4f -> %.4f\n",
            med, steps, times[0], times[steps - 1], (double)B / med, gflop, gflop / med, exact, exact / med, loss0,

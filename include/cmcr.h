@@ -480,6 +480,10 @@ const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx
  * is 5-15% faster than OpenBLAS on this library's shapes) or "OpenBLAS". The environment
  * variable CMCR_GEMM=openblas, read at the first product, chooses OpenBLAS in a oneDNN build. */
 const char *cmcr_gemm_backend(void);
+/* The kernels behind it, for reports: with oneDNN the implementations it picks for float32
+ * and bfloat16 products on this CPU (e.g. "float32 brg:avx512_core, bfloat16
+ * brg:avx512_core_bf16"; AMX shows as avx512_core_amx), else OpenBLAS's kernel set. */
+const char *cmcr_gemm_kernels(void);
 
 /* 1 when this library was built with MPI (then the mpi_comm fields are honoured). */
 int cmcr_mpi_support(void);

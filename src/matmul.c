@@ -43,6 +43,7 @@ static void blas_linear(const float *x, const float *w, const float *bias, int64
 
 #ifndef CMCR_HAVE_DNNL
 const char *cmcr_gemm_backend(void) { return "OpenBLAS"; }
+const char *cmcr_gemm_kernels(void) { return cmcr_blas_core(); }
 
 void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
 {
@@ -236,6 +237,48 @@ const char *cmcr_gemm_backend(void)
 {
     pthread_once(&ctx_once, gemm_init);
     return use_blas ? "OpenBLAS" : "oneDNN";
+}
+
+/* The implementation oneDNN picks for a 256 x 256 x 256 product of the given input type. */
+static const char *impl_name(dnnl_engine_t engine, dnnl_data_type_t type, char *buf, size_t n)
+{
+    mm_prim p = {.type = type, .m = 256, .n = 256, .k = 256, .trans_b = 1, .alpha = 1.0f};
+    dnnl_dims_t d = {256, 256};
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = NULL;
+    dnnl_status_t s = dnnl_memory_desc_init_by_tag(&p.a, 2, d, type, dnnl_ab);
+    if (!s) s = dnnl_memory_desc_init_by_tag(&p.b, 2, d, type, dnnl_ba);
+    if (!s) s = dnnl_memory_desc_init_by_tag(&p.c, 2, d, dnnl_f32, dnnl_ab);
+    if (!s) s = dnnl_matmul_desc_init(&md, &p.a, &p.b, NULL, &p.c);
+    if (!s) s = dnnl_primitive_desc_create(&pd, &md, NULL, engine, NULL);
+    if (!s) s = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(buf, n, "%s", !s && impl ? impl : "unavailable");
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return buf;
+}
+
+static char kernels[160];
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_init(void)
+{
+    dnnl_engine_t engine;
+    char f[64], h[64];
+    if (use_blas) snprintf(kernels, sizeof kernels, "%s", cmcr_blas_core());
+    else if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) snprintf(kernels, sizeof kernels, "unknown");
+    else {
+        snprintf(kernels, sizeof kernels, "float32 %s, bfloat16 %s", impl_name(engine, dnnl_f32, f, sizeof f),
+                 impl_name(engine, dnnl_bf16, h, sizeof h));
+        dnnl_engine_destroy(engine);
+    }
+}
+
+const char *cmcr_gemm_kernels(void)
+{
+    pthread_once(&ctx_once, gemm_init);
+    pthread_once(&kernels_once, kernels_init);
+    return kernels;
 }
 
 static mm_ctx *thread_ctx(void)

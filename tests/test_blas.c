@@ -58,8 +58,10 @@ static void test_gemm_backend(void **s)
     (void)s;
     const char *env = getenv("CMCR_GEMM");
     int blas = (env && strcmp(env, "openblas") == 0) || !cmcr_bf16_support();
-    printf("library's products: %s\n", cmcr_gemm_backend());
+    printf("library's products: %s, kernels %s\n", cmcr_gemm_backend(), cmcr_gemm_kernels());
     assert_string_equal(cmcr_gemm_backend(), blas ? "OpenBLAS" : "oneDNN");
+    if (blas) assert_string_equal(cmcr_gemm_kernels(), cmcr_blas_core());
+    else assert_true(strncmp(cmcr_gemm_kernels(), "float32 ", 8) == 0 && !strstr(cmcr_gemm_kernels(), "unavailable"));
 }
 
 static float at(const float *x, int trans, int rows, int cols, int i, int j)

@@ -326,8 +326,8 @@ int cmd_info(int argc, char **argv)
     if (rc >= 0) return rc;
     const char *env = getenv("OPENBLAS_CORETYPE"), *fallback = getenv("CMCR_BLAS_FALLBACK");
     printf("cmcr %s\n", CMCR_VERSION_STRING);
-    printf("matrix products: %s%s\n", cmcr_gemm_backend(),
-           strcmp(cmcr_gemm_backend(), "oneDNN") ? "" : " (float32; CMCR_GEMM=openblas for OpenBLAS)");
+    printf("matrix products: %s, kernels %s%s\n", cmcr_gemm_backend(), cmcr_gemm_kernels(),
+           strcmp(cmcr_gemm_backend(), "oneDNN") ? "" : " (CMCR_GEMM=openblas for OpenBLAS)");
     printf("BLAS: OpenBLAS, kernels %s, %d threads", cmcr_blas_core(), cmcr_blas_threads());
     if (fallback) printf(" (chosen by cmcr: OpenBLAS picked the slow %s kernels for this CPU)", fallback);
     else if (env) printf(" (OPENBLAS_CORETYPE=%s set by the user)", env);
