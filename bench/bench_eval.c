@@ -8,7 +8,7 @@
  * plain sgemm of the score block's shape, the ceiling the pass can approach (BENCH_NO_SGEMM=1
  * skips it), the peak RSS (getrusage) and a machine-readable RESULT line for bench/run.sh.
  * BENCH_BF16=1 scores in bfloat16 (oneDNN builds; RESULT then says impl=cmcr-bf16) and reports
- * how many pairs were re-scored in float32. */
+ * how many pairs were re-scored from a double sum. */
 #include "cmcr.h"
 
 #include <cblas.h>
@@ -106,9 +106,10 @@ int main(int argc, char **argv)
     printf("  R@1 %.4f R@5 %.4f R@10 %.4f median rank %.1f mean rank %.2f mAP %.4f (%lld queries)\n", m.recall[0],
            m.recall[1], m.recall[2], m.median_rank, m.mean_rank, m.map, (long long)m.queries);
     if (p.bf16)
-        printf("  bf16: %.3g of the (query, item) pairs scored in bf16 (the rest in float32), %.2g re-scored in"
-               " float32\n", (double)m.scored_bf16 / ((double)nq * (double)ng),
-               (double)m.rescored / ((double)nq * (double)ng));
+        printf("  bf16: %.3g of the (query, item) pairs scored in bf16 (the rest in float32)\n",
+               (double)m.scored_bf16 / ((double)nq * (double)ng));
+    printf("  %.2g of the pairs re-scored where the product could not decide\n",
+           (double)m.rescored / ((double)nq * (double)ng));
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("  peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);

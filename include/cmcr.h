@@ -350,12 +350,14 @@ cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, i
 /* ---------------------------------------------------------------- evaluation */
 
 /* Retrieval of gallery rows for each query row by cosine similarity (dot product of the
- * given rows; pass normalised, finite rows). Ground truth: by row (query i matches gallery i;
- * needs nq <= ng) when both label arrays are NULL, else (both given) every gallery item with
- * the query's label is relevant; queries without any relevant item are skipped, and it is an
- * error if none remains. Ranking: descending score, ties broken by gallery index (lower
- * index ranks first): rank(g) = 1 + #{h: s_h > s_g} + #{h < g: s_h == s_g}. Exact ranks from
- * blocked GEMM and per-query counting: never holds the nq x ng matrix (docs/evaluation.md). */
+ * given rows; pass normalised, finite rows; by row, wherever a fast product cannot decide a
+ * rank within its error bound, a double sum rounded to float). Ground truth: by row (query i
+ * matches gallery i; needs nq <= ng) when both label arrays are NULL, else (both given)
+ * every gallery item with the query's label is relevant; queries without any relevant item
+ * are skipped, and it is an error if none remains. Ranking: descending score, ties broken by
+ * gallery index (lower index ranks first): rank(g) = 1 + #{h: s_h > s_g} + #{h < g: s_h ==
+ * s_g}. Exact ranks from blocked GEMM and per-query counting: never holds the nq x ng matrix
+ * (docs/evaluation.md). */
 typedef struct cmcr_retrieval_metrics {
     int64_t queries;       /* queries evaluated (those with at least one relevant item) */
     double recall[3];      /* Recall@1, @5, @10: fraction of queries with a relevant item in the top k */
@@ -364,19 +366,20 @@ typedef struct cmcr_retrieval_metrics {
     double mean_rank;
     double map;            /* mean over queries of AP = (1/|R|) sum_{r in R} #{relevant with rank
                               <= rank(r)} / rank(r) */
-    int64_t scored_bf16;   /* bf16 only: (query, item) pairs scored in bf16; the others were
-                              scored in float32, where bf16 could not decide 1 in 50 */
-    int64_t rescored;      /* bf16 only: pairs of those whose bf16 score could not decide and
-                              were re-scored in float32 */
+    int64_t scored_bf16;   /* (query, item) pairs scored in bf16 (0 unless asked for); the
+                              others in float32 (bf16 gives way where it cannot decide 1 in 50) */
+    int64_t rescored;      /* pairs whose product score (float32 or bf16) was within its error
+                              bound of a decision and was re-scored from a double sum */
 } cmcr_retrieval_metrics;
 
 typedef struct cmcr_retrieval_params {
-    /* 1: score in bfloat16 (oneDNN builds, see cmcr_bf16_support; about 2x faster). Every
+    /* 1: score in bfloat16 (see cmcr_bf16_support; about 1.6x faster by row). Every
      * decision taken on a bf16 score is one its proven error bound allows; an item within
-     * the bound of a decision is re-scored in float32, and where that is more than 1 in 50
-     * of a block, the rest of the query block is scored in float32 (faster then; ground
-     * truth by label with large relevant sets needs it). The metrics equal float32's up to
-     * float32 rounding of the scores (docs/evaluation.md). 0 (default): float32. */
+     * the bound of a decision is re-scored from a double sum, and where that is more than 1
+     * in 50 of a block, the rest of the query block is scored in float32 (faster then;
+     * ground truth by label with large relevant sets needs it). By row the metrics are
+     * exactly float32's; by label float32's up to float32 rounding (docs/evaluation.md).
+     * 0 (default): float32. */
     int bf16;
 } cmcr_retrieval_params;
 
@@ -487,7 +490,8 @@ const char *cmcr_gemm_kernels(void);
 
 /* 1 when this library was built with MPI (then the mpi_comm fields are honoured). */
 int cmcr_mpi_support(void);
-/* 1 when it was built with oneDNN (then bfloat16 products can be asked for). */
+/* 1 when bfloat16 products can run: built with oneDNN, and oneDNN has them for this CPU
+ * (oneDNN 2.x needs AVX-512). Asking for them otherwise fails with the reason. */
 int cmcr_bf16_support(void);
 
 /* ---------------------------------------------------------------- small numeric helpers */

@@ -10,20 +10,26 @@
  *    on adds one at p, so a prefix sum gives, for every relevant item, the number of
  *    non-relevant items above it.
  * Ranking: descending score, ties by gallery index (lower first). An item's score is used
- * once (the relevant ones are skipped in the main pass), so ranks are consistent even where
- * two ways of computing a dot product would round differently.
+ * once (the relevant ones are skipped in the main pass).
  *
- * bfloat16 (params->bf16): the main pass scores in bf16 (oneDNN products run at about twice
- * the float32 rate), and every decision it takes on a bf16 score is one a proven error
- * bound allows.
- * With q', g' the bf16-rounded rows and the products summed in float32 over dim terms,
- *   |s_bf16 - q.g| <= |q' - q| |g'| + |q| |g' - g| + gamma |q'| |g'|,  gamma = (dim + 2) 2^-24
- * (q'.g' - q.g = (q' - q).g' + q.(g' - g), then Cauchy-Schwarz), with the rounding residuals
- * |q' - q| measured per query and over the gallery (about 0.6 of the worst case 2^-8 |q|).
- * An item whose bf16 score lies within that bound of a threshold (the query's own score, or
- * a relevant item's) is re-scored in float32 from a double sum and decided on that. So bf16
- * ranks equal the float32 ranks up to float32 rounding of the scores themselves (which
- * already separates the two float32 products). */
+ * Scores come from a fast product, float32 or (params->bf16) bfloat16 (oneDNN, about twice
+ * the float32 rate), and a decision is taken on a product score only where its proven error
+ * bound allows. The reference score is own_score: a double sum rounded to float. Bounds:
+ *   float32: |s - q.g| <= gamma |q||g|, gamma = (dim + 2) 2^-24 (any summation order);
+ *   bf16, with q', g' the bf16-rounded rows, products summed in float32:
+ *     |s_bf16 - q.g| <= |q' - q||g'| + |q||g' - g| + gamma |q'||g'|
+ *     (q'.g' - q.g = (q' - q).g' + q.(g' - g), then Cauchy-Schwarz), with the rounding
+ *     residuals |q' - q| measured per query and over the gallery (about 0.6 of the worst case
+ *     2^-8 |q|);
+ * each plus 2^-20 |q||g| (rounding of scores and thresholds to float) and dim 2^-120
+ * (subnormals oneDNN may flush).
+ *  - By row, an item whose product score lies within its bound of the own score is
+ *    re-scored and ranked by the rule: the ranks are those of the reference scores, in either
+ *    precision, ties and duplicate rows included.
+ *  - By label, bf16 items within the bf16 bound of a relevant item's score are re-scored;
+ *    the relevant items' scores and float32 decisions are float32 products, so ranks are
+ *    float32's up to float32 rounding (a tie between identical rows may go either way).
+ *    Doing by label what by row does cost 2.7x with 1,000 relevant items per query. */
 #include "internal.h"
 #include "matmul.h"
 #include "vmath.h"
@@ -106,20 +112,23 @@ static void bf16_norms(const float *x, int64_t dim, double out[3])
     out[0] = sqrt(a) * (1 + 1e-9), out[1] = sqrt(b) * (1 + 1e-9), out[2] = sqrt(c) * (1 + 1e-9);
 }
 
-/* Start of a query block (n rows at q): its bf16 copy and each query's error bound. */
-static void bf16_queries(eval_job *j, const float *q, int64_t n)
+/* Start of a query block (n rows at q): each query's error bounds, delta[2 i] for float32
+ * scores and delta[2 i + 1] for bf16 ones (see the top of the file), and the bf16 copy. */
+static void block_queries(eval_job *j, const float *q, int64_t n)
 {
-    if (!j->bf) return;
-    bf16_from_f32(q, j->qh, n * j->dim);
+    if (j->bf) bf16_from_f32(q, j->qh, n * j->dim);
     const double *gm = j->gmax; /* max |g|, |g'|, |g' - g| */
     double gamma = (double)(j->dim + 2) / 16777216.0;
+    /* room for rounding the scores and s +- delta to float, and for flushed subnormals */
+    double tiny = (double)j->dim * 0x1p-120;
     #pragma omp parallel for schedule(static) if (n * j->dim > 65536)
     for (int64_t i = 0; i < n; i++) {
         double qn[3]; /* |q|, |q'|, |q' - q| */
         bf16_norms(q + i * j->dim, j->dim, qn);
-        /* + 2^-20 |q||g|: room for rounding the own score and s +- delta to float */
-        double d = qn[2] * gm[1] + qn[0] * gm[2] + gamma * qn[1] * gm[1] + qn[0] * gm[0] / 1048576;
-        j->delta[i] = (float)(d * (1 + 1e-6));
+        double room = qn[0] * gm[0] / 1048576 + tiny;
+        j->delta[2 * i] = (float)((gamma * qn[0] * gm[0] + room) * (1 + 1e-6));
+        double d = qn[2] * gm[1] + qn[0] * gm[2] + gamma * qn[1] * gm[1] + room;
+        j->delta[2 * i + 1] = (float)(d * (1 + 1e-6));
     }
 }
 
@@ -143,10 +152,12 @@ static cmcr_status block_scores(eval_job *j, const float *q, int64_t n, int64_t 
  * so beyond about 1 in 50 float32 products are cheaper. Only speed depends on this. */
 static int keep_bf16(int bf, int64_t rescored, int64_t n, int64_t m) { return bf && rescored * 50 <= n * m; }
 
-/* bf16 set-up: the gallery's largest norms (one pass, nothing stored per row), buffers. */
-static cmcr_status bf16_setup(eval_job *j)
+/* Set-up: the gallery's largest norms (one pass, nothing stored per row), the bounds'
+ * buffer, and for bf16 the oneDNN context and the bf16 blocks. */
+static cmcr_status bounds_setup(eval_job *j, int bf16)
 {
-    cmcr_status st = mm_ctx_new(&j->bf);
+    cmcr_status st = bf16 ? bf16_check() : CMCR_OK;
+    if (!st && bf16) st = mm_ctx_new(&j->bf);
     if (st) return st;
     double m0 = 0, m1 = 0, m2 = 0;
     #pragma omp parallel for schedule(static) reduction(max : m0, m1, m2)
@@ -156,17 +167,20 @@ static cmcr_status bf16_setup(eval_job *j)
         m0 = n[0] > m0 ? n[0] : m0, m1 = n[1] > m1 ? n[1] : m1, m2 = n[2] > m2 ? n[2] : m2;
     }
     j->gmax[0] = m0, j->gmax[1] = m1, j->gmax[2] = m2;
-    j->gh_rows = 4 * j->gb;
-    j->qh = cmcr_xmalloc((size_t)(j->qb * j->dim) * sizeof(uint16_t));
+    int64_t qb = min64(j->qb, j->nq);
+    j->delta = cmcr_xmalloc((size_t)(2 * qb) * sizeof(float));
+    if (!j->delta) return cmcr_fail(CMCR_ENOMEM, "out of memory for %lld queries' bounds", (long long)qb);
+    if (!bf16) return CMCR_OK;
+    j->gh_rows = min64(4 * j->gb, j->ng);
+    j->qh = cmcr_xmalloc((size_t)(qb * j->dim) * sizeof(uint16_t));
     j->gh = cmcr_xmalloc((size_t)(j->gh_rows * j->dim) * sizeof(uint16_t));
-    j->delta = cmcr_xmalloc((size_t)j->qb * sizeof(float));
-    if (!j->qh || !j->gh || !j->delta)
-        return cmcr_fail(CMCR_ENOMEM, "out of memory for bf16 blocks of %lld and %lld rows", (long long)j->qb,
+    if (!j->qh || !j->gh)
+        return cmcr_fail(CMCR_ENOMEM, "out of memory for bf16 blocks of %lld and %lld rows", (long long)qb,
                          (long long)j->gh_rows);
     return CMCR_OK;
 }
 
-static void bf16_teardown(eval_job *j)
+static void bounds_teardown(eval_job *j)
 {
     mm_ctx_free(j->bf);
     free(j->qh);
@@ -208,25 +222,14 @@ static cmcr_status summarize(const eval_job *j, cmcr_retrieval_metrics *out)
 
 /* ------------------------------------------------------------------ ground truth by row */
 
-/* Number of items in one block of scores (row, m items, gallery index g0..) that rank above
- * the query's own item `self` (global index) with score s. The own item is skipped. */
+/* Number of items in one block of product scores (row, m items, gallery index g0..) that
+ * rank above the query's own item `self` (global index), whose score is s: an item more than
+ * delta (the product's error bound) above s is above, one more than delta below is not, and
+ * one in between is re-scored (counted in *rescored) and ranked by the rule, ties going to the
+ * lower index. The own item is decided by its index, never by a score. */
 CMCR_VECTOR_CLONES
-static int64_t count_above(const float *row, int64_t m, int64_t g0, int64_t self, float s)
-{
-    int64_t at = self - g0, split = at < 0 ? 0 : (at > m ? m : at);
-    int64_t start = (at >= 0 && at < m) ? at + 1 : split;
-    int32_t c = 0;
-    for (int64_t h = 0; h < split; h++) c += row[h] >= s;   /* lower index: ties rank above */
-    for (int64_t h = start; h < m; h++) c += row[h] > s;
-    return c;
-}
-
-/* The same from bf16 scores: an item more than delta above s is above, one more than delta
- * below is not, and one in between is re-scored in float32 (counted in *rescored). The own
- * item is decided by its index, never by a score. */
-CMCR_VECTOR_CLONES
-static int64_t count_above_bf16(const eval_job *j, const float *row, int64_t m, int64_t g0, int64_t self, float s,
-                                const float *q, float delta, int64_t *rescored)
+static int64_t count_above(const eval_job *j, const float *row, int64_t m, int64_t g0, int64_t self, float s,
+                           const float *q, float delta, int64_t *rescored)
 {
     float hi = s + delta, lo = s - delta;
     int32_t c = 0, band = 0;
@@ -257,7 +260,7 @@ static cmcr_status row_block(eval_job *j, int64_t q0, int64_t n, float *scores, 
         star[i] = own_score(q + i * j->dim, j->g + (q0 + i) * j->dim, j->dim);
         above[i] = 0;
     }
-    bf16_queries(j, q, n);
+    block_queries(j, q, n);
     int64_t gb = j->bf ? min64(j->gb, j->gh_rows) : j->gb;
     int bf = j->bf != NULL;
     for (int64_t g0 = 0; g0 < j->ng; g0 += gb) {
@@ -266,9 +269,8 @@ static cmcr_status row_block(eval_job *j, int64_t q0, int64_t n, float *scores, 
         if (st) return st;
         #pragma omp parallel for schedule(static) reduction(+ : rescored) if (n * m >= EVAL_PAR_MIN)
         for (int64_t i = 0; i < n; i++)
-            above[i] += bf ? count_above_bf16(j, scores + i * m, m, g0, q0 + i, star[i], q + i * j->dim, j->delta[i],
-                                              &rescored)
-                           : count_above(scores + i * m, m, g0, q0 + i, star[i]);
+            above[i] += count_above(j, scores + i * m, m, g0, q0 + i, star[i], q + i * j->dim, j->delta[2 * i + bf],
+                                    &rescored);
         j->rescored += rescored;
         bf = keep_bf16(bf, rescored, n, m);
     }
@@ -550,22 +552,13 @@ static cmcr_status relevant_scores(const eval_job *j, label_state *ls, int64_t n
     return CMCR_OK;
 }
 
-/* One block of scores for one query: non-relevant items mark where they start to outrank. */
-static void count_outranking(const float *row, int64_t m, int64_t g0, const int64_t *gl, int64_t label,
-                             const rel_table *t, int32_t *diff)
-{
-    const rel_item *last = &t->r[t->n - 1];
-    for (int64_t k = 0; k < m; k++) {
-        float s = row[k];
-        int64_t h = g0 + k;
-        if (s < last->s || !outranks(s, h, last) || gl[h] == label) continue;
-        diff[outrank_pos(t, s, h)]++;
-    }
-}
-
-/* The same from bf16 scores: an item is placed from its bf16 score when the whole interval
- * score +- delta falls at one position, else re-scored in float32 (counted in *rescored). */
-static void count_outranking_bf16(const eval_job *j, const float *row, int64_t m, int64_t g0, int64_t label,
+/* One block of product scores for one query: each non-relevant item marks the first
+ * relevant item it outranks. It is placed from its product score when the whole interval
+ * score +- delta falls at one position, else re-scored (counted in *rescored) and placed
+ * from that. delta is the bf16 bound for bf16 scores and 0 for float32 ones: the relevant
+ * items' scores are float32 products too, and re-scoring every item within float32's bound
+ * of one of them (about a fifth of the items with 1,000 relevant per query) cost 2.7x. */
+static void count_outranking(const eval_job *j, const float *row, int64_t m, int64_t g0, int64_t label,
                                   const rel_table *t, int32_t *diff, const float *q, float delta, int64_t *rescored)
 {
     const rel_item *last = &t->r[t->n - 1];
@@ -574,7 +567,7 @@ static void count_outranking_bf16(const eval_job *j, const float *row, int64_t m
         int64_t h = g0 + k;
         if (hi < last->s || !outranks(hi, h, last) || j->gl[h] == label) continue;
         int64_t pos = outrank_pos(t, hi, h);
-        if (pos != outrank_pos(t, row[k] - delta, h)) {
+        if (delta > 0 && pos != outrank_pos(t, row[k] - delta, h)) { /* float32: delta 0, no band */
             float e = own_score(q, j->g + h * j->dim, j->dim);
             (*rescored)++;
             if (!outranks(e, h, last)) continue;
@@ -594,7 +587,7 @@ static cmcr_status label_pass(eval_job *j, label_state *ls, int64_t n, int64_t q
     if (j->bf) gb = min64(gb, j->gh_rows);
     for (int64_t p = 0; p < n; p++)
         memcpy(ls->qbuf + (size_t)p * d, j->q + (size_t)ls->members[p] * d, d * sizeof(float));
-    bf16_queries(j, ls->qbuf, n);
+    block_queries(j, ls->qbuf, n);
     memset(ls->diff, 0, (size_t)ls->rel_off[n] * sizeof(int32_t));
     int bf = j->bf != NULL;
     for (int64_t g0 = 0; g0 < j->ng; g0 += gb) {
@@ -605,11 +598,8 @@ static cmcr_status label_pass(eval_job *j, label_state *ls, int64_t n, int64_t q
         for (int64_t p = 0; p < n; p++) {
             const float *row = ls->scores + p * m;
             int64_t label = j->ql[ls->members[p]];
-            if (bf)
-                count_outranking_bf16(j, row, m, g0, label, &ls->tables[p], ls->diff + ls->rel_off[p],
-                                      ls->qbuf + (size_t)p * d, j->delta[p], &rescored);
-            else
-                count_outranking(row, m, g0, j->gl, label, &ls->tables[p], ls->diff + ls->rel_off[p]);
+            count_outranking(j, row, m, g0, label, &ls->tables[p], ls->diff + ls->rel_off[p],
+                             ls->qbuf + (size_t)p * d, bf ? j->delta[2 * p + 1] : 0.0f, &rescored);
         }
         j->rescored += rescored;
         bf = keep_bf16(bf, rescored, n, m);
@@ -702,12 +692,12 @@ cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const 
     j.first = cmcr_xmalloc((size_t)nq * sizeof(int64_t));
     j.ap = cmcr_xmalloc((size_t)nq * sizeof(double));
     if (!j.first || !j.ap) st = cmcr_fail(CMCR_ENOMEM, "out of memory for %lld queries", (long long)nq);
-    if (!st && params && params->bf16) st = bf16_setup(&j);
+    if (!st) st = bounds_setup(&j, params && params->bf16);
     if (!st) st = query_labels ? eval_by_label(&j) : eval_by_row(&j);
     if (!st) st = summarize(&j, out);
     out->rescored = j.rescored;
     out->scored_bf16 = j.scored_bf16;
-    bf16_teardown(&j);
+    bounds_teardown(&j);
     free(j.first);
     free(j.ap);
     return st;

@@ -6,14 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cmcr_bf16_support(void)
-{
-#ifdef CMCR_HAVE_DNNL
-    return 1;
-#else
-    return 0;
-#endif
-}
+int cmcr_bf16_support(void) { return bf16_check() == CMCR_OK; }
 
 void bf16_from_f32(const float *x, uint16_t *y, int64_t n)
 {
@@ -44,6 +37,12 @@ static void blas_linear(const float *x, const float *w, const float *bias, int64
 #ifndef CMCR_HAVE_DNNL
 const char *cmcr_gemm_backend(void) { return "OpenBLAS"; }
 const char *cmcr_gemm_kernels(void) { return cmcr_blas_core(); }
+
+cmcr_status bf16_check(void)
+{
+    return cmcr_fail(CMCR_EINVAL, "bfloat16 products need oneDNN: this cmcr was built without it "
+                     "(install libdnnl-dev and rebuild)");
+}
 
 void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
 {
@@ -258,20 +257,41 @@ static const char *impl_name(dnnl_engine_t engine, dnnl_data_type_t type, char *
     return buf;
 }
 
+/* oneDNN's implementations on this CPU, found once: f32 and bf16 (bf16 "unavailable" when
+ * it has none, e.g. below AVX-512). */
+static char impl_f32[64], impl_bf16[64];
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+static void impl_init(void)
+{
+    dnnl_engine_t engine;
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) {
+        snprintf(impl_f32, sizeof impl_f32, "unavailable");
+        snprintf(impl_bf16, sizeof impl_bf16, "unavailable");
+        return;
+    }
+    impl_name(engine, dnnl_f32, impl_f32, sizeof impl_f32);
+    impl_name(engine, dnnl_bf16, impl_bf16, sizeof impl_bf16);
+    dnnl_engine_destroy(engine);
+}
+
+cmcr_status bf16_check(void)
+{
+    pthread_once(&impl_once, impl_init);
+    if (strcmp(impl_bf16, "unavailable") == 0)
+        return cmcr_fail(CMCR_EINVAL, "bfloat16 products are not available on this CPU: oneDNN has no bf16 matrix "
+                         "product for it (it needs AVX-512)");
+    return CMCR_OK;
+}
+
 static char kernels[160];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
 static void kernels_init(void)
 {
-    dnnl_engine_t engine;
-    char f[64], h[64];
+    pthread_once(&impl_once, impl_init);
     if (use_blas) snprintf(kernels, sizeof kernels, "%s", cmcr_blas_core());
-    else if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) snprintf(kernels, sizeof kernels, "unknown");
-    else {
-        snprintf(kernels, sizeof kernels, "float32 %s, bfloat16 %s", impl_name(engine, dnnl_f32, f, sizeof f),
-                 impl_name(engine, dnnl_bf16, h, sizeof h));
-        dnnl_engine_destroy(engine);
-    }
+    else snprintf(kernels, sizeof kernels, "float32 %s, bfloat16 %s", impl_f32, impl_bf16);
 }
 
 const char *cmcr_gemm_kernels(void)

@@ -8,9 +8,10 @@
  * count it is deterministic.
  *
  * bf16_matmul: bfloat16 inputs, float32 results, through oneDNN only. On CPUs with
- * AVX512-BF16 or AMX, oneDNN runs it at about twice the float32 rate; elsewhere it emulates
- * it. Inputs are rounded to 8 significant bits (round to nearest even: relative error
- * <= 2^-8); products are exact in float32 and summed in float32. */
+ * AVX512-BF16 or AMX, oneDNN runs it at about twice the float32 rate; with AVX-512 alone it
+ * emulates it; below AVX-512 (oneDNN 2.x) it has none, and bf16_check says so. Inputs are
+ * rounded to 8 significant bits (round to nearest even: relative error <= 2^-8); products
+ * are exact in float32 and summed in float32. */
 #ifndef CMCR_MATMUL_H
 #define CMCR_MATMUL_H
 #include "internal.h"
@@ -35,6 +36,9 @@ void mm_ctx_free(mm_ctx *c);
  * K x N); A is M x K; all row-major bf16. accumulate: C += instead of C =. */
 cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
                         int64_t k, int trans_b, float alpha, int accumulate);
+/* CMCR_OK when bf16 products can run here, else the reason (no oneDNN in this build, or
+ * none for this CPU) as the error. cmcr_bf16_support() is the same as a yes/no. */
+cmcr_status bf16_check(void);
 /* Round to nearest even (finite inputs). */
 void bf16_from_f32(const float *x, uint16_t *y, int64_t n);
 #endif

@@ -163,7 +163,7 @@ static void retrieval_print_table(const retr_job *j)
         const cmcr_retrieval_metrics *r = &j->res[d];
         double pairs = (double)r->queries * (double)(d ? j->q.rows : j->g.rows);
         if (strcmp(j->precision, "bf16") == 0)
-            printf("%s: bf16 scored %.1f%% of the pairs, %.2f%% re-scored in float32 where bf16 could not decide\n",
+            printf("%s: bf16 scored %.1f%% of the pairs; %.2f%% were re-scored where the product could not decide\n",
                    dir_names[d], 100 * (double)r->scored_bf16 / pairs, 100 * (double)r->rescored / pairs);
     }
 }
@@ -192,7 +192,7 @@ static void retrieval_print_json(const retr_job *j)
         cJSON_AddNumberToObject(o, "mean_rank", r->mean_rank);
         cJSON_AddNumberToObject(o, "map", r->map);
         cJSON_AddNumberToObject(o, "pairs_scored_bf16", (double)r->scored_bf16);
-        cJSON_AddNumberToObject(o, "pairs_rescored_f32", (double)r->rescored);
+        cJSON_AddNumberToObject(o, "pairs_rescored", (double)r->rescored);
         cJSON_AddItemToArray(dirs, o);
     }
     cJSON_AddItemToObject(root, "results", dirs);
@@ -214,8 +214,8 @@ static int eval_retrieval(int argc, char **argv)
         {"both-directions", OPT_FLAG, &j.both, "", "also evaluate gallery->query (default: query->gallery only)"},
         {"precision", OPT_STR, &j.precision, "f32",
          "f32, or bf16: score in bfloat16 through oneDNN (about 1.6x faster with AVX512-BF16 or AMX, ground truth "
-         "by row); an item bf16 cannot place within its proven error bound is re-scored in f32, so the metrics "
-         "equal f32's up to f32 rounding"},
+         "by row); an item bf16 cannot place within its proven error bound is re-scored, so the metrics equal "
+         "f32's (by label up to f32 rounding)"},
         {"json", OPT_FLAG, &j.json, "", "print one JSON object instead of the table"},
         {0}};
     cli_cmd cmd = {"eval retrieval", "", "Cross-modal retrieval: rank every gallery row for each query by cosine "
