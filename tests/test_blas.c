@@ -12,6 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Uniform floats in [lo, lo + width) from a small LCG (state *x). */
+static void fill_uniform(float *v, int n, unsigned *x, float lo, float width)
+{
+    for (int i = 0; i < n; i++) v[i] = (float)((*x = *x * 1103515245u + 12345u) >> 8) / 16777216.0f * width + lo;
+}
+
 static void test_pick_core(void **s)
 {
     (void)s;
@@ -32,8 +38,8 @@ static void test_sgemm_is_correct(void **s)
     const int m = 300, n = 257, k = 512;
     float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * n * k), *c = malloc(sizeof(float) * m * n);
     unsigned x = 12345;
-    for (int i = 0; i < m * k; i++) a[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < n * k; i++) b[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
+    fill_uniform(a, m * k, &x, -0.5f, 1);
+    fill_uniform(b, n * k, &x, -0.5f, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
     double maxrel = 0;
     for (int i = 0; i < m; i++)
@@ -75,9 +81,10 @@ static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float
     float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n), *c = malloc(sizeof(float) * m * n);
     float *c0 = malloc(sizeof(float) * m * n);
     unsigned x = 777u + (unsigned)(ta * 2 + tb);
-    for (int i = 0; i < m * k; i++) a[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < k * n; i++) b[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < m * n; i++) c0[i] = c[i] = (float)((x = x * 1103515245u + 12345u) >> 8) / 16777216.0f;
+    fill_uniform(a, m * k, &x, -0.5f, 1);
+    fill_uniform(b, k * n, &x, -0.5f, 1);
+    fill_uniform(c0, m * n, &x, 0, 1);
+    memcpy(c, c0, sizeof(float) * m * n);
     cmcr_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
     double worst = 0;
     for (int i = 0; i < m; i++)
@@ -124,9 +131,9 @@ static void test_linear_is_correct(void **s)
     float *x = malloc(sizeof(float) * rows * in), *w = malloc(sizeof(float) * out * in);
     float *b = malloc(sizeof(float) * out), *y = malloc(sizeof(float) * rows * out);
     unsigned u = 4242u;
-    for (int i = 0; i < rows * in; i++) x[i] = (float)((u = u * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < out * in; i++) w[i] = (float)((u = u * 1103515245u + 12345u) >> 8) / 16777216.0f - 0.5f;
-    for (int i = 0; i < out; i++) b[i] = (float)((u = u * 1103515245u + 12345u) >> 8) / 16777216.0f * 4 - 2;
+    fill_uniform(x, rows * in, &u, -0.5f, 1);
+    fill_uniform(w, out * in, &u, -0.5f, 1);
+    fill_uniform(b, out, &u, -2, 4);
     cmcr_linear(x, w, b, rows, in, out, y);
     double worst = 0;
     for (int r = 0; r < rows; r++)
