@@ -91,20 +91,15 @@ static float own_score(const float *q, const float *g, int64_t dim)
     return (float)s;
 }
 
-/* |x|, |x'| and |x' - x| of one row, x' its bf16 rounding (round to nearest even, as
- * bf16_from_f32), each rounded up a little: the bound must not come out low. */
+/* |x|, |x'| and |x' - x| of one row, x' its bf16 rounding (as bf16_from_f32 makes it),
+ * each rounded up a little: the bound must not come out low. */
 CMCR_VECTOR_CLONES
 static void bf16_norms(const float *x, int64_t dim, double out[3])
 {
     double a = 0, b = 0, c = 0;
     #pragma omp simd reduction(+ : a, b, c)
     for (int64_t k = 0; k < dim; k++) {
-        uint32_t u;
-        memcpy(&u, &x[k], sizeof u);
-        u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-        float r;
-        memcpy(&r, &u, sizeof r);
-        double v = x[k], w = r;
+        double v = x[k], w = cmcr_bf16_to_f32(cmcr_f32_to_bf16(x[k]));
         a += v * v;
         b += w * w;
         c += (w - v) * (w - v);

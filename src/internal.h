@@ -5,6 +5,7 @@
 #include "cmcr.h"
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #if defined(__GNUC__)
 #define CMCR_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -54,11 +55,27 @@ void cmcr_afile_abort(cmcr_afile *a);
 char *cmcr_temp_name(const char *path);
 cmcr_status cmcr_commit_temp(const char *tmp, const char *path);
 
-/* Half-precision conversions (round to nearest even). */
+/* Half-precision conversions (round to nearest even). The bfloat16 pair is inline: the
+ * bf16 products convert whole matrices with it (matmul.c, eval.c), in loops that vectorise. */
 float cmcr_f16_to_f32(uint16_t h);
 uint16_t cmcr_f32_to_f16(float f);
-float cmcr_bf16_to_f32(uint16_t h);
-uint16_t cmcr_f32_to_bf16(float f);
+
+static inline float cmcr_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t cmcr_f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
 
 /* Format-specific readers/writers (npy.c, safetensors.c, pt.c). */
 cmcr_status cmcr_npy_load(const char *path, cmcr_tensors **out);

@@ -11,12 +11,7 @@ int cmcr_bf16_support(void) { return bf16_check() == CMCR_OK; }
 void bf16_from_f32(const float *x, uint16_t *y, int64_t n)
 {
     #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], sizeof u);
-        u += 0x7fffu + ((u >> 16) & 1u);
-        y[i] = (uint16_t)(u >> 16);
-    }
+    for (int64_t i = 0; i < n; i++) y[i] = cmcr_f32_to_bf16(x[i]);
 }
 
 static void blas_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,

@@ -39,6 +39,6 @@ cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *
 /* CMCR_OK when bf16 products can run here, else the reason (no oneDNN in this build, or
  * none for this CPU) as the error. cmcr_bf16_support() is the same as a yes/no. */
 cmcr_status bf16_check(void);
-/* Round to nearest even (finite inputs). */
+/* y = x in bfloat16 (cmcr_f32_to_bf16: round to nearest even). */
 void bf16_from_f32(const float *x, uint16_t *y, int64_t n);
 #endif

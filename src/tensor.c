@@ -96,23 +96,6 @@ uint16_t cmcr_f32_to_f16(float f)
     return sign | (uint16_t)half;
 }
 
-float cmcr_bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-uint16_t cmcr_f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 0x40); /* quiet NaN */
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
-
 void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out)
 {
     int64_t n = cmcr_tensor_numel(t);
