@@ -31,6 +31,30 @@ static void test_pick_core(void **s)
     assert_null(cmcr_blas_pick_core(NULL, 1, 1));
 }
 
+static float at(const float *x, int trans, int rows, int cols, int i, int j)
+{
+    return trans ? x[j * rows + i] : x[i * cols + j]; /* element (i, j) of a rows x cols op(x) */
+}
+
+/* Largest |C - ref| / (sum |alpha a b| + |beta c0|) over the m x n result C of
+ * alpha op(A) op(B) + beta C0, the reference summed in double (c0 NULL: zero). */
+static double max_error(const float *c, int ta, int tb, int m, int n, int k, float alpha, const float *a,
+                        const float *b, float beta, const float *c0)
+{
+    double worst = 0;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            double ref = c0 ? beta * (double)c0[i * n + j] : 0, mag = fabs(ref);
+            for (int l = 0; l < k; l++) {
+                double t = (double)alpha * at(a, ta, m, k, i, l) * at(b, tb, k, n, l, j);
+                ref += t;
+                mag += fabs(t);
+            }
+            worst = fmax(worst, fabs(c[i * n + j] - ref) / mag);
+        }
+    return worst;
+}
+
 /* sgemm of the shapes the trainer uses, on whatever kernels are active, against double. */
 static void test_sgemm_is_correct(void **s)
 {
@@ -41,16 +65,7 @@ static void test_sgemm_is_correct(void **s)
     fill_uniform(a, m * k, &x, -0.5f, 1);
     fill_uniform(b, n * k, &x, -0.5f, 1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
-    double maxrel = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            double ref = 0, mag = 0;
-            for (int l = 0; l < k; l++) {
-                ref += (double)a[i * k + l] * b[j * k + l];
-                mag += fabs((double)a[i * k + l] * b[j * k + l]);
-            }
-            maxrel = fmax(maxrel, fabs(c[i * n + j] - ref) / mag);
-        }
+    double maxrel = max_error(c, 0, 1, m, n, k, 1.0f, a, b, 0.0f, NULL);
     printf("kernels %s: max |sgemm - double| / sum|a*b| = %.2e\n", cmcr_blas_core(), maxrel);
     assert_true(maxrel < 1e-5);
     free(a);
@@ -70,11 +85,6 @@ static void test_gemm_backend(void **s)
     else assert_true(strncmp(cmcr_gemm_kernels(), "float32 ", 8) == 0 && !strstr(cmcr_gemm_kernels(), "unavailable"));
 }
 
-static float at(const float *x, int trans, int rows, int cols, int i, int j)
-{
-    return trans ? x[j * rows + i] : x[i * cols + j]; /* element (i, j) of a rows x cols op(x) */
-}
-
 /* Largest |C - ref| / (sum |alpha a b| + |beta c0|) over C = alpha op(A) op(B) + beta C0. */
 static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float beta)
 {
@@ -86,17 +96,7 @@ static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float
     fill_uniform(c0, m * n, &x, 0, 1);
     memcpy(c, c0, sizeof(float) * m * n);
     cmcr_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
-    double worst = 0;
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            double ref = beta * (double)c0[i * n + j], mag = fabs(ref);
-            for (int l = 0; l < k; l++) {
-                double t = (double)alpha * at(a, ta, m, k, i, l) * at(b, tb, k, n, l, j);
-                ref += t;
-                mag += fabs(t);
-            }
-            worst = fmax(worst, fabs(c[i * n + j] - ref) / mag);
-        }
+    double worst = max_error(c, ta, tb, m, n, k, alpha, a, b, beta, c0);
     free(a);
     free(b);
     free(c);
@@ -134,23 +134,17 @@ static void test_linear_is_correct(void **s)
     fill_uniform(x, rows * in, &u, -0.5f, 1);
     fill_uniform(w, out * in, &u, -0.5f, 1);
     fill_uniform(b, out, &u, -2, 4);
+    float *y0 = malloc(sizeof(float) * rows * out); /* the bias in every row */
+    for (int r = 0; r < rows; r++) memcpy(y0 + r * out, b, sizeof(float) * out);
     cmcr_linear(x, w, b, rows, in, out, y);
-    double worst = 0;
-    for (int r = 0; r < rows; r++)
-        for (int j = 0; j < out; j++) {
-            double ref = b[j], mag = fabs(b[j]);
-            for (int k = 0; k < in; k++) {
-                ref += (double)x[r * in + k] * w[j * in + k];
-                mag += fabs((double)x[r * in + k] * w[j * in + k]);
-            }
-            worst = fmax(worst, fabs(y[r * out + j] - ref) / mag);
-        }
+    double worst = max_error(y, 0, 1, rows, out, in, 1.0f, x, w, 1.0f, y0);
     printf("%s linear: max |y - double| / sum|terms| = %.2e\n", cmcr_gemm_backend(), worst);
     assert_true(worst < 1e-5);
     free(x);
     free(w);
     free(b);
     free(y);
+    free(y0);
 }
 
 int main(void)
