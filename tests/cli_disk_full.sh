@@ -8,14 +8,9 @@
 # temporary (*.tmp.*) behind. Limits at several points (0, inside the header, inside the data,
 # past the data) reach the failure at different write calls and at the final flush. Files
 # that synth completed before the failure must stay intact.
-set -u
-BIN=${CMCR_BIN:?CMCR_BIN not set}
-T=$(mktemp -d /tmp/cmcr-diskfull-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+scratch diskfull
 cd "$T" || exit 1
-
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # Inputs, made without a limit: a small world (f32 .npy files) and a model trained on it.
 "$BIN" synth --out w --dim-a 64 --dim-b 64 --overlap 400 --memory-a 200 --memory-b 200 --test 50 \
@@ -84,8 +79,4 @@ for f in $done_files; do
 done
 [ ! -e o/w/world.json ] || fail "synth (a later file): wrote world.json although a file failed"
 
-if [ $fails -ne 0 ]; then
-    echo "$fails failure(s)"
-    exit 1
-fi
-echo "all disk-full checks passed"
+finish cli_disk_full

@@ -1,23 +1,9 @@
 #!/bin/bash
 # cli_eval.sh - smoke test of `cmcr eval retrieval|zeroshot`: table and JSON values on a hand
 # example, the same numbers through an identity-like model, and one-line errors.
-set -u
-BIN=${CMCR_BIN:?CMCR_BIN must point at the cmcr binary}
-
-# A Python with numpy: $CMCR_PYTHON first, then the system's.
-PY=""
-for p in "${CMCR_PYTHON:-}" python3 /usr/bin/python3; do
-    if [ -n "$p" ] && "$p" -c 'import numpy' >/dev/null 2>&1; then PY=$p; break; fi
-done
-if [ -z "$PY" ]; then
-    echo "SKIPPED: no python with numpy (tried \$CMCR_PYTHON, python3, /usr/bin/python3)"
-    exit 77
-fi
-
-T=$(mktemp -d /tmp/cmcr-cli-eval-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-FAILS=0
-fail() { echo "FAIL: $*"; FAILS=$((FAILS + 1)); }
+. "$(dirname "$0")/lib.sh"
+need_numpy "to write the inputs"
+scratch cli-eval
 
 # Queries q0 = q1 = (3,2,1,0), q2 = (1,2,3,0); gallery = first three unit vectors; classes = I4.
 # By row: ranks 1, 2 (tie with g0, lower index first), 1.
@@ -169,8 +155,4 @@ grep -q retrieval "$T/err" && grep -q zeroshot "$T/err" || fail "eval without a 
 "$BIN" eval zeroshot --help > "$T/out" || fail "eval zeroshot --help exited $?"
 grep -q -- '--classes-side' "$T/out" || fail "zeroshot --help lacks --classes-side"
 
-if [ "$FAILS" -ne 0 ]; then
-    echo "$FAILS check(s) failed"
-    exit 1
-fi
-echo "cli_eval: all checks passed"
+finish cli_eval

@@ -2,15 +2,9 @@
 # Every malformed input through the command line: each must exit non-zero (and not by a
 # signal), print exactly one line on stderr that names the file, and leave no output file.
 # Prints the table that docs/errors.md reproduces.
-set -u
-BIN=${CMCR_BIN:?CMCR_BIN not set}
-PY=${CMCR_PYTHON:-python3}
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-    echo "SKIPPED: needs python3 with numpy to make test files"
-    exit 77
-fi
-T=$(mktemp -d /tmp/cmcr-malformed-XXXXXX)
-trap 'rm -rf "$T"' EXIT
+. "$(dirname "$0")/lib.sh"
+need_numpy "to make test files"
+scratch malformed
 cd "$T" || exit 1
 
 "$PY" - <<'EOF'
@@ -71,7 +65,6 @@ h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
 open("model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
 EOF
 
-fails=0
 echo "| input | command | exit | message |"
 echo "|---|---|---|---|"
 check() {
@@ -82,12 +75,12 @@ check() {
     local lines
     lines=$(wc -l <err.txt)
     echo "| $what | \`${*#"$BIN" }\` | $rc | \`$(cat err.txt)\` |"
-    if [ $rc -eq 0 ]; then echo "FAIL: $what: accepted"; fails=$((fails + 1)); fi
-    if [ $rc -ge 128 ]; then echo "FAIL: $what: killed by a signal (crash)"; fails=$((fails + 1)); fi
-    if [ "$lines" -ne 1 ]; then echo "FAIL: $what: $lines lines on stderr"; fails=$((fails + 1)); fi
-    if ! grep -qF "$file" err.txt; then echo "FAIL: $what: message does not name $file"; fails=$((fails + 1)); fi
-    if ls out.* 2>/dev/null | grep -q .; then echo "FAIL: $what: left an output file"; fails=$((fails + 1)); fi
-    if ls ./*.tmp.* 2>/dev/null | grep -q .; then echo "FAIL: $what: left a temporary file"; fails=$((fails + 1)); fi
+    if [ $rc -eq 0 ]; then fail "$what: accepted"; fi
+    if [ $rc -ge 128 ]; then fail "$what: killed by a signal (crash)"; fi
+    if [ "$lines" -ne 1 ]; then fail "$what: $lines lines on stderr"; fi
+    if ! grep -qF "$file" err.txt; then fail "$what: message does not name $file"; fi
+    if ls out.* 2>/dev/null | grep -q .; then fail "$what: left an output file"; fi
+    if ls ./*.tmp.* 2>/dev/null | grep -q .; then fail "$what: left a temporary file"; fi
 }
 P=(project --model model.safetensors --side a --out out.npy --in)
 check "truncated .npy" truncated.npy "$BIN" "${P[@]}" truncated.npy
@@ -111,6 +104,4 @@ check "safetensors shape overflow" st_shape.safetensors "$BIN" convert st_shape.
 check "not a zip (.pt)" notzip.pt "$BIN" inspect notzip.pt
 check "missing file" missing.npy "$BIN" inspect missing.npy
 check "a tensor file that is not a model" good.npy "$BIN" "${P[@]/model.safetensors/good.npy}" good.npy
-if [ $fails -eq 0 ]; then echo "21 passed, 0 failed"; exit 0; fi
-echo "0 passed, $fails failed"
-exit 1
+finish cli_malformed

@@ -3,12 +3,8 @@
 # way to aggregate huge memories separately, e.g. with mpirun) train exactly the model that
 # aggregating inside `cmcr train` does; bad pseudo files are refused in one line. Also
 # `cmcr aggregate --precision bf16` (when built with oneDNN): close to f32, or refused.
-set -u
-BIN=${CMCR_BIN:?CMCR_BIN not set}
-T=$(mktemp -d /tmp/cmcr-pseudo-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
+scratch pseudo
 W=$T/w
 "$BIN" synth --out "$W" --dim-a 48 --dim-b 40 --overlap 1024 --memory-a 1500 --memory-b 1200 --test 100 \
     --oracle 10 --diag 50 --concepts 30 --clusters 5 >/dev/null || { echo "synth failed"; exit 1; }
@@ -66,5 +62,4 @@ fi
     >"$T/o" 2>&1
 [ $? -eq 2 ] && grep -q "f32 or bf16" "$T/o" || fail "--precision fp8 not refused as a usage error"
 
-[ $fails -eq 0 ] && echo "pseudo/bf16: all checks passed" || echo "pseudo/bf16: $fails check(s) failed"
-[ $fails -eq 0 ]
+finish cli_pseudo

@@ -2,17 +2,9 @@
 # cmcr train never loses work: a run killed with SIGKILL at random points, or stopped with
 # Ctrl-C (SIGINT), resumes from its newest checkpoint to exactly the model of the
 # uninterrupted run (same seed and threads); bad inputs are refused before any work.
-set -u
-BIN=${CMCR_BIN:?CMCR_BIN not set}
-PY=${CMCR_PYTHON:-python3}
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-    echo "SKIPPED: needs python3 with numpy to make test data"
-    exit 77
-fi
-T=$(mktemp -d /tmp/cmcr-resume-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+. "$(dirname "$0")/lib.sh"
+need_numpy "to make test data"
+scratch resume
 
 "$PY" - "$T" <<'EOF'
 import sys, numpy as np
@@ -105,6 +97,4 @@ check_bad "width vs model" "expects 512" --overlap-a "$T/oa.npy" --overlap-b "$T
 check_bad "bad temperature" "tau" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy" --tau 0
 [ -e "$T/bad.pt" ] && fail "a refused run left an output file"
 
-if [ $fails -eq 0 ]; then echo "1 passed, 0 failed"; exit 0; fi
-echo "0 passed, 1 failed ($fails problems)"
-exit 1
+finish cli_train_resume

@@ -3,18 +3,10 @@
 # synthetic world): projection byte for byte, aggregation and trained models within 1e-5;
 # a 2-rank training stopped with SIGTERM resumes, with 2 ranks, to the uninterrupted model;
 # errors on the ranks end the whole job with one clear line per rank, not a hang.
-set -u
-BIN=${CMCR_BIN:?CMCR_BIN not set}
+. "$(dirname "$0")/../lib.sh"
 MPIRUN=${CMCR_MPIRUN:-mpirun}
-PY=${CMCR_PYTHON:-python3}
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-    echo "SKIPPED: needs python3 with numpy to compare the outputs"
-    exit 77
-fi
-T=$(mktemp -d /tmp/cmcr-mpi-XXXXXX)
-trap 'rm -rf "$T"' EXIT
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+need_numpy "to compare the outputs"
+scratch mpi
 # Two ranks on this machine share its cores: one thread each.
 run2() { timeout 300 "$MPIRUN" --oversubscribe -np 2 -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 "$BIN" "$@"; }
 run1() { OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 timeout 300 "$BIN" "$@"; }
@@ -106,5 +98,4 @@ grep -q "48 wide" "$T/e2.out" || fail "width mismatch not explained: $(cat "$T/e
 [ -e "$T/x.npy" ] && fail "an output was left after a failure"
 ls "$T" | grep -q "\.tmp\." && fail "a temporary file was left behind"
 
-[ $fails -eq 0 ] && echo "mpi cli: all checks passed" || echo "mpi cli: $fails check(s) failed"
-[ $fails -eq 0 ]
+finish cli_mpi
