@@ -68,7 +68,7 @@ typedef struct eval_job {
     /* bfloat16 scoring (bf NULL: float32): the query block's and a gallery block's bf16
      * copies (gh holds gh_rows rows), the largest |g|, |g'|, |g' - g| over the gallery
      * (gmax), the query block's error bounds (delta), and the counts of pairs scored in bf16
-     * and of those re-scored in float32. */
+     * and of pairs re-scored from a double sum. */
     mm_ctx *bf;
     uint16_t *qh, *gh;
     int64_t gh_rows;
@@ -81,7 +81,8 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
 /* ------------------------------------------------------------------ scores */
 
-/* The float32 score from a double sum: the reference for items bf16 cannot decide. */
+/* The reference score, a double sum rounded to float: what an item gets when its product
+ * score cannot decide. */
 CMCR_VECTOR_CLONES
 static float own_score(const float *q, const float *g, int64_t dim)
 {
@@ -128,7 +129,7 @@ static void block_queries(eval_job *j, const float *q, int64_t n)
 }
 
 /* scores (n x m) = the query block q times gallery rows g0 .. g0 + m - 1, transposed: in
- * float32, or in bf16 (bf; after bf16_queries; m <= gh_rows). */
+ * float32, or in bf16 (bf; after block_queries; m <= gh_rows). */
 static cmcr_status block_scores(eval_job *j, const float *q, int64_t n, int64_t g0, int64_t m, float *scores, int bf)
 {
     const float *g = j->g + g0 * j->dim;
@@ -142,7 +143,7 @@ static cmcr_status block_scores(eval_job *j, const float *q, int64_t n, int64_t 
 }
 
 /* Whether bf16 still pays for the rest of a query block after a block of n x m pairs of
- * which `rescored` needed float32: a re-scored item costs about 130 ns (a gallery row read
+ * which `rescored` needed re-scoring: a re-scored item costs about 130 ns (a gallery row read
  * from memory), a pair's bf16 product 2.5 ns and its float32 one 5 (dim 512, this machine),
  * so beyond about 1 in 50 float32 products are cheaper. Only speed depends on this. */
 static int keep_bf16(int bf, int64_t rescored, int64_t n, int64_t m) { return bf && rescored * 50 <= n * m; }
