@@ -306,25 +306,30 @@ static mm_ctx *thread_ctx(void)
     return c;
 }
 
+/* A float32 product through this thread's oneDNN context; 0 when it did not run (OpenBLAS
+ * chosen, k = 0, or a shape oneDNN refuses or has no memory for): then the caller's OpenBLAS
+ * path does it. */
+static int run_f32(const mm_prim *want, const void *a, const void *b, const float *bias, float *c)
+{
+    pthread_once(&ctx_once, gemm_init);
+    mm_ctx *ctx = use_blas || want->k <= 0 ? NULL : thread_ctx();
+    return ctx && run(ctx, want, a, b, bias, c) == dnnl_success;
+}
+
 void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 const float *b, float beta, float *c)
 {
-    pthread_once(&ctx_once, gemm_init);
     if (m <= 0 || n <= 0) return;
-    mm_ctx *ctx = use_blas || k <= 0 || (beta != 0.0f && beta != 1.0f) ? NULL : thread_ctx();
     mm_prim want = {.type = dnnl_f32, .m = m, .n = n, .k = k, .trans_a = trans_a != 0, .trans_b = trans_b != 0,
                     .accumulate = beta != 0.0f, .alpha = alpha};
-    /* a shape oneDNN refuses (or no memory for its primitive) goes to OpenBLAS */
-    if (!ctx || run(ctx, &want, a, b, NULL, c) != dnnl_success)
-        blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+    if ((beta == 0.0f || beta == 1.0f) && run_f32(&want, a, b, NULL, c)) return;
+    blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
 void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
 {
-    pthread_once(&ctx_once, gemm_init);
     if (rows <= 0 || out <= 0) return;
-    mm_ctx *ctx = use_blas || in <= 0 ? NULL : thread_ctx();
     mm_prim want = {.type = dnnl_f32, .m = rows, .n = out, .k = in, .trans_b = 1, .bias = 1, .alpha = 1.0f};
-    if (!ctx || run(ctx, &want, x, w, bias, y) != dnnl_success) blas_linear(x, w, bias, rows, in, out, y);
+    if (!run_f32(&want, x, w, bias, y)) blas_linear(x, w, bias, rows, in, out, y);
 }
 #endif
