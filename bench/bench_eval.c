@@ -5,69 +5,19 @@
  * labels > 0: ground truth by label, labels drawn uniformly from [0, labels).
  * Data: random unit rows; query i is gallery row i plus noise, so ranks are not all random.
  * FLOPs counted: 2 * nq * ng * dim (one pass of scores). For reference it also times one
- * plain sgemm of the score block's shape, the ceiling the pass can approach (BENCH_NO_SGEMM=1
+ * library product (cmcr_dot_rows) of the score block's shape, the ceiling the pass can approach (BENCH_NO_SGEMM=1
  * skips it), the peak RSS (getrusage) and a machine-readable RESULT line for bench/run.sh.
  * BENCH_BF16=1 scores in bfloat16 (oneDNN builds; RESULT then says impl=cmcr-bf16) and reports
  * how many pairs were re-scored from a double sum. */
-#include "cmcr.h"
+#include "bench_util.h"
 
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <time.h>
 
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
                                         int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
                                         int64_t query_block, int64_t gallery_block, int64_t rel_budget,
                                         const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
-}
-
-static float uniform(uint64_t *s) { return (float)((double)(next(s) >> 40) / 16777216.0 - 0.5); }
-
-static float *random_rows(int64_t rows, int64_t dim, uint64_t seed, const float *base, float noise)
-{
-    float *x = malloc((size_t)rows * (size_t)dim * sizeof(float));
-    if (!x) {
-        fprintf(stderr, "out of memory for %lld x %lld floats\n", (long long)rows, (long long)dim);
-        exit(1);
-    }
-    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (int64_t i = 0; i < rows * dim; i++) x[i] = (base ? base[i] : 0) + noise * uniform(&s);
-    cmcr_normalize_rows(x, rows, dim);
-    return x;
-}
-
-static double sgemm_gflops(int64_t m, int64_t n, int64_t k)
-{
-    float *a = random_rows(m, k, 1, NULL, 1), *b = random_rows(n, k, 2, NULL, 1);
-    float *c = malloc((size_t)(m * n) * sizeof(float));
-    int reps = 0;
-    cmcr_dot_rows(a, m, b, n, k, c);
-    double t0 = now(), t;
-    do {
-        cmcr_dot_rows(a, m, b, n, k, c);
-        reps++;
-    } while ((t = now() - t0) < 1.0);
-    free(a);
-    free(b);
-    free(c);
-    return 2.0 * (double)m * (double)n * (double)k * reps / t / 1e9;
-}
 
 int main(int argc, char **argv)
 {
@@ -80,7 +30,10 @@ int main(int argc, char **argv)
     }
     printf("products %s (%s), OpenBLAS kernels %s, %d threads\n", cmcr_gemm_backend(), cmcr_gemm_kernels(),
            cmcr_blas_core(), cmcr_blas_threads());
-    float *g = random_rows(ng, dim, 7, NULL, 1), *q = random_rows(nq, dim, 8, g, 1.0f);
+    float *g = random_rows(ng, dim, 7, NULL, 1);
+    cmcr_normalize_rows(g, ng, dim);
+    float *q = random_rows(nq, dim, 8, g, 1.0f);
+    cmcr_normalize_rows(q, nq, dim);
     int64_t *ql = NULL, *gl = NULL;
     if (nlabels) {
         uint64_t s = 99;
@@ -110,16 +63,15 @@ int main(int argc, char **argv)
                (double)m.scored_bf16 / ((double)nq * (double)ng));
     printf("  %.2g of the pairs re-scored where the product could not decide\n",
            (double)m.rescored / ((double)nq * (double)ng));
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    printf("  peak RSS %.1f MiB\n", ru.ru_maxrss / 1024.0);
+    long rss = maxrss_kib();
+    printf("  peak RSS %.1f MiB\n", rss / 1024.0);
     printf("RESULT bench=retrieval impl=%s nq=%lld ng=%lld sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld core=%s "
            "threads=%d\n",
-           p.bf16 ? "cmcr-bf16" : "cmcr", (long long)nq, (long long)ng, t, (double)nq / t, gflop, ru.ru_maxrss,
+           p.bf16 ? "cmcr-bf16" : "cmcr", (long long)nq, (long long)ng, t, (double)nq / t, gflop, rss,
            cmcr_blas_core(), cmcr_blas_threads());
     if (!getenv("BENCH_NO_SGEMM"))
-        printf("  plain sgemm %lld x %lld x %lld: %.1f GFLOP/s\n", (long long)qb, (long long)gb, (long long)dim,
-               sgemm_gflops(qb, gb, dim));
+        printf("  library product %lld x %lld x %lld: %.1f GFLOP/s\n", (long long)qb, (long long)gb, (long long)dim,
+               block_gflops(qb, gb, dim));
     free(q);
     free(g);
     free(ql);

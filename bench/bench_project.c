@@ -4,7 +4,7 @@
  * Writes DIR/model.safetensors (a freshly initialised model of the preset, default clap-clip,
  * via cmcr_model_new + cmcr_model_save) and DIR/in_ROWS.npy (ROWS x in_dim random float32
  * rows, streamed), unless they already exist. */
-#include "cmcr.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,12 +44,7 @@ int main(int argc, char **argv)
     uint64_t s = 0x1234567;
     for (int64_t done = 0; done < rows; done += block) {
         int64_t b = rows - done < block ? rows - done : block;
-        for (int64_t i = 0; i < b * sh.in_dim; i++) {
-            s ^= s >> 12;
-            s ^= s << 25;
-            s ^= s >> 27;
-            x[i] = (float)((double)((s * 0x2545f4914f6cdd1dull) >> 40) / 16777216.0 - 0.5);
-        }
+        for (int64_t i = 0; i < b * sh.in_dim; i++) x[i] = uniform(&s);
         if (cmcr_npy_writer_write(w, x, b)) {
             fprintf(stderr, "bench_project: %s\n", cmcr_last_error());
             cmcr_npy_writer_abort(w);

@@ -6,27 +6,13 @@
  * oneDNN in builds with it). The peak is the faster of the two, so that "% of peak" is never
  * measured against a slower product than the library runs. Prints the OpenBLAS kernel set and
  * one machine-readable RESULT line. */
-#include "cmcr.h"
+#include "bench_util.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 void openblas_set_num_threads(int n);
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Median GFLOP/s of C = A B^T (n x n) over reps runs after one warm-up: OpenBLAS's sgemm, or
  * (own) the library's cmcr_dot_rows. */
@@ -40,9 +26,7 @@ static double median_gflops(int own, int n, int reps, const float *a, const floa
         double t = now() - t0;
         if (r >= 0) times[r] = t;
     }
-    qsort(times, (size_t)reps, sizeof(double), cmp_double);
-    double med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
-    return 2.0 * n * (double)n * n / med / 1e9;
+    return 2.0 * n * (double)n * n / median(times, reps) / 1e9;
 }
 
 int main(int argc, char **argv)

@@ -16,54 +16,18 @@
  * Peak RSS (getrusage ru_maxrss) is compared with the bytes of the inputs (four n x D float
  * matrices), the parameters and the Adam state (m, v). The trainer borrows the inputs (as
  * `cmcr train` does), so they are in memory once. */
-#include "cmcr.h"
+#include "bench_util.h"
 #include "train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <time.h>
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static long maxrss_kib(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
-
-static uint64_t next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545f4914f6cdd1dull;
-}
 
 static float *unit_rows(int64_t rows, int64_t cols, uint64_t seed)
 {
-    float *x = malloc((size_t)rows * (size_t)cols * sizeof(float));
-    if (!x) {
-        fprintf(stderr, "out of memory\n");
-        exit(1);
-    }
-    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (int64_t i = 0; i < rows * cols; i++) x[i] = (float)((double)(next(&s) >> 40) / 16777216.0 - 0.5);
+    float *x = random_rows(rows, cols, seed, NULL, 1);
     cmcr_normalize_rows(x, rows, cols);
     return x;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -124,8 +88,7 @@ int main(int argc, char **argv)
             printf("  step %d: %.4f s, loss %.4f (native %.4f, pseudo %.4f, intra %.4f)\n", k + 2, dt, L.total,
                    L.native, L.pseudo, L.intra);
     }
-    qsort(times, (size_t)steps, sizeof(double), cmp_double);
-    double med = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    double med = median(times, steps);
     double proj_fwd = (H ? 4.0 * B * 2.0 * (double)(D * H + H * O) : 4.0 * B * 2.0 * (double)(D * O));
     double nce_fwd = 2.0 * 2.0 * (double)B * (double)B * (double)O;
     double gflop = 3.0 * (proj_fwd + nce_fwd) / 1e9; /* DESIGN.md's count: backward = 2 x forward */
