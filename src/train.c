@@ -204,7 +204,9 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         total += (size_t)(2 * b * out + out + b);              /* xhat2, z, invstd2, norms */
         total += (size_t)(b * out);                            /* dz */
     }
-    total += (size_t)(2 * b * maxhid + b * B + 2 * B);         /* a1, da, logits, colv */
+    /* a1 and da live in the forward and backward passes, the logits between them: they share */
+    int64_t shared = max64(2 * b * maxhid, b * B);
+    total += (size_t)(shared + 2 * B);                         /* a1 + da or logits; colv */
     if (many) total += (size_t)(2 * B * out + b * out);        /* zb_all, dzb_all, dzb_mine */
     t->slab = cmcr_xmalloc(total * sizeof(float));
     t->work = cmcr_xmalloc(sizeof(double) * layers_work_doubles(b, max64(maxhid, out), B));
@@ -224,9 +226,10 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         c->norms = p; p += b;
         t->dz[k] = p; p += b * out;
     }
-    t->a1 = p; p += b * maxhid;
-    t->da = p; p += b * maxhid;
-    t->nce.logits = p; p += b * B;
+    t->a1 = p;
+    t->da = p + b * maxhid;
+    t->nce.logits = p;
+    p += shared;
     t->nce.colv = p; p += 2 * B;
     if (many) {
         t->nce.zb_all = p; p += B * out;

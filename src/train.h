@@ -40,7 +40,8 @@ struct cmcr_trainer {
     float *dz[4];                  /* gradients w.r.t. the four outputs */
     float *a1;                     /* B x max hid: first block's output, one pass at a time */
     float *da;                     /* B x max hid backward scratch */
-    infonce_ws nce;                /* logits and column softmax: (B / ranks) x B */
+    infonce_ws nce;                /* logits and column softmax: (B / ranks) x B; the logits
+                                    * share memory with a1 and da (never live at once) */
     double *work;
     cmcr_dist dist;                /* the ranks sharing each batch (one: dist.size == 1) */
     layer_batch lb;                /* this rank's rows of every batch */
