@@ -191,9 +191,10 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     int64_t B = t->batch, b = t->lb.rows, out = t->p.shape_a.out_dim;
     int many = t->dist.size > 1;
     const cmcr_head_shape *sh[2] = {&t->p.shape_a, &t->p.shape_b};
-    int64_t hid[2], maxhid = 0;
+    int64_t hid[2], two[2], maxhid = 0;
     for (int s = 0; s < 2; s++) {
-        hid[s] = sh[s]->layers == 2 ? sh[s]->hidden : sh[s]->out_dim;
+        two[s] = sh[s]->layers == 2;
+        hid[s] = two[s] ? sh[s]->hidden : sh[s]->out_dim;
         maxhid = max64(maxhid, hid[s]);
     }
     size_t total = 0;
@@ -201,7 +202,7 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         int s = k / 2;
         total += (size_t)(b * t->dim[s]);                      /* in */
         total += (size_t)(b * hid[s] + hid[s]);                /* xhat1, invstd1 */
-        total += (size_t)(2 * b * out + out + b);              /* xhat2, z, invstd2, norms */
+        total += (size_t)(two[s] * (b * out + out) + b * out + b); /* xhat2, invstd2 (two layers); z, norms */
         total += (size_t)(b * out);                            /* dz */
     }
     /* a1 and da live in the forward and backward passes, the logits between them: they share */
@@ -220,9 +221,9 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         t->in[k] = p; p += b * t->dim[s];
         c->xhat1 = p; p += b * hid[s];
         c->invstd1 = p; p += hid[s];
-        c->xhat2 = p; p += b * out;
+        c->xhat2 = two[s] ? p : NULL; p += two[s] * b * out;
+        c->invstd2 = two[s] ? p : NULL; p += two[s] * out;
         c->z = p; p += b * out;
-        c->invstd2 = p; p += out;
         c->norms = p; p += b;
         t->dz[k] = p; p += b * out;
     }

@@ -10,8 +10,8 @@ typedef struct head_cache {
     const float *x;   /* input rows (B x in), not owned */
     float *xhat1;     /* B x hid (the block's output, after BN and ReLU, is recomputed from it) */
     float *invstd1;   /* hid */
-    float *xhat2;     /* B x out (two-layer heads) */
-    float *invstd2;   /* out */
+    float *xhat2;     /* B x out (two-layer heads; NULL for one layer) */
+    float *invstd2;   /* out (two-layer heads; NULL for one layer) */
     float *z;         /* normalised output, B x out */
     float *norms;     /* B */
 } head_cache;
