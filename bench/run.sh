@@ -77,6 +77,11 @@ for bs in 1024 2048; do
     run "train$bs" "$B/bench_train" "$bs" 5 "$THREADS"
     run "train$bs" "$PY" "$REF" train --batch "$bs" --steps 5 --threads "$THREADS"
 done
+# peak RSS against the inputs as the overlap set grows (the batch's workspace is fixed)
+if [ "$QUICK" = 1 ]; then MEMROWS="49152 98304"; else MEMROWS="65536 131072"; fi
+for rows in $MEMROWS; do
+    run "rows$rows" "$B/bench_train" 4096 2 "$THREADS" clap-clip "$rows"
+done
 
 echo "== 2. memory aggregation (full softmax, tau 0.01)" >&2
 load aggregate
@@ -192,8 +197,13 @@ if all(t):
     m = int(t[0]["rss_kib"]) * 1024 / float(t[0]["base_bytes"])
     print(f"  training peak RSS <= 1.5x (inputs + parameters + Adam state = {float(t[0]['base_bytes']) / 2**20:.0f} MiB): "
           f"{m:.2f}x -> {'met' if m <= 1.5 else 'NOT met'}")
+    mem = sorted((int(kv["rows"]), int(kv["rss_kib"]) * 1024 / float(kv["base_bytes"])) for (l, i), kv in res.items()
+                 if i == "cmcr" and "rows" in kv and (l == "train4096" or l.startswith("rows")))
+    print("    by overlap rows (batch 4096): " + ", ".join(f"{r:,} rows {x:.2f}x" for r, x in mem))
     need = 2 * float(t[1]["rate"]) * float(t[0]["gflop"]) / float(t[0]["batch"])
-    print(f"    (2x PyTorch means {need:.0f} GFLOP/s in float32: {100 * need / peak:.0f}% of the sgemm peak)")
+    print(f"    (2x PyTorch means {need:.0f} GFLOP/s in float32: {100 * need / peak:.0f}% of the sgemm peak;")
+    print(f"     a step of {float(t[1]['sec']) / 2:.3f} s, while the step's matrix products alone take "
+          f"{float(t[0]['products_sec']):.3f} s here)")
 for (l, i), c in res.items():
     if i == "cmcr-bf16" and (l, "cmcr") in res:
         f, p = res[(l, "cmcr")], res.get((l, "pytorch"))
