@@ -16,7 +16,8 @@
  * Peak RSS (getrusage ru_maxrss) is compared with the bytes of the inputs (four n x D float
  * matrices), the parameters and the Adam state (m, v). The trainer borrows the inputs (as
  * `cmcr train` does), so they are in memory once.
- * Last, the step's matrix products are timed alone (same shapes and calls, no other work):
+ * BENCH_BF16=1: the products in bfloat16 (cmcr_train_params.bf16; RESULT impl=cmcr-bf16).
+ * Last (float32 only), the step's matrix products are timed alone (same shapes and calls, no other work):
  * the floor under the step's time on this machine. */
 #include "bench_util.h"
 #include "train.h"
@@ -93,6 +94,7 @@ int main(int argc, char **argv)
     p.threads = threads;
     p.consistency = p.completion = p.intra = p.pseudo_pair = 1;
     p.adamw = 0;
+    p.bf16 = getenv("BENCH_BF16") != NULL;
     p.checkpoint_path = NULL;
     p.cache_dir = NULL;
     int64_t D = p.shape_a.in_dim, H = p.shape_a.layers == 2 ? p.shape_a.hidden : 0,
@@ -144,7 +146,8 @@ int main(int argc, char **argv)
     double opt_bytes = 2.0 * par_bytes, base = in_bytes + par_bytes + opt_bytes;
     long rss = maxrss_kib();
     printf("train step, preset %s, batch %lld, %lld overlap rows, all loss terms, Adam, %d threads, products %s"
-           " (%s)\n", preset, (long long)B, (long long)n, threads, cmcr_gemm_backend(), cmcr_gemm_kernels());
+           " (%s) in %s\n", preset, (long long)B, (long long)n, threads, cmcr_gemm_backend(), cmcr_gemm_kernels(),
+           p.bf16 ? "bfloat16" : "float32");
     printf("  median %.4f s over %d steps (min %.4f, max %.4f), %.0f samples/s, %.1f GFLOP/step, %.1f GFLOP/s"
            " (exact count: %.1f GFLOP/step, %.1f GFLOP/s), loss %.4f -> %.4f\n",
            med, steps, times[0], times[steps - 1], (double)B / med, gflop, gflop / med, exact, exact / med, loss0,
@@ -153,13 +156,15 @@ int main(int argc, char **argv)
            " state %.1f MiB = %.1f MiB; ratio %.2f\n",
            rss / 1024.0, rss_data / 1024.0, in_bytes / 1048576, par_bytes / 1048576, opt_bytes / 1048576,
            base / 1048576, rss * 1024.0 / base);
-    double alone = products_alone(B, D, H, O, steps < 3 ? steps : 3);
-    printf("  the step's matrix products alone: %.4f s (median of %d), %.1f GFLOP/s in the exact count; the step"
-           " spends %.0f%% of its time outside them\n",
-           alone, steps < 3 ? steps : 3, exact / alone, 100.0 * (med - alone) / med);
-    printf("RESULT bench=train impl=cmcr batch=%lld rows=%lld threads=%d sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld"
+    double alone = p.bf16 ? 0 : products_alone(B, D, H, O, steps < 3 ? steps : 3);
+    if (!p.bf16)
+        printf("  the step's matrix products alone: %.4f s (median of %d), %.1f GFLOP/s in the exact count; the step"
+               " spends %.0f%% of its time outside them\n",
+               alone, steps < 3 ? steps : 3, exact / alone, 100.0 * (med - alone) / med);
+    printf("RESULT bench=train impl=%s batch=%lld rows=%lld threads=%d sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld"
            " base_bytes=%.0f products_sec=%.6f\n",
-           (long long)B, (long long)n, threads, med, (double)B / med, gflop, rss, base, alone);
+           p.bf16 ? "cmcr-bf16" : "cmcr", (long long)B, (long long)n, threads, med, (double)B / med, gflop, rss, base,
+           alone);
     free(times);
     free(perm);
     cmcr_trainer_free(t);

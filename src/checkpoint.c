@@ -32,6 +32,7 @@ static const field fields[] = {
     FD(tau_mem), FI(agg_top_k), FD(sigma2), FD(tau), FD(lambda_intra), FB(consistency), FB(completion),
     FB(intra), FB(pseudo_pair), FB(intra_squared), FI(batch), FI(epochs), FD(lr), FI(warmup_steps),
     FB(cosine), FD(min_lr), FD(weight_decay), FB(adamw), FD(beta1), FD(beta2), FD(adam_eps), FD(bn_momentum),
+    FB(bf16),
 };
 
 static cJSON *shape_json(const cmcr_head_shape *s)

@@ -50,16 +50,16 @@ size_t layers_work_doubles(int64_t rows, int64_t max_width, int64_t total_rows)
     return (size_t)(bn > losses ? bn : losses);
 }
 
-void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int64_t B,
-                     int64_t in, int64_t out, double *work)
+void linear_backward(const mm_prec *mp, float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int64_t B, int64_t in, int64_t out, double *work)
 {
-    cmcr_sgemm(1, 0, out, in, B, 1.0f, dy, x, 1.0f, dw);
+    prec_gemm(mp, 1, 0, out, in, B, 1.0f, dy, x, 1.0f, dw);
     if (db) {
         memset(work, 0, sizeof(double) * (size_t)out);
         column_sums(dy, NULL, work, NULL, B, out, work + 2 * out);
         for (int64_t j = 0; j < out; j++) db[j] += (float)work[j];
     }
-    if (dx) cmcr_sgemm(0, 0, B, in, out, 1.0f, dy, w, 0.0f, dx);
+    if (dx) prec_gemm(mp, 0, 0, B, in, out, 1.0f, dy, w, 0.0f, dx);
 }
 
 /* y = gamma * xhat + beta (then ReLU) for one row: the forward pass and the recomputation in
@@ -223,8 +223,8 @@ static double infonce_row(float *r, const float *colmax, const float *colinv, do
     return (mx + log(sum) - diag) + (col_lse_gi - diag);
 }
 
-double infonce(const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws, double tau,
-               double scale, const layer_batch *lb, int64_t n, double *work)
+double infonce(const mm_prec *mp, const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws,
+               double tau, double scale, const layer_batch *lb, int64_t n, double *work)
 {
     int64_t b = lb->rows, B = lb->total;
     int many = lb->dist->size > 1;
@@ -233,7 +233,7 @@ double infonce(const float *za, const float *zb, float *dza, float *dzb, const i
     double *col_lse = work, *row_loss = work + B;
     if (many) dist_allgather_rows(lb->dist, zb, ws->zb_all, B, n);
     /* this rank's rows of logits = za zb^T / tau */
-    cmcr_sgemm(0, 1, b, B, n, (float)(1.0 / tau), za, zb_all, 0.0f, l);
+    prec_gemm(mp, 0, 1, b, B, n, (float)(1.0 / tau), za, zb_all, 0.0f, l);
     #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < B; j0 += COLS) col_block_max(l, colmax, b, B, j0, B - j0 < COLS ? B - j0 : COLS);
     dist_max_f(lb->dist, colmax, B);
@@ -254,11 +254,11 @@ double infonce(const float *za, const float *zb, float *dza, float *dzb, const i
         row_loss[i] = infonce_row(l + i * B, colmax, colinv, col_lse[gi], gi, B, (float)c);
     }
     for (int64_t i = 0; i < b; i++) loss += row_loss[i]; /* in order: deterministic */
-    cmcr_sgemm(0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
+    prec_gemm(mp, 0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
     if (!many) {
-        cmcr_sgemm(1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
+        prec_gemm(mp, 1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
     } else { /* every rank's rows contribute to every column: sum them onto the owners */
-        cmcr_sgemm(1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
+        prec_gemm(mp, 1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
         dist_reduce_scatter_rows(lb->dist, ws->dzb_all, ws->dzb_mine, B, n);
         for (int64_t k = 0; k < b * n; k++) dzb[k] += ws->dzb_mine[k];
     }

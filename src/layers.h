@@ -23,10 +23,10 @@ typedef struct layer_batch {
     const cmcr_dist *dist;
 } layer_batch;
 
-/* The backward of a Linear (its forward is cmcr_linear, matmul.h): dW += dy^T x,
- * db += colsum(dy), dx = dy W (db and dx may be NULL). */
-void linear_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w, int64_t B,
-                     int64_t in, int64_t out, double *work);
+/* The backward of a Linear (its forward is prec_linear, matmul.h): dW += dy^T x,
+ * db += colsum(dy), dx = dy W (db and dx may be NULL); products in mp's precision. */
+void linear_backward(const mm_prec *mp, float *dx, float *dw, float *db, const float *dy, const float *x,
+                     const float *w, int64_t B, int64_t in, int64_t out, double *work);
 
 /* BatchNorm1d in training mode over the global batch, on this rank's rows of h (rows x n),
  * in place: h becomes gamma * xhat + beta (with ReLU when relu != 0). Saves xhat (rows x n)
@@ -63,9 +63,10 @@ typedef struct infonce_ws {
 /* Symmetric InfoNCE between za and zb (this rank's rows x n of the global batch) at
  * temperature tau, over the whole global batch: returns this rank's share of the loss
  * (mean of the two cross-entropies; the shares sum to the loss) and accumulates scale *
- * dL/dza and scale * dL/dzb for this rank's rows into dza, dzb. */
-double infonce(const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws, double tau,
-               double scale, const layer_batch *lb, int64_t n, double *work);
+ * dL/dza and scale * dL/dzb for this rank's rows into dza, dzb. Its three products run in mp's
+ * precision (the element-wise softmax work is float32 either way). */
+double infonce(const mm_prec *mp, const float *za, const float *zb, float *dza, float *dzb, const infonce_ws *ws,
+               double tau, double scale, const layer_batch *lb, int64_t n, double *work);
 
 /* Intra-MCR alignment: mean_i |zs_i - zx_i| (or squared) over the global batch: returns
  * this rank's share of the loss, accumulates scale * gradients into dzs, dzx. */

@@ -50,6 +50,14 @@ void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     if (m > 0 && n > 0) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
+static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, const float *b, float beta, const float *bias, float *c)
+{
+    (void)p, (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)b, (void)beta;
+    (void)bias, (void)c;
+    return 0;
+}
+
 cmcr_status mm_ctx_new(mm_ctx **out)
 {
     *out = NULL;
@@ -216,15 +224,15 @@ cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *
  * ends (the main thread's at process exit, by the system). */
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
-static int use_blas;
+static int use_blas, have_key; /* use_blas: float32 through OpenBLAS */
 
 static void ctx_destroy(void *c) { mm_ctx_free(c); }
 
 static void gemm_init(void)
 {
     const char *e = getenv("CMCR_GEMM");
-    use_blas = e && strcmp(e, "openblas") == 0;
-    if (pthread_key_create(&ctx_key, ctx_destroy) != 0) use_blas = 1;
+    have_key = pthread_key_create(&ctx_key, ctx_destroy) == 0;
+    use_blas = (e && strcmp(e, "openblas") == 0) || !have_key;
 }
 
 const char *cmcr_gemm_backend(void)
@@ -332,4 +340,35 @@ void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows
     mm_prim want = {.type = dnnl_f32, .m = rows, .n = out, .k = in, .trans_b = 1, .bias = 1, .alpha = 1.0f};
     if (!run_f32(&want, x, w, bias, y)) blas_linear(x, w, bias, rows, in, out, y);
 }
+
+/* Rounds a (m x k) and b (k x n) into p's scratch, as stored (transposed or not), and runs the
+ * bf16 product; 0 when it did not run (then nothing was written to c). */
+static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, const float *b, float beta, const float *bias, float *c)
+{
+    pthread_once(&ctx_once, gemm_init);
+    mm_ctx *ctx = have_key && k > 0 && (beta == 0.0f || beta == 1.0f) ? thread_ctx() : NULL;
+    if (!ctx) return 0;
+    bf16_from_f32(a, p->sa, m * k);
+    bf16_from_f32(b, p->sb, k * n);
+    mm_prim want = {.type = dnnl_bf16, .m = m, .n = n, .k = k, .trans_a = trans_a != 0, .trans_b = trans_b != 0,
+                    .accumulate = beta != 0.0f, .bias = bias != NULL, .alpha = alpha};
+    return run(ctx, &want, p->sa, p->sb, bias, c) == dnnl_success;
+}
 #endif
+
+void prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, const float *b, float beta, float *c)
+{
+    if (m <= 0 || n <= 0) return;
+    if (!p->bf16 || !bf16_run(p, trans_a, trans_b, m, n, k, alpha, a, b, beta, NULL, c))
+        cmcr_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+}
+
+void prec_linear(const mm_prec *p, const float *x, const float *w, const float *bias, int64_t rows, int64_t in,
+                 int64_t out, float *y)
+{
+    if (rows <= 0 || out <= 0) return;
+    if (!p->bf16 || !bf16_run(p, 0, 1, rows, out, in, 1.0f, x, w, 0.0f, bias, y))
+        cmcr_linear(x, w, bias, rows, in, out, y);
+}

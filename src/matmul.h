@@ -26,6 +26,21 @@ void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
  * layout). oneDNN adds the bias as it writes y (no separate pass over y). */
 void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y);
 
+/* The trainer's products in its chosen precision. bf16 == 0: cmcr_sgemm and cmcr_linear.
+ * bf16 == 1: both operands rounded to bfloat16 (cmcr_f32_to_bf16) into the scratch sa and sb
+ * (at least m*k and k*n entries), products exact and summed in float32, float32 results:
+ * what PyTorch's CPU autocast computes for a Linear or a matmul. If a bf16 product cannot
+ * run (a build without oneDNN, or oneDNN fails), the float32 one runs instead, so a step
+ * never fails; the caller checks bf16_check() once beforehand. */
+typedef struct mm_prec {
+    int bf16;
+    uint16_t *sa, *sb;
+} mm_prec;
+void prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float *a, const float *b, float beta, float *c);
+void prec_linear(const mm_prec *p, const float *x, const float *w, const float *bias, int64_t rows, int64_t in,
+                 int64_t out, float *y);
+
 typedef struct mm_ctx mm_ctx;
 
 /* A context holds a oneDNN stream and caches the primitives of the last few shapes; one per

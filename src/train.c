@@ -209,6 +209,15 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     int64_t shared = max64(2 * b * maxhid, b * B);
     total += (size_t)(shared + 2 * B);                         /* a1 + da or logits; colv */
     if (many) total += (size_t)(2 * B * out + b * out);        /* zb_all, dzb_all, dzb_mine */
+    if (t->p.bf16) { /* the largest A and B operands of the step's products, rounded */
+        int64_t wide = max64(max64(maxhid, out), max64(t->dim[0], t->dim[1])); /* any operand width */
+        size_t sa = (size_t)max64(b * B, b * wide), sb = (size_t)max64(max64(B * out, b * wide), wide * wide);
+        t->bf16_scratch = cmcr_xmalloc((sa + sb) * sizeof(uint16_t));
+        t->mp = (mm_prec){1, t->bf16_scratch, t->bf16_scratch ? t->bf16_scratch + sa : NULL};
+        if (!t->bf16_scratch)
+            return cmcr_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of bfloat16 scratch (batch %lld)",
+                             (double)(sa + sb) * 2 / 1048576.0, (long long)B);
+    }
     t->slab = cmcr_xmalloc(total * sizeof(float));
     t->work = cmcr_xmalloc(sizeof(double) * layers_work_doubles(b, max64(maxhid, out), B));
     if (!t->slab || !t->work)
@@ -273,6 +282,7 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     *out = NULL;
     cmcr_status st;
     if ((st = check_params(p)) || (st = check_data(p, d))) return st;
+    if (p->bf16 && (st = bf16_check())) return st;
     apply_threads(p->threads);
     cmcr_dist dist;
     if ((st = dist_open(p->mpi_comm, &dist))) return st;
@@ -321,6 +331,7 @@ void cmcr_trainer_free(cmcr_trainer *t)
     free(t->adam_v);
     free(t->perm);
     free(t->slab);
+    free(t->bf16_scratch);
     free(t->work);
     free(t->provenance);
     free(t);
@@ -332,17 +343,17 @@ int64_t cmcr_trainer_step(const cmcr_trainer *t) { return t->step; }
 /* ------------------------------------------------------------------ one step */
 
 /* a1: B x hid scratch for the first block's output (recomputed in the backward pass). */
-static void head_forward(cmcr_head *h, head_cache *c, const float *x, float *a1, const layer_batch *lb,
-                         float momentum, double *work)
+static void head_forward(const mm_prec *mp, cmcr_head *h, head_cache *c, const float *x, float *a1,
+                         const layer_batch *lb, float momentum, double *work)
 {
     int64_t hid = h->hid, out = h->shape.out_dim, B = lb->rows;
     c->x = x;
-    cmcr_linear(x, h->w1, h->b1, B, h->shape.in_dim, hid, a1);
+    prec_linear(mp, x, h->w1, h->b1, B, h->shape.in_dim, hid, a1);
     batchnorm_forward(a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, lb, hid,
                       work);
     h->nbt1++;
     if (h->shape.layers == 2) {
-        cmcr_linear(a1, h->w2, h->b2, B, hid, out, c->z);
+        prec_linear(mp, a1, h->w2, h->b2, B, hid, out, c->z);
         batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, lb, out,
                           work);
         h->nbt2++;
@@ -357,8 +368,8 @@ static void head_forward(cmcr_head *h, head_cache *c, const float *x, float *a1,
  * an exactly zero gradient. We leave it at zero instead of summing rounding noise, which
  * Adam would amplify (it normalises the step) into a random walk of the bias and of the
  * running mean that follows it; PyTorch does take those noise steps. */
-static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz, float *a1, float *da,
-                          const layer_batch *lb, double *work)
+static void head_backward(const mm_prec *mp, const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz,
+                          float *a1, float *da, const layer_batch *lb, double *work)
 {
     int64_t hid = h->hid, out = h->shape.out_dim, in = h->shape.in_dim, B = lb->rows;
     batchnorm_recompute(a1, c->xhat1, h->g1, h->be1, 1, B, hid);
@@ -366,11 +377,11 @@ static void head_backward(const cmcr_head *h, cmcr_head *g, const head_cache *c,
     float *dfirst = dz; /* gradient w.r.t. the first block's output a1 */
     if (h->shape.layers == 2) {
         batchnorm_backward(dz, NULL, c->xhat2, c->invstd2, h->g2, g->g2, g->be2, 0, lb, out, work);
-        linear_backward(da, g->w2, NULL, dz, a1, h->w2, B, hid, out, work);
+        linear_backward(mp, da, g->w2, NULL, dz, a1, h->w2, B, hid, out, work);
         dfirst = da;
     }
     batchnorm_backward(dfirst, a1, c->xhat1, c->invstd1, h->g1, g->g1, g->be1, 1, lb, hid, work);
-    linear_backward(NULL, g->w1, NULL, dfirst, c->x, h->w1, B, in, hid, work);
+    linear_backward(mp, NULL, g->w1, NULL, dfirst, c->x, h->w1, B, in, hid, work);
 }
 
 static int uses_pseudo(const cmcr_train_params *p) { return p->pseudo_pair || p->intra; }
@@ -386,15 +397,16 @@ train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
     memset(t->grad, 0, t->model->nparams * sizeof(float));
     for (int k = 0; k < 4; k++) {
         if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
-        head_forward(&t->model->heads[k / 2], &t->cache[k], t->in[k], t->a1, lb, (float)p->bn_momentum,
+        head_forward(&t->mp, &t->model->heads[k / 2], &t->cache[k], t->in[k], t->a1, lb, (float)p->bn_momentum,
                      t->work);
         memset(t->dz[k], 0, (size_t)(b * out) * sizeof(float));
     }
     head_cache *c = t->cache;
-    L.native = infonce(c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], &t->nce, p->tau, 1.0, lb, out, t->work);
+    L.native = infonce(&t->mp, c[IN_SA].z, c[IN_SB].z, t->dz[IN_SA], t->dz[IN_SB], &t->nce, p->tau, 1.0, lb, out,
+                       t->work);
     if (p->pseudo_pair)
-        L.pseudo = infonce(c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], &t->nce, p->tau, 1.0, lb, out,
-                           t->work);
+        L.pseudo = infonce(&t->mp, c[IN_XA].z, c[IN_YB].z, t->dz[IN_XA], t->dz[IN_YB], &t->nce, p->tau, 1.0, lb,
+                           out, t->work);
     if (p->intra) {
         L.intra = intra_loss(c[IN_SA].z, c[IN_XA].z, t->dz[IN_SA], t->dz[IN_XA], p->intra_squared, p->lambda_intra,
                              lb, out, t->work);
@@ -409,7 +421,7 @@ train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
     L.total = L.native + L.pseudo + p->lambda_intra * L.intra;
     for (int k = 0; k < 4; k++) {
         if (!pseudo && (k == IN_XA || k == IN_YB)) continue;
-        head_backward(&t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->a1, t->da, lb,
+        head_backward(&t->mp, &t->model->heads[k / 2], &t->grad_heads[k / 2], &c[k], t->dz[k], t->a1, t->da, lb,
                       t->work);
     }
     dist_sum_f(&t->dist, t->grad, (int64_t)t->model->nparams);

@@ -43,6 +43,8 @@ struct cmcr_trainer {
     infonce_ws nce;                /* logits and column softmax: (B / ranks) x B; the logits
                                     * share memory with a1 and da (never live at once) */
     double *work;
+    mm_prec mp;                    /* the products' precision (and bf16 scratch, when bf16) */
+    uint16_t *bf16_scratch;
     cmcr_dist dist;                /* the ranks sharing each batch (one: dist.size == 1) */
     layer_batch lb;                /* this rank's rows of every batch */
     float *slab;                   /* one allocation behind all float workspace */

@@ -20,7 +20,7 @@ static void on_signal(int sig)
 
 typedef struct train_args {
     const char *files[6]; /* overlap-a, overlap-b, memory-a, memory-b, pseudo-a, pseudo-b */
-    const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics, *schedule, *optimizer;
+    const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics, *schedule, *optimizer, *precision;
     long long in_a, in_b, hidden, out_dim, layers, top_k, batch, epochs, warmup, seed, threads, every;
     double tau_mem, sigma2, tau, lambda, lr, min_lr, wd, beta1, beta2, eps, momentum;
     bool no_consistency, no_completion, no_intra, no_pseudo, squared, quiet;
@@ -120,6 +120,8 @@ static int build_params(const train_args *a, const inputs *in, cmcr_train_params
         return cli_error("train", 2, "--schedule must be cosine or constant, not '%s'", a->schedule);
     if (strcmp(a->optimizer, "adam") && strcmp(a->optimizer, "adamw"))
         return cli_error("train", 2, "--optimizer must be adam or adamw, not '%s'", a->optimizer);
+    if (strcmp(a->precision, "f32") && strcmp(a->precision, "bf16"))
+        return cli_error("train", 2, "--precision must be f32 or bf16, not '%s'", a->precision);
     p->tau_mem = a->tau_mem;
     p->agg_top_k = a->top_k;
     p->sigma2 = a->sigma2;
@@ -142,6 +144,7 @@ static int build_params(const train_args *a, const inputs *in, cmcr_train_params
     p->beta2 = a->beta2;
     p->adam_eps = a->eps;
     p->bn_momentum = a->momentum;
+    p->bf16 = strcmp(a->precision, "bf16") == 0;
     p->seed = (uint64_t)a->seed;
     return 0;
 }
@@ -361,6 +364,8 @@ int cmd_train(int argc, char **argv)
         {"beta2", OPT_DOUBLE, &a.beta2, "0.999", "Adam beta2"},
         {"adam-eps", OPT_DOUBLE, &a.eps, "1e-08", "Adam epsilon"},
         {"bn-momentum", OPT_DOUBLE, &a.momentum, "0.1", "BatchNorm running-statistics momentum"},
+        {"precision", OPT_STR, &a.precision, "f32", "matrix products: f32, or bf16 (bfloat16 inputs, float32 sums, "
+         "as PyTorch's autocast; about 1.7x faster with AVX512-BF16; needs oneDNN, see cmcr info)"},
         {"seed", OPT_INT, &a.seed, "1", "random seed (initial weights, batch order, noise)"},
         {"threads", OPT_INT, &a.threads, "0", "threads for BLAS and OpenMP (0 = all cores)"},
         {"checkpoint", OPT_STR, &a.checkpoint, "", "checkpoint file (default: OUT.ckpt)"},
