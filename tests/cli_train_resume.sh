@@ -80,6 +80,30 @@ fi
 if "$BIN" train --resume "$T/full.ckpt" --overlap-a "$T/oa2.npy" --quiet 2>"$T/e"; then fail "resume accepted other data"
 else grep -q "other data" "$T/e" || fail "unclear message for other data: $(cat "$T/e")"; fi
 
+# --precision bf16: a different model from float32's, recorded in the model, and a killed
+# bf16 run resumes (in bf16) to exactly its uninterrupted model. Without bf16 it is refused.
+if "$BIN" info | grep -q "bfloat16.*: built in (oneDNN)"; then
+    "$BIN" train "${ARGS[@]}" --precision bf16 --out "$T/full16.pt" --checkpoint "$T/full16.ckpt" \
+        || fail "bf16 run failed"
+    cmp -s "$T/full.pt" "$T/full16.pt" && fail "bf16 trained the same bits as float32 (did it run?)"
+    "$BIN" inspect "$T/full16.ckpt" | grep -q '"bf16":true' || fail "the bf16 checkpoint does not record bf16"
+    "$BIN" inspect "$T/full.ckpt" | grep -q '"bf16":false' || fail "the float32 checkpoint does not record bf16 off"
+    ARGS+=(--precision bf16)
+    rc=$(interrupt_at b16 $((total / 2)) KILL)
+    if [ "$rc" -eq 137 ]; then
+        "$BIN" train --resume "$T/b16.ckpt" --threads 2 --cache-dir "$T/cache" --quiet --checkpoint "$T/b16.ckpt" \
+            || fail "resume of the bf16 run failed"
+        cmp -s "$T/full16.pt" "$T/b16.pt" && echo "bf16 run killed after step $((total / 2)), resumed: identical" \
+            || fail "resumed bf16 model differs from the uninterrupted bf16 run"
+    else
+        echo "bf16 run finished before the kill (rc $rc); resume not checked"
+    fi
+    unset 'ARGS[${#ARGS[@]}-1]' 'ARGS[${#ARGS[@]}-2]'
+else
+    if "$BIN" train "${ARGS[@]}" --precision bf16 --out "$T/b.pt" 2>"$T/e"; then fail "bf16 accepted without oneDNN"
+    else grep -q "oneDNN" "$T/e" || fail "unclear bf16 refusal: $(cat "$T/e")"; fi
+fi
+
 # Bad inputs: refused with one line, before any work.
 check_bad() {
     local what=$1 pattern=$2; shift 2
@@ -94,6 +118,7 @@ check_bad "NaN row" "row 4" --overlap-a "$T/nan.npy" --overlap-b "$T/ob.npy" --m
 check_bad "empty memory" "empty.npy" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/empty.npy"
 check_bad "missing memory" "memory-b" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy"
 check_bad "width vs model" "expects 512" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy" --in-a 512
+check_bad "bad precision" "f32 or bf16" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy" --precision f16
 check_bad "bad temperature" "tau" --overlap-a "$T/oa.npy" --overlap-b "$T/ob.npy" --memory-a "$T/ma.npy" --memory-b "$T/mb.npy" --tau 0
 [ -e "$T/bad.pt" ] && fail "a refused run left an output file"
 

@@ -1,7 +1,8 @@
 /* test_blas.c - the choice of OpenBLAS kernels (cmcr_blas_pick_core), that the kernels in use
  * compute a correct sgemm (against a double-precision product), and that the library's own
  * product (cmcr_sgemm: oneDNN or OpenBLAS, src/matmul.h) is correct for every transposition,
- * alpha and beta it is called with. ctest runs this twice: as built, and with
+ * alpha and beta it is called with, in float32 and with bfloat16 inputs (the trainer's
+ * --precision bf16). ctest runs this twice: as built, and with
  * CMCR_GEMM=openblas. */
 #include "matmul.h"
 #include "testutil.h"
@@ -85,8 +86,20 @@ static void test_gemm_backend(void **s)
     else assert_true(strncmp(cmcr_gemm_kernels(), "float32 ", 8) == 0 && !strstr(cmcr_gemm_kernels(), "unavailable"));
 }
 
-/* Largest |C - ref| / (sum |alpha a b| + |beta c0|) over C = alpha op(A) op(B) + beta C0. */
-static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float beta)
+/* v rounded to bfloat16, as a bf16 product sees it. */
+static float *rounded_copy(const float *v, int n)
+{
+    float *r = malloc(sizeof(float) * n);
+    for (int i = 0; i < n; i++) r[i] = cmcr_bf16_to_f32(cmcr_f32_to_bf16(v[i]));
+    return r;
+}
+
+/* Largest |C - ref| / (sum |alpha a b| + |beta c0|) over C = alpha op(A) op(B) + beta C0, from
+ * cmcr_sgemm (mp NULL) or prec_gemm(mp). The reference takes the inputs as the product
+ * should see them: rounded to bfloat16 when mp asks for bf16 and bf16 can run here. *plain:
+ * the same against the unrounded inputs. */
+static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float beta, const mm_prec *mp,
+                         double *plain)
 {
     float *a = malloc(sizeof(float) * m * k), *b = malloc(sizeof(float) * k * n), *c = malloc(sizeof(float) * m * n);
     float *c0 = malloc(sizeof(float) * m * n);
@@ -95,8 +108,16 @@ static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float
     fill_uniform(b, k * n, &x, -0.5f, 1);
     fill_uniform(c0, m * n, &x, 0, 1);
     memcpy(c, c0, sizeof(float) * m * n);
-    cmcr_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
-    double worst = max_error(c, ta, tb, m, n, k, alpha, a, b, beta, c0);
+    if (mp) prec_gemm(mp, ta, tb, m, n, k, alpha, a, b, beta, c);
+    else cmcr_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
+    int bf16 = mp && mp->bf16 && cmcr_bf16_support();
+    float *ra = bf16 ? rounded_copy(a, m * k) : a, *rb = bf16 ? rounded_copy(b, k * n) : b;
+    double worst = max_error(c, ta, tb, m, n, k, alpha, ra, rb, beta, c0);
+    if (plain) *plain = max_error(c, ta, tb, m, n, k, alpha, a, b, beta, c0);
+    if (bf16) {
+        free(ra);
+        free(rb);
+    }
     free(a);
     free(b);
     free(c);
@@ -114,7 +135,7 @@ static void test_library_gemm_is_correct(void **s)
             for (int tb = 0; tb < 2; tb++)
                 for (int beta = 0; beta < 2; beta++) {
                     const int *d = shapes[sh];
-                    double e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta);
+                    double e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta, NULL, NULL);
                     if (e >= 1e-5)
                         printf("%dx%dx%d trans %d%d beta %d: error %.2e\n", d[0], d[1], d[2], ta, tb, beta, e);
                     worst = fmax(worst, e);
@@ -123,7 +144,37 @@ static void test_library_gemm_is_correct(void **s)
     assert_true(worst < 1e-5);
 }
 
-/* cmcr_linear: y = x w^T + bias, against double. */
+/* The trainer's bf16 products (prec_gemm): for every transposition and beta, exactly the
+ * float32 product of the bf16-rounded inputs (up to float32 summation), and measurably not the
+ * unrounded one, so bf16 did run. Without bf16 here, the float32 product runs instead. */
+static void test_bf16_products(void **s)
+{
+    (void)s;
+    static const int shapes[][3] = {{37, 53, 129}, {300, 257, 512}, {1, 7, 1}};
+    const int m = 300 * 512, n = 512 * 257 > 257 * 300 ? 512 * 257 : 257 * 300;
+    mm_prec mp = {1, malloc(sizeof(uint16_t) * m), malloc(sizeof(uint16_t) * n)};
+    double worst = 0, least_plain = 1;
+    for (int sh = 0; sh < 3; sh++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int beta = 0; beta < 2; beta++) {
+                    const int *d = shapes[sh];
+                    double plain, e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta, &mp,
+                                                 &plain);
+                    worst = fmax(worst, e);
+                    if (d[2] > 1) least_plain = fmin(least_plain, plain);
+                }
+    printf("bf16 products (%s): max |C - double of rounded inputs| / sum|terms| = %.2e over 24 cases; against "
+           "the unrounded inputs at least %.2e\n", cmcr_bf16_support() ? "bf16" : "not here: float32", worst,
+           least_plain);
+    assert_true(worst < 1e-5);
+    if (cmcr_bf16_support()) assert_true(least_plain > 1e-4);
+    free(mp.sa);
+    free(mp.sb);
+}
+
+/* cmcr_linear: y = x w^T + bias, against double; and prec_linear in bf16 against double of
+ * the rounded inputs. */
 static void test_linear_is_correct(void **s)
 {
     (void)s;
@@ -140,6 +191,21 @@ static void test_linear_is_correct(void **s)
     double worst = max_error(y, 0, 1, rows, out, in, 1.0f, x, w, 1.0f, y0);
     printf("%s linear: max |y - double| / sum|terms| = %.2e\n", cmcr_gemm_backend(), worst);
     assert_true(worst < 1e-5);
+    mm_prec mp = {1, malloc(sizeof(uint16_t) * rows * in), malloc(sizeof(uint16_t) * out * in)};
+    prec_linear(&mp, x, w, b, rows, in, out, y);
+    int bf16 = cmcr_bf16_support();
+    float *rx = bf16 ? rounded_copy(x, rows * in) : x, *rw = bf16 ? rounded_copy(w, out * in) : w;
+    worst = max_error(y, 0, 1, rows, out, in, 1.0f, rx, rw, 1.0f, y0);
+    double plain = max_error(y, 0, 1, rows, out, in, 1.0f, x, w, 1.0f, y0);
+    printf("bf16 linear: max |y - double of rounded inputs| / sum|terms| = %.2e (unrounded: %.2e)\n", worst, plain);
+    assert_true(worst < 1e-5);
+    if (bf16) {
+        assert_true(plain > 1e-4);
+        free(rx);
+        free(rw);
+    }
+    free(mp.sa);
+    free(mp.sb);
     free(x);
     free(w);
     free(b);
@@ -152,6 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_pick_core), cmocka_unit_test(test_sgemm_is_correct),
                                        cmocka_unit_test(test_gemm_backend),
                                        cmocka_unit_test(test_library_gemm_is_correct),
+                                       cmocka_unit_test(test_bf16_products),
                                        cmocka_unit_test(test_linear_is_correct)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -229,6 +229,44 @@ static void test_borrowed_inputs_train_identically(void **s)
     free_problem(&pr);
 }
 
+/* --precision bf16: the gradient of the same batch is the float32 one up to bfloat16
+ * rounding of the products' inputs (relative 2^-9 each): close, and not identical (so bf16
+ * ran). Without bf16 here the trainer refuses it and says why. */
+static void use_bf16(cmcr_train_params *p) { p->bf16 = 1; }
+
+static void test_bf16_gradient(void **s)
+{
+    (void)s;
+    problem pr = make_problem();
+    if (!cmcr_bf16_support()) {
+        cmcr_train_params p = cmcr_train_default_params();
+        p.shape_a = (cmcr_head_shape){2, DA, HID, OUT};
+        p.shape_b = (cmcr_head_shape){2, DB, HID, OUT};
+        p.bf16 = 1;
+        cmcr_train_data d = {.overlap_a = pr.oa, .overlap_b = pr.ob, .n_overlap = N, .dim_a = DA, .dim_b = DB,
+                             .memory_a = pr.ma, .n_memory_a = MA, .memory_b = pr.mb, .n_memory_b = MB};
+        cmcr_trainer *t = NULL;
+        assert_int_not_equal(cmcr_trainer_new(&p, &d, &t), CMCR_OK);
+        printf("bf16 refused: %s\n", cmcr_last_error());
+        assert_non_null(strstr(cmcr_last_error(), "bf"));
+        free_problem(&pr);
+        return;
+    }
+    cmcr_trainer *f = make_trainer(&pr, 2, NULL), *h = make_trainer(&pr, 2, use_bf16);
+    double lf = loss_at(f), lh = loss_at(h), diff = 0, norm = 0;
+    for (size_t i = 0; i < f->model->nparams; i++) {
+        diff += ((double)h->grad[i] - f->grad[i]) * ((double)h->grad[i] - f->grad[i]);
+        norm += (double)f->grad[i] * f->grad[i];
+    }
+    double rel = sqrt(diff / norm);
+    printf("bf16 vs float32: loss %.6f vs %.6f, |g_bf16 - g_f32| / |g_f32| = %.2e\n", lh, lf, rel);
+    assert_true(fabs(lh - lf) < 1e-2 * fabs(lf));
+    assert_true(rel > 1e-5 && rel < 5e-2);
+    cmcr_trainer_free(f);
+    cmcr_trainer_free(h);
+    free_problem(&pr);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -236,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_no_pseudo_pair),       cmocka_unit_test(test_no_intra),
         cmocka_unit_test(test_squared_intra),        cmocka_unit_test(test_no_consistency),
         cmocka_unit_test(test_switches_change_the_loss), cmocka_unit_test(test_borrowed_inputs_train_identically),
+        cmocka_unit_test(test_bf16_gradient),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
