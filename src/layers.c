@@ -254,11 +254,16 @@ double infonce(const mm_prec *mp, const float *za, const float *zb, float *dza, 
         row_loss[i] = infonce_row(l + i * B, colmax, colinv, col_lse[gi], gi, B, (float)c);
     }
     for (int64_t i = 0; i < b; i++) loss += row_loss[i]; /* in order: deterministic */
-    prec_gemm(mp, 0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
+    mm_prec g = *mp; /* both products below take l as A: round it once */
+    if (g.bf16) {
+        bf16_from_f32(l, g.sa, b * B);
+        g.a_rounded = 1;
+    }
+    prec_gemm(&g, 0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
     if (!many) {
-        prec_gemm(mp, 1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
+        prec_gemm(&g, 1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
     } else { /* every rank's rows contribute to every column: sum them onto the owners */
-        prec_gemm(mp, 1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
+        prec_gemm(&g, 1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
         dist_reduce_scatter_rows(lb->dist, ws->dzb_all, ws->dzb_mine, B, n);
         for (int64_t k = 0; k < b * n; k++) dzb[k] += ws->dzb_mine[k];
     }

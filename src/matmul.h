@@ -31,10 +31,12 @@ void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows
  * (at least m*k and k*n entries), products exact and summed in float32, float32 results:
  * what PyTorch's CPU autocast computes for a Linear or a matmul. If a bf16 product cannot
  * run (a build without oneDNN, or oneDNN fails), the float32 one runs instead, so a step
- * never fails; the caller checks bf16_check() once beforehand. */
+ * never fails; the caller checks bf16_check() once beforehand. a_rounded: sa already holds
+ * A rounded (bf16_from_f32), for an A used by several products (set it on a local copy). */
 typedef struct mm_prec {
     int bf16;
     uint16_t *sa, *sb;
+    int a_rounded;
 } mm_prec;
 void prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, const float *b, float beta, float *c);

@@ -213,7 +213,7 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
         int64_t wide = max64(max64(maxhid, out), max64(t->dim[0], t->dim[1])); /* any operand width */
         size_t sa = (size_t)max64(b * B, b * wide), sb = (size_t)max64(max64(B * out, b * wide), wide * wide);
         t->bf16_scratch = cmcr_xmalloc((sa + sb) * sizeof(uint16_t));
-        t->mp = (mm_prec){1, t->bf16_scratch, t->bf16_scratch ? t->bf16_scratch + sa : NULL};
+        t->mp = (mm_prec){.bf16 = 1, .sa = t->bf16_scratch, .sb = t->bf16_scratch ? t->bf16_scratch + sa : NULL};
         if (!t->bf16_scratch)
             return cmcr_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of bfloat16 scratch (batch %lld)",
                              (double)(sa + sb) * 2 / 1048576.0, (long long)B);

@@ -152,7 +152,7 @@ static void test_bf16_products(void **s)
     (void)s;
     static const int shapes[][3] = {{37, 53, 129}, {300, 257, 512}, {1, 7, 1}};
     const int m = 300 * 512, n = 512 * 257 > 257 * 300 ? 512 * 257 : 257 * 300;
-    mm_prec mp = {1, malloc(sizeof(uint16_t) * m), malloc(sizeof(uint16_t) * n)};
+    mm_prec mp = {.bf16 = 1, .sa = malloc(sizeof(uint16_t) * m), .sb = malloc(sizeof(uint16_t) * n)};
     double worst = 0, least_plain = 1;
     for (int sh = 0; sh < 3; sh++)
         for (int ta = 0; ta < 2; ta++)
@@ -191,7 +191,7 @@ static void test_linear_is_correct(void **s)
     double worst = max_error(y, 0, 1, rows, out, in, 1.0f, x, w, 1.0f, y0);
     printf("%s linear: max |y - double| / sum|terms| = %.2e\n", cmcr_gemm_backend(), worst);
     assert_true(worst < 1e-5);
-    mm_prec mp = {1, malloc(sizeof(uint16_t) * rows * in), malloc(sizeof(uint16_t) * out * in)};
+    mm_prec mp = {.bf16 = 1, .sa = malloc(sizeof(uint16_t) * rows * in), .sb = malloc(sizeof(uint16_t) * out * in)};
     prec_linear(&mp, x, w, b, rows, in, out, y);
     int bf16 = cmcr_bf16_support();
     float *rx = bf16 ? rounded_copy(x, rows * in) : x, *rw = bf16 ? rounded_copy(w, out * in) : w;
