@@ -73,6 +73,10 @@ echo "== 1. training step, clap-clip, batch 4096, all loss terms, Adam" >&2
 load train
 run train4096 "$B/bench_train" 4096 7 "$THREADS"
 run train4096 "$PY" "$REF" train --batch 4096 --steps 7 --threads "$THREADS"
+if "$BUILD/cmcr" info | grep -q "bfloat16.*built in (oneDNN)"; then # bf16 products, against PyTorch's autocast
+    BENCH_BF16=1 run train4096 "$B/bench_train" 4096 7 "$THREADS"
+    run train4096 "$PY" "$REF" train --batch 4096 --steps 7 --threads "$THREADS" --bf16-autocast
+fi
 for bs in 1024 2048; do
     run "train$bs" "$B/bench_train" "$bs" 5 "$THREADS"
     run "train$bs" "$PY" "$REF" train --batch "$bs" --steps 5 --threads "$THREADS"
@@ -208,9 +212,11 @@ for (l, i), c in res.items():
     if i == "cmcr-bf16" and (l, "cmcr") in res:
         f, p = res[(l, "cmcr")], res.get((l, "pytorch"))
         g = float(c["gflop"]) / float(c["sec"])
-        print(f"  stretch, {l} in bfloat16 (oneDNN): {float(c['sec']):.2f} s, {g:.0f} GFLOP/s = "
+        print(f"  {l} in bfloat16 (oneDNN): {float(c['sec']):.2f} s, {g:.0f} GFLOP/s = "
               f"{float(f['sec']) / float(c['sec']):.2f}x cmcr float32"
-              + (f", {float(p['sec']) / float(c['sec']):.2f}x PyTorch float32" if p else ""))
+              + (f", {float(p['sec']) / float(c['sec']):.2f}x PyTorch float32" if p else "")
+              + (f", {float(res[(l, 'pytorch-bf16-autocast')]['sec']) / float(c['sec']):.2f}x PyTorch bf16 autocast"
+                 if (l, "pytorch-bf16-autocast") in res else ""))
 for l in [l for l, i in res if i == "cmcr" and (l.startswith("agg") or l.startswith("retr"))]:
     c = res[(l, "cmcr")]
     g = float(c["gflop"]) / float(c["sec"])

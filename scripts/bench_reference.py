@@ -53,7 +53,8 @@ def unit_rows(n, d, gen):
 
 
 def result(**kw):
-    kw.update(impl="pytorch", rss_kib=rss_kib(), core=blas_core(), threads=torch.get_num_threads())
+    kw.setdefault("impl", "pytorch")
+    kw.update(rss_kib=rss_kib(), core=blas_core(), threads=torch.get_num_threads())
     print("RESULT " + " ".join(f"{k}={v}" for k, v in kw.items()), flush=True)
 
 
@@ -102,7 +103,7 @@ def bench_train(a):
     print(f"pytorch train step batch {B}{' (bf16 autocast)' if a.bf16_autocast else ''}: median {med:.4f} s over {a.steps} steps (min {min(times):.4f}, max "
           f"{max(times):.4f}), {B / med:.0f} samples/s, loss {loss.item():.4f}, peak RSS {rss_kib() / 1024:.1f} MiB "
           f"({rss_data / 1024:.1f} MiB after generating the data)")
-    result(bench="train-bf16-autocast" if a.bf16_autocast else "train", batch=B, sec=f"{med:.6f}", rate=f"{B / med:.2f}", base_bytes=base)
+    result(bench="train", impl="pytorch-bf16-autocast" if a.bf16_autocast else "pytorch", batch=B, sec=f"{med:.6f}", rate=f"{B / med:.2f}", base_bytes=base)
 
 
 def bench_aggregate(a):
