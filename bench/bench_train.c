@@ -17,7 +17,7 @@
  * matrices), the parameters and the Adam state (m, v). The trainer borrows the inputs (as
  * `cmcr train` does), so they are in memory once.
  * BENCH_BF16=1: the products in bfloat16 (cmcr_train_params.bf16; RESULT impl=cmcr-bf16).
- * Last (float32 only), the step's matrix products are timed alone (same shapes and calls, no other work):
+ * Last, the step's matrix products are timed alone (same shapes and calls, no other work):
  * the floor under the step's time on this machine. */
 #include "bench_util.h"
 #include "train.h"
@@ -36,7 +36,7 @@ static float *unit_rows(int64_t rows, int64_t cols, uint64_t seed)
 /* The matrix products of one step alone, on the same shapes, in the same order and with the
  * same library calls as the trainer (forward of four passes, two InfoNCE pairs, backward of
  * four passes): the floor under the step's time. Median seconds of reps. */
-static double products_alone(int64_t B, int64_t D, int64_t H, int64_t O, int reps)
+static double products_alone(int64_t B, int64_t D, int64_t H, int64_t O, int reps, int bf16)
 {
     int64_t hid = H ? H : O; /* the first Linear's width */
     float *x = random_rows(B, D, 5, NULL, 1), *a = random_rows(B, hid, 6, NULL, 1);
@@ -47,26 +47,36 @@ static double products_alone(int64_t B, int64_t D, int64_t H, int64_t O, int rep
     float *dw1 = random_rows(hid, D, 15, NULL, 0), *dw2 = random_rows(O, hid, 16, NULL, 0);
     float *bias = random_rows(1, hid > O ? hid : O, 17, NULL, 1);
     double *t = malloc(sizeof(double) * (size_t)reps);
+    int64_t wide = (hid > D ? hid : D) > O ? (hid > D ? hid : D) : O; /* any operand width */
+    mm_prec mp = {.bf16 = bf16, .sa = malloc(sizeof(uint16_t) * (size_t)(B * (B > wide ? B : wide))),
+                  .sb = malloc(sizeof(uint16_t) * (size_t)(B * wide))};
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         for (int k = 0; k < 4; k++) {
-            cmcr_linear(x, w1, bias, B, D, hid, a);
-            if (H) cmcr_linear(a, w2, bias, B, H, O, za);
+            prec_linear(&mp, x, w1, bias, B, D, hid, a);
+            if (H) prec_linear(&mp, a, w2, bias, B, H, O, za);
         }
         for (int pair = 0; pair < 2; pair++) {
-            cmcr_sgemm(0, 1, B, B, O, 100.0f, za, zb, 0.0f, l);
-            cmcr_sgemm(0, 0, B, O, B, 1.0f, l, zb, 1.0f, dza);
-            cmcr_sgemm(1, 0, B, O, B, 1.0f, l, za, 1.0f, dzb);
+            prec_gemm(&mp, 0, 1, B, B, O, 100.0f, za, zb, 0.0f, l);
+            mm_prec g = mp; /* as infonce: the gradient matrix is rounded once for its two products */
+            if (g.bf16) {
+                bf16_from_f32(l, g.sa, B * B);
+                g.a_rounded = 1;
+            }
+            prec_gemm(&g, 0, 0, B, O, B, 1.0f, l, zb, 1.0f, dza);
+            prec_gemm(&g, 1, 0, B, O, B, 1.0f, l, za, 1.0f, dzb);
         }
         for (int k = 0; k < 4; k++) {
             if (H) {
-                cmcr_sgemm(1, 0, O, H, B, 1.0f, dza, a, 1.0f, dw2);
-                cmcr_sgemm(0, 0, B, H, O, 1.0f, dza, w2, 0.0f, da);
+                prec_gemm(&mp, 1, 0, O, H, B, 1.0f, dza, a, 1.0f, dw2);
+                prec_gemm(&mp, 0, 0, B, H, O, 1.0f, dza, w2, 0.0f, da);
             }
-            cmcr_sgemm(1, 0, hid, D, B, 1.0f, H ? da : dza, x, 1.0f, dw1);
+            prec_gemm(&mp, 1, 0, hid, D, B, 1.0f, H ? da : dza, x, 1.0f, dw1);
         }
         t[r] = now() - t0;
     }
+    free(mp.sa);
+    free(mp.sb);
     double med = median(t, reps);
     float *bufs[] = {x, a, za, zb, dza, dzb, l, da, w1, w2, dw1, dw2, bias};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
@@ -156,11 +166,10 @@ int main(int argc, char **argv)
            " state %.1f MiB = %.1f MiB; ratio %.2f\n",
            rss / 1024.0, rss_data / 1024.0, in_bytes / 1048576, par_bytes / 1048576, opt_bytes / 1048576,
            base / 1048576, rss * 1024.0 / base);
-    double alone = p.bf16 ? 0 : products_alone(B, D, H, O, steps < 3 ? steps : 3);
-    if (!p.bf16)
-        printf("  the step's matrix products alone: %.4f s (median of %d), %.1f GFLOP/s in the exact count; the step"
-               " spends %.0f%% of its time outside them\n",
-               alone, steps < 3 ? steps : 3, exact / alone, 100.0 * (med - alone) / med);
+    double alone = products_alone(B, D, H, O, steps < 3 ? steps : 3, p.bf16);
+    printf("  the step's matrix products alone%s: %.4f s (median of %d), %.1f GFLOP/s in the exact count; the step"
+           " spends %.0f%% of its time outside them\n", p.bf16 ? " (bf16, with their roundings)" : "",
+           alone, steps < 3 ? steps : 3, exact / alone, 100.0 * (med - alone) / med);
     printf("RESULT bench=train impl=%s batch=%lld rows=%lld threads=%d sec=%.6f rate=%.2f gflop=%.3f rss_kib=%ld"
            " base_bytes=%.0f products_sec=%.6f\n",
            p.bf16 ? "cmcr-bf16" : "cmcr", (long long)B, (long long)n, threads, med, (double)B / med, gflop, rss, base,

@@ -52,6 +52,17 @@ for side in a b; do
         fail "2-rank training differs (side $side)"
 done
 
+# --- training in bf16 (oneDNN builds): the ranks round the same rows the same way
+if "$BIN" info | grep -q "bfloat16.*: built in (oneDNN)"; then
+    run1 train "${ARGS[@]}" --precision bf16 --out "$T/h1.safetensors" 2>/dev/null || fail "bf16 train (1 process)"
+    run2 train "${ARGS[@]}" --precision bf16 --out "$T/h2.safetensors" 2>"$T/h2.err" ||
+        fail "bf16 train (2 ranks): $(cat "$T/h2.err")"
+    run1 project --model "$T/h1.safetensors" --side a --in "$W/test_x.npy" --out "$T/h1a.npy" 2>/dev/null
+    run1 project --model "$T/h2.safetensors" --side a --in "$W/test_x.npy" --out "$T/h2a.npy" 2>/dev/null
+    close "$T/h1a.npy" "$T/h2a.npy" 1e-5 "bf16 model trained on 1 vs 2 ranks, projection side a" ||
+        fail "2-rank bf16 training differs"
+fi
+
 # --- projection: every rank writes its rows of one file; byte-identical to one process
 run2 project --model "$T/m1.safetensors" --side a --in "$W/overlap_a.npy" --out "$T/proj2.npy" --block 100 \
     2>"$T/proj.err" || fail "project (2 ranks): $(cat "$T/proj.err")"
