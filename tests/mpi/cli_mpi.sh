@@ -52,14 +52,19 @@ for side in a b; do
         fail "2-rank training differs (side $side)"
 done
 
-# --- training in bf16 (oneDNN builds): the ranks round the same rows the same way
+# --- training in bf16 (oneDNN builds). Two ranks sum some products in another order (dW over
+# the rows of each rank, then across ranks); a float32 value that moves by 1e-7 can then round
+# to the other neighbouring bf16 value (2^-9 apart) in a later product. So the two runs agree
+# to the size of those flips, not to 1e-5: measured 5.6e-4 on this problem, against 2.2e-3
+# between float32 and bf16 training of it.
 if "$BIN" info | grep -q "bfloat16.*: built in (oneDNN)"; then
     run1 train "${ARGS[@]}" --precision bf16 --out "$T/h1.safetensors" 2>/dev/null || fail "bf16 train (1 process)"
     run2 train "${ARGS[@]}" --precision bf16 --out "$T/h2.safetensors" 2>"$T/h2.err" ||
         fail "bf16 train (2 ranks): $(cat "$T/h2.err")"
+    "$BIN" inspect "$T/h2.safetensors" | grep -q '"bf16":true' || fail "2-rank bf16 model does not record bf16"
     run1 project --model "$T/h1.safetensors" --side a --in "$W/test_x.npy" --out "$T/h1a.npy" 2>/dev/null
     run1 project --model "$T/h2.safetensors" --side a --in "$W/test_x.npy" --out "$T/h2a.npy" 2>/dev/null
-    close "$T/h1a.npy" "$T/h2a.npy" 1e-5 "bf16 model trained on 1 vs 2 ranks, projection side a" ||
+    close "$T/h1a.npy" "$T/h2a.npy" 2e-3 "bf16 model trained on 1 vs 2 ranks, projection side a" ||
         fail "2-rank bf16 training differs"
 fi
 
