@@ -49,7 +49,7 @@ static double products_alone(int64_t B, int64_t D, int64_t H, int64_t O, int rep
     double *t = malloc(sizeof(double) * (size_t)reps);
     int64_t wide = (hid > D ? hid : D) > O ? (hid > D ? hid : D) : O; /* any operand width */
     mm_prec mp = {.bf16 = bf16, .sa = malloc(sizeof(uint16_t) * (size_t)(B * (B > wide ? B : wide))),
-                  .sb = malloc(sizeof(uint16_t) * (size_t)(B * wide))};
+                  .sb = malloc(sizeof(uint16_t) * (size_t)((B > wide ? B : wide) * wide))};
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         for (int k = 0; k < 4; k++) {
