@@ -237,7 +237,9 @@ static int finish_model(const train_args *a, cmcr_trainer *t, const cmcr_train_p
     free(cfg);
     cmcr_model_free(m);
     if (st) return cli_fail("train");
-    if (!a->quiet) fprintf(stderr, "wrote model %s (preset %s)\n", a->out, cmcr_model_preset(cmcr_trainer_model(t)));
+    if (!a->quiet)
+        fprintf(stderr, "wrote model %s (preset %s, trained with %s products)\n", a->out,
+                cmcr_model_preset(cmcr_trainer_model(t)), p->bf16 ? "bfloat16" : "float32");
     return 0;
 }
 
