@@ -169,10 +169,15 @@ static cmcr_status check_compatible(const cmcr_trainer *t, const cmcr_tensors *t
     const char *cfg = cmcr_tensors_get_meta(ts, "cmcr.train_config"), *hash = cmcr_tensors_get_meta(ts, "cmcr.data_hash");
     if (!cmcr_tensors_get_meta(ts, "cmcr.checkpoint") || !cfg || !hash)
         return cmcr_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
-    char *mine = cmcr_train_params_to_json(&t->p), want[32];
-    if (!mine) return cmcr_fail(CMCR_ENOMEM, "out of memory");
-    int same = strcmp(mine, cfg) == 0;
+    /* Compare both through the same parser, so that a field added since the checkpoint was
+     * written (absent there: its default) does not make it look different. */
+    cmcr_train_params stored;
+    if (cmcr_train_params_from_json(cfg, &stored)) return cmcr_fail_prefix(CMCR_EFORMAT, path);
+    char *mine = cmcr_train_params_to_json(&t->p), *theirs = cmcr_train_params_to_json(&stored), want[32];
+    int same = mine && theirs && strcmp(mine, theirs) == 0, oom = !mine || !theirs;
     free(mine);
+    free(theirs);
+    if (oom) return cmcr_fail(CMCR_ENOMEM, "out of memory");
     if (!same) return cmcr_fail(CMCR_EINVAL, "%s: the checkpoint was written with other training parameters: %s", path, cfg);
     snprintf(want, sizeof want, "%016" PRIx64, t->data_hash);
     if (strcmp(want, hash) != 0)

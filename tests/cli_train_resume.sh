@@ -75,6 +75,24 @@ else
     fail "Ctrl-C run ended with rc $rc, expected 130"
 fi
 
+# A checkpoint from before a parameter existed (here: no "bf16" in its record) resumes with
+# that parameter's default.
+"$PY" - "$T/full.ckpt" "$T/old.ckpt" <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+cfg = json.loads(h["__metadata__"]["cmcr.train_config"])
+del cfg["bf16"]
+h["__metadata__"]["cmcr.train_config"] = json.dumps(cfg, separators=(",", ":"))
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+EOF
+"$BIN" train --resume "$T/old.ckpt" --out "$T/old.pt" --threads 2 --cache-dir "$T/cache" --quiet 2>"$T/e" \
+    || fail "a checkpoint without the bf16 field does not resume: $(cat "$T/e")"
+cmp -s "$T/full.pt" "$T/old.pt" || fail "the checkpoint without the bf16 field resumed to another model"
+
 # Resume refuses other data.
 "$PY" -c "import numpy as np; a=np.load('$T/oa.npy'); a[0,0]+=1; np.save('$T/oa2.npy', a)"
 if "$BIN" train --resume "$T/full.ckpt" --overlap-a "$T/oa2.npy" --quiet 2>"$T/e"; then fail "resume accepted other data"
