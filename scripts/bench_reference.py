@@ -66,8 +66,9 @@ def bench_train(a):
     """The step of cmcr's trainer: gather a batch of the four inputs, N(0, sigma2) noise and
     re-normalise, both heads on the four inputs, native + pseudo InfoNCE + lambda * intra,
     backward, Adam (torch.optim.Adam, no weight decay). --bf16-autocast runs the forward and the
-    loss under CPU autocast to bfloat16 (PyTorch's mixed precision), to show what a faster
-    number format gives PyTorch; cmcr trains in float32."""
+    loss under CPU autocast to bfloat16 (PyTorch's mixed precision: bf16 matmul inputs and
+    results, BatchNorm and normalisation in bf16), the reference for cmcr's --precision bf16
+    (which keeps everything but the products' inputs in float32)."""
     D, H, O, B = 512, 1024, 512, a.batch
     tau, sigma2, lam = 0.01, 0.004, 0.1
     gen = torch.Generator().manual_seed(1)

@@ -9,8 +9,8 @@
 
 int cmcr_bf16_support(void) { return bf16_check() == CMCR_OK; }
 
-/* One thread's share, in vector lanes (AVX-512 where the CPU has it: 16 rows of the same
- * rounding at once; the results are the same bits on every path). */
+/* One thread's share, vectorised (clones for AVX-512 and AVX2; the results are the same bits
+ * on every path). */
 CMCR_VECTOR_CLONES
 static void bf16_from_f32_range(const float *x, uint16_t *y, int64_t n)
 {
@@ -367,11 +367,25 @@ static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64
 }
 #endif
 
+static _Atomic long long fallbacks; /* bf16 products that ran in float32 instead */
+
+long long prec_fallbacks(void) { return fallbacks; }
+
+/* Whether the bf16 product ran; counts it when it was asked for and did not. */
+static int ran_bf16(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float *a, const float *b, float beta, const float *bias, float *c)
+{
+    if (!p->bf16) return 0;
+    if (bf16_run(p, trans_a, trans_b, m, n, k, alpha, a, b, beta, bias, c)) return 1;
+    fallbacks++;
+    return 0;
+}
+
 void prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, const float *b, float beta, float *c)
 {
     if (m <= 0 || n <= 0) return;
-    if (!p->bf16 || !bf16_run(p, trans_a, trans_b, m, n, k, alpha, a, b, beta, NULL, c))
+    if (!ran_bf16(p, trans_a, trans_b, m, n, k, alpha, a, b, beta, NULL, c))
         cmcr_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
@@ -379,6 +393,5 @@ void prec_linear(const mm_prec *p, const float *x, const float *w, const float *
                  int64_t out, float *y)
 {
     if (rows <= 0 || out <= 0) return;
-    if (!p->bf16 || !bf16_run(p, 0, 1, rows, out, in, 1.0f, x, w, 0.0f, bias, y))
-        cmcr_linear(x, w, bias, rows, in, out, y);
+    if (!ran_bf16(p, 0, 1, rows, out, in, 1.0f, x, w, 0.0f, bias, y)) cmcr_linear(x, w, bias, rows, in, out, y);
 }

@@ -28,10 +28,11 @@ void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows
 
 /* The trainer's products in its chosen precision. bf16 == 0: cmcr_sgemm and cmcr_linear.
  * bf16 == 1: both operands rounded to bfloat16 (cmcr_f32_to_bf16) into the scratch sa and sb
- * (at least m*k and k*n entries), products exact and summed in float32, float32 results:
- * what PyTorch's CPU autocast computes for a Linear or a matmul. If a bf16 product cannot
- * run (a build without oneDNN, or oneDNN fails), the float32 one runs instead, so a step
- * never fails; the caller checks bf16_check() once beforehand. a_rounded: sa already holds
+ * (at least m*k and k*n entries), products exact and summed in float32, float32 results.
+ * (PyTorch's CPU autocast rounds the inputs the same way but also returns bf16 results.) If
+ * a bf16 product cannot run (a build without oneDNN, or oneDNN fails), the float32 one runs
+ * instead, so a step never fails, and prec_fallbacks() counts it; the caller checks
+ * bf16_check() once beforehand. a_rounded: sa already holds
  * A rounded (bf16_from_f32), for an A used by several products (set it on a local copy). */
 typedef struct mm_prec {
     int bf16;
@@ -42,6 +43,8 @@ void prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n,
                const float *a, const float *b, float beta, float *c);
 void prec_linear(const mm_prec *p, const float *x, const float *w, const float *bias, int64_t rows, int64_t in,
                  int64_t out, float *y);
+/* How many bf16 products have run in float32 instead, in this process so far. */
+long long prec_fallbacks(void);
 
 typedef struct mm_ctx mm_ctx;
 

@@ -282,10 +282,10 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     *out = NULL;
     cmcr_status st;
     if ((st = check_params(p)) || (st = check_data(p, d))) return st;
-    if (p->bf16 && (st = bf16_check())) return st;
     apply_threads(p->threads);
     cmcr_dist dist;
     if ((st = dist_open(p->mpi_comm, &dist))) return st;
+    if (p->bf16 && (st = dist_agree(&dist, bf16_check(), "checking bfloat16 support"))) return st;
     cmcr_trainer *t = calloc(1, sizeof *t);
     if (!t) return cmcr_fail(CMCR_ENOMEM, "out of memory");
     t->p = *p;
@@ -523,8 +523,20 @@ static void ensure_perm(cmcr_trainer *t, int64_t epoch)
     t->perm_epoch = epoch;
 }
 
+/* bf16 products that ran in float32 are correct, only slower: say so once per run. */
+static void warn_fallbacks(cmcr_trainer *t, long long before)
+{
+    long long n = prec_fallbacks() - before;
+    if (n > 0 && !t->warned_fallback) {
+        cmcr_log(CMCR_LOG_WARN, "%lld bfloat16 matrix products of step %lld ran in float32 (oneDNN could not run "
+                 "them in bf16)", n, (long long)t->step);
+        t->warned_fallback = 1;
+    }
+}
+
 static train_loss step_once(cmcr_trainer *t, double *lr)
 {
+    long long before = prec_fallbacks();
     int64_t epoch = t->step / t->steps_per_epoch, pos = t->step % t->steps_per_epoch;
     ensure_perm(t, epoch);
     cmcr_train_make_batch(t, t->perm + pos * t->batch, t->batch, NULL);
@@ -532,6 +544,7 @@ static train_loss step_once(cmcr_trainer *t, double *lr)
     *lr = cmcr_train_lr(&t->p, t->step + 1, t->total_steps);
     cmcr_train_adam(t, t->step + 1, *lr);
     t->step++;
+    if (t->p.bf16) warn_fallbacks(t, before);
     return L;
 }
 

@@ -45,6 +45,7 @@ struct cmcr_trainer {
     double *work;
     mm_prec mp;                    /* the products' precision (and bf16 scratch, when bf16) */
     uint16_t *bf16_scratch;
+    int warned_fallback;           /* a bf16 product has run in float32 and we said so */
     cmcr_dist dist;                /* the ranks sharing each batch (one: dist.size == 1) */
     layer_batch lb;                /* this rank's rows of every batch */
     float *slab;                   /* one allocation behind all float workspace */

@@ -334,7 +334,8 @@ int cmd_info(int argc, char **argv)
     printf("\n");
     if (!cmcr_mpi_support()) printf("MPI: not built in (configure with -DCMCR_MPI=ON)\n");
     else printf("MPI: built in; this run has %d rank%s\n", cli_ranks(), cli_ranks() == 1 ? "" : "s");
+    int bf16 = cmcr_bf16_support(); /* when not, the last error says why */
     printf("bfloat16 (train, aggregate, eval retrieval --precision bf16): %s\n",
-           cmcr_bf16_support() ? "built in (oneDNN)" : "not built in (needs libdnnl-dev)");
+           bf16 ? "built in (oneDNN)" : cmcr_last_error());
     return 0;
 }
