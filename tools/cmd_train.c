@@ -110,18 +110,24 @@ static int build_shape(const train_args *a, int64_t in_dim, cmcr_head_shape *s)
     return 0;
 }
 
-static int build_params(const train_args *a, const inputs *in, cmcr_train_params *p)
+/* The word-valued options, checked before anything else (with --resume too, which ignores them). */
+static int check_choices(const train_args *a)
 {
-    *p = cmcr_train_default_params();
-    int rc = build_shape(a, a->in_a > 0 ? a->in_a : in->m[0].cols, &p->shape_a);
-    if (!rc) rc = build_shape(a, a->in_b > 0 ? a->in_b : in->m[1].cols, &p->shape_b);
-    if (rc) return rc;
     if (strcmp(a->schedule, "cosine") && strcmp(a->schedule, "constant"))
         return cli_error("train", 2, "--schedule must be cosine or constant, not '%s'", a->schedule);
     if (strcmp(a->optimizer, "adam") && strcmp(a->optimizer, "adamw"))
         return cli_error("train", 2, "--optimizer must be adam or adamw, not '%s'", a->optimizer);
     if (strcmp(a->precision, "f32") && strcmp(a->precision, "bf16"))
         return cli_error("train", 2, "--precision must be f32 or bf16, not '%s'", a->precision);
+    return 0;
+}
+
+static int build_params(const train_args *a, const inputs *in, cmcr_train_params *p)
+{
+    *p = cmcr_train_default_params();
+    int rc = build_shape(a, a->in_a > 0 ? a->in_a : in->m[0].cols, &p->shape_a);
+    if (!rc) rc = build_shape(a, a->in_b > 0 ? a->in_b : in->m[1].cols, &p->shape_b);
+    if (rc) return rc;
     p->tau_mem = a->tau_mem;
     p->agg_top_k = a->top_k;
     p->sigma2 = a->sigma2;
@@ -383,5 +389,6 @@ int cmd_train(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
     if (a.threads < 0) return cli_error("train", 2, "--threads must be >= 0");
+    if ((rc = check_choices(&a))) return rc;
     return run_training(&a);
 }
