@@ -151,6 +151,12 @@ bool cli_parse_side(const char *s, cmcr_side *side)
     return true;
 }
 
+int cli_check_precision(const char *cmd, const char *v)
+{
+    if (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0) return 0;
+    return cli_error(cmd, 2, "--precision must be f32 or bf16, not '%s'", v);
+}
+
 static void log_to_stderr(cmcr_log_level level, const char *msg, void *user)
 {
     static const char *const names[] = {"error", "warning", "info", "debug"};

@@ -36,6 +36,9 @@ int cli_fail(const char *cmd);
 /* Print "cmcr NAME: message" and return 1 (or 2 for usage errors). */
 int cli_error(const char *cmd, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool cli_parse_side(const char *s, cmcr_side *side);
+/* --precision (aggregate, eval retrieval, train): 0 when v is f32 or bf16, else the usage
+ * error (exit 2) for cmd. */
+int cli_check_precision(const char *cmd, const char *v);
 /* Route library log messages to stderr (level <= max). */
 void cli_install_log(cmcr_log_level max);
 bool cli_is_tty(int fd);

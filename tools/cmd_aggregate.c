@@ -35,8 +35,7 @@ static int check_options(const agg_cli *a)
 {
     if (!(a->tau > 0) || !isfinite(a->tau)) return cli_error("aggregate", 2, "--tau-mem must be a positive number");
     if (a->top_k < 0) return cli_error("aggregate", 2, "--top-k must be >= 0 (0: full softmax)");
-    if (strcmp(a->precision, "f32") && strcmp(a->precision, "bf16"))
-        return cli_error("aggregate", 2, "--precision must be f32 or bf16, not '%s'", a->precision);
+    if (cli_check_precision("aggregate", a->precision)) return 2;
     if (a->query_block < 1 || a->query_block > (1 << 20) || a->memory_block < 1 || a->memory_block > (1 << 20))
         return cli_error("aggregate", 2, "--query-block and --memory-block must be between 1 and 1048576");
     return 0;

@@ -102,8 +102,7 @@ static int retrieval_check_opts(const retr_job *j)
         return cli_error(cmd, 2, "--query-side and --gallery-side need --model");
     if (!j->query_labels != !j->gallery_labels)
         return cli_error(cmd, 2, "give both --query-labels and --gallery-labels, or neither (ground truth by row)");
-    if (strcmp(j->precision, "f32") && strcmp(j->precision, "bf16"))
-        return cli_error(cmd, 2, "--precision must be f32 or bf16, not '%s'", j->precision);
+    if (cli_check_precision(cmd, j->precision)) return 2;
     return 0;
 }
 

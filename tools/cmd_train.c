@@ -117,8 +117,7 @@ static int check_choices(const train_args *a)
         return cli_error("train", 2, "--schedule must be cosine or constant, not '%s'", a->schedule);
     if (strcmp(a->optimizer, "adam") && strcmp(a->optimizer, "adamw"))
         return cli_error("train", 2, "--optimizer must be adam or adamw, not '%s'", a->optimizer);
-    if (strcmp(a->precision, "f32") && strcmp(a->precision, "bf16"))
-        return cli_error("train", 2, "--precision must be f32 or bf16, not '%s'", a->precision);
+    if (cli_check_precision("train", a->precision)) return 2;
     return 0;
 }
 
