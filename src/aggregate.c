@@ -563,7 +563,7 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
                          (long long)j.qb, (long long)j.mb, (long long)dim);
     /* bf16 serves the full softmax only: with top-k, bf16 rounding of near-tied scores
      * changes which rows are selected (measured: cosine to the f32 result down to 0.98) */
-    if (p->bf16 && !j.k && ((st = bf16_check()) || (st = mm_ctx_new(&j.bf)))) return st;
+    if (p->bf16 && !j.k && (st = mm_ctx_new(&j.bf))) return st;
     agg_scratch w;
     st = dist_agree(&j.dist, scratch_alloc(&j, &w), "aggregate: allocating scratch");
     for (int64_t q0 = 0; q0 < nq && st == CMCR_OK; q0 += j.qb) {

@@ -71,8 +71,7 @@ static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64
 cmcr_status mm_ctx_new(mm_ctx **out)
 {
     *out = NULL;
-    return cmcr_fail(CMCR_EINVAL, "bfloat16 products need oneDNN: this cmcr was built without it "
-                     "(install libdnnl-dev and rebuild)");
+    return bf16_check();
 }
 void mm_ctx_free(mm_ctx *c) { (void)c; }
 cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
@@ -127,6 +126,9 @@ static dnnl_status_t ctx_create(mm_ctx **out)
 
 cmcr_status mm_ctx_new(mm_ctx **out)
 {
+    *out = NULL;
+    cmcr_status st = bf16_check();
+    if (st) return st;
     dnnl_status_t s = ctx_create(out);
     return s == dnnl_success ? CMCR_OK : dnnl_fail(s, "creating a CPU engine");
 }

@@ -48,8 +48,9 @@ long long prec_fallbacks(void);
 
 typedef struct mm_ctx mm_ctx;
 
-/* A context holds a oneDNN stream and caches the primitives of the last few shapes; one per
- * thread of use (cmcr_sgemm keeps one per calling thread itself). */
+/* A context for bf16_matmul holds a oneDNN stream and caches the primitives of the last few
+ * shapes; one per thread of use (cmcr_sgemm keeps one per calling thread itself). Fails with
+ * bf16_check()'s reason where bf16 products cannot run. */
 cmcr_status mm_ctx_new(mm_ctx **out);
 void mm_ctx_free(mm_ctx *c);
 /* C (M x N, row-major float) = alpha * A B^T (trans_b, B is N x K) or alpha * A B (B is
