@@ -47,9 +47,11 @@ static double products_alone(int64_t B, int64_t D, int64_t H, int64_t O, int rep
     float *dw1 = random_rows(hid, D, 15, NULL, 0), *dw2 = random_rows(O, hid, 16, NULL, 0);
     float *bias = random_rows(1, hid > O ? hid : O, 17, NULL, 1);
     double *t = malloc(sizeof(double) * (size_t)reps);
-    int64_t wide = (hid > D ? hid : D) > O ? (hid > D ? hid : D) : O; /* any operand width */
-    mm_prec mp = {.bf16 = bf16, .sa = malloc(sizeof(uint16_t) * (size_t)(B * (B > wide ? B : wide))),
-                  .sb = malloc(sizeof(uint16_t) * (size_t)((B > wide ? B : wide) * wide))};
+    int64_t wide = hid > D ? hid : D; /* any operand width */
+    if (O > wide) wide = O;
+    int64_t rows = B > wide ? B : wide; /* and any operand's other side */
+    mm_prec mp = {.bf16 = bf16, .sa = malloc(sizeof(uint16_t) * (size_t)(B * rows)),
+                  .sb = malloc(sizeof(uint16_t) * (size_t)(rows * wide))};
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         for (int k = 0; k < 4; k++) {
