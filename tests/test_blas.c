@@ -125,21 +125,33 @@ static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float
     return worst;
 }
 
-static void test_library_gemm_is_correct(void **s)
+/* The 24 cases (3 shapes, both transpositions of each operand, beta 0 and 1) through
+ * cmcr_sgemm (mp NULL) or prec_gemm(mp): the largest error (gemm_error), and with mp in
+ * *least_plain the smallest error against the unrounded inputs (shapes with k > 1). */
+static double all_cases(const mm_prec *mp, double *least_plain)
 {
-    (void)s;
     static const int shapes[][3] = {{37, 53, 129}, {300, 257, 512}, {1, 7, 1}};
     double worst = 0;
+    *least_plain = 1;
     for (int sh = 0; sh < 3; sh++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++)
                 for (int beta = 0; beta < 2; beta++) {
                     const int *d = shapes[sh];
-                    double e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta, NULL, NULL);
+                    double plain = 1, e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta,
+                                                     mp, mp ? &plain : NULL);
                     if (e >= 1e-5)
                         printf("%dx%dx%d trans %d%d beta %d: error %.2e\n", d[0], d[1], d[2], ta, tb, beta, e);
                     worst = fmax(worst, e);
+                    if (d[2] > 1) *least_plain = fmin(*least_plain, plain);
                 }
+    return worst;
+}
+
+static void test_library_gemm_is_correct(void **s)
+{
+    (void)s;
+    double plain, worst = all_cases(NULL, &plain);
     printf("%s: max |C - double| / sum|terms| = %.2e over 24 cases\n", cmcr_gemm_backend(), worst);
     assert_true(worst < 1e-5);
 }
@@ -150,20 +162,9 @@ static void test_library_gemm_is_correct(void **s)
 static void test_bf16_products(void **s)
 {
     (void)s;
-    static const int shapes[][3] = {{37, 53, 129}, {300, 257, 512}, {1, 7, 1}};
     const int m = 300 * 512, n = 512 * 257 > 257 * 300 ? 512 * 257 : 257 * 300;
     mm_prec mp = {.bf16 = 1, .sa = malloc(sizeof(uint16_t) * m), .sb = malloc(sizeof(uint16_t) * n)};
-    double worst = 0, least_plain = 1;
-    for (int sh = 0; sh < 3; sh++)
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++)
-                for (int beta = 0; beta < 2; beta++) {
-                    const int *d = shapes[sh];
-                    double plain, e = gemm_error(ta, tb, d[0], d[1], d[2], beta ? 1.0f : 0.25f, (float)beta, &mp,
-                                                 &plain);
-                    worst = fmax(worst, e);
-                    if (d[2] > 1) least_plain = fmin(least_plain, plain);
-                }
+    double least_plain, worst = all_cases(&mp, &least_plain);
     printf("bf16 products (%s): max |C - double of rounded inputs| / sum|terms| = %.2e over 24 cases; against "
            "the unrounded inputs at least %.2e\n", cmcr_bf16_support() ? "bf16" : "not here: float32", worst,
            least_plain);
