@@ -7,12 +7,15 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # Build: compiler, CMake, OpenBLAS (OpenMP build), libzip, cJSON. Tests: cmocka, and
 # Debian's PyTorch + NumPy for the interop and parity tests. Optional for a build: Open MPI
-# (distributed runs; without it cmcr runs as one process) and oneDNN (bfloat16 aggregation;
-# without it --precision bf16 is refused). Fuzzing (scripts/fuzz.sh): clang with its
-# libFuzzer and sanitizer runtimes.
+# (distributed runs; without it cmcr runs as one process) and oneDNN (float32 and bfloat16
+# products; without it --precision bf16 is refused). oneDNN's CMake package also needs the
+# OpenCL headers (ocl-icd-opencl-dev, only a Recommends of libdnnl-dev, so skipped by
+# --no-install-recommends). Fuzzing (scripts/fuzz.sh): clang with its libFuzzer and
+# sanitizer runtimes. The fresh-machine check (scripts/fresh-machine.sh) brings its own
+# debootstrap.
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
     libopenblas-openmp-dev libzip-dev libcjson-dev \
-    libopenmpi-dev openmpi-bin libdnnl-dev \
+    libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev \
     libcmocka-dev python3 python3-numpy python3-torch \
     clang libclang-rt-14-dev >/dev/null
