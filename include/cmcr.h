@@ -231,10 +231,11 @@ typedef struct cmcr_train_params {
     int adamw;             /* 0: Adam (L2 added to the gradient), 1: AdamW (decoupled) */
     double beta1, beta2, adam_eps; /* 0.9, 0.999, 1e-8 */
     double bn_momentum;    /* 0.1 */
-    int bf16;              /* 1: the step's matrix products take bfloat16 inputs (float32 sums and
+    int bf16;              /* 1: the step's matrix products, and the memory aggregation's (as
+                            * cmcr_aggregate_params.bf16), take bfloat16 inputs (float32 sums and
                             * results; everything else float32; PyTorch's CPU autocast rounds the
-                            * same inputs but keeps bf16 results): about 1.7x faster on
-                            * AVX512-BF16. Needs oneDNN (cmcr_bf16_support). 0: float32 (default) */
+                            * same inputs but keeps bf16 results). Needs oneDNN
+                            * (cmcr_bf16_support). 0: float32 (default) */
     uint64_t seed;         /* default 1 */
     int threads;           /* 0: leave OpenBLAS/OpenMP defaults */
     /* checkpoints */

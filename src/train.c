@@ -158,6 +158,7 @@ static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
     cmcr_aggregate_params ap = cmcr_aggregate_default_params();
     ap.tau_mem = t->p.tau_mem;
     ap.top_k = t->p.agg_top_k;
+    ap.bf16 = t->p.bf16; /* one precision for all of a run's products (the cache keys it) */
     ap.mpi_comm = t->dist.size > 1 ? t->p.mpi_comm : NULL;
     const float *mem[2] = {d->memory_a, d->memory_b};
     const int64_t nm[2] = {d->n_memory_a, d->n_memory_b};

@@ -2,7 +2,8 @@
 # cmcr train --pseudo-a/--pseudo-b: pseudo embeddings precomputed by `cmcr aggregate` (the
 # way to aggregate huge memories separately, e.g. with mpirun) train exactly the model that
 # aggregating inside `cmcr train` does; bad pseudo files are refused in one line. Also
-# `cmcr aggregate --precision bf16` (when built with oneDNN): close to f32, or refused.
+# `cmcr aggregate --precision bf16` (when built with oneDNN): close to f32, or refused; and
+# `cmcr train --precision bf16` aggregates in bf16 as well.
 . "$(dirname "$0")/lib.sh"
 scratch pseudo
 W=$T/w
@@ -53,6 +54,19 @@ a, b = np.load('$T/pa.npy'), np.load('$T/bf.npy')
 d = float(np.abs(a - b).max()); print(f'  bf16 vs f32 aggregation: max abs difference {d:.3g}')
 sys.exit(0 if 0 < d < 5e-3 else 1)" || fail "bf16 aggregation too far from f32 (or identical)"
     fi
+    # train --precision bf16 aggregates in bf16 too: the same model as training on the
+    # pseudo embeddings of `aggregate --precision bf16`
+    for s in a b; do
+        "$BIN" aggregate --queries "$W/overlap_$s.npy" --memory "$W/memory_$s.npy" --out "$T/b$s.npy" \
+            --tau-mem 0.05 --precision bf16 2>/dev/null || fail "aggregate --precision bf16 side $s"
+    done
+    "$BIN" train "${ARGS[@]}" --precision bf16 --memory-a "$W/memory_a.npy" --memory-b "$W/memory_b.npy" \
+        --out "$T/bin.safetensors" 2>"$T/e" || fail "bf16 train with memories: $(cat "$T/e")"
+    "$BIN" train "${ARGS[@]}" --precision bf16 --pseudo-a "$T/ba.npy" --pseudo-b "$T/bb.npy" \
+        --out "$T/bpre.safetensors" 2>"$T/e" || fail "bf16 train with --pseudo-a/-b: $(cat "$T/e")"
+    "$BIN" project --model "$T/bin.safetensors" --side a --in "$W/test_x.npy" --out "$T/bi.npy" 2>/dev/null
+    "$BIN" project --model "$T/bpre.safetensors" --side a --in "$W/test_x.npy" --out "$T/bq.npy" 2>/dev/null
+    cmp -s "$T/bi.npy" "$T/bq.npy" || fail "train --precision bf16 did not aggregate in bf16"
 else
     "$BIN" aggregate --queries "$W/overlap_a.npy" --memory "$W/memory_a.npy" --out "$T/bf.npy" --precision bf16 \
         >"$T/o" 2>&1 && fail "bf16 accepted without oneDNN"

@@ -371,8 +371,9 @@ int cmd_train(int argc, char **argv)
         {"beta2", OPT_DOUBLE, &a.beta2, "0.999", "Adam beta2"},
         {"adam-eps", OPT_DOUBLE, &a.eps, "1e-08", "Adam epsilon"},
         {"bn-momentum", OPT_DOUBLE, &a.momentum, "0.1", "BatchNorm running-statistics momentum"},
-        {"precision", OPT_STR, &a.precision, "f32", "matrix products: f32, or bf16 (bfloat16 inputs, float32 sums and "
-         "results, everything else float32; about 1.7x faster with AVX512-BF16; needs oneDNN, see cmcr info)"},
+        {"precision", OPT_STR, &a.precision, "f32", "matrix products of the step and of memory aggregation: f32, or "
+         "bf16 (bfloat16 inputs, float32 sums and results, everything else float32; about 1.7x faster with "
+         "AVX512-BF16; aggregation with --top-k stays f32; needs oneDNN, see cmcr info)"},
         {"seed", OPT_INT, &a.seed, "1", "random seed (initial weights, batch order, noise)"},
         {"threads", OPT_INT, &a.threads, "0", "threads for BLAS and OpenMP (0 = all cores)"},
         {"checkpoint", OPT_STR, &a.checkpoint, "", "checkpoint file (default: OUT.ckpt)"},
