@@ -80,7 +80,7 @@ for i in 0 1; do
     fi
 done
 [ "$failed" -eq 0 ] || exit 1
-tail -3 "$work/cmd1.log"
+grep -E "tests passed|tests failed" "$work/cmd1.log" | sed "s/^/fresh-machine: ctest in the root: /"
 
 # The demo's recall table (its lines with '|') against the README's.
 readme_table=$(awk '/^```$/ && r {exit} r {print} /^What `cmcr demo` prints/ {w=1} w && /^```$/ {r=1}' README.md |
