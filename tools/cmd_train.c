@@ -316,7 +316,7 @@ static void print_resume_hint(const train_args *a, const char *checkpoint)
 
 static int run_training(train_args *a)
 {
-    cmcr_train_params p, stored;
+    cmcr_train_params p, stored = cmcr_train_default_params();
     char cache_buf[4096], ckpt_buf[4096];
     int rc = a->resume ? resume_setup(a, &stored) : 0;
     if (!rc && !a->out) rc = cli_error("train", 2, "--out is required (see --help)");
