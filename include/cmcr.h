@@ -51,6 +51,22 @@ typedef void (*cmcr_log_fn)(cmcr_log_level level, const char *message, void *use
 /* Install a log callback (NULL silences the library, which is the default). */
 void cmcr_set_log(cmcr_log_fn fn, void *user);
 
+/* Strict number parsing, for command-line flags and numbers stored in files: the whole of s
+ * must be one decimal number (integers: optional '-', digits; floats: what strtod reads,
+ * finite), with no space, no trailing characters, not empty, and within [lo, hi]. On failure
+ * *out is unchanged and the message says what is wrong with the text (the caller adds which
+ * flag or file it came from). */
+cmcr_status cmcr_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
+cmcr_status cmcr_parse_u64(const char *s, uint64_t *out); /* 0 .. 2^64-1 (seeds) */
+cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out);
+
+/* Temporary files: every output is written to "<path>.tmp.<pid>.<n>" and renamed into place
+ * when complete. The library keeps the names of those that exist now (uncommitted); this
+ * removes them all. It is async-signal-safe (it only calls unlink), for a program's SIGINT/
+ * SIGTERM handler: the library installs no signal handler itself. Work in progress in other
+ * threads fails afterwards with an i/o error; the handler is expected to end the process. */
+void cmcr_remove_temp_files(void);
+
 /* ---------------------------------------------------------------- tensors */
 
 typedef enum cmcr_dtype {

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +68,33 @@ char *cmcr_train_params_to_json(const cmcr_train_params *p)
     return s;
 }
 
+/* An integer stored as a JSON number: whole, and within [lo, hi] (both within 2^53, where
+ * doubles are exact), so that the conversion neither rounds nor wraps. */
+static cmcr_status json_int(const cJSON *v, int64_t lo, int64_t hi, const char *what, int64_t *out)
+{
+    double d = v->valuedouble;
+    if (!cJSON_IsNumber(v) || !(d >= (double)lo && d <= (double)hi) || d != floor(d))
+        return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be a whole number between %lld and %lld",
+                         what, (long long)lo, (long long)hi);
+    *out = (int64_t)d;
+    return CMCR_OK;
+}
+
+#define JSON_INT_MAX ((int64_t)1 << 53)
+
 static cmcr_status shape_from_json(const cJSON *o, cmcr_head_shape *s, const char *name)
 {
-    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "layers"), *in = cJSON_GetObjectItemCaseSensitive(o, "in"),
-                *h = cJSON_GetObjectItemCaseSensitive(o, "hidden"), *out = cJSON_GetObjectItemCaseSensitive(o, "out");
-    if (!cJSON_IsNumber(l) || !cJSON_IsNumber(in) || !cJSON_IsNumber(h) || !cJSON_IsNumber(out))
-        return cmcr_fail(CMCR_EFORMAT, "training parameters: %s needs numeric layers, in, hidden, out", name);
-    *s = (cmcr_head_shape){(int)l->valuedouble, (int64_t)in->valuedouble, (int64_t)h->valuedouble,
-                           (int64_t)out->valuedouble};
+    static const char *const keys[4] = {"layers", "in", "hidden", "out"};
+    int64_t v[4];
+    for (int i = 0; i < 4; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!x) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s needs numeric layers, in, hidden, out", name);
+        char what[64];
+        snprintf(what, sizeof what, "%s.%s", name, keys[i]);
+        cmcr_status st = json_int(x, 0, i == 0 ? 2 : JSON_INT_MAX, what, &v[i]);
+        if (st) return st;
+    }
+    *s = (cmcr_head_shape){(int)v[0], v[1], v[2], v[3]};
     return CMCR_OK;
 }
 
@@ -89,7 +109,7 @@ static cmcr_status field_from_json(const cJSON *o, const field *f, cmcr_train_pa
     } else {
         if (!cJSON_IsNumber(v)) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be a number", f->name);
         if (f->kind == F_DBL) *(double *)base = v->valuedouble;
-        else *(int64_t *)base = (int64_t)v->valuedouble;
+        else return json_int(v, -JSON_INT_MAX, JSON_INT_MAX, f->name, (int64_t *)base);
     }
     return CMCR_OK;
 }
@@ -105,7 +125,8 @@ cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p)
     cmcr_status st = shape_from_json(cJSON_GetObjectItemCaseSensitive(o, "shape_a"), &p->shape_a, "shape_a");
     if (!st) st = shape_from_json(cJSON_GetObjectItemCaseSensitive(o, "shape_b"), &p->shape_b, "shape_b");
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
-    if (!st && cJSON_IsString(seed)) p->seed = strtoull(seed->valuestring, NULL, 10);
+    if (!st && seed && (!cJSON_IsString(seed) || cmcr_parse_u64(seed->valuestring, &p->seed)))
+        st = cmcr_fail(CMCR_EFORMAT, "training parameters: seed must be a string of decimal digits");
     for (size_t i = 0; !st && i < sizeof fields / sizeof *fields; i++) st = field_from_json(o, &fields[i], p);
     cJSON_Delete(o);
     return st;
@@ -186,6 +207,15 @@ static cmcr_status check_compatible(const cmcr_trainer *t, const cmcr_tensors *t
     return CMCR_OK;
 }
 
+/* The stored step (cmcr.step): a decimal integer in [0, total]. */
+static cmcr_status parse_step(const char *text, int64_t total, int64_t *step, const char *path)
+{
+    if (!cmcr_parse_int(text, 0, total, step)) return CMCR_OK;
+    char prefix[4200];
+    snprintf(prefix, sizeof prefix, "%s: checkpoint step", path);
+    return cmcr_fail_prefix(CMCR_EFORMAT, prefix);
+}
+
 cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
 {
     cmcr_tensors *ts;
@@ -201,12 +231,7 @@ cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
     if (!st) st = copy_array(ts, "adam_v", t->adam_v, m->nparams, CMCR_F32, path);
     if (!st) st = copy_array(ts, "num_batches_tracked", nbt, 4, CMCR_I64, path);
     if (!st && !step) st = cmcr_fail(CMCR_EFORMAT, "%s: checkpoint has no step", path);
-    if (!st) {
-        t->step = strtoll(step, NULL, 10);
-        if (t->step < 0 || t->step > t->total_steps)
-            st = cmcr_fail(CMCR_EFORMAT, "%s: step %lld is outside this run's %lld steps", path, (long long)t->step,
-                           (long long)t->total_steps);
-    }
+    if (!st) st = parse_step(step, t->total_steps, &t->step, path);
     if (!st) {
         m->heads[0].nbt1 = nbt[0];
         m->heads[0].nbt2 = nbt[1];
@@ -220,6 +245,7 @@ cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
 
 cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **provenance, int64_t *step)
 {
+    if (provenance) *provenance = NULL;
     cmcr_tensors *ts;
     cmcr_status st = cmcr_tensors_load(path, CMCR_FORMAT_SAFETENSORS, &ts);
     if (st) return st;
@@ -232,7 +258,11 @@ cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **
         *provenance = cmcr_strdup(prov ? prov : "{}");
         if (!*provenance) st = cmcr_fail(CMCR_ENOMEM, "out of memory");
     }
-    if (!st && step) *step = strtoll(s, NULL, 10);
+    if (!st && step) st = parse_step(s, INT64_MAX, step, path);
+    if (st && provenance) {
+        free(*provenance);
+        *provenance = NULL;
+    }
     cmcr_tensors_free(ts);
     return st;
 }

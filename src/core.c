@@ -2,8 +2,10 @@
 #include "internal.h"
 
 #include <cblas.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -95,6 +97,58 @@ bool cmcr_shape_bytes(const int64_t *shape, int ndim, size_t elem, uint64_t *out
     return true;
 }
 
+/* ------------------------------------------------------------------ strict numbers */
+
+/* The digits of s (after an optional '-' when allowed) as a magnitude; nothing else may follow. */
+static cmcr_status parse_magnitude(const char *s, int allow_minus, int *neg, uint64_t *mag)
+{
+    const char *p = s;
+    *neg = allow_minus && *p == '-';
+    p += *neg;
+    if (*p < '0' || *p > '9') return cmcr_fail(CMCR_EINVAL, "'%s' is not an integer", s);
+    uint64_t v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        if (!cmcr_mul_u64(v, 10, &v) || !cmcr_add_u64(v, (uint64_t)(*p - '0'), &v))
+            return cmcr_fail(CMCR_EINVAL, "'%s' is too large", s);
+    if (*p) return cmcr_fail(CMCR_EINVAL, "'%s' is not an integer", s);
+    *mag = v;
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    int neg = 0;
+    uint64_t mag = 0;
+    cmcr_status st = parse_magnitude(s, 1, &neg, &mag);
+    if (st) return st;
+    if (mag > (uint64_t)INT64_MAX + (uint64_t)neg)
+        return cmcr_fail(CMCR_EINVAL, "'%s' is not between %lld and %lld", s, (long long)lo, (long long)hi);
+    int64_t v = neg ? (int64_t)(0 - mag) : (int64_t)mag; /* two's complement: -2^63 included */
+    if (v < lo || v > hi)
+        return cmcr_fail(CMCR_EINVAL, "'%s' is not between %lld and %lld", s, (long long)lo, (long long)hi);
+    *out = v;
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_parse_u64(const char *s, uint64_t *out)
+{
+    int neg;
+    return parse_magnitude(s, 0, &neg, out);
+}
+
+cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    if (!*s || isspace((unsigned char)*s)) return cmcr_fail(CMCR_EINVAL, "'%s' is not a number", s);
+    errno = 0;
+    double v = strtod(s, &end);
+    if (*end) return cmcr_fail(CMCR_EINVAL, "'%s' is not a number", s);
+    if (errno == ERANGE || !isfinite(v)) return cmcr_fail(CMCR_EINVAL, "'%s' is not a finite number", s);
+    if (v < lo || v > hi) return cmcr_fail(CMCR_EINVAL, "'%s' is not between %g and %g", s, lo, hi);
+    *out = v;
+    return CMCR_OK;
+}
+
 void *cmcr_xmalloc(size_t n) { return malloc(n ? n : 1); }
 
 char *cmcr_strdup(const char *s)
@@ -140,6 +194,60 @@ cmcr_status cmcr_read_file(const char *path, uint64_t max_bytes, unsigned char *
 
 /* ------------------------------------------------------------------ atomic files */
 
+/* The temporary files that exist now, for cmcr_remove_temp_files (a signal handler): fixed
+ * slots, never freed, each FREE, CLAIMED (its name being copied) or LIVE. */
+enum { TEMP_SLOTS = 64, TEMP_NAME_MAX = 4160 };
+enum { SLOT_FREE = 0, SLOT_CLAIMED, SLOT_LIVE };
+static char temp_names[TEMP_SLOTS][TEMP_NAME_MAX];
+static atomic_int temp_state[TEMP_SLOTS];
+
+static int claim_slot(void)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        int want = SLOT_FREE;
+        if (atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_CLAIMED)) return i;
+    }
+    return -1;
+}
+
+/* Slots whose file is gone (removed by a writer that did not go through cmcr_temp_discard). */
+static void reclaim_stale_slots(void)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        int want = SLOT_LIVE;
+        if (!atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_CLAIMED)) continue;
+        atomic_store(&temp_state[i], access(temp_names[i], F_OK) == 0 ? SLOT_LIVE : SLOT_FREE);
+    }
+}
+
+static void register_temp(const char *tmp)
+{
+    if (strlen(tmp) >= TEMP_NAME_MAX) return; /* not removed on a signal; still written atomically */
+    int i = claim_slot();
+    if (i < 0) {
+        reclaim_stale_slots();
+        i = claim_slot();
+    }
+    if (i < 0) return;
+    memcpy(temp_names[i], tmp, strlen(tmp) + 1);
+    atomic_store(&temp_state[i], SLOT_LIVE);
+}
+
+static void unregister_temp(const char *tmp)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++) {
+        int want = SLOT_LIVE;
+        if (!atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_CLAIMED)) continue;
+        atomic_store(&temp_state[i], strcmp(temp_names[i], tmp) == 0 ? SLOT_FREE : SLOT_LIVE);
+    }
+}
+
+void cmcr_remove_temp_files(void)
+{
+    for (int i = 0; i < TEMP_SLOTS; i++)
+        if (atomic_load(&temp_state[i]) == SLOT_LIVE) unlink(temp_names[i]);
+}
+
 char *cmcr_temp_name(const char *path)
 {
     static atomic_uint counter;
@@ -147,7 +255,14 @@ char *cmcr_temp_name(const char *path)
     size_t len = strlen(path) + 64;
     char *tmp = malloc(len);
     if (tmp) snprintf(tmp, len, "%s.tmp.%ld.%u", path, (long)getpid(), n);
+    if (tmp) register_temp(tmp); /* before the file exists: a signal never misses it */
     return tmp;
+}
+
+void cmcr_temp_discard(const char *tmp)
+{
+    unlink(tmp);
+    unregister_temp(tmp);
 }
 
 static void fsync_parent_dir(const char *path)
@@ -175,22 +290,23 @@ cmcr_status cmcr_commit_temp(const char *tmp, const char *path)
     if (fd < 0) {
         cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot reopen temporary file %s: %s", path, tmp,
                                    strerror(errno));
-        unlink(tmp);
+        cmcr_temp_discard(tmp);
         return st;
     }
     if (fsync(fd) != 0) {
         cmcr_status st = cmcr_fail(CMCR_EIO, "%s: fsync failed: %s", path, strerror(errno));
         close(fd);
-        unlink(tmp);
+        cmcr_temp_discard(tmp);
         return st;
     }
     close(fd);
     if (rename(tmp, path) != 0) {
         cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot rename %s into place: %s", path, tmp,
                                    strerror(errno));
-        unlink(tmp);
+        cmcr_temp_discard(tmp);
         return st;
     }
+    unregister_temp(tmp);
     fsync_parent_dir(path);
     return CMCR_OK;
 }
@@ -239,7 +355,7 @@ cmcr_status cmcr_afile_commit(cmcr_afile *a)
 void cmcr_afile_abort(cmcr_afile *a)
 {
     if (a->f) fclose(a->f);
-    if (a->tmp) unlink(a->tmp);
+    if (a->tmp) cmcr_temp_discard(a->tmp);
     free(a->tmp);
     free(a->path);
     memset(a, 0, sizeof *a);

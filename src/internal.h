@@ -54,6 +54,9 @@ void cmcr_afile_abort(cmcr_afile *a);
  * the fsync + rename step. */
 char *cmcr_temp_name(const char *path);
 cmcr_status cmcr_commit_temp(const char *tmp, const char *path);
+/* Remove a temporary file that will not be committed (and forget it: see
+ * cmcr_remove_temp_files). cmcr_temp_name registers every name; commit and discard release it. */
+void cmcr_temp_discard(const char *tmp);
 
 /* Half-precision conversions (round to nearest even). The bfloat16 pair is inline: the
  * bf16 products convert whole matrices with it (matmul.c, eval.c), in loops that vectorise. */

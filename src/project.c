@@ -147,7 +147,7 @@ cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const char *in
     if (!st) st = agree(&j, project_shard(&j, r, tmp, progress, progress_user), "projecting");
     if (j.d.rank == 0 && tmp) {
         if (!st) st = cmcr_commit_temp(tmp, out_path);
-        else unlink(tmp);
+        else cmcr_temp_discard(tmp);
     }
     st = agree(&j, st, "committing the output");
     cmcr_npy_reader_close(r);

@@ -305,7 +305,9 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     t->lb.rows -= t->lb.first;
     if (t->lb.rows < 1) st = cmcr_fail(CMCR_EINVAL, "batch %lld is smaller than the %d ranks sharing it",
                                        (long long)t->batch, dist.size);
-    t->total_steps = t->steps_per_epoch * p->epochs;
+    if (__builtin_mul_overflow(t->steps_per_epoch, p->epochs, &t->total_steps))
+        st = cmcr_fail(CMCR_EINVAL, "epochs: %lld epochs of %lld steps overflow the step count (at most %lld steps)",
+                       (long long)p->epochs, (long long)t->steps_per_epoch, (long long)INT64_MAX);
     t->data_hash = data_hash(d, p->consistency);
     t->provenance = cmcr_strdup(d->provenance ? d->provenance : "{}");
     if (!st && !t->provenance) st = cmcr_fail(CMCR_ENOMEM, "out of memory");

@@ -52,8 +52,8 @@ for i in 1 2 3; do
     if [ "$rc" -ne 137 ]; then echo "run $i finished before the kill (rc $rc); not counted"; continue; fi
     ls "$T" | grep -q "k$i.ckpt.tmp" && echo "run $i: a partial temporary checkpoint was left (expected after SIGKILL; never read)"
     "$BIN" inspect "$T/k$i.ckpt" >/dev/null || fail "checkpoint of killed run $i does not load"
-    "$BIN" train --resume "$T/k$i.ckpt" --threads 2 --cache-dir "$T/cache" --quiet --checkpoint "$T/k$i.ckpt" \
-        || fail "resume of run $i failed"
+    "$BIN" train --resume "$T/k$i.ckpt" --out "$T/k$i.pt" --threads 2 --cache-dir "$T/cache" --quiet \
+        --checkpoint "$T/k$i.ckpt" || fail "resume of run $i failed"
     if cmp -s "$T/full.pt" "$T/k$i.pt"; then
         echo "run $i: killed after step $at of $total, resumed: final model identical to the uninterrupted run"
         killed=$((killed + 1))
@@ -66,8 +66,10 @@ done
 # Ctrl-C: exit 130 with a checkpoint, then resume.
 rc=$(interrupt_at c $((total / 2)) INT)
 if [ "$rc" -eq 130 ]; then
-    grep -q "continue with: cmcr train --resume" "$T/c.err" || fail "Ctrl-C message does not say how to resume"
-    "$BIN" train --resume "$T/c.ckpt" --threads 2 --cache-dir "$T/cache" --quiet || fail "resume after Ctrl-C failed"
+    grep -q "continue with: cmcr train --resume $T/c.ckpt --out $T/c.pt" "$T/c.err" ||
+        fail "Ctrl-C message does not say how to resume: $(cat "$T/c.err")"
+    "$BIN" train --resume "$T/c.ckpt" --out "$T/c.pt" --threads 2 --cache-dir "$T/cache" --quiet ||
+        fail "resume after Ctrl-C failed"
     cmp -s "$T/full.pt" "$T/c.pt" && echo "Ctrl-C after step $((total / 2)), resumed: identical" \
         || fail "model resumed after Ctrl-C differs"
 else
@@ -95,7 +97,8 @@ cmp -s "$T/full.pt" "$T/old.pt" || fail "the checkpoint without the bf16 field r
 
 # Resume refuses other data.
 "$PY" -c "import numpy as np; a=np.load('$T/oa.npy'); a[0,0]+=1; np.save('$T/oa2.npy', a)"
-if "$BIN" train --resume "$T/full.ckpt" --overlap-a "$T/oa2.npy" --quiet 2>"$T/e"; then fail "resume accepted other data"
+if "$BIN" train --resume "$T/full.ckpt" --overlap-a "$T/oa2.npy" --out "$T/other.pt" --quiet 2>"$T/e"; then
+    fail "resume accepted other data"
 else grep -q "other data" "$T/e" || fail "unclear message for other data: $(cat "$T/e")"; fi
 
 # --precision bf16: a different model from float32's, recorded in the model, and a killed
@@ -109,8 +112,8 @@ if "$BIN" info | grep -q "bfloat16.*: built in (oneDNN)"; then
     ARGS+=(--precision bf16)
     rc=$(interrupt_at b16 $((total / 2)) KILL)
     if [ "$rc" -eq 137 ]; then
-        "$BIN" train --resume "$T/b16.ckpt" --threads 2 --cache-dir "$T/cache" --quiet --checkpoint "$T/b16.ckpt" \
-            || fail "resume of the bf16 run failed"
+        "$BIN" train --resume "$T/b16.ckpt" --out "$T/b16.pt" --threads 2 --cache-dir "$T/cache" --quiet \
+            --checkpoint "$T/b16.ckpt" || fail "resume of the bf16 run failed"
         cmp -s "$T/full16.pt" "$T/b16.pt" && echo "bf16 run killed after step $((total / 2)), resumed: identical" \
             || fail "resumed bf16 model differs from the uninterrupted bf16 run"
     else

@@ -1,11 +1,17 @@
 /* cli.c - option parsing and error reporting for the cmcr command. */
+#define _DEFAULT_SOURCE /* realpath */
 #include <stdio.h>
 #include "cli.h"
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,25 +40,19 @@ void cli_usage(const cli_cmd *cmd, FILE *to)
     fprintf(to, "  %-24s %s\n", "--help", "show this help and exit");
 }
 
+/* Strict: the library's parsers (whole text, in range, finite), which also say what is wrong. */
 static bool set_value(const cli_opt *o, const char *text)
 {
-    char *end;
-    errno = 0;
     switch (o->kind) {
     case OPT_FLAG: *(bool *)o->dst = true; return true;
     case OPT_STR: *(const char **)o->dst = text; return true;
     case OPT_INT: {
-        long long v = strtoll(text, &end, 10);
-        if (errno || end == text || *end) return false;
+        int64_t v;
+        if (cmcr_parse_int(text, INT64_MIN, INT64_MAX, &v)) return false;
         *(long long *)o->dst = v;
         return true;
     }
-    case OPT_DOUBLE: {
-        double v = strtod(text, &end);
-        if (errno || end == text || *end) return false;
-        *(double *)o->dst = v;
-        return true;
-    }
+    case OPT_DOUBLE: return cmcr_parse_double(text, -HUGE_VAL, HUGE_VAL, (double *)o->dst) == CMCR_OK;
     }
     return false;
 }
@@ -108,8 +108,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
         } else if (eq) {
             return cli_error(cmd->name, 2, "--%s takes no value", key);
         }
-        if (!set_value(o, val)) return cli_error(cmd->name, 2, "--%s: '%s' is not a valid %s", key, val,
-                                                  o->kind == OPT_INT ? "integer" : "number");
+        if (!set_value(o, val)) return cli_error(cmd->name, 2, "--%s: %s", key, cmcr_last_error());
         seen[o - cmd->opts] = true;
     }
     for (const cli_opt *o = cmd->opts; o && o->name; o++)
@@ -172,4 +171,116 @@ double cli_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------ inputs and outputs */
+
+/* path with its directory resolved (realpath: symlinks, "." and ".."), the last name kept as
+ * given, so that it works for a file that does not exist yet; false when the directory does
+ * not exist. */
+static bool resolve(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+    char dir[PATH_MAX], real[PATH_MAX];
+    if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return realpath(path, out) != NULL; /* a directory: all of it */
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    if (!realpath(dir, real)) return false;
+    return snprintf(out, n, "%s/%s", strcmp(real, "/") ? real : "", base) < (int)n;
+}
+
+/* Same device and inode when both exist; else the same resolved path. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    bool ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+    if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    if (ea != eb) return false;
+    char ra[PATH_MAX], rb[PATH_MAX];
+    if (resolve(a, ra, sizeof ra) && resolve(b, rb, sizeof rb)) return strcmp(ra, rb) == 0;
+    return strcmp(a, b) == 0;
+}
+
+/* Whether the file `in` is one an output writes: that file, or for a directory output, a file
+ * in that directory whose name matches its pattern. */
+static bool writes(const cli_file *o, const char *in)
+{
+    if (!o->pattern) return same_file(o->path, in);
+    char dir[PATH_MAX], file[PATH_MAX];
+    if (!realpath(o->path, dir) || !resolve(in, file, sizeof file)) return false;
+    char *slash = strrchr(file, '/');
+    *slash = '\0';
+    return strcmp(dir, *file ? file : "/") == 0 && fnmatch(o->pattern, slash + 1, 0) == 0;
+}
+
+/* exts: the allowed endings are its words that start with '.' (after any "(" or ","). */
+bool cli_name_allowed(const char *path, const char *exts)
+{
+    size_t n = strlen(path);
+    for (const char *e = strchr(exts, '.'); e; e = strchr(e + 1, '.')) {
+        if (e != exts && e[-1] != ' ' && e[-1] != '(') continue; /* inside a word */
+        size_t len = strcspn(e, " ,)");
+        if (n > len && strncmp(path + n - len, e, len) == 0) return true;
+    }
+    return false;
+}
+
+static int check_output(const char *cmd, const cli_file *o, const cli_file *in, int nin, const cli_file *out, int i)
+{
+    for (int k = 0; k < nin; k++) {
+        if (!in[k].path || (o->may_be && same_file(o->may_be, in[k].path)) || !writes(o, in[k].path)) continue;
+        if (o->pattern)
+            return cli_error(cmd, 2, "%s: the input %s is in %s %s, whose files %s are rewritten: an input is never "
+                             "overwritten", in[k].path, in[k].name, o->name, o->path, o->pattern);
+        return cli_error(cmd, 2, "%s: %s is the same file as the input %s %s: an input is never overwritten", o->path,
+                         o->name, in[k].name, in[k].path);
+    }
+    for (int k = 0; k < i; k++)
+        if (out[k].path && !out[k].pattern && writes(o, out[k].path))
+            return cli_error(cmd, 2, "%s: %s is the same file as %s %s", o->path, o->name, out[k].name, out[k].path);
+    if (o->exts && !cli_name_allowed(o->path, o->exts))
+        return cli_error(cmd, 2, "%s: %s must end in %s (the format follows the name)", o->path, o->name,
+                         o->exts);
+    return 0;
+}
+
+int cli_check_files(const char *cmd, const cli_file *in, int nin, const cli_file *out, int nout)
+{
+    for (int i = 0; i < nout; i++) {
+        int rc = out[i].path ? check_output(cmd, &out[i], in, nin, out, i) : 0;
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int cli_check_ranges(const char *cmd, const cli_range *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (r[i].v < r[i].lo || r[i].v > r[i].hi)
+            return cli_error(cmd, 2, "--%s must be between %lld and %lld (got %lld)", r[i].flag, r[i].lo, r[i].hi,
+                             r[i].v);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ signals */
+
+/* Async-signal-safe: unlink the temporary files, then the signal's default action. */
+static void remove_temps_and_die(int sig)
+{
+    cmcr_remove_temp_files();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A signal ignored when we start (nohup, background jobs of a script) stays ignored. */
+void cli_install_signals(void)
+{
+    const int sigs[2] = {SIGINT, SIGTERM};
+    for (int i = 0; i < 2; i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = remove_temps_and_die;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
+    }
 }

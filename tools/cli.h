@@ -39,6 +39,35 @@ bool cli_parse_side(const char *s, cmcr_side *side);
 /* --precision (aggregate, eval retrieval, train): 0 when v is f32 or bf16, else the usage
  * error (exit 2) for cmd. */
 int cli_check_precision(const char *cmd, const char *v);
+/* A file a command reads or writes, for cli_check_files. name is how the user gave it
+ * ("--out", "OUT"); path NULL: not used this run. Outputs: exts lists the endings its format
+ * allows, as the message shows them: every word that starts with '.' (NULL: any name); may_be is the one input it may replace (train
+ * --resume's checkpoint, which training continues); a pattern makes path a directory and the
+ * output every file in it whose name matches (fnmatch), e.g. a cache. */
+typedef struct cli_file {
+    const char *name, *path, *exts, *may_be, *pattern;
+} cli_file;
+#define CLI_EXT_NPY ".npy"
+#define CLI_EXT_MODEL ".safetensors or .pt (.pth, .bin)"
+#define CLI_EXT_TENSORS ".npy, .safetensors or .pt (.pth, .bin)"
+#define CLI_EXT_CKPT ".ckpt or .safetensors"
+#define CLI_EXT_LOG ".jsonl, .json, .log or .txt"
+/* Before any work: every output must have a name its format allows, must not be the same file
+ * as any input (same device and inode, or, when one does not exist yet, the same path once its
+ * directory is resolved: links and symlinks included) nor as another output. 0, or the usage
+ * error (exit 2) naming the file. */
+int cli_check_files(const char *cmd, const cli_file *in, int nin, const cli_file *out, int nout);
+/* Whether path ends in one of the endings of exts (as in cli_file). */
+bool cli_name_allowed(const char *path, const char *exts);
+/* Integer flags that the command narrows or that must lie in a range: 0, or the usage error. */
+typedef struct cli_range {
+    const char *flag;
+    long long v, lo, hi;
+} cli_range;
+int cli_check_ranges(const char *cmd, const cli_range *r, size_t n);
+/* SIGINT and SIGTERM: remove the library's temporary files (cmcr_remove_temp_files), then die
+ * of the signal as usual. Installed for every command; train replaces it while it trains. */
+void cli_install_signals(void);
 /* Route library log messages to stderr (level <= max). */
 void cli_install_log(cmcr_log_level max);
 bool cli_is_tty(int fd);

@@ -66,6 +66,7 @@ int main(int argc, char **argv)
         return 0;
     }
     cli_install_log(CMCR_LOG_WARN);
+    cli_install_signals();
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
         if (strcmp(argv[1], commands[i].name) != 0) continue;
         cli_mpi_start(&argc, &argv);

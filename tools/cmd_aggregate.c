@@ -100,6 +100,9 @@ int cmd_aggregate(int argc, char **argv)
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
     if ((rc = check_options(&a)) != 0) return rc;
+    cli_file in[2] = {{"--queries", a.queries, NULL, NULL, NULL}, {"--memory", a.memory, NULL, NULL, NULL}},
+             out[2] = {{"--out", a.out, CLI_EXT_NPY, NULL, NULL}, {"--cache-dir", a.cache_dir, NULL, NULL, "agg-*.npy"}};
+    if ((rc = cli_check_files("aggregate", in, 2, out, 2))) return rc;
     if (a.cache_dir) cli_install_log(CMCR_LOG_INFO); /* say which cache file was used */
     cmcr_matrix q = {0}, m = {0};
     /* With several MPI ranks each reads only its slice of the memory (.npy). */

@@ -227,9 +227,11 @@ int cmd_demo(int argc, char **argv)
                    opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
-    if (seed < 0 || epochs < 1 || batch < 2 || threads < 0 || overlap < 2 || memory < 1 || test < 10)
-        return cli_error("demo", 2, "invalid sizes: need seed >= 0, epochs >= 1, batch >= 2, overlap >= 2, "
-                         "memory >= 1, test >= 10");
+    const long long rows = 1LL << 28; /* as cmcr synth */
+    const cli_range ranges[] = {{"seed", seed, 0, INT64_MAX}, {"epochs", epochs, 1, INT64_MAX},
+                                {"batch", batch, 2, INT64_MAX}, {"threads", threads, 0, 65536},
+                                {"overlap", overlap, 2, rows}, {"memory", memory, 1, rows}, {"test", test, 10, rows}};
+    if ((rc = cli_check_ranges("demo", ranges, sizeof ranges / sizeof *ranges))) return rc;
     o.world.seed = (uint64_t)seed;
     o.world.n_overlap = overlap;
     o.world.n_memory_a = o.world.n_memory_b = memory;

@@ -70,6 +70,8 @@ int cmd_convert(int argc, char **argv)
     char *pos[8];
     int rc = cli_parse(&cmd, argc, argv, pos);
     if (rc >= 0) return rc;
+    cli_file in = {"IN", pos[0], NULL, NULL, NULL}, out = {"OUT", pos[1], CLI_EXT_TENSORS, NULL, NULL};
+    if ((rc = cli_check_files("convert", &in, 1, &out, 1))) return rc;
     cmcr_tensors *ts;
     if (cmcr_tensors_load(pos[0], CMCR_FORMAT_AUTO, &ts)) return cli_fail("convert");
     cmcr_status st = cmcr_tensors_save(ts, pos[1], CMCR_FORMAT_AUTO);
@@ -120,6 +122,9 @@ int cmd_project(int argc, char **argv)
     if (rc >= 0) return rc;
     if (!cli_parse_side(side_s, &j.side)) return cli_error("project", 2, "--side must be a or b, not '%s'", side_s);
     if (j.block < 1 || j.block > (1 << 24)) return cli_error("project", 2, "--block must be between 1 and 16777216");
+    cli_file in[2] = {{"--model", j.model_path, NULL, NULL, NULL}, {"--in", j.in, NULL, NULL, NULL}},
+             out = {"--out", j.out, CLI_EXT_NPY, NULL, NULL};
+    if ((rc = cli_check_files("project", in, 2, &out, 1))) return rc;
     cmcr_model *m = NULL;
     rc = cli_agree(cmcr_model_load(j.model_path, &m) ? cli_fail("project") : 0);
     bool tty = cli_is_tty(2) && cli_leader();
@@ -299,6 +304,11 @@ int cmd_similarity(int argc, char **argv)
         return cli_error("similarity", 2, "--side-a and --side-b must be a or b");
     if (j.top_k < 0) return cli_error("similarity", 2, "--top-k must be >= 0");
     if (!(j.scale > 0) || !isfinite(j.scale)) return cli_error("similarity", 2, "--scale must be a positive number");
+    cli_file in[5] = {{"--model", j.model_path, NULL, NULL, NULL}, {"--a", j.a_path, NULL, NULL, NULL},
+                      {"--b", j.b_path, NULL, NULL, NULL}, {"--labels-a", j.labels_a, NULL, NULL, NULL},
+                      {"--labels-b", j.labels_b, NULL, NULL, NULL}},
+             out = {"--out", j.out, CLI_EXT_NPY, NULL, NULL};
+    if ((rc = cli_check_files("similarity", in, 5, &out, 1))) return rc;
     cmcr_model *m;
     if (cmcr_model_load(j.model_path, &m)) return cli_fail("similarity");
     cmcr_matrix a = {0}, b = {0};

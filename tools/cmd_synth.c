@@ -45,11 +45,6 @@ typedef struct synth_args {
     double gap, mcr_noise, instance_noise, distortion, shift, missing_frac;
 } synth_args;
 
-typedef struct int_range {
-    const char *flag;
-    long long v, lo, hi;
-} int_range;
-
 typedef struct real_range {
     const char *flag;
     double v, lo, hi;
@@ -59,7 +54,7 @@ typedef struct real_range {
 static int check_ranges(const synth_args *a)
 {
     const long long rows = 1LL << 28;
-    int_range ints[] = {
+    cli_range ints[] = {
         {"seed", a->seed, 0, 9223372036854775807LL}, {"dim-a", a->dim_a, 8, 65536}, {"dim-b", a->dim_b, 8, 65536},
         {"latent", a->latent, 2, 4096}, {"concepts", a->concepts, 2, 1000000},
         {"clusters", a->clusters, 1, a->concepts}, {"overlap", a->overlap, 1, rows},
@@ -68,10 +63,7 @@ static int check_ranges(const synth_args *a)
     real_range reals[] = {{"gap", a->gap, 0, 10},           {"mcr-noise", a->mcr_noise, 0, 10},
                           {"instance-noise", a->instance_noise, 0, 10}, {"distortion", a->distortion, 0, 10},
                           {"shift", a->shift, 0, 5},        {"missing-frac", a->missing_frac, 0, 0.5}};
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
-        if (ints[i].v < ints[i].lo || ints[i].v > ints[i].hi)
-            return cli_error("synth", 2, "--%s must be between %lld and %lld (got %lld)", ints[i].flag, ints[i].lo,
-                             ints[i].hi, ints[i].v);
+    if (cli_check_ranges("synth", ints, sizeof ints / sizeof *ints)) return 2;
     for (size_t i = 0; i < sizeof reals / sizeof *reals; i++)
         if (!isfinite(reals[i].v) || reals[i].v < reals[i].lo || reals[i].v > reals[i].hi)
             return cli_error("synth", 2, "--%s must be between %g and %g (got %g)", reals[i].flag, reals[i].lo,

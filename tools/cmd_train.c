@@ -20,6 +20,7 @@ static void on_signal(int sig)
 
 typedef struct train_args {
     const char *files[6]; /* overlap-a, overlap-b, memory-a, memory-b, pseudo-a, pseudo-b */
+    char *owned[7];       /* the paths --resume took from the checkpoint (files) or derived (out) */
     const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics, *schedule, *optimizer, *precision;
     long long in_a, in_b, hidden, out_dim, layers, top_k, batch, epochs, warmup, seed, threads, every;
     double tau_mem, sigma2, tau, lambda, lr, min_lr, wd, beta1, beta2, eps, momentum;
@@ -29,6 +30,8 @@ typedef struct train_args {
 enum { NFILES = 6 };
 static const char *const file_flags[NFILES] = {"overlap-a", "overlap-b", "memory-a", "memory-b", "pseudo-a",
                                                "pseudo-b"};
+static const char *const file_opts[NFILES] = {"--overlap-a", "--overlap-b", "--memory-a", "--memory-b", "--pseudo-a",
+                                              "--pseudo-b"};
 
 /* ------------------------------------------------------------------ inputs */
 
@@ -248,46 +251,93 @@ static int finish_model(const train_args *a, cmcr_trainer *t, const cmcr_train_p
     return 0;
 }
 
-/* For --resume: take the stored parameters and, where not given, the stored file paths. */
-static int resume_setup(train_args *a, cmcr_train_params *stored, char **prov)
+/* --resume OUT.ckpt writes OUT by default: the pair that train writes (--out OUT, checkpoint
+ * OUT.ckpt). NULL when the checkpoint's name is not of that form. */
+static char *default_out(const char *ckpt)
+{
+    size_t n = strlen(ckpt);
+    if (n <= 5 || strcmp(ckpt + n - 5, ".ckpt") != 0) return NULL;
+    char *out = strndup(ckpt, n - 5);
+    if (out && !cli_name_allowed(out, CLI_EXT_MODEL)) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
+/* For --resume: the stored parameters, and the input files not given on the command line
+ * from the paths the checkpoint records. Those are only read, and must hold the data the
+ * checkpoint was trained on (its data hash is checked). Where we write never comes from the
+ * checkpoint: --out defaults to the checkpoint's name without .ckpt, --checkpoint to OUT.ckpt. */
+static int resume_setup(train_args *a, cmcr_train_params *stored)
 {
     int64_t step;
-    if (cmcr_checkpoint_info(a->resume, stored, prov, &step)) return cli_fail("train");
-    cJSON *o = cJSON_Parse(*prov);
+    char *prov;
+    if (cmcr_checkpoint_info(a->resume, stored, &prov, &step)) return cli_fail("train");
+    cJSON *o = cJSON_Parse(prov);
+    free(prov);
     for (int i = 0; i < NFILES; i++) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, file_flags[i]);
         const cJSON *path = cJSON_GetObjectItemCaseSensitive(f, "path");
-        if (!a->files[i] && cJSON_IsString(path)) a->files[i] = strdup(path->valuestring);
+        if (!a->files[i] && cJSON_IsString(path)) a->files[i] = a->owned[i] = strdup(path->valuestring);
     }
-    const cJSON *out = cJSON_GetObjectItemCaseSensitive(o, "out");
-    if (!a->out && cJSON_IsString(out)) a->out = strdup(out->valuestring);
     cJSON_Delete(o);
-    if (!a->out) return cli_error("train", 2, "--out is required");
+    if (!a->out) a->out = a->owned[NFILES] = default_out(a->resume);
+    if (!a->out)
+        return cli_error("train", 2, "%s: --out is required with --resume (the default, the checkpoint's name "
+                         "without .ckpt, must end in " CLI_EXT_MODEL ")", a->resume);
     if (!a->quiet) fprintf(stderr, "resuming %s from step %lld\n", a->resume, (long long)step);
     return 0;
 }
 
+/* Every file the run reads and writes, checked before any work (cli_check_files). The cache
+ * is written only when the memories are aggregated here. */
+static int check_files(const train_args *a, const char *checkpoint, const char *cache, int aggregates)
+{
+    cli_file in[NFILES + 1], out[4] = {
+        {"--out", a->out, CLI_EXT_MODEL, NULL, NULL},
+        {"--checkpoint", checkpoint, CLI_EXT_CKPT, a->resume, NULL}, /* training continues in it */
+        {"--metrics", a->metrics, CLI_EXT_LOG, NULL, NULL},
+        {"--cache-dir", aggregates ? cache : NULL, NULL, NULL, "agg-*.npy"}};
+    for (int i = 0; i < NFILES; i++) in[i] = (cli_file){file_opts[i], a->files[i], NULL, NULL, NULL};
+    in[NFILES] = (cli_file){"--resume", a->resume, NULL, NULL, NULL};
+    return cli_check_files("train", in, NFILES + 1, out, 4);
+}
+
+/* After Ctrl-C: the command that continues, with --out when --resume would not default to it. */
+static void print_resume_hint(const train_args *a, const char *checkpoint)
+{
+    char *def = default_out(checkpoint);
+    bool same = def && strcmp(def, a->out) == 0;
+    free(def);
+    fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s%s%s\n", cmcr_last_error(), checkpoint,
+            same ? "" : " --out ", same ? "" : a->out);
+}
+
 static int run_training(train_args *a)
 {
-    cmcr_train_params p, stored;
-    char *stored_prov = NULL, cache_buf[4096];
-    int rc = a->resume ? resume_setup(a, &stored, &stored_prov) : 0;
+    cmcr_train_params p, stored = cmcr_train_default_params();
+    char cache_buf[4096], ckpt_buf[4096];
+    int rc = a->resume ? resume_setup(a, &stored) : 0;
     if (!rc && !a->out) rc = cli_error("train", 2, "--out is required (see --help)");
+    if (!rc && snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", a->out) >= (int)sizeof ckpt_buf)
+        rc = cli_error("train", 2, "%s: --out is too long a name", a->out);
+    const char *checkpoint = a->checkpoint ? a->checkpoint : ckpt_buf, *cache = cache_dir(a->cache_dir, cache_buf,
+                                                                                          sizeof cache_buf);
+    int consistency = a->resume ? stored.consistency : !a->no_consistency;
+    if (!rc) rc = check_files(a, checkpoint, cache, consistency && !a->files[4] && !a->files[5]);
     inputs in;
     memset(&in, 0, sizeof in);
-    if (!rc) rc = load_inputs(a, a->resume ? stored.consistency : !a->no_consistency, &in);
+    if (!rc) rc = load_inputs(a, consistency, &in);
     if (!rc) rc = a->resume ? (p = stored, 0) : build_params(a, &in, &p);
-    free(stored_prov);
     if ((rc = cli_agree(rc))) { /* with MPI ranks: all go on, or none */
         free_inputs(&in);
         return rc;
     }
-    char ckpt_buf[4096];
-    snprintf(ckpt_buf, sizeof ckpt_buf, "%s.ckpt", a->out);
-    p.checkpoint_path = a->checkpoint ? a->checkpoint : ckpt_buf;
+    p.checkpoint_path = checkpoint;
     p.checkpoint_every = a->every;
     p.threads = (int)a->threads;
-    p.cache_dir = cache_dir(a->cache_dir, cache_buf, sizeof cache_buf);
+    p.cache_dir = cache;
     p.mpi_comm = cli_mpi_comm();
     if (!cli_leader()) a->quiet = 1; /* rank 0 reports for all */
     cmcr_train_data d = {.overlap_a = in.m[0].data, .overlap_b = in.m[1].data, .n_overlap = in.m[0].rows,
@@ -305,7 +355,7 @@ static int run_training(train_args *a)
     for (int i = 2; i < 4; i++) cmcr_matrix_free(&in.m[i]);
     if (a->resume && cmcr_trainer_resume(t, a->resume)) rc = cli_fail("train");
     progress pr = {cli_is_tty(2), a->quiet, NULL, -1e9};
-    if (!rc && a->metrics && cli_leader() && !(pr.metrics = fopen(a->metrics, a->resume ? "a" : "w")))
+    if (!rc && a->metrics && cli_leader() && !(pr.metrics = fopen(a->metrics, "a")))
         rc = cli_error("train", 1, "%s: cannot open the metrics log for writing", a->metrics);
     rc = cli_agree(rc);
     if (!rc) {
@@ -314,9 +364,7 @@ static int run_training(train_args *a)
         cmcr_status st = cmcr_trainer_run(t, on_step, &pr);
         if (pr.tty && !a->quiet && st) fputc('\n', stderr);
         if (st == CMCR_EINTERRUPTED) {
-            if (cli_leader())
-                fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s\n", cmcr_last_error(),
-                        p.checkpoint_path);
+            if (cli_leader()) print_resume_hint(a, p.checkpoint_path);
             rc = 130;
         } else if (st) {
             rc = cli_fail("train");
@@ -376,11 +424,13 @@ int cmd_train(int argc, char **argv)
          "AVX512-BF16; aggregation with --top-k stays f32; needs oneDNN, see cmcr info)"},
         {"seed", OPT_INT, &a.seed, "1", "random seed (initial weights, batch order, noise)"},
         {"threads", OPT_INT, &a.threads, "0", "threads for BLAS and OpenMP (0 = all cores)"},
-        {"checkpoint", OPT_STR, &a.checkpoint, "", "checkpoint file (default: OUT.ckpt)"},
+        {"checkpoint", OPT_STR, &a.checkpoint, "", "checkpoint file, .ckpt or .safetensors (default: OUT.ckpt)"},
         {"checkpoint-every", OPT_INT, &a.every, "50", "steps between checkpoints (0 = only at the end)"},
-        {"resume", OPT_STR, &a.resume, "", "continue from this checkpoint (parameters and input paths are taken from it)"},
+        {"resume", OPT_STR, &a.resume, "", "continue from this checkpoint: its parameters, and the input files not "
+         "given here from the paths it records (read only; they must hold its data). Outputs never come from it: "
+         "--out defaults to the checkpoint's name without .ckpt"},
         {"cache-dir", OPT_STR, &a.cache_dir, "", "cache of pseudo embeddings (default $XDG_CACHE_HOME/cmcr or ~/.cache/cmcr; none = off)"},
-        {"metrics", OPT_STR, &a.metrics, "", "append one JSON line per step to this file"},
+        {"metrics", OPT_STR, &a.metrics, "", "append one JSON line per step to this file (.jsonl, .json, .log or .txt)"},
         {"quiet", OPT_FLAG, &a.quiet, "", "no progress output"},
         {0}};
     cli_cmd cmd = {"train", "", "Train a C-MCR connection: projectors f_A, f_B aligned through the overlap modality, "
@@ -388,7 +438,13 @@ int cmd_train(int argc, char **argv)
                    "checkpoint; --resume continues it.", 0, opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
-    if (a.threads < 0) return cli_error("train", 2, "--threads must be >= 0");
+    const cli_range ranges[] = {{"threads", a.threads, 0, 65536}, {"layers", a.layers, 0, 2},
+                                {"hidden", a.hidden, 0, 65536}, {"out-dim", a.out_dim, 0, 65536},
+                                {"in-a", a.in_a, 0, 65536}, {"in-b", a.in_b, 0, 65536},
+                                {"seed", a.seed, 0, INT64_MAX}};
+    if ((rc = cli_check_ranges("train", ranges, sizeof ranges / sizeof *ranges))) return rc;
     if ((rc = check_choices(&a))) return rc;
-    return run_training(&a);
+    rc = run_training(&a);
+    for (int i = 0; i <= NFILES; i++) free(a.owned[i]);
+    return rc;
 }
