@@ -494,7 +494,7 @@ cmcr_status cmcr_model_project_rows(const cmcr_model *m, cmcr_side side, const f
     if (!xn || !scratch) {
         free(xn);
         free(scratch);
-        return cmcr_fail(CMCR_ENOMEM, "out of memory projecting %lld rows", (long long)rows);
+        return cmcr_fail(CMCR_ENOMEM, "%s: out of memory projecting %lld rows", name, (long long)rows);
     }
     for (int64_t r0 = 0; r0 < rows && !st; r0 += block) {
         int64_t n = rows - r0 < block ? rows - r0 : block;

@@ -108,7 +108,7 @@ static cmcr_status share_name(const project_job *j, char **tmp)
     dist_bcast(&j->d, &len, sizeof len, 0);
     if (j->d.rank != 0) {
         *tmp = cmcr_xmalloc((size_t)len);
-        if (!*tmp) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+        if (!*tmp) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", j->out);
     }
     dist_bcast(&j->d, *tmp, (size_t)len, 0);
     return CMCR_OK;
