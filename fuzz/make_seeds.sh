@@ -107,6 +107,23 @@ md = os.path.join(C, "fuzz_model")
 torch.save(M(2).state_dict(), f"{md}/torch_2layer.pt")
 torch.save(M(1).state_dict(), f"{md}/torch_1layer.pt")
 torch.save(M(2).state_dict(), f"{pt}/torch_state_dict.pt")
+# Models that parse but break what the forward pass relies on (refused at load: a negative
+# running_var, a NaN weight) or are finite and overflow float32 in it (refused by projection).
+def bad_model(path, change):
+    t = {}
+    for side, i in (("Head_A", 6), ("Head_B", 5)):
+        t[f"{side}.net.0.weight"] = ("F32", r.standard_normal((3, i)).astype(np.float32))
+        for k, v in (("0.bias", 0), ("1.weight", 1), ("1.bias", 0), ("1.running_mean", 0), ("1.running_var", 1)):
+            t[f"{side}.net.{k}"] = ("F32", np.full(3, v, np.float32))
+        t[f"{side}.net.1.num_batches_tracked"] = ("I64", np.array(0, np.int64))
+    change(t)
+    st(path, t)
+bad_model(f"{md}/negative_running_var.safetensors", lambda t: t["Head_A.net.1.running_var"][1].__setitem__(0, -1))
+bad_model(f"{md}/nan_weight.safetensors", lambda t: t["Head_B.net.0.weight"][1].__setitem__((2, 3), np.nan))
+def huge(t):
+    t["Head_A.net.0.weight"][1][:] = 1e30
+    t["Head_A.net.1.weight"][1][:] = 1e30
+bad_model(f"{md}/overflowing.safetensors", huge)
 
 # fuzz_pt recipes (see fuzz/fuzz_pt.c): each .pt seed's entries as name/length/data records,
 # which the harness zips again, so that mutations reach the pickle rather than the zip's CRCs.

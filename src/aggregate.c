@@ -79,21 +79,6 @@ static cmcr_status check_shapes(int64_t nq, int64_t nm, int64_t dim, const cmcr_
     return CMCR_OK;
 }
 
-/* Index of the first row of x with a NaN or Inf, or -1 (parallel; same answer as a scan). */
-static int64_t first_nonfinite_row(const float *x, int64_t rows, int64_t dim)
-{
-    int64_t bad = INT64_MAX;
-    #pragma omp parallel for schedule(static) reduction(min : bad) if (rows * dim > 65536)
-    for (int64_t r = 0; r < rows; r++) {
-        const float *v = x + r * dim;
-        float s = 0; /* v * 0 is 0 for finite v and NaN for NaN or Inf; NaN propagates */
-        #pragma omp simd reduction(+ : s)
-        for (int64_t c = 0; c < dim; c++) s += v[c] * 0.0f;
-        if (s != 0 && r < bad) bad = r;
-    }
-    return bad == INT64_MAX ? -1 : bad;
-}
-
 static bool overlaps(const void *a, size_t na, const void *b, size_t nb)
 {
     uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
@@ -109,11 +94,8 @@ static cmcr_status check_args(const float *queries, int64_t nq, const float *mem
     size_t row = (size_t)dim * sizeof(float);
     if (overlaps(out, (size_t)nq * row, memory, (size_t)nm * row))
         return cmcr_fail(CMCR_EINVAL, "aggregate: the output must not overlap the memory");
-    int64_t bad = first_nonfinite_row(queries, nq, dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "aggregate: query row %lld contains NaN or Inf", (long long)bad);
-    bad = first_nonfinite_row(memory, nm, dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "aggregate: memory row %lld contains NaN or Inf", (long long)bad);
-    return CMCR_OK;
+    if ((st = cmcr_check_finite(queries, nq, dim, 0, "aggregate: queries"))) return st;
+    return cmcr_check_finite(memory, nm, dim, 0, "aggregate: memory");
 }
 
 /* ------------------------------------------------------------------ scratch */

@@ -159,10 +159,12 @@ static cmcr_status checkpoint_meta(const cmcr_trainer *t, cmcr_tensors *ts)
 cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path)
 {
     const cmcr_model *m = t->model;
+    cmcr_status st = cmcr_model_check_to_write(m, path);
+    if (st) return st;
     cmcr_tensors *ts = cmcr_tensors_new();
     if (!ts) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
     int64_t nbt[4] = {m->heads[0].nbt1, m->heads[0].nbt2, m->heads[1].nbt1, m->heads[1].nbt2}, four[1] = {4};
-    cmcr_status st = add_f32(ts, "params", m->params, m->nparams);
+    st = add_f32(ts, "params", m->params, m->nparams);
     if (!st) st = add_f32(ts, "buffers", m->buffers, m->nbuffers);
     if (!st) st = add_f32(ts, "adam_m", t->adam_m, m->nparams);
     if (!st) st = add_f32(ts, "adam_v", t->adam_v, m->nparams);
@@ -230,6 +232,7 @@ cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
     if (!st) st = copy_array(ts, "adam_m", t->adam_m, m->nparams, CMCR_F32, path);
     if (!st) st = copy_array(ts, "adam_v", t->adam_v, m->nparams, CMCR_F32, path);
     if (!st) st = copy_array(ts, "num_batches_tracked", nbt, 4, CMCR_I64, path);
+    if (!st) st = cmcr_model_check(m, path);
     if (!st && !step) st = cmcr_fail(CMCR_EFORMAT, "%s: checkpoint has no step", path);
     if (!st) st = parse_step(step, t->total_steps, &t->step, path);
     if (!st) {

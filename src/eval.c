@@ -665,11 +665,8 @@ static cmcr_status check_retrieval(const float *queries, int64_t nq, const float
     if (!ql && nq > ng)
         return cmcr_fail(CMCR_ESHAPE, "retrieval: ground truth by row pairs query i with gallery row i, but there are "
                          "%lld queries and only %lld gallery rows", (long long)nq, (long long)ng);
-    int64_t bad = cmcr_find_nonfinite_row(queries, nq, dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "retrieval: query row %lld contains NaN or Inf", (long long)bad);
-    bad = cmcr_find_nonfinite_row(gallery, ng, dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "retrieval: gallery row %lld contains NaN or Inf", (long long)bad);
-    return CMCR_OK;
+    cmcr_status st = cmcr_check_finite(queries, nq, dim, 0, "retrieval: queries");
+    return st ? st : cmcr_check_finite(gallery, ng, dim, 0, "retrieval: gallery");
 }
 
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
@@ -727,11 +724,8 @@ static cmcr_status check_zeroshot(const float *inputs, int64_t n, const float *c
         if (labels[i] < 0 || labels[i] >= nclasses)
             return cmcr_fail(CMCR_EINVAL, "zero-shot: label %lld of input %lld is outside [0, %lld) (%lld classes)",
                              (long long)labels[i], (long long)i, (long long)nclasses, (long long)nclasses);
-    int64_t bad = cmcr_find_nonfinite_row(inputs, n, dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "zero-shot: input row %lld contains NaN or Inf", (long long)bad);
-    bad = cmcr_find_nonfinite_row(classes, nclasses, dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "zero-shot: class row %lld contains NaN or Inf", (long long)bad);
-    return CMCR_OK;
+    cmcr_status st = cmcr_check_finite(inputs, n, dim, 0, "zero-shot: inputs");
+    return st ? st : cmcr_check_finite(classes, nclasses, dim, 0, "zero-shot: classes");
 }
 
 /* Rank (1-based) of class y in one row of class scores. */

@@ -34,6 +34,15 @@ bool cmcr_shape_bytes(const int64_t *shape, int ndim, size_t elem, uint64_t *out
  * |src|. The one row normalisation behind cmcr_normalize_rows, training and aggregation. */
 double cmcr_normalize_row(const float *src, float *dst, int64_t n);
 
+/* CMCR_OK when x (rows x cols) is all finite, else CMCR_EVALUE with the first bad value:
+ * "<what>: row R contains NaN (column C)" (or Inf, -Inf; the
+ * wording of the .npy reader's check), where what is fmt formatted (only on
+ * failure) and R counts from row0. The one check behind every block of numbers the library
+ * reads or produces: one vectorised pass (cmcr_find_nonfinite_row), cheap on a block that is
+ * still in cache. */
+cmcr_status cmcr_check_finite(const float *x, int64_t rows, int64_t cols, int64_t row0, const char *fmt, ...)
+    CMCR_PRINTF(5, 6);
+
 void *cmcr_xmalloc(size_t n); /* malloc(n ? n : 1); NULL on failure */
 char *cmcr_strdup(const char *s);
 

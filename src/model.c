@@ -119,6 +119,7 @@ void cmcr_model_free(cmcr_model *m)
     free(m->params);
     free(m->buffers);
     cmcr_tensors_free(m->meta);
+    free(m->origin);
     free(m);
 }
 
@@ -234,8 +235,55 @@ static cmcr_status copy_slot(const cmcr_tensors *ts, const key_slot *k, const ch
         return cmcr_fail(CMCR_EFORMAT, "%s: tensor %s must be floating point, found %s", origin, k->key,
                          cmcr_dtype_name(t->dtype));
     cmcr_tensor_to_f32(t, k->dst);
-    int64_t bad = cmcr_find_nonfinite_row(k->dst, 1, cmcr_tensor_numel(t));
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "%s: tensor %s contains NaN or Inf", origin, k->key);
+    return CMCR_OK;
+}
+
+/* Index of the first value of a slot that the forward pass cannot use (NaN, Inf, or a
+ * negative running variance), or -1. */
+static int64_t first_bad_value(const key_slot *k, int64_t n)
+{
+    int64_t i = 0;
+    if (cmcr_find_nonfinite_row(k->dst, 1, n) >= 0) {
+        while (isfinite(k->dst[i])) i++;
+        return i;
+    }
+    if (!strstr(k->key, ".running_var")) return -1;
+    while (i < n && k->dst[i] >= 0) i++;
+    return i < n ? i : -1;
+}
+
+static cmcr_status check_slot(const key_slot *k, const char *what)
+{
+    int64_t cols = k->ndim == 2 ? k->shape[1] : k->shape[0], n = k->ndim == 2 ? k->shape[0] * cols : cols;
+    int64_t i = first_bad_value(k, n);
+    if (i < 0) return CMCR_OK;
+    char at[48];
+    if (k->ndim == 2) snprintf(at, sizeof at, "[%lld, %lld]", (long long)(i / cols), (long long)(i % cols));
+    else snprintf(at, sizeof at, "[%lld]", (long long)i);
+    float v = k->dst[i];
+    if (isfinite(v))
+        return cmcr_fail(CMCR_EVALUE, "%s: %s%s is %g, but a variance cannot be negative", what, k->key, at, (double)v);
+    return cmcr_fail(CMCR_EVALUE, "%s: %s%s is %s", what, k->key, at, isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf");
+}
+
+cmcr_status cmcr_model_check_to_write(const cmcr_model *m, const char *path)
+{
+    char what[512];
+    snprintf(what, sizeof what, "%s: not written", path);
+    return cmcr_model_check(m, what);
+}
+
+cmcr_status cmcr_model_check(const cmcr_model *m, const char *what)
+{
+    key_slot slots[14];
+    for (int side = 0; side < 2; side++) {
+        cmcr_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
+        int n = head_slots(&h, side, slots);
+        for (int i = 0; i < n; i++) {
+            cmcr_status st = slots[i].dst ? check_slot(&slots[i], what) : CMCR_OK;
+            if (st) return st;
+        }
+    }
     return CMCR_OK;
 }
 
@@ -310,7 +358,10 @@ cmcr_status cmcr_model_from_tensors(const cmcr_tensors *ts, const char *origin, 
     for (int side = 0; side < 2; side++)
         if ((st = detect_head(ts, side, origin, &s[side]))) return st;
     if ((st = cmcr_model_alloc(&s[0], &s[1], out))) return cmcr_fail_prefix(st, origin);
-    if ((st = fill_model(*out, ts, origin))) {
+    if (!((*out)->origin = cmcr_strdup(origin))) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", origin);
+    if (!st) st = fill_model(*out, ts, origin);
+    if (!st) st = cmcr_model_check(*out, origin);
+    if (st) {
         cmcr_model_free(*out);
         *out = NULL;
     }
@@ -362,7 +413,8 @@ cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out)
 cmcr_status cmcr_model_save(const cmcr_model *m, const char *path, cmcr_format fmt)
 {
     cmcr_tensors *ts;
-    cmcr_status st = cmcr_model_to_tensors(m, &ts);
+    cmcr_status st = cmcr_model_check_to_write(m, path);
+    if (!st) st = cmcr_model_to_tensors(m, &ts);
     if (st) return st;
     st = cmcr_tensors_save(ts, path, fmt);
     cmcr_tensors_free(ts);
@@ -425,32 +477,43 @@ void cmcr_head_forward_eval(const cmcr_head *h, const float *x, int64_t rows, fl
     }
 }
 
-cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows, float *out)
+/* Each block's input and output are checked while in cache: a finite model (checked when
+ * loaded) on finite rows can still overflow float32, and that must not pass silently. */
+cmcr_status cmcr_model_project_rows(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
+                                    int64_t row0, float *out)
 {
     if (side != CMCR_SIDE_A && side != CMCR_SIDE_B) return cmcr_fail(CMCR_EINVAL, "side must be A or B");
     const cmcr_head *h = &m->heads[side];
+    const char *name = m->origin ? m->origin : "model";
+    char s = side == CMCR_SIDE_A ? 'a' : 'b';
     int64_t in_dim = h->shape.in_dim, block = rows < PROJECT_BLOCK_ROWS ? rows : PROJECT_BLOCK_ROWS;
     if (rows <= 0) return CMCR_OK;
-    int64_t bad = cmcr_find_nonfinite_row(in, rows, in_dim);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "input row %lld contains NaN or Inf", (long long)bad);
+    cmcr_status st = CMCR_OK;
     float *xn = cmcr_xmalloc((size_t)(block * in_dim) * sizeof(float));
     float *scratch = cmcr_xmalloc((size_t)(block * h->hid) * sizeof(float));
     if (!xn || !scratch) {
         free(xn);
         free(scratch);
-        return cmcr_fail(CMCR_ENOMEM, "out of memory projecting %lld rows", (long long)rows);
+        return cmcr_fail(CMCR_ENOMEM, "%s: out of memory projecting %lld rows", name, (long long)rows);
     }
-    for (int64_t r0 = 0; r0 < rows; r0 += block) {
+    for (int64_t r0 = 0; r0 < rows && !st; r0 += block) {
         int64_t n = rows - r0 < block ? rows - r0 : block;
         memcpy(xn, in + r0 * in_dim, (size_t)(n * in_dim) * sizeof(float));
+        if ((st = cmcr_check_finite(xn, n, in_dim, row0 + r0, "side %c input", s))) break;
         cmcr_normalize_rows(xn, n, in_dim);
         float *o = out + r0 * h->shape.out_dim;
         cmcr_head_forward_eval(h, xn, n, scratch, o);
         cmcr_normalize_rows(o, n, h->shape.out_dim);
+        st = cmcr_check_finite(o, n, h->shape.out_dim, row0 + r0, "%s: side %c overflows float32", name, s);
     }
     free(xn);
     free(scratch);
-    return CMCR_OK;
+    return st;
+}
+
+cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows, float *out)
+{
+    return cmcr_model_project_rows(m, side, in, rows, 0, out);
 }
 
 void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out)

@@ -27,6 +27,7 @@ struct cmcr_model {
     float *buffers;
     size_t nbuffers;
     cmcr_tensors *meta; /* metadata only (no tensors) */
+    char *origin;       /* the file it was loaded from, for errors (NULL: built in memory) */
 };
 
 /* Number of parameters / buffer floats of one head. */
@@ -38,6 +39,17 @@ void cmcr_head_bind(cmcr_head *h, const cmcr_head_shape *s, float *p, float *b);
 cmcr_status cmcr_check_head_shape(const cmcr_head_shape *s, const char *what);
 /* Allocate a model with the given shapes; weights zero, running_var one. */
 cmcr_status cmcr_model_alloc(const cmcr_head_shape *a, const cmcr_head_shape *b, cmcr_model **out);
+
+/* CMCR_EVALUE naming the first value that breaks what the forward pass relies on: every
+ * value finite and every BatchNorm running_var >= 0 (so running_var + eps > 0). what names
+ * the model in the message ("m.pt: Head_A.net.0.weight[3, 1] is NaN"). */
+cmcr_status cmcr_model_check(const cmcr_model *m, const char *what);
+/* The same before writing path: "path: not written: Head_A.net.0.weight[3, 1] is NaN". */
+cmcr_status cmcr_model_check_to_write(const cmcr_model *m, const char *path);
+/* cmcr_model_project of rows that are rows [row0, row0 + rows) of a larger input: errors
+ * count rows from row0. */
+cmcr_status cmcr_model_project_rows(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
+                                    int64_t row0, float *out);
 
 /* Eval-mode forward of one head on rows already L2-normalised; out is rows x out_dim (not
  * normalised). scratch holds rows * hid floats. */

@@ -5,6 +5,7 @@
  * the rows in blocks and writes them at their offsets (pwrite), then fsyncs; when all ranks
  * succeeded, rank 0 renames the file into place, otherwise it removes it. */
 #include "dist.h"
+#include "model.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -77,9 +78,8 @@ static cmcr_status project_shard(const project_job *j, cmcr_npy_reader *r, const
             st = cmcr_fail(CMCR_EIO, "%s: short read at row %lld", j->in, (long long)row);
             break;
         }
-        if ((st = cmcr_model_project(j->m, j->side, x, got, y))) {
-            st = cmcr_fail(st, "%s: rows %lld..%lld: %s", j->in, (long long)row, (long long)(row + got - 1),
-                           cmcr_last_error());
+        if ((st = cmcr_model_project_rows(j->m, j->side, x, got, row, y))) {
+            st = cmcr_fail_prefix(st, j->in);
             break;
         }
         uint64_t off = j->header_len + (uint64_t)row * (uint64_t)j->out_dim * sizeof(float);
@@ -108,7 +108,7 @@ static cmcr_status share_name(const project_job *j, char **tmp)
     dist_bcast(&j->d, &len, sizeof len, 0);
     if (j->d.rank != 0) {
         *tmp = cmcr_xmalloc((size_t)len);
-        if (!*tmp) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+        if (!*tmp) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", j->out);
     }
     dist_bcast(&j->d, *tmp, (size_t)len, 0);
     return CMCR_OK;

@@ -71,9 +71,7 @@ static cmcr_status check_params(const cmcr_train_params *p)
 static cmcr_status check_matrix(const float *x, int64_t rows, int64_t cols, const char *name)
 {
     if (!x || rows < 1) return cmcr_fail(CMCR_EINVAL, "%s is empty", name);
-    int64_t bad = cmcr_find_nonfinite_row(x, rows, cols);
-    if (bad >= 0) return cmcr_fail(CMCR_EVALUE, "%s: row %lld contains NaN or Inf", name, (long long)bad);
-    return CMCR_OK;
+    return cmcr_check_finite(x, rows, cols, 0, "%s", name);
 }
 
 static cmcr_status check_data(const cmcr_train_params *p, const cmcr_train_data *d)

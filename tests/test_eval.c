@@ -138,7 +138,7 @@ static void test_argument_errors(void **state)
     assert_int_equal(cmcr_eval_retrieval(q, 2, g, 3, 0, NULL, NULL, &m), CMCR_EINVAL);
     q[4] = NAN;
     assert_int_equal(cmcr_eval_retrieval(q, 2, g, 3, 3, NULL, NULL, &m), CMCR_EVALUE);
-    assert_non_null(strstr(cmcr_last_error(), "query row 1"));
+    assert_non_null(strstr(cmcr_last_error(), "retrieval: queries: row 1 contains NaN (column 1)"));
     free(g);
 }
 

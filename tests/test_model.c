@@ -189,6 +189,82 @@ static void test_nan_input_refused(void **state)
     cmcr_model_free(m);
 }
 
+/* Load m's state_dict back as "bad.safetensors": it must fail with the exact message. */
+static void expect_refused(cmcr_model *m, const char *message)
+{
+    cmcr_tensors *ts;
+    cmcr_model *out = (cmcr_model *)1;
+    assert_int_equal(cmcr_model_to_tensors(m, &ts), CMCR_OK);
+    assert_int_equal(cmcr_model_from_tensors(ts, "bad.safetensors", &out), CMCR_EVALUE);
+    assert_null(out);
+    assert_string_equal(cmcr_last_error(), message);
+    cmcr_tensors_free(ts);
+}
+
+/* What the forward pass relies on is checked at load: finite values, running_var >= 0. */
+static void test_model_invariants_at_load(void **state)
+{
+    (void)state;
+    cmcr_model *m = tiny_model(2);
+    m->heads[0].rv2[3] = -0.5f;
+    expect_refused(m, "bad.safetensors: Head_A.net2.1.running_var[3] is -0.5, but a variance cannot be negative");
+    m->heads[0].rv2[3] = 0.0f; /* zero is a valid variance: eps keeps the division finite */
+    m->heads[1].w2[1 * 7 + 2] = NAN;
+    expect_refused(m, "bad.safetensors: Head_B.net2.0.weight[1, 2] is NaN");
+    m->heads[1].w2[1 * 7 + 2] = 0.0f;
+    m->heads[0].be1[5] = -INFINITY;
+    expect_refused(m, "bad.safetensors: Head_A.net1.1.bias[5] is -Inf");
+    m->heads[0].be1[5] = 0.0f;
+    m->heads[1].rm1[0] = INFINITY;
+    expect_refused(m, "bad.safetensors: Head_B.net1.1.running_mean[0] is Inf");
+    m->heads[1].rm1[0] = 0.0f;
+    cmcr_tensors *ts;
+    cmcr_model *back;
+    assert_int_equal(cmcr_model_to_tensors(m, &ts), CMCR_OK);
+    assert_int_equal(cmcr_model_from_tensors(ts, "good.safetensors", &back), CMCR_OK);
+    cmcr_tensors_free(ts);
+    cmcr_model_free(back);
+    cmcr_model_free(m);
+}
+
+/* A model that does not hold finite values is never written. */
+static void test_nonfinite_model_not_saved(void **state)
+{
+    (void)state;
+    cmcr_model *m = tiny_model(1);
+    char *path = tu_path("nan.safetensors"), want[1024];
+    m->heads[1].w1[5] = INFINITY;
+    assert_int_equal(cmcr_model_save(m, path, CMCR_FORMAT_AUTO), CMCR_EVALUE);
+    snprintf(want, sizeof want, "%s: not written: Head_B.net.0.weight[1, 0] is Inf", path);
+    assert_string_equal(cmcr_last_error(), want);
+    FILE *f = fopen(path, "rb");
+    assert_null(f);
+    free(path);
+    cmcr_model_free(m);
+}
+
+/* Finite weights whose forward pass overflows float32: an error naming the model and the
+ * first bad row, never NaN rows. */
+static void test_overflow_in_forward(void **state)
+{
+    (void)state;
+    cmcr_model *m = tiny_model(2), *big;
+    cmcr_head *h = &m->heads[0];
+    for (int64_t i = 0; i < h->hid * h->shape.in_dim; i++) h->w1[i] = 1e30f;
+    for (int64_t i = 0; i < h->shape.out_dim * h->hid; i++) h->w2[i] = 1e30f;
+    cmcr_tensors *ts;
+    assert_int_equal(cmcr_model_to_tensors(m, &ts), CMCR_OK);
+    assert_int_equal(cmcr_model_from_tensors(ts, "big.pt", &big), CMCR_OK); /* finite: loads */
+    float x[3 * 6] = {0}, y[3 * 4];
+    for (int i = 6; i < 18; i++) x[i] = 1.0f; /* row 0 is zero and stays finite; rows 1, 2 overflow */
+    assert_int_equal(cmcr_model_project(big, CMCR_SIDE_A, x, 3, y), CMCR_EVALUE);
+    assert_string_equal(cmcr_last_error(), "big.pt: side a overflows float32: row 1 contains NaN (column 0)");
+    assert_int_equal(cmcr_model_project(big, CMCR_SIDE_B, x, 3, y), CMCR_OK); /* side B is sane */
+    cmcr_tensors_free(ts);
+    cmcr_model_free(big);
+    cmcr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +273,9 @@ int main(void)
         cmocka_unit_test(test_presets),
         cmocka_unit_test(test_bad_state_dicts),
         cmocka_unit_test(test_nan_input_refused),
+        cmocka_unit_test(test_model_invariants_at_load),
+        cmocka_unit_test(test_nonfinite_model_not_saved),
+        cmocka_unit_test(test_overflow_in_forward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

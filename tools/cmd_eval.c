@@ -127,16 +127,23 @@ static int retrieval_load(retr_job *j, space *sp)
     return rc;
 }
 
+/* The library sees arrays, not files: its errors get the files of the failing direction. */
+static int retrieval_fail(const char *query, const char *ql, const char *gallery, const char *gl)
+{
+    if (ql) return cli_error("eval retrieval", 1, "%s (labels %s) -> %s (labels %s): %s", query, ql, gallery, gl,
+                             cmcr_last_error());
+    return cli_error("eval retrieval", 1, "%s -> %s: %s", query, gallery, cmcr_last_error());
+}
+
 static int retrieval_run(retr_job *j)
 {
-    const char *cmd = "eval retrieval";
     cmcr_retrieval_params p = {.bf16 = strcmp(j->precision, "bf16") == 0};
     if (cmcr_eval_retrieval_ex(j->q.data, j->q.rows, j->g.data, j->g.rows, j->q.cols, j->ql, j->gl, &p, &j->res[0]))
-        return cli_fail(cmd);
+        return retrieval_fail(j->query, j->query_labels, j->gallery, j->gallery_labels);
     j->ndir = 1;
     if (!j->both) return 0;
     if (cmcr_eval_retrieval_ex(j->g.data, j->g.rows, j->q.data, j->q.rows, j->q.cols, j->gl, j->ql, &p, &j->res[1]))
-        return cli_error(cmd, 1, "gallery->query: %s", cmcr_last_error());
+        return retrieval_fail(j->gallery, j->gallery_labels, j->query, j->query_labels);
     j->ndir = 2;
     return 0;
 }
@@ -319,7 +326,8 @@ static int zeroshot_run(zs_job *j)
     j->count = calloc((size_t)nc, sizeof(int64_t));
     if (!j->acc || !j->count) return cli_error("eval zeroshot", 1, "out of memory for %lld classes", (long long)nc);
     if (cmcr_eval_zeroshot(j->x.data, j->x.rows, j->c.data, nc, j->x.cols, j->y, &j->res, j->acc))
-        return cli_fail("eval zeroshot");
+        return cli_error("eval zeroshot", 1, "%s (labels %s), classes %s: %s", j->inputs, j->labels, j->classes,
+                         cmcr_last_error());
     for (int64_t i = 0; i < j->x.rows; i++) j->count[j->y[i]]++;
     return 0;
 }
