@@ -235,20 +235,16 @@ static void test_save_errors(void **state)
            cmcr_last_error());
     cmcr_tensors_free(ts);
 
+    /* a name that is not UTF-8 never gets into a set, so no writer can write it */
     ts = cmcr_tensors_new();
     int64_t s1[] = {1};
     float one = 1;
-    assert_int_equal(cmcr_tensors_add(ts, "bad\xff", CMCR_F32, 1, s1, &one), CMCR_OK);
-    char *path = tu_path("badname.pt");
-    assert_int_equal(cmcr_pt_save(ts, path), CMCR_EINVAL);
-    assert_non_null(strstr(cmcr_last_error(), path));
-    printf("REFUSED save a tensor name that is not UTF-8 | %s | %s\n", cmcr_status_name(CMCR_EINVAL),
+    assert_int_equal(cmcr_tensors_add(ts, "bad\xff", CMCR_F32, 1, s1, &one), CMCR_EINVAL);
+    assert_string_equal(cmcr_last_error(), "tensor name 'bad\\xff' is not valid UTF-8");
+    printf("REFUSED a tensor name that is not UTF-8 | %s | %s\n", cmcr_status_name(CMCR_EINVAL),
            cmcr_last_error());
-    struct stat st;
-    assert_int_not_equal(stat(path, &st), 0);
-    assert_int_equal(count_temp_files(), 0);
+    assert_int_equal(cmcr_tensors_count(ts), 0);
     cmcr_tensors_free(ts);
-    free(path);
 }
 
 /* ------------------------------------------------------------------ (c) interop with torch */
@@ -719,7 +715,7 @@ static void test_hostile_globals(void **state)
     pb_op(&p, 0x80), pb_op(&p, 2), pb_global(&p, "torch", "load"), pb_op(&p, '.');
     refuse_pickle("GLOBAL torch.load", &p, -1, CMCR_EUNSUPPORTED, "'torch.load'");
     pb_op(&p, 0x80), pb_op(&p, 2), pb_global(&p, "torch\x01", "x\xff"), pb_op(&p, '.');
-    refuse_pickle("GLOBAL with control bytes in its name", &p, -1, CMCR_EUNSUPPORTED, "'torch?.x?'");
+    refuse_pickle("GLOBAL with control bytes in its name", &p, -1, CMCR_EUNSUPPORTED, "'torch\\x01.x\\xff'");
 
     spec s = GOOD;
     s.type = "BoolStorage";

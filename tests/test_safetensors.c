@@ -154,12 +154,12 @@ static void test_layout(void **state)
 static void test_offset_order(void **state)
 {
     (void)state;
-    const char *json = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+    const char *json = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]},"
                        "\"__metadata__\":{\"k\":\"v\"},"
                        "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
                        "\"a\":{\"dtype\":\"I32\",\"shape\":[1,1],\"data_offsets\":[0,4]}}   ";
-    unsigned char data[16];
-    for (int i = 0; i < 16; i++) data[i] = (unsigned char)i;
+    unsigned char data[12];
+    for (int i = 0; i < 12; i++) data[i] = (unsigned char)i;
     char *p = craft("order.safetensors", json, data, sizeof data);
     cmcr_tensors *ts;
     assert_int_equal(cmcr_safetensors_load(p, &ts), CMCR_OK);
@@ -167,7 +167,7 @@ static void test_offset_order(void **state)
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "a");
     assert_string_equal(cmcr_tensors_at(ts, 1)->name, "z");
     assert_string_equal(cmcr_tensors_at(ts, 2)->name, "b");
-    assert_memory_equal(cmcr_tensors_at(ts, 2)->data, data + 8, 8);
+    assert_memory_equal(cmcr_tensors_at(ts, 2)->data, data + 4, 8);
     assert_memory_equal(cmcr_tensors_at(ts, 0)->data, data, 4);
     assert_string_equal(cmcr_tensors_get_meta(ts, "k"), "v");
     cmcr_tensors_free(ts);
