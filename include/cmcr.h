@@ -101,7 +101,10 @@ typedef struct cmcr_tensors cmcr_tensors;
 
 cmcr_tensors *cmcr_tensors_new(void);
 void cmcr_tensors_free(cmcr_tensors *ts);
-/* Copy data (nbytes = numel * dtype size) into a new tensor named name. */
+/* Copy data (nbytes = numel * dtype size) into a new tensor named name. Names, in every
+ * format, read or written, are 1 to 512 bytes of UTF-8 without control characters (C0, DEL,
+ * C1); metadata keys too, and metadata values are UTF-8 whose only control characters are tab
+ * and newline. Anything else is refused (CMCR_EINVAL here, CMCR_EFORMAT in a file). */
 cmcr_status cmcr_tensors_add(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
                              const int64_t *shape, const void *data);
 size_t cmcr_tensors_count(const cmcr_tensors *ts);
@@ -122,7 +125,12 @@ typedef enum cmcr_format {
 const char *cmcr_format_name(cmcr_format f);
 /* Tell a file's format from its first bytes (npy magic, zip magic, else safetensors). */
 cmcr_status cmcr_file_format(const char *path, cmcr_format *out);
-/* Load every tensor of a .npy (one tensor named "array"), .safetensors or PyTorch .pt file. */
+/* Load every tensor of a .npy (one tensor named "array"), .safetensors or PyTorch .pt file.
+ * Memory is bounded by the file, and checked before allocating: every data byte of a .npy or
+ * .safetensors file belongs to exactly one tensor (bytes after the data are refused); the
+ * tensors of a .pt file that view one storage share its bytes, and its storages together may
+ * hold at most 1032 times the file's size (deflate's largest expansion). At most 16 GiB per
+ * tensor and 64 GiB per file. */
 cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out);
 /* Write atomically (temporary file, fsync, rename). A .npy file takes exactly one tensor. */
 cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt);

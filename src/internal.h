@@ -19,10 +19,18 @@ cmcr_status cmcr_fail(cmcr_status st, const char *fmt, ...) CMCR_PRINTF(2, 3);
 cmcr_status cmcr_fail_prefix(cmcr_status st, const char *prefix);
 void cmcr_log(cmcr_log_level level, const char *fmt, ...) CMCR_PRINTF(2, 3);
 
-/* Limits checked before any allocation driven by file contents. */
+/* Limits checked before any allocation driven by file contents. The tensor data one file
+ * makes the loader allocate is at most what the file can hold: the data section itself for
+ * .npy and .safetensors (every data byte belongs to exactly one tensor), and for .pt each
+ * distinct storage once (views share it), the storages and the pickle together at most
+ * CMCR_MAX_INFLATE times the file's size (deflate's largest expansion); and never more than
+ * CMCR_MAX_LOAD_BYTES. */
 #define CMCR_MAX_TENSOR_BYTES ((uint64_t)16 << 30)   /* 16 GiB per tensor */
+#define CMCR_MAX_LOAD_BYTES ((uint64_t)64 << 30)     /* 64 GiB of tensor data per file */
+#define CMCR_MAX_INFLATE 1032                        /* bytes a deflated zip byte can become */
 #define CMCR_MAX_HEADER_BYTES ((uint64_t)100 << 20)  /* 100 MiB of header/JSON/pickle */
 #define CMCR_MAX_TENSORS 100000
+#define CMCR_MAX_NAME_BYTES 512                      /* tensor names and metadata keys */
 
 /* Overflow-checked arithmetic: return false on overflow. */
 bool cmcr_mul_u64(uint64_t a, uint64_t b, uint64_t *out);
@@ -105,5 +113,23 @@ size_t cmcr_npy_matrix_header(char *buf, int64_t rows, int64_t cols);
 /* Add a tensor taking ownership of data (malloc'd, nbytes must match the shape). */
 cmcr_status cmcr_tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
                                    const int64_t *shape, void *data);
+/* Give ts a malloc'd buffer to own (freed with ts, or at once if this fails), so that several
+ * tensors can view it with cmcr_tensors_add_view: the storage of a .pt file, read once. */
+cmcr_status cmcr_tensors_own(cmcr_tensors *ts, void *block);
+/* Add a tensor whose data lies inside a buffer ts owns (no copy). */
+cmcr_status cmcr_tensors_add_view(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+                                  const int64_t *shape, void *data);
+
+/* The one rule for names in every format, reading and writing: tensor names and metadata keys
+ * are 1 to CMCR_MAX_NAME_BYTES bytes of UTF-8 without control characters (C0, DEL, C1), so a
+ * name prints on one line and cannot drive a terminal; metadata values are UTF-8 text of any
+ * length whose only control characters are tab and newline. On failure, returns st with a
+ * message "<what> '<name, escaped>' <problem>". len counts the bytes (a NUL among them is a
+ * control character). */
+cmcr_status cmcr_check_name(cmcr_status st, const char *what, const char *s, size_t len);
+cmcr_status cmcr_check_text(cmcr_status st, const char *what, const char *s, size_t len);
+/* s (len bytes) for a one-line message: valid UTF-8 other than control characters as is, a
+ * backslash and every other byte as \xNN; cut with "..." to fit cap (at least 8). */
+const char *cmcr_escape(char *out, size_t cap, const char *s, size_t len);
 
 #endif

@@ -233,16 +233,12 @@ static bool same(const char *s, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(s, lit, n) == 0;
 }
 
-/* "module.name" with unprintable bytes as '?', cut to fit out. */
+/* "module.name", escaped for a message (cmcr_escape), cut to fit out. */
 static void global_display(char *out, size_t cap, const char *mod, size_t mlen, const char *name,
                            size_t nlen)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < mlen + 1 + nlen && k + 1 < cap; i++) {
-        char c = i < mlen ? mod[i] : i == mlen ? '.' : name[i - mlen - 1];
-        out[k++] = (c >= 0x20 && c < 0x7f) ? c : '?';
-    }
-    out[k] = '\0';
+    char m[80], n[80];
+    snprintf(out, cap, "%s.%s", cmcr_escape(m, sizeof m, mod, mlen), cmcr_escape(n, sizeof n, name, nlen));
 }
 
 static bool resolve_known(const char *mod, size_t mlen, const char *name, size_t nlen,

@@ -3,12 +3,16 @@
  * A checkpoint is a zip archive holding <archive>/data.pkl (a pickle describing the
  * state_dict, see pickle.c), <archive>/data/<key> (the raw little-endian bytes of each
  * storage) and <archive>/version. Tensors are views into storages: an element offset plus
- * sizes and strides. Only contiguous views are accepted.
+ * sizes and strides. Only contiguous views are accepted. Each storage is read once and the
+ * tensors that view it share its bytes, so a file's tensors take no more memory than its
+ * distinct storages, which are checked against the file's size before any is read.
  */
 #include "pickle.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zip.h>
@@ -17,9 +21,9 @@
 
 typedef struct store {
     const pk_storage *s;
-    unsigned char *data; /* NULL until read; freed after its last tensor */
-    size_t nbytes;
-    size_t uses;
+    zip_uint64_t idx;    /* its data entry */
+    uint64_t nbytes;
+    unsigned char *data; /* NULL until read; then owned by the loader's tensor set */
 } store;
 
 typedef struct item {
@@ -30,6 +34,7 @@ typedef struct item {
 
 typedef struct loader {
     const char *path;
+    uint64_t file_bytes;
     zip_t *za;
     char *prefix; /* "archive/" */
     pk_arena *arena;
@@ -46,17 +51,8 @@ static void loader_free(loader *L)
     free(L->prefix);
     pk_free(L->arena);
     free(L->items);
-    for (size_t i = 0; i < L->nstores; i++) free(L->stores[i].data);
     free(L->stores);
     cmcr_tensors_free(L->ts);
-}
-
-/* No control characters, so names can go into one-line messages. */
-static bool printable(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f) return false;
-    return true;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -90,11 +86,18 @@ static cmcr_status not_zip(const char *path)
     return cmcr_fail(CMCR_EFORMAT, "%s: not a zip archive, so not a PyTorch checkpoint", path);
 }
 
-static cmcr_status open_zip(const char *path, zip_t **za)
+static cmcr_status open_zip(loader *L)
 {
+    const char *path = L->path;
+    zip_t **za = &L->za;
     int err = 0;
     *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &err);
-    if (*za) return CMCR_OK;
+    struct stat sb;
+    if (*za && stat(path, &sb) != 0) return cmcr_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    if (*za) {
+        L->file_bytes = (uint64_t)sb.st_size;
+        return CMCR_OK;
+    }
     if (err == ZIP_ER_NOZIP) return not_zip(path);
     cmcr_status st = CMCR_EFORMAT;
     if (err == ZIP_ER_OPEN || err == ZIP_ER_NOENT || err == ZIP_ER_READ) st = CMCR_EIO;
@@ -113,9 +116,8 @@ static cmcr_status find_prefix(loader *L)
     for (zip_int64_t i = 0; i < n; i++) {
         const char *name = zip_get_name(L->za, (zip_uint64_t)i, 0);
         if (!name || !ends_with(name, "/data.pkl")) continue;
-        if (!printable(name))
-            return cmcr_fail(CMCR_EFORMAT, "%s: the name of entry #%lld contains control characters", L->path,
-                             (long long)i);
+        cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "zip entry name", name, strlen(name));
+        if (st) return cmcr_fail_prefix(st, L->path);
         if (found)
             return cmcr_fail(CMCR_EFORMAT, "%s: two pickles in one checkpoint ('%s' and '%s')", L->path,
                              found, name);
@@ -140,6 +142,14 @@ static char *entry_name(const loader *L, const char *a, const char *b)
     char *s = malloc(n);
     if (s) snprintf(s, n, "%s%s%s", L->prefix, a, b);
     return s;
+}
+
+/* Bytes that a file of this size can hold: a zip entry's data is stored (as torch writes it) or
+ * deflated, which expands at most CMCR_MAX_INFLATE times. */
+static uint64_t file_can_hold(const loader *L)
+{
+    uint64_t n;
+    return cmcr_mul_u64(L->file_bytes, CMCR_MAX_INFLATE, &n) ? n : UINT64_MAX;
 }
 
 /* Index and uncompressed size of an entry; false when absent. */
@@ -211,6 +221,10 @@ static cmcr_status parse_pickle(loader *L, pk_value **root)
     else if (size > CMCR_MAX_HEADER_BYTES)
         st = cmcr_fail(CMCR_ENOMEM, "%s: '%s' is %llu bytes, more than the limit of %llu", L->path, name,
                        (unsigned long long)size, (unsigned long long)CMCR_MAX_HEADER_BYTES);
+    else if (size > file_can_hold(L))
+        st = cmcr_fail(CMCR_EFORMAT, "%s: '%s' claims %llu bytes, more than a %llu-byte file can hold (%d times "
+                       "its size)", L->path, name, (unsigned long long)size, (unsigned long long)L->file_bytes,
+                       CMCR_MAX_INFLATE);
     else if (!(buf = cmcr_xmalloc((size_t)size)))
         st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for '%s'", L->path,
                        (unsigned long long)size, name);
@@ -226,8 +240,8 @@ static cmcr_status check_entry(const loader *L, size_t i, const pk_value *key, c
     if (key->kind != PK_STR)
         return cmcr_fail(CMCR_EFORMAT, "%s: state_dict key #%zu is %s, not a string", L->path, i,
                          pk_kind_desc(key->kind));
-    if (strlen(key->u.str.s) != key->u.str.len || !printable(key->u.str.s))
-        return cmcr_fail(CMCR_EFORMAT, "%s: state_dict key #%zu contains control characters", L->path, i);
+    cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "state_dict key", key->u.str.s, key->u.str.len);
+    if (st) return cmcr_fail_prefix(st, L->path);
     if (val->kind != PK_TENSOR)
         return cmcr_fail(CMCR_EUNSUPPORTED,
                          "%s: entry '%s' is %s, not a tensor (only state_dicts of tensors can be loaded)",
@@ -272,7 +286,7 @@ static cmcr_status index_storages(loader *L)
 {
     L->stores = cmcr_xmalloc(L->n * sizeof *L->stores);
     if (!L->stores) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
-    for (size_t i = 0; i < L->n; i++) L->stores[i] = (store){L->items[i].t->storage, NULL, 0, 0};
+    for (size_t i = 0; i < L->n; i++) L->stores[i] = (store){L->items[i].t->storage, 0, 0, NULL};
     qsort(L->stores, L->n, sizeof *L->stores, store_cmp);
     size_t m = 0;
     for (size_t i = 0; i < L->n; i++) {
@@ -288,9 +302,8 @@ static cmcr_status index_storages(loader *L)
     }
     L->nstores = m;
     for (size_t i = 0; i < L->n; i++) {
-        store key = {L->items[i].t->storage, NULL, 0, 0};
+        store key = {L->items[i].t->storage, 0, 0, NULL};
         L->items[i].st = bsearch(&key, L->stores, m, sizeof *L->stores, store_cmp);
-        L->items[i].st->uses++;
     }
     return CMCR_OK;
 }
@@ -331,11 +344,12 @@ static cmcr_status check_view(const loader *L, const item *it, uint64_t *numel)
     return CMCR_OK;
 }
 
-static cmcr_status read_storage(const loader *L, store *s)
+/* The size of a storage, checked against its data entry (s->nbytes, s->idx). */
+static cmcr_status size_storage(const loader *L, store *s)
 {
     const pk_storage *ps = s->s;
     uint64_t want;
-    zip_uint64_t idx = 0, size = 0;
+    zip_uint64_t size = 0;
     if (!cmcr_mul_u64((uint64_t)ps->numel, cmcr_dtype_size(ps->dtype), &want))
         return cmcr_fail(CMCR_EFORMAT, "%s: storage '%s' of %lld x %s: byte size overflows", L->path, ps->key,
                          (long long)ps->numel, cmcr_dtype_name(ps->dtype));
@@ -345,44 +359,65 @@ static cmcr_status read_storage(const loader *L, store *s)
     char *name = entry_name(L, "data/", ps->key);
     cmcr_status st = CMCR_OK;
     if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
-    if (!find_entry(L, name, &idx, &size))
+    if (!find_entry(L, name, &s->idx, &size))
         st = cmcr_fail(CMCR_EFORMAT, "%s: storage '%s' has no data entry '%s'", L->path, ps->key, name);
     else if (size != want)
         st = cmcr_fail(CMCR_EFORMAT,
                        "%s: entry '%s' holds %llu bytes, but storage '%s' needs %llu (%lld x %s)",
                        L->path, name, (unsigned long long)size, ps->key, (unsigned long long)want,
                        (long long)ps->numel, cmcr_dtype_name(ps->dtype));
-    else if (!(s->data = cmcr_xmalloc((size_t)want)))
+    s->nbytes = want;
+    free(name);
+    return st;
+}
+
+/* Every storage's size, and their total against the file's size and the limit per file:
+ * all before any storage is read. */
+static cmcr_status size_storages(const loader *L)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < L->nstores; i++) {
+        cmcr_status st = size_storage(L, &L->stores[i]);
+        if (st) return st;
+        if (!cmcr_add_u64(total, L->stores[i].nbytes, &total)) total = UINT64_MAX;
+    }
+    if (total > CMCR_MAX_LOAD_BYTES)
+        return cmcr_fail(CMCR_ENOMEM, "%s: its %zu storages hold %llu bytes, more than the limit of %llu per file",
+                         L->path, L->nstores, (unsigned long long)total, (unsigned long long)CMCR_MAX_LOAD_BYTES);
+    if (total > file_can_hold(L))
+        return cmcr_fail(CMCR_EFORMAT,
+                         "%s: its %zu storages claim %llu bytes, more than a %llu-byte file can hold (%d times "
+                         "its size)",
+                         L->path, L->nstores, (unsigned long long)total, (unsigned long long)L->file_bytes,
+                         CMCR_MAX_INFLATE);
+    return CMCR_OK;
+}
+
+/* Read a sized storage into a buffer that the tensor set then owns. */
+static cmcr_status read_storage(const loader *L, store *s)
+{
+    char *name = entry_name(L, "data/", s->s->key);
+    unsigned char *data = NULL;
+    cmcr_status st = CMCR_OK;
+    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!(data = cmcr_xmalloc((size_t)s->nbytes)))
         st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for storage '%s'", L->path,
-                       (unsigned long long)want, ps->key);
-    if (!st) st = read_entry(L, name, idx, s->data, want);
-    if (!st) s->nbytes = (size_t)want;
+                       (unsigned long long)s->nbytes, s->s->key);
+    if (!st) st = read_entry(L, name, s->idx, data, s->nbytes);
+    if (st) free(data);
+    else if ((st = cmcr_tensors_own(L->ts, data)) != CMCR_OK) st = cmcr_fail_prefix(st, L->path);
+    else s->data = data;
     free(name);
     return st;
 }
 
 static cmcr_status load_item(loader *L, item *it)
 {
-    store *s = it->st;
-    cmcr_dtype dtype = s->s->dtype;
-    size_t elem = cmcr_dtype_size(dtype);
     uint64_t numel = 0;
     cmcr_status st = check_view(L, it, &numel);
-    if (!st && !s->data) st = read_storage(L, s);
     if (st) return st;
-    size_t off = (size_t)it->t->offset * elem, nbytes = (size_t)numel * elem;
-    s->uses--;
-    if (s->uses == 0 && off == 0 && nbytes == s->nbytes) { /* sole user of the whole storage */
-        void *data = s->data;
-        s->data = NULL;
-        st = cmcr_tensors_add_owned(L->ts, it->name, dtype, it->t->ndim, it->t->size, data);
-    } else {
-        st = cmcr_tensors_add(L->ts, it->name, dtype, it->t->ndim, it->t->size, s->data + off);
-        if (s->uses == 0) {
-            free(s->data);
-            s->data = NULL;
-        }
-    }
+    size_t off = (size_t)it->t->offset * cmcr_dtype_size(it->st->s->dtype);
+    st = cmcr_tensors_add_view(L->ts, it->name, it->st->s->dtype, it->t->ndim, it->t->size, it->st->data + off);
     return st ? cmcr_fail_prefix(st, L->path) : CMCR_OK;
 }
 
@@ -393,13 +428,15 @@ cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out)
     memset(&L, 0, sizeof L);
     L.path = path;
     *out = NULL;
-    cmcr_status st = open_zip(path, &L.za);
+    cmcr_status st = open_zip(&L);
     if (!st) st = find_prefix(&L);
     if (!st) st = check_byteorder(&L);
     if (!st) st = parse_pickle(&L, &root);
     if (!st) st = collect_items(&L, root);
     if (!st) st = index_storages(&L);
+    if (!st) st = size_storages(&L);
     if (!st && !(L.ts = cmcr_tensors_new())) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; !st && i < L.nstores; i++) st = read_storage(&L, &L.stores[i]);
     for (size_t i = 0; !st && i < L.n; i++) st = load_item(&L, &L.items[i]);
     if (!st) {
         *out = L.ts;
@@ -548,26 +585,8 @@ static void put_tensor(pwriter *w, size_t i, const cmcr_tensor *t, const int64_t
     put_op(&w->b, 'R');
 }
 
-/* Strict UTF-8 (what Python's decoder accepts, surrogates aside). */
-static bool valid_utf8(const unsigned char *s)
-{
-    while (*s) {
-        int n = *s < 0x80 ? 0 : *s >= 0xc2 && *s <= 0xdf ? 1 : *s >= 0xe0 && *s <= 0xef ? 2
-              : *s >= 0xf0 && *s <= 0xf4 ? 3 : -1;
-        if (n < 0) return false;
-        if ((*s == 0xe0 && s[1] < 0xa0) || (*s == 0xf0 && s[1] < 0x90) || (*s == 0xf4 && s[1] > 0x8f))
-            return false;
-        for (int k = 1; k <= n; k++)
-            if ((s[k] & 0xc0) != 0x80) return false;
-        s += n + 1;
-    }
-    return true;
-}
-
 static cmcr_status check_tensor(const char *path, size_t i, const cmcr_tensor *t, int64_t *stride)
 {
-    if (strlen(t->name) > UINT32_MAX || !valid_utf8((const unsigned char *)t->name))
-        return cmcr_fail(CMCR_EINVAL, "%s: the name of tensor #%zu is not valid UTF-8", path, i);
     if (!pk_storage_name(t->dtype))
         return cmcr_fail(CMCR_EINVAL, "%s: tensor #%zu has an unknown dtype", path, i);
     if (!contiguous_strides(t, stride))

@@ -1,6 +1,8 @@
 /* safetensors.c - the safetensors format: an 8-byte little-endian header size N, N bytes of
  * UTF-8 JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
- * then the tensor bytes, offsets relative to the end of the header. */
+ * then the tensor bytes, offsets relative to the end of the header. As in the reference
+ * implementation, the tensors cover the data exactly: no byte is shared, skipped or left over,
+ * so loading allocates no more than the file holds. */
 #include "internal.h"
 
 #include <cjson/cJSON.h>
@@ -172,7 +174,9 @@ static cmcr_status entry_dtype(const char *path, const char *name, const cJSON *
         return cmcr_fail(CMCR_EUNSUPPORTED,
                          "%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32 or I64)", path,
                          name, v->valuestring);
-    return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': unknown dtype \"%s\"", path, name, v->valuestring);
+    char shown[64];
+    return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': unknown dtype \"%s\"", path, name,
+                     cmcr_escape(shown, sizeof shown, v->valuestring, strlen(v->valuestring)));
 }
 
 static cmcr_status entry_shape(const char *path, const char *name, const cJSON *obj, struct st_entry *e)
@@ -241,9 +245,11 @@ static cmcr_status check_entry(const char *path, const struct st_entry *e, uint6
 static cmcr_status parse_entry(const char *path, const cJSON *item, uint64_t data_size, struct st_entry *e)
 {
     e->name = item->string;
+    cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "tensor name", e->name, strlen(e->name));
+    if (st) return cmcr_fail_prefix(st, path);
     if (!cJSON_IsObject(item))
         return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': entry must be an object", path, e->name);
-    cmcr_status st = entry_dtype(path, e->name, item, &e->dtype);
+    st = entry_dtype(path, e->name, item, &e->dtype);
     if (!st) st = entry_shape(path, e->name, item, e);
     if (!st) st = entry_offsets(path, e->name, item, e);
     if (!st) st = check_entry(path, e, data_size);
@@ -255,10 +261,15 @@ static cmcr_status parse_metadata(const char *path, const cJSON *meta, cmcr_tens
     if (!cJSON_IsObject(meta))
         return cmcr_fail(CMCR_EFORMAT, "%s: \"%s\" must be an object of strings", path, ST_META_KEY);
     for (const cJSON *m = meta->child; m; m = m->next) {
+        char what[CMCR_MAX_NAME_BYTES + 32];
+        cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "metadata key", m->string, strlen(m->string));
+        if (st) return cmcr_fail_prefix(st, path);
         if (!cJSON_IsString(m))
             return cmcr_fail(CMCR_EFORMAT, "%s: \"%s\" value of key \"%s\" is not a string", path, ST_META_KEY,
                              m->string);
-        cmcr_status st = cmcr_tensors_set_meta(ts, m->string, m->valuestring);
+        snprintf(what, sizeof what, "metadata key '%s': value", m->string);
+        st = cmcr_check_text(CMCR_EFORMAT, what, m->valuestring, strlen(m->valuestring));
+        if (!st) st = cmcr_tensors_set_meta(ts, m->string, m->valuestring);
         if (st) return cmcr_fail_prefix(st, path);
     }
     return CMCR_OK;
@@ -272,18 +283,30 @@ static int by_offset(const void *pa, const void *pb)
     return a->index < b->index ? -1 : a->index > b->index;
 }
 
-/* After sorting by offset: no two non-empty byte ranges may share a byte. */
-static cmcr_status check_overlaps(const char *path, const struct st_entry *e, size_t n)
+/* After sorting by offset: the non-empty byte ranges tile the data, with no byte shared,
+ * skipped or left over after the last tensor. */
+static cmcr_status check_layout(const char *path, const struct st_entry *e, size_t n, uint64_t data_size)
 {
     const struct st_entry *last = NULL;
+    uint64_t end = 0;
     for (size_t i = 0; i < n; i++) {
         if (e[i].begin == e[i].end) continue;
-        if (last && e[i].begin < last->end)
+        if (e[i].begin < end)
             return cmcr_fail(CMCR_EFORMAT, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", path,
                              last->name, (unsigned long long)last->begin, (unsigned long long)last->end, e[i].name,
                              (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
-        if (!last || e[i].end > last->end) last = &e[i];
+        if (e[i].begin > end)
+            return cmcr_fail(CMCR_EFORMAT, "%s: bytes [%llu, %llu) of the data, before tensor '%s', belong to no tensor",
+                             path, (unsigned long long)end, (unsigned long long)e[i].begin, e[i].name);
+        last = &e[i];
+        end = e[i].end;
     }
+    if (end < data_size)
+        return cmcr_fail(CMCR_EFORMAT,
+                         "%s: %llu unexpected bytes after the data: the tensors end at byte %llu of the %llu bytes "
+                         "after the header",
+                         path, (unsigned long long)(data_size - end), (unsigned long long)end,
+                         (unsigned long long)data_size);
     return CMCR_OK;
 }
 
@@ -313,7 +336,7 @@ static cmcr_status parse_entries(const char *path, const cJSON *root, uint64_t d
     }
     if (!st) {
         qsort(e, n, sizeof *e, by_offset);
-        st = check_overlaps(path, e, n);
+        st = check_layout(path, e, n, data_size);
     }
     if (st) {
         free(e);
@@ -350,6 +373,11 @@ static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
     uint64_t hsize = 0, data_size = 0;
     cmcr_status st = read_header_text(f, path, &text, &hsize, &data_size);
     if (st) return st;
+    if (data_size > CMCR_MAX_LOAD_BYTES) {
+        free(text);
+        return cmcr_fail(CMCR_ENOMEM, "%s: %llu bytes of tensor data, more than the limit of %llu per file", path,
+                         (unsigned long long)data_size, (unsigned long long)CMCR_MAX_LOAD_BYTES);
+    }
     cJSON *root;
     st = parse_json(path, text, (size_t)hsize, &root);
     free(text);

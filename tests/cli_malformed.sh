@@ -41,6 +41,11 @@ st("st_overlap.safetensors", {"a": {"dtype": "F32", "shape": [4], "data_offsets"
 st("st_dtype.safetensors", {"a": {"dtype": "Q7", "shape": [4], "data_offsets": [0, 16]}})
 st("st_shape.safetensors", {"a": {"dtype": "F32", "shape": [4294967296, 4294967296, 4], "data_offsets": [0, 16]}})
 open("notzip.pt", "wb").write(b"PK\x03\x04 this is not really a zip archive")
+st("st_name_newline.safetensors", {"a\nb": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})
+st("st_name_escape.safetensors", {"\x1b[2J\x1b]0;owned\x07": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})
+st("st_meta_escape.safetensors", {"__metadata__": {"note": "\x1b[31mred"},
+                                  "a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})
+st("st_trailing.safetensors", {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}})
 EOF
 
 # A valid model, to feed it bad embeddings.
@@ -69,7 +74,7 @@ echo "| input | command | exit | message |"
 echo "|---|---|---|---|"
 check() {
     local what=$1 file=$2; shift 2
-    rm -f out.npy out.safetensors
+    rm -f out.npy out.safetensors out.pt
     "$@" >/dev/null 2>err.txt
     local rc=$?
     local lines
@@ -79,6 +84,7 @@ check() {
     if [ $rc -ge 128 ]; then fail "$what: killed by a signal (crash)"; fi
     if [ "$lines" -ne 1 ]; then fail "$what: $lines lines on stderr"; fi
     if ! grep -qF "$file" err.txt; then fail "$what: message does not name $file"; fi
+    if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' err.txt; then fail "$what: raw control bytes on stderr"; fi
     if ls out.* 2>/dev/null | grep -q .; then fail "$what: left an output file"; fi
     if ls ./*.tmp.* 2>/dev/null | grep -q .; then fail "$what: left a temporary file"; fi
 }
@@ -101,7 +107,37 @@ check "safetensors offsets out of range" st_offsets.safetensors "$BIN" inspect s
 check "safetensors overlapping tensors" st_overlap.safetensors "$BIN" inspect st_overlap.safetensors
 check "safetensors unknown dtype" st_dtype.safetensors "$BIN" inspect st_dtype.safetensors
 check "safetensors shape overflow" st_shape.safetensors "$BIN" convert st_shape.safetensors out.safetensors
+check "safetensors tensor name with a newline" st_name_newline.safetensors "$BIN" inspect st_name_newline.safetensors
+check "safetensors tensor name with escape sequences" st_name_escape.safetensors "$BIN" inspect st_name_escape.safetensors
+check "safetensors metadata value with an escape sequence" st_meta_escape.safetensors "$BIN" inspect st_meta_escape.safetensors
+check "safetensors tensor name with a newline, converted to .pt" st_name_newline.safetensors "$BIN" convert st_name_newline.safetensors out.pt
+check "safetensors bytes after the data" st_trailing.safetensors "$BIN" inspect st_trailing.safetensors
 check "not a zip (.pt)" notzip.pt "$BIN" inspect notzip.pt
 check "missing file" missing.npy "$BIN" inspect missing.npy
 check "a tensor file that is not a model" good.npy "$BIN" "${P[@]/model.safetensors/good.npy}" good.npy
+# A 60 KB .pt whose 3000 tensors view one 1 MiB storage (deflated): inspect reads the storage
+# once, so it runs in 1.5 GB of address space (copies per view would take 3 GB). Skipped under
+# AddressSanitizer, which reserves more address space than that for itself.
+if ! "$PY" -c 'import torch' 2>/dev/null; then
+    echo "NOTE: no torch in $PY; the shared-storage check is skipped"
+elif ldd "$BIN" 2>/dev/null | grep -q libasan; then
+    echo "NOTE: AddressSanitizer build; the shared-storage check under ulimit -v is skipped"
+else
+    "$PY" - <<'EOF'
+import io, zipfile, torch
+x = torch.zeros(1 << 18)
+buf = io.BytesIO()
+torch.save({f"v{i}": x[i % 7:] for i in range(3000)}, buf)
+src = zipfile.ZipFile(buf)
+with zipfile.ZipFile("views.pt", "w", zipfile.ZIP_DEFLATED) as z:
+    for name in src.namelist():
+        z.writestr(name, src.read(name))
+EOF
+    size=$(stat -c %s views.pt)
+    out=$( (ulimit -v 1500000; "$BIN" inspect views.pt) 2>err.txt)
+    rc=$?
+    echo "| .pt of $size bytes, 3000 views of one 1 MiB storage | \`inspect views.pt\` (ulimit -v 1500000) | $rc | \`$(cat err.txt)\` |"
+    if [ $rc -ne 0 ]; then fail "views of one storage: inspect failed in 1.5 GB"; fi
+    if ! grep -q "3000 tensors" <<<"$out"; then fail "views of one storage: inspect did not list 3000 tensors"; fi
+fi
 finish cli_malformed

@@ -154,12 +154,12 @@ static void test_layout(void **state)
 static void test_offset_order(void **state)
 {
     (void)state;
-    const char *json = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]},"
+    const char *json = "{\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]},"
                        "\"__metadata__\":{\"k\":\"v\"},"
                        "\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
                        "\"a\":{\"dtype\":\"I32\",\"shape\":[1,1],\"data_offsets\":[0,4]}}   ";
-    unsigned char data[16];
-    for (int i = 0; i < 16; i++) data[i] = (unsigned char)i;
+    unsigned char data[12];
+    for (int i = 0; i < 12; i++) data[i] = (unsigned char)i;
     char *p = craft("order.safetensors", json, data, sizeof data);
     cmcr_tensors *ts;
     assert_int_equal(cmcr_safetensors_load(p, &ts), CMCR_OK);
@@ -167,7 +167,7 @@ static void test_offset_order(void **state)
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "a");
     assert_string_equal(cmcr_tensors_at(ts, 1)->name, "z");
     assert_string_equal(cmcr_tensors_at(ts, 2)->name, "b");
-    assert_memory_equal(cmcr_tensors_at(ts, 2)->data, data + 8, 8);
+    assert_memory_equal(cmcr_tensors_at(ts, 2)->data, data + 4, 8);
     assert_memory_equal(cmcr_tensors_at(ts, 0)->data, data, 4);
     assert_string_equal(cmcr_tensors_get_meta(ts, "k"), "v");
     cmcr_tensors_free(ts);
@@ -271,6 +271,70 @@ static void test_malformed_headers(void **state)
     }
 }
 
+
+/* The one name rule (cmcr_check_name) for tensor names and metadata keys, text without control
+ * characters for metadata values; names from the file are escaped in every message. */
+static void test_hostile_names(void **state)
+{
+    (void)state;
+    static const struct bad_json cases[] = {
+        {"tensor name with a newline", "{\"a\\nb\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+         CMCR_EFORMAT, "tensor name 'a\\x0ab' contains control characters"},
+        {"tensor name with an escape sequence",
+         "{\"\\u001b[2J\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CMCR_EFORMAT,
+         "tensor name '\\x1b[2J' contains control characters"},
+        {"tensor name with a C1 control (U+009B, CSI)",
+         "{\"a\\u009b31m\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CMCR_EFORMAT,
+         "tensor name 'a\\xc2\\x9b31m' contains control characters"},
+        {"empty tensor name", "{\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CMCR_EFORMAT,
+         "tensor name '' is empty"},
+        {"metadata key with a newline", "{\"__metadata__\":{\"k\\n\":\"v\"}}", 0, CMCR_EFORMAT,
+         "metadata key 'k\\x0a' contains control characters"},
+        {"metadata value with an escape sequence", "{\"__metadata__\":{\"k\":\"\\u001b]0;x\\u0007\"}}", 0,
+         CMCR_EFORMAT, "metadata key 'k': value '\\x1b]0;x\\x07' contains control characters"},
+        {"dtype with an escape sequence", "{\"a\":{\"dtype\":\"\\u001b[31m\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, CMCR_EFORMAT, "unknown dtype \"\\x1b[31m\""},
+        {"bytes after the data", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 12,
+         CMCR_EFORMAT, "8 unexpected bytes after the data: the tensors end at byte 4 of the 12 bytes"},
+        {"bytes between tensors",
+         "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+         12, CMCR_EFORMAT, "bytes [4, 8) of the data, before tensor 'b', belong to no tensor"},
+        {"data but only empty tensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 8,
+         CMCR_EFORMAT, "8 unexpected bytes after the data"},
+    };
+    unsigned char data[32] = {0};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "name%zu.safetensors", i);
+        char *p = craft(name, cases[i].json, data, cases[i].data_bytes);
+        expect_fail(cases[i].label, p, cases[i].st, cases[i].needle);
+        assert_null(strchr(cmcr_last_error(), '\x1b'));
+        free(p);
+    }
+    char long_name[600];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    char *json = malloc(700);
+    snprintf(json, 700, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", long_name);
+    char *p = craft("long.safetensors", json, data, 4);
+    expect_fail("tensor name of 599 bytes", p, CMCR_EFORMAT, "is longer than 512 bytes");
+    free(p);
+    free(json);
+
+    /* what cannot be read cannot be written either: the set refuses such names */
+    cmcr_tensors *ts = cmcr_tensors_new();
+    float one = 1;
+    int64_t s1[1] = {1};
+    assert_int_equal(cmcr_tensors_add(ts, "a\nb", CMCR_F32, 1, s1, &one), CMCR_EINVAL);
+    assert_string_equal(cmcr_last_error(), "tensor name 'a\\x0ab' contains control characters");
+    assert_int_equal(cmcr_tensors_set_meta(ts, "k", "\x1b[2J"), CMCR_EINVAL);
+    assert_string_equal(cmcr_last_error(), "metadata key 'k': value '\\x1b[2J' contains control characters");
+    assert_int_equal(cmcr_tensors_count(ts), 0);
+    assert_int_equal(cmcr_tensors_meta_count(ts), 0);
+    cmcr_tensors_free(ts);
+}
+
 static void test_malformed_sizes(void **state)
 {
     (void)state;
@@ -328,6 +392,14 @@ static void test_over_limit_sparse(void **state)
         return;
     }
     expect_fail("tensor over the 16 GiB limit", p, CMCR_ENOMEM, "exceed the limit of 17179869184 bytes per tensor");
+    assert_int_equal(unlink(p), 0);
+    free(p);
+
+    /* 64 GiB + 8 bytes of data in one file, refused before a tensor is read */
+    json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}";
+    p = craft("sparse64.safetensors", json, NULL, 0);
+    assert_int_equal(truncate(p, (off_t)(8 + strlen(json) + (64ull << 30) + 8)), 0);
+    expect_fail("64 GiB of data in one file", p, CMCR_ENOMEM, "more than the limit of 68719476736 per file");
     assert_int_equal(unlink(p), 0);
     free(p);
 }
@@ -450,6 +522,7 @@ int main(void)
         cmocka_unit_test(test_save_refusals),
         cmocka_unit_test(test_malformed_headers),
         cmocka_unit_test(test_malformed_sizes),
+        cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_too_many_tensors),
         cmocka_unit_test(test_over_limit_sparse),
         cmocka_unit_test(test_python_interop),
