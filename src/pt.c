@@ -679,7 +679,7 @@ cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path)
     if (!st) {
         st = write_zip(ts, path, tmp, &w.b);
         if (!st) st = cmcr_commit_temp(tmp, path); /* removes tmp itself on failure */
-        else unlink(tmp);
+        else cmcr_temp_discard(tmp);
     }
     free(tmp);
     free(w.b.p);
