@@ -6,8 +6,8 @@
  * Problem: random unit-norm overlap rows for both sides, pseudo embeddings
  * precomputed (random unit-norm rows, so consistency is on without aggregating memories),
  * every loss term on (native + pseudo InfoNCE, intra), semantic-completion noise on, Adam,
- * no cache, no checkpoints. One step = cmcr_train_make_batch (gather + noise + normalise) +
- * cmcr_train_forward_backward + cmcr_train_adam, as cmcr_trainer_run does it.
+ * no cache, no checkpoints. One step = train_make_batch (gather + noise + normalise) +
+ * train_forward_backward + train_adam, as cmcr_trainer_run does it.
  * FLOPs per step from the shapes (DESIGN.md section 5): projectors 4B * 2*(D*H + H*O) forward,
  * twice that backward; InfoNCE 2 pairs * 2*B*B*O forward, twice that backward (206.2 GFLOP at
  * B=4096, clap-clip). The RESULT line and the % of peak use that count, as the issue does.
@@ -20,7 +20,7 @@
  * Last, the step's matrix products are timed alone (same shapes and calls, no other work):
  * the floor under the step's time on this machine. */
 #include "bench_util.h"
-#include "train.h"
+#include "mcr/train.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,25 +55,25 @@ static double products_alone(int64_t B, int64_t D, int64_t H, int64_t O, int rep
     for (int r = 0; r < reps; r++) {
         double t0 = now();
         for (int k = 0; k < 4; k++) {
-            prec_linear(&mp, x, w1, bias, B, D, hid, a);
-            if (H) prec_linear(&mp, a, w2, bias, B, H, O, za);
+            mm_prec_linear(&mp, x, w1, bias, B, D, hid, a);
+            if (H) mm_prec_linear(&mp, a, w2, bias, B, H, O, za);
         }
         for (int pair = 0; pair < 2; pair++) {
-            prec_gemm(&mp, 0, 1, B, B, O, 100.0f, za, zb, 0.0f, l);
+            mm_prec_gemm(&mp, 0, 1, B, B, O, 100.0f, za, zb, 0.0f, l);
             mm_prec g = mp; /* as infonce: the gradient matrix is rounded once for its two products */
             if (g.bf16) {
-                bf16_from_f32(l, g.sa, B * B);
+                mm_bf16_from_f32(l, g.sa, B * B);
                 g.a_rounded = 1;
             }
-            prec_gemm(&g, 0, 0, B, O, B, 1.0f, l, zb, 1.0f, dza);
-            prec_gemm(&g, 1, 0, B, O, B, 1.0f, l, za, 1.0f, dzb);
+            mm_prec_gemm(&g, 0, 0, B, O, B, 1.0f, l, zb, 1.0f, dza);
+            mm_prec_gemm(&g, 1, 0, B, O, B, 1.0f, l, za, 1.0f, dzb);
         }
         for (int k = 0; k < 4; k++) {
             if (H) {
-                prec_gemm(&mp, 1, 0, O, H, B, 1.0f, dza, a, 1.0f, dw2);
-                prec_gemm(&mp, 0, 0, B, H, O, 1.0f, dza, w2, 0.0f, da);
+                mm_prec_gemm(&mp, 1, 0, O, H, B, 1.0f, dza, a, 1.0f, dw2);
+                mm_prec_gemm(&mp, 0, 0, B, H, O, 1.0f, dza, w2, 0.0f, da);
             }
-            prec_gemm(&mp, 1, 0, hid, D, B, 1.0f, H ? da : dza, x, 1.0f, dw1);
+            mm_prec_gemm(&mp, 1, 0, hid, D, B, 1.0f, H ? da : dza, x, 1.0f, dw1);
         }
         t[r] = now() - t0;
     }
@@ -133,9 +133,9 @@ int main(int argc, char **argv)
     for (int k = -1; k < steps; k++) {
         int64_t step = k + 2, pos = (int64_t)(k + 1) % (n / B);
         double t0 = now();
-        cmcr_train_make_batch(t, perm + pos * B, B, NULL);
-        train_loss L = cmcr_train_forward_backward(t, B);
-        cmcr_train_adam(t, step, cmcr_train_lr(&t->p, step, t->total_steps));
+        train_make_batch(t, perm + pos * B, B, NULL);
+        train_loss L = train_forward_backward(t, B);
+        train_adam(t, step, train_lr(&t->p, step, t->total_steps));
         t->step++; /* as cmcr_trainer_run: the noise stream is keyed on the step */
         double dt = now() - t0;
         if (k >= 0) times[k] = dt;

@@ -1,10 +1,11 @@
 /* test_blas.c - the choice of OpenBLAS kernels (cmcr_blas_pick_core), that the kernels in use
  * compute a correct sgemm (against a double-precision product), and that the library's own
- * product (cmcr_sgemm: oneDNN or OpenBLAS, src/matmul.h) is correct for every transposition,
+ * product (mm_sgemm: oneDNN or OpenBLAS, src/matmul.h) is correct for every transposition,
  * alpha and beta it is called with, in float32 and with bfloat16 inputs (the trainer's
  * --precision bf16). ctest runs this twice: as built, and with
  * CMCR_GEMM=openblas. */
-#include "matmul.h"
+#include "runtime/matmul.h"
+#include "runtime/half.h"
 #include "testutil.h"
 
 #include <cblas.h>
@@ -90,12 +91,12 @@ static void test_gemm_backend(void **s)
 static float *rounded_copy(const float *v, int n)
 {
     float *r = malloc(sizeof(float) * n);
-    for (int i = 0; i < n; i++) r[i] = cmcr_bf16_to_f32(cmcr_f32_to_bf16(v[i]));
+    for (int i = 0; i < n; i++) r[i] = half_bf16_to_f32(half_f32_to_bf16(v[i]));
     return r;
 }
 
 /* Largest |C - ref| / (sum |alpha a b| + |beta c0|) over C = alpha op(A) op(B) + beta C0, from
- * cmcr_sgemm (mp NULL) or prec_gemm(mp). The reference takes the inputs as the product
+ * mm_sgemm (mp NULL) or mm_prec_gemm(mp). The reference takes the inputs as the product
  * should see them: rounded to bfloat16 when mp asks for bf16 and bf16 can run here. *plain:
  * the same against the unrounded inputs. */
 static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float beta, const mm_prec *mp,
@@ -108,8 +109,8 @@ static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float
     fill_uniform(b, k * n, &x, -0.5f, 1);
     fill_uniform(c0, m * n, &x, 0, 1);
     memcpy(c, c0, sizeof(float) * m * n);
-    if (mp) prec_gemm(mp, ta, tb, m, n, k, alpha, a, b, beta, c);
-    else cmcr_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
+    if (mp) mm_prec_gemm(mp, ta, tb, m, n, k, alpha, a, b, beta, c);
+    else mm_sgemm(ta, tb, m, n, k, alpha, a, b, beta, c);
     int bf16 = mp && mp->bf16 && cmcr_bf16_support();
     float *ra = bf16 ? rounded_copy(a, m * k) : a, *rb = bf16 ? rounded_copy(b, k * n) : b;
     double worst = max_error(c, ta, tb, m, n, k, alpha, ra, rb, beta, c0);
@@ -126,7 +127,7 @@ static double gemm_error(int ta, int tb, int m, int n, int k, float alpha, float
 }
 
 /* The 24 cases (3 shapes, both transpositions of each operand, beta 0 and 1) through
- * cmcr_sgemm (mp NULL) or prec_gemm(mp): the largest error (gemm_error), and with mp in
+ * mm_sgemm (mp NULL) or mm_prec_gemm(mp): the largest error (gemm_error), and with mp in
  * *least_plain the smallest error against the unrounded inputs (shapes with k > 1). */
 static double all_cases(const mm_prec *mp, double *least_plain)
 {
@@ -156,7 +157,7 @@ static void test_library_gemm_is_correct(void **s)
     assert_true(worst < 1e-5);
 }
 
-/* The trainer's bf16 products (prec_gemm): for every transposition and beta, exactly the
+/* The trainer's bf16 products (mm_prec_gemm): for every transposition and beta, exactly the
  * float32 product of the bf16-rounded inputs (up to float32 summation), and measurably not the
  * unrounded one, so bf16 did run. Without bf16 here, the float32 product runs instead. */
 static void test_bf16_products(void **s)
@@ -171,13 +172,13 @@ static void test_bf16_products(void **s)
     assert_true(worst < 1e-5);
     if (cmcr_bf16_support()) {
         assert_true(least_plain > 1e-4);
-        assert_int_equal(prec_fallbacks(), 0); /* none of the 24 ran in float32 instead */
+        assert_int_equal(mm_prec_fallbacks(), 0); /* none of the 24 ran in float32 instead */
     }
     free(mp.sa);
     free(mp.sb);
 }
 
-/* cmcr_linear: y = x w^T + bias, against double; and prec_linear in bf16 against double of
+/* mm_linear: y = x w^T + bias, against double; and mm_prec_linear in bf16 against double of
  * the rounded inputs. */
 static void test_linear_is_correct(void **s)
 {
@@ -191,12 +192,12 @@ static void test_linear_is_correct(void **s)
     fill_uniform(b, out, &u, -2, 4);
     float *y0 = malloc(sizeof(float) * rows * out); /* the bias in every row */
     for (int r = 0; r < rows; r++) memcpy(y0 + r * out, b, sizeof(float) * out);
-    cmcr_linear(x, w, b, rows, in, out, y);
+    mm_linear(x, w, b, rows, in, out, y);
     double worst = max_error(y, 0, 1, rows, out, in, 1.0f, x, w, 1.0f, y0);
     printf("%s linear: max |y - double| / sum|terms| = %.2e\n", cmcr_gemm_backend(), worst);
     assert_true(worst < 1e-5);
     mm_prec mp = {.bf16 = 1, .sa = malloc(sizeof(uint16_t) * rows * in), .sb = malloc(sizeof(uint16_t) * out * in)};
-    prec_linear(&mp, x, w, b, rows, in, out, y);
+    mm_prec_linear(&mp, x, w, b, rows, in, out, y);
     int bf16 = cmcr_bf16_support();
     float *rx = bf16 ? rounded_copy(x, rows * in) : x, *rw = bf16 ? rounded_copy(w, out * in) : w;
     worst = max_error(y, 0, 1, rows, out, in, 1.0f, rx, rw, 1.0f, y0);

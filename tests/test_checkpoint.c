@@ -1,7 +1,7 @@
 /* test_checkpoint.c - training checkpoints never hold, nor bring back, a model the forward
  * pass cannot use (NaN or Inf values, a negative running variance). */
 #include "testutil.h"
-#include "train.h"
+#include "mcr/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,10 +10,10 @@
 
 enum { N = 16, DA = 6, DB = 5, HID = 8, OUT = 4 };
 
-static float *random_matrix(cmcr_rng *r, int64_t rows, int64_t cols)
+static float *random_matrix(rng_state *r, int64_t rows, int64_t cols)
 {
     float *x = malloc(sizeof(float) * (size_t)(rows * cols));
-    cmcr_rng_fill_normal(r, x, rows * cols, 1.0);
+    rng_fill_normal(r, x, rows * cols, 1.0);
     return x;
 }
 
@@ -24,8 +24,8 @@ typedef struct fixture {
 
 static fixture make_trainer(void)
 {
-    cmcr_rng r;
-    cmcr_rng_seed(&r, 11);
+    rng_state r;
+    rng_seed(&r, 11);
     fixture f = {random_matrix(&r, N, DA), random_matrix(&r, N, DB), NULL};
     cmcr_train_params p = cmcr_train_default_params();
     p.shape_a = (cmcr_head_shape){2, DA, HID, OUT};

@@ -1,7 +1,7 @@
 /* test_model.c - projector model: state_dict mapping, save/load round trips, inference
  * against a hand computation, (the released checkpoint is in test_parity.c). */
 #include "testutil.h"
-#include "model.h"
+#include "mcr/model.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -23,7 +23,7 @@ static cmcr_model *tiny_model(int layers)
 }
 
 /* Direct double-precision evaluation of one head, written independently of model.c. */
-static void reference_head(const cmcr_head *h, const float *x_in, double *out)
+static void reference_head(const model_head *h, const float *x_in, double *out)
 {
     const cmcr_head_shape *s = &h->shape;
     double x[64], y[64], n = 0;
@@ -53,7 +53,7 @@ static void reference_head(const cmcr_head *h, const float *x_in, double *out)
 static void check_projection(cmcr_model *m)
 {
     for (int side = 0; side < 2; side++) {
-        cmcr_head *h = &m->heads[side];
+        model_head *h = &m->heads[side];
         int64_t rows = 5, in = h->shape.in_dim, out = h->shape.out_dim;
         float x[5 * 64], y[5 * 64];
         for (int64_t i = 0; i < rows * in; i++) x[i] = (float)sin(0.7 * (double)i + side);
@@ -249,7 +249,7 @@ static void test_overflow_in_forward(void **state)
 {
     (void)state;
     cmcr_model *m = tiny_model(2), *big;
-    cmcr_head *h = &m->heads[0];
+    model_head *h = &m->heads[0];
     for (int64_t i = 0; i < h->hid * h->shape.in_dim; i++) h->w1[i] = 1e30f;
     for (int64_t i = 0; i < h->shape.out_dim * h->hid; i++) h->w2[i] = 1e30f;
     cmcr_tensors *ts;

@@ -1,7 +1,8 @@
 /* test_pt.c - PyTorch .pt reader/writer: the released checkpoint, round trips, interop with
  * torch (when a python with torch is available) and hostile inputs. */
 #include "testutil.h"
-#include "internal.h"
+#include "io/io.h"
+#include "runtime/core.h"
 
 #include <dirent.h>
 #include <stdbool.h>
@@ -51,7 +52,7 @@ static void add_random(cmcr_tensors *ts, const char *name, cmcr_dtype dt, int nd
                        float lo)
 {
     uint64_t nbytes;
-    assert_true(cmcr_shape_bytes(shape, ndim, cmcr_dtype_size(dt), &nbytes));
+    assert_true(core_shape_bytes(shape, ndim, cmcr_dtype_size(dt), &nbytes));
     unsigned char *buf = malloc(nbytes ? nbytes : 1);
     if (dt == CMCR_F32) {
         for (size_t i = 0; i < nbytes / 4; i++) {
@@ -152,8 +153,8 @@ static void test_released_checkpoint(void **state)
     /* re-save with cmcr and read back: identical */
     char *copy = tu_path("released_copy.pt");
     cmcr_tensors *back = NULL;
-    assert_int_equal(cmcr_pt_save(ts, copy), CMCR_OK);
-    assert_int_equal(cmcr_pt_load(copy, &back), CMCR_OK);
+    assert_int_equal(pt_save(ts, copy), CMCR_OK);
+    assert_int_equal(pt_load(copy, &back), CMCR_OK);
     assert_same_tensors(ts, back);
     cmcr_tensors_free(back);
     cmcr_tensors_free(ts);
@@ -191,8 +192,8 @@ static void test_roundtrip(void **state)
     cmcr_tensors_free(back);
 
     /* overwrite in place, and saving twice gives the same bytes */
-    assert_int_equal(cmcr_pt_save(ts, path), CMCR_OK);
-    assert_int_equal(cmcr_pt_save(ts, again), CMCR_OK);
+    assert_int_equal(pt_save(ts, path), CMCR_OK);
+    assert_int_equal(pt_save(ts, again), CMCR_OK);
     size_t n1, n2;
     char *b1 = read_all(path, &n1), *b2 = read_all(again, &n2);
     assert_int_equal(n1, n2);
@@ -216,8 +217,8 @@ static void test_many_tensors(void **state)
         add_random(ts, name, i % 2 ? CMCR_F16 : CMCR_F32, 1, shape, 0);
     }
     char *path = tu_path("many.pt");
-    assert_int_equal(cmcr_pt_save(ts, path), CMCR_OK);
-    assert_int_equal(cmcr_pt_load(path, &back), CMCR_OK);
+    assert_int_equal(pt_save(ts, path), CMCR_OK);
+    assert_int_equal(pt_load(path, &back), CMCR_OK);
     assert_same_tensors(ts, back);
     cmcr_tensors_free(back);
     cmcr_tensors_free(ts);
@@ -229,7 +230,7 @@ static void test_save_errors(void **state)
     (void)state;
     cmcr_tensors *ts = sample_set();
     const char *bad_dir = "/nonexistent-cmcr-dir/x.pt";
-    assert_int_equal(cmcr_pt_save(ts, bad_dir), CMCR_EIO);
+    assert_int_equal(pt_save(ts, bad_dir), CMCR_EIO);
     assert_non_null(strstr(cmcr_last_error(), bad_dir));
     printf("REFUSED save into a missing directory | %s | %s\n", cmcr_status_name(CMCR_EIO),
            cmcr_last_error());
@@ -357,7 +358,7 @@ static void test_torch_reads_cmcr(void **state)
     char *script = script_path(), *path = tu_path("heads.pt"), *ref = tu_path("sample.ref");
     for (int two = 0; two < 2; two++) {
         cmcr_tensors *ts = head_set(two);
-        assert_int_equal(cmcr_pt_save(ts, path), CMCR_OK);
+        assert_int_equal(pt_save(ts, path), CMCR_OK);
         write_reference(ts, ref);
         assert_int_equal(tu_system("%s %s %s --check-head %s --expect %s >/dev/null", py, script, path,
                                    two ? "clap-clip" : "ulip-clip", ref),
@@ -365,7 +366,7 @@ static void test_torch_reads_cmcr(void **state)
         cmcr_tensors_free(ts);
     }
     cmcr_tensors *ts = sample_set();
-    assert_int_equal(cmcr_pt_save(ts, path), CMCR_OK);
+    assert_int_equal(pt_save(ts, path), CMCR_OK);
     write_reference(ts, ref);
     assert_int_equal(tu_system("%s %s %s --expect %s", py, script, path, ref), 0);
     cmcr_tensors_free(ts);
@@ -391,7 +392,7 @@ static void test_cmcr_reads_torch(void **state)
         assert_int_equal(tu_system("%s %s --write %s --ref %s --protocol %d", py, script, path, ref,
                                    protocols[i]),
                          0);
-        assert_int_equal(cmcr_pt_load(path, &ts), CMCR_OK);
+        assert_int_equal(pt_load(path, &ts), CMCR_OK);
         check_reference(ts, ref);
         cmcr_tensors_free(ts);
     }
@@ -589,7 +590,7 @@ static void test_good_control(void **state)
         char *path = tu_path("good.pt");
         pb_state_dict(&p, &GOOD);
         write_pt(path, &p, 16, deflate);
-        assert_int_equal(cmcr_pt_load(path, &ts), CMCR_OK);
+        assert_int_equal(pt_load(path, &ts), CMCR_OK);
         assert_int_equal(cmcr_tensors_count(ts), 1);
         assert_int_equal(cmcr_tensors_at(ts, 0)->shape[1], 2);
         cmcr_tensors_free(ts);
@@ -607,7 +608,7 @@ static void test_bare_tensor(void **state)
     char *path = tu_path("bare.pt");
     pb_op(&p, 0x80), pb_op(&p, 2), pb_tensor(&p, &GOOD), pb_op(&p, '.');
     write_pt(path, &p, 16, false);
-    assert_int_equal(cmcr_pt_load(path, &ts), CMCR_OK);
+    assert_int_equal(pt_load(path, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_count(ts), 1);
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "tensor");
     cmcr_tensors_free(ts);
@@ -656,7 +657,7 @@ static void test_all_opcodes(void **state)
     pb_op(&p, 'J'), pb_le(&p, (uint32_t)-5, 4), pb_op(&p, 0x86), pb_op(&p, 's');
     pb_op(&p, 'b'), pb_op(&p, '.');
     write_pt(path, &p, 16, false);
-    assert_int_equal(cmcr_pt_load(path, &ts), CMCR_OK);
+    assert_int_equal(pt_load(path, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_count(ts), 1);
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "w");
     cmcr_tensors_free(ts);
@@ -684,7 +685,7 @@ static void test_not_a_checkpoint(void **state)
 
     /* a real checkpoint cut in half */
     cmcr_tensors *ts = sample_set();
-    assert_int_equal(cmcr_pt_save(ts, path), CMCR_OK);
+    assert_int_equal(pt_save(ts, path), CMCR_OK);
     cmcr_tensors_free(ts);
     size_t n;
     char *buf = read_all(path, &n);
@@ -936,7 +937,7 @@ static void test_views_share_storage(void **state)
     char *path = tu_path("views.pt");
     write_zip(path, e, 2, true);
     cmcr_tensors *ts = NULL;
-    assert_int_equal(cmcr_pt_load(path, &ts), CMCR_OK);
+    assert_int_equal(pt_load(path, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_count(ts), 300);
     const float *base = cmcr_tensors_at(ts, 0)->data;
     for (int i = 0; i < 300; i++) {
@@ -980,7 +981,7 @@ static void test_claims_past_the_file(void **state)
     free(path);
 }
 
-/* The one name rule (cmcr_check_name) for state_dict keys. */
+/* The one name rule (tensors_check_name) for state_dict keys. */
 static void test_hostile_names(void **state)
 {
     (void)state;

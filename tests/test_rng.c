@@ -1,7 +1,7 @@
 /* test_rng.c - the random streams the trainer depends on: determinism, uniform range, and
  * the normal generator's moments and tails against the standard normal distribution. */
 #include "testutil.h"
-#include "rng.h"
+#include "runtime/rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -10,29 +10,29 @@
 static void test_same_seed_same_stream(void **s)
 {
     (void)s;
-    cmcr_rng a, b;
-    cmcr_rng_seed(&a, 42);
-    cmcr_rng_seed(&b, 42);
-    for (int i = 0; i < 1000; i++) assert_true(cmcr_rng_next(&a) == cmcr_rng_next(&b));
-    cmcr_rng_seed(&b, 43);
-    assert_true(cmcr_rng_next(&a) != cmcr_rng_next(&b));
-    assert_true(cmcr_seed_mix(1, 2, 3, 4) != cmcr_seed_mix(1, 2, 3, 5));
-    assert_true(cmcr_seed_mix(1, 2, 3, 4) == cmcr_seed_mix(1, 2, 3, 4));
+    rng_state a, b;
+    rng_seed(&a, 42);
+    rng_seed(&b, 42);
+    for (int i = 0; i < 1000; i++) assert_true(rng_next(&a) == rng_next(&b));
+    rng_seed(&b, 43);
+    assert_true(rng_next(&a) != rng_next(&b));
+    assert_true(rng_seed_mix(1, 2, 3, 4) != rng_seed_mix(1, 2, 3, 5));
+    assert_true(rng_seed_mix(1, 2, 3, 4) == rng_seed_mix(1, 2, 3, 4));
 }
 
 static void test_uniform_and_below(void **s)
 {
     (void)s;
-    cmcr_rng r;
-    cmcr_rng_seed(&r, 7);
+    rng_state r;
+    rng_seed(&r, 7);
     double sum = 0;
     int counts[10] = {0};
     const int n = 200000;
     for (int i = 0; i < n; i++) {
-        double u = cmcr_rng_uniform(&r);
+        double u = rng_uniform(&r);
         assert_true(u >= 0 && u < 1);
         sum += u;
-        counts[cmcr_rng_below(&r, 10)]++;
+        counts[rng_below(&r, 10)]++;
     }
     assert_true(fabs(sum / n - 0.5) < 0.005);
     for (int k = 0; k < 10; k++) assert_true(abs(counts[k] - n / 10) < 800); /* ~6 sigma */
@@ -45,9 +45,9 @@ static void test_normal_moments_and_tails(void **s)
     (void)s;
     const int64_t n = 4000000;
     float *x = malloc(sizeof(float) * (size_t)n);
-    cmcr_rng r;
-    cmcr_rng_seed(&r, 11);
-    cmcr_rng_fill_normal(&r, x, n, 1.0);
+    rng_state r;
+    rng_seed(&r, 11);
+    rng_fill_normal(&r, x, n, 1.0);
     double m1 = 0, m2 = 0, m4 = 0;
     int64_t tail2 = 0, tail3 = 0, tail4 = 0;
     for (int64_t i = 0; i < n; i++) {
@@ -71,7 +71,7 @@ static void test_normal_moments_and_tails(void **s)
     assert_true(fabs(p2 - 0.0455003) < 7e-4);
     assert_true(fabs(p3 - 0.0026998) < 1.6e-4);
     assert_true(fabs(p4 - 0.000576) < 8e-5);
-    cmcr_rng_fill_normal(&r, x, 1000, 0.5); /* the scale is applied */
+    rng_fill_normal(&r, x, 1000, 0.5); /* the scale is applied */
     double ss = 0;
     for (int i = 0; i < 1000; i++) ss += (double)x[i] * x[i];
     assert_true(fabs(sqrt(ss / 1000) - 0.5) < 0.05);

@@ -1,6 +1,8 @@
 /* test_safetensors.c - safetensors load/save, malformed headers, Python interop. */
 #include "testutil.h"
-#include "internal.h"
+#include "runtime/file.h"
+#include "io/io.h"
+#include "runtime/core.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -15,7 +17,7 @@
 static unsigned char *slurp(const char *path, size_t *n)
 {
     unsigned char *buf;
-    assert_int_equal(cmcr_read_file(path, 1u << 30, &buf, n), CMCR_OK);
+    assert_int_equal(file_read_all(path, 1u << 30, &buf, n), CMCR_OK);
     return buf;
 }
 
@@ -100,7 +102,7 @@ static void test_roundtrip(void **state)
     float one = 1.0f;
     int64_t s1[1] = {1};
     assert_int_equal(cmcr_tensors_add(plain, "x", CMCR_F32, 1, s1, &one), CMCR_OK);
-    assert_int_equal(cmcr_safetensors_save(plain, p), CMCR_OK);
+    assert_int_equal(safetensors_save(plain, p), CMCR_OK);
     size_t n;
     unsigned char *buf = slurp(p, &n);
     assert_null(strstr((char *)buf + 8, "__metadata__"));
@@ -117,7 +119,7 @@ static void test_layout(void **state)
     (void)state;
     cmcr_tensors *ts = sample_set();
     char *p = tu_path("layout.safetensors");
-    assert_int_equal(cmcr_safetensors_save(ts, p), CMCR_OK);
+    assert_int_equal(safetensors_save(ts, p), CMCR_OK);
     size_t n;
     unsigned char *buf = slurp(p, &n);
     uint64_t hsize = 0;
@@ -162,7 +164,7 @@ static void test_offset_order(void **state)
     for (int i = 0; i < 12; i++) data[i] = (unsigned char)i;
     char *p = craft("order.safetensors", json, data, sizeof data);
     cmcr_tensors *ts;
-    assert_int_equal(cmcr_safetensors_load(p, &ts), CMCR_OK);
+    assert_int_equal(safetensors_load(p, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_count(ts), 3);
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "a");
     assert_string_equal(cmcr_tensors_at(ts, 1)->name, "z");
@@ -182,7 +184,7 @@ static void test_save_refusals(void **state)
     int64_t s1[1] = {1};
     assert_int_equal(cmcr_tensors_add(ts, "__metadata__", CMCR_F32, 1, s1, &one), CMCR_OK);
     char *p = tu_path("meta-name.safetensors");
-    assert_int_equal(cmcr_safetensors_save(ts, p), CMCR_EINVAL);
+    assert_int_equal(safetensors_save(ts, p), CMCR_EINVAL);
     printf("MSG\tsave: tensor named __metadata__\t%s\t%s\n", cmcr_status_name(CMCR_EINVAL), cmcr_last_error());
     assert_non_null(strstr(cmcr_last_error(), p));
     struct stat st;
@@ -272,7 +274,7 @@ static void test_malformed_headers(void **state)
 }
 
 
-/* The one name rule (cmcr_check_name) for tensor names and metadata keys, text without control
+/* The one name rule (tensors_check_name) for tensor names and metadata keys, text without control
  * characters for metadata values; names from the file are escaped in every message. */
 static void test_hostile_names(void **state)
 {
@@ -464,7 +466,7 @@ static void test_python_interop(void **state)
     if (!py) return;
     cmcr_tensors *ts = sample_set();
     char *p = tu_path("c.safetensors");
-    assert_int_equal(cmcr_safetensors_save(ts, p), CMCR_OK);
+    assert_int_equal(safetensors_save(ts, p), CMCR_OK);
     char *names = tu_path("c.names");
     FILE *f = fopen(names, "w");
     for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {

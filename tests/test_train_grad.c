@@ -12,7 +12,7 @@
  * unit in 200 crosses). So a tensor whose check fails at h = 1e-3 is retried at 3e-4 and 3e-3;
  * a real gradient error fails at every step size. */
 #include "testutil.h"
-#include "train.h"
+#include "mcr/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -21,10 +21,10 @@
 
 enum { N = 24, DA = 7, DB = 5, HID = 9, OUT = 6, MA = 30, MB = 40 };
 
-static float *random_matrix(cmcr_rng *r, int64_t rows, int64_t cols)
+static float *random_matrix(rng_state *r, int64_t rows, int64_t cols)
 {
     float *x = malloc(sizeof(float) * (size_t)(rows * cols));
-    cmcr_rng_fill_normal(r, x, rows * cols, 1.0);
+    rng_fill_normal(r, x, rows * cols, 1.0);
     return x;
 }
 
@@ -34,8 +34,8 @@ typedef struct problem {
 
 static problem make_problem(void)
 {
-    cmcr_rng r;
-    cmcr_rng_seed(&r, 7);
+    rng_state r;
+    rng_seed(&r, 7);
     problem p = {random_matrix(&r, N, DA), random_matrix(&r, N, DB), random_matrix(&r, MA, DA),
                  random_matrix(&r, MB, DB)};
     return p;
@@ -65,16 +65,16 @@ static cmcr_trainer *make_trainer(const problem *pr, int layers, void (*tweak)(c
     cmcr_trainer *t;
     if (cmcr_trainer_new(&p, &d, &t) != CMCR_OK) fail_msg("%s", cmcr_last_error());
     /* Perturb BatchNorm affine parameters away from 1/0 so their gradients are exercised. */
-    cmcr_rng r;
-    cmcr_rng_seed(&r, 3);
-    for (size_t i = 0; i < t->model->nparams; i++) t->model->params[i] += (float)(0.05 * cmcr_rng_normal(&r));
+    rng_state r;
+    rng_seed(&r, 3);
+    for (size_t i = 0; i < t->model->nparams; i++) t->model->params[i] += (float)(0.05 * rng_normal(&r));
     int64_t idx[N];
     for (int i = 0; i < N; i++) idx[i] = (i * 7) % N;
-    cmcr_train_make_batch(t, idx, N, NULL);
+    train_make_batch(t, idx, N, NULL);
     return t;
 }
 
-static double loss_at(cmcr_trainer *t) { return cmcr_train_forward_backward(t, N).total; }
+static double loss_at(cmcr_trainer *t) { return train_forward_backward(t, N).total; }
 
 /* Central difference of the loss along d (unit norm) with step h. */
 static double directional_fd(cmcr_trainer *t, float *w, const float *saved, const double *d, size_t n, double h)
@@ -91,11 +91,11 @@ static double directional_fd(cmcr_trainer *t, float *w, const float *saved, cons
 static void check_tensor(cmcr_trainer *t, const float *grad, size_t off, size_t n, const char *name, int *checked)
 {
     static const double steps[3] = {1e-3, 3e-4, 3e-3};
-    cmcr_rng r;
-    cmcr_rng_seed(&r, off + 11);
+    rng_state r;
+    rng_seed(&r, off + 11);
     double *d = malloc(sizeof(double) * n), norm = 0, analytic = 0;
     for (size_t i = 0; i < n; i++) {
-        d[i] = cmcr_rng_normal(&r);
+        d[i] = rng_normal(&r);
         norm += d[i] * d[i];
     }
     for (size_t i = 0; i < n; i++) {
@@ -128,7 +128,7 @@ static void check_all(cmcr_trainer *t)
     size_t off = 0;
     int checked = 0;
     for (int s = 0; s < 2; s++) {
-        const cmcr_head *h = &t->model->heads[s];
+        const model_head *h = &t->model->heads[s];
         size_t seg[8] = {(size_t)(h->hid * h->shape.in_dim), (size_t)h->hid, (size_t)h->hid, (size_t)h->hid, 0, 0, 0, 0};
         if (h->shape.layers == 2) {
             seg[4] = (size_t)(h->shape.out_dim * h->hid);
@@ -175,8 +175,8 @@ static void test_switches_change_the_loss(void **s)
     problem pr = make_problem();
     cmcr_trainer *full = make_trainer(&pr, 2, NULL), *np = make_trainer(&pr, 2, no_pseudo),
                  *ni = make_trainer(&pr, 2, no_intra);
-    train_loss a = cmcr_train_forward_backward(full, N), b = cmcr_train_forward_backward(np, N),
-               c = cmcr_train_forward_backward(ni, N);
+    train_loss a = train_forward_backward(full, N), b = train_forward_backward(np, N),
+               c = train_forward_backward(ni, N);
     assert_true(a.pseudo > 0.1 && a.intra > 0.01 && a.native > 0.1);
     assert_true(fabs(a.total - (a.native + a.pseudo + 0.7 * a.intra)) < 1e-9);
     assert_true(b.pseudo == 0 && fabs(b.total - (b.native + 0.7 * b.intra)) < 1e-9);
@@ -231,7 +231,7 @@ static void test_borrowed_inputs_train_identically(void **s)
 
 /* --precision bf16: the gradient of the same batch is the float32 one up to bfloat16
  * rounding of the products' inputs (relative 2^-9 each): close, not identical, and every
- * product ran in bf16 (prec_fallbacks). For one- and two-layer heads (the two heads of
+ * product ran in bf16 (mm_prec_fallbacks). For one- and two-layer heads (the two heads of
  * different input widths), with and without the pseudo pair and the intra loss. Without bf16
  * here the trainer refuses it and says why. */
 static void bf16_full(cmcr_train_params *p) { p->bf16 = 1; }
@@ -262,7 +262,7 @@ static void test_bf16_gradient(void **s)
     for (int layers = 1; layers <= 2; layers++)
         for (int c = 0; c < 3; c++) {
             cmcr_trainer *f = make_trainer(&pr, layers, f32[c]), *h = make_trainer(&pr, layers, bf[c]);
-            long long before = prec_fallbacks();
+            long long before = mm_prec_fallbacks();
             double lf = loss_at(f), lh = loss_at(h), diff = 0, norm = 0;
             for (size_t i = 0; i < f->model->nparams; i++) {
                 diff += ((double)h->grad[i] - f->grad[i]) * ((double)h->grad[i] - f->grad[i]);
@@ -273,7 +273,7 @@ static void test_bf16_gradient(void **s)
                    layers, name[c], lh, lf, rel);
             assert_true(fabs(lh - lf) < 1e-2 * fabs(lf));
             assert_true(rel > 1e-3 && rel < 2e-2);
-            assert_int_equal(prec_fallbacks(), before);
+            assert_int_equal(mm_prec_fallbacks(), before);
             cmcr_trainer_free(f);
             cmcr_trainer_free(h);
         }

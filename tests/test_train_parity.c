@@ -12,7 +12,7 @@
  * weights agree to 1e-4 absolute (lr 1e-2; Adam normalises steps, so a relative error of
  * the gradient moves a weight by at most ~lr times that error per step). */
 #include "testutil.h"
-#include "train.h"
+#include "mcr/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -145,8 +145,8 @@ static void run_parity(const char *file, int layers)
             snprintf(nm, sizeof nm, "noise.%lld.%d", (long long)step, k);
             noise[k] = need(ts, nm)->data;
         }
-        cmcr_train_make_batch(t, idx, B, noise);
-        train_loss L = cmcr_train_forward_backward(t, B);
+        train_make_batch(t, idx, B, noise);
+        train_loss L = train_forward_backward(t, B);
         losses[step] = (float)L.total;
         if (step == 0) {
             float mine[4] = {(float)L.total, (float)L.native, (float)L.pseudo, (float)L.intra};
@@ -171,7 +171,7 @@ static void run_parity(const char *file, int layers)
                 fail_msg("%s", cmcr_last_error());
             size_t off = 0;
             for (int s = 0; s < 2; s++) {
-                size_t n = cmcr_head_param_count(&gm->heads[s].shape);
+                size_t n = head_param_count(&gm->heads[s].shape);
                 char nm[64];
                 snprintf(nm, sizeof nm, "step 1 gradients of head %c (all tensors)", s ? 'B' : 'A');
                 compare(nm, t->grad + off, gm->params + off, n, 0, 1e-4);
@@ -180,7 +180,7 @@ static void run_parity(const char *file, int layers)
             cmcr_model_free(gm);
             cmcr_tensors_free(grads);
         }
-        cmcr_train_adam(t, step + 1, cmcr_train_lr(&t->p, step + 1, t->total_steps));
+        train_adam(t, step + 1, train_lr(&t->p, step + 1, t->total_steps));
     }
     compare("losses of 10 AdamW steps", losses, ref_losses, (size_t)t->total_steps, 0, 1e-4);
     compare_models("after 10 steps", t->model, final, 1e-4);

@@ -3,8 +3,9 @@
 #define _GNU_SOURCE /* open_memstream */
 #include <stdio.h>
 #include "cli.h"
+#include "runtime/file.h"
 #include "demo.h"
-#include "internal.h"
+#include "runtime/core.h"
 
 #include <errno.h>
 #include <math.h>
@@ -158,10 +159,10 @@ int demo_write_report(const demo_opts *o, const cmcr_world *w, const demo_row *r
     fclose(mem);
     char path[4200];
     snprintf(path, sizeof path, "%s/index.html", o->report_dir);
-    cmcr_afile a;
+    afile a;
     int rc = 0;
-    if (cmcr_afile_open(&a, path) || cmcr_afile_write(&a, html, len) || cmcr_afile_commit(&a)) rc = cli_fail("demo");
-    if (rc && a.path) cmcr_afile_abort(&a);
+    if (afile_open(&a, path) || afile_write(&a, html, len) || afile_commit(&a)) rc = cli_fail("demo");
+    if (rc && a.path) afile_abort(&a);
     free(html);
     return rc;
 }

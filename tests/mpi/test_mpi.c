@@ -13,7 +13,7 @@
  *
  * Not cmocka: each rank checks, the verdict is agreed with MPI_Allreduce, and rank 0
  * prints what was compared. Exit 0 on success, 1 on failure. */
-#include "train.h"
+#include "mcr/train.h"
 
 #include <math.h>
 #include <mpi.h>
@@ -37,10 +37,10 @@ static MPI_Comm world;
 
 static float *random_matrix(uint64_t seed, int64_t rows, int64_t cols)
 {
-    cmcr_rng r;
-    cmcr_rng_seed(&r, seed);
+    rng_state r;
+    rng_seed(&r, seed);
     float *x = malloc(sizeof(float) * (size_t)(rows * cols));
-    cmcr_rng_fill_normal(&r, x, rows * cols, 1.0);
+    rng_fill_normal(&r, x, rows * cols, 1.0);
     return x;
 }
 

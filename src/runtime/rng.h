@@ -4,20 +4,20 @@
 #define CMCR_RNG_H
 #include <stdint.h>
 
-typedef struct cmcr_rng {
+typedef struct rng_state {
     uint64_t s[4];
-} cmcr_rng;
+} rng_state;
 
-void cmcr_rng_seed(cmcr_rng *r, uint64_t seed);
-uint64_t cmcr_rng_next(cmcr_rng *r);
+void rng_seed(rng_state *r, uint64_t seed);
+uint64_t rng_next(rng_state *r);
 /* Uniform in [0, 1) with 53 random bits. */
-double cmcr_rng_uniform(cmcr_rng *r);
+double rng_uniform(rng_state *r);
 /* Standard normal (Box-Muller; uses two uniforms per call, no cached value). */
-double cmcr_rng_normal(cmcr_rng *r);
+double rng_normal(rng_state *r);
 /* Uniform integer in [0, n). */
-uint64_t cmcr_rng_below(cmcr_rng *r, uint64_t n);
+uint64_t rng_below(rng_state *r, uint64_t n);
 /* n normal draws times std (ziggurat method). */
-void cmcr_rng_fill_normal(cmcr_rng *r, float *out, int64_t n, double std);
+void rng_fill_normal(rng_state *r, float *out, int64_t n, double std);
 /* A well-mixed 64-bit seed from a base seed and up to three indices. */
-uint64_t cmcr_seed_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
+uint64_t rng_seed_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
 #endif

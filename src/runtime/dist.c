@@ -1,6 +1,6 @@
 /* dist.c - collectives over MPI, or over one process (see dist.h). Large buffers go in
  * chunks, since MPI counts are int. */
-#include "dist.h"
+#include "runtime/dist.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ int cmcr_mpi_support(void)
 #endif
 }
 
-cmcr_status dist_open(const void *mpi_comm, cmcr_dist *d)
+cmcr_status dist_open(const void *mpi_comm, dist_group *d)
 {
     d->rank = 0;
     d->size = 1;
@@ -30,13 +30,13 @@ cmcr_status dist_open(const void *mpi_comm, cmcr_dist *d)
 #ifdef CMCR_HAVE_MPI
     int inited = 0;
     MPI_Initialized(&inited);
-    if (!inited) return cmcr_fail(CMCR_EINVAL, "an MPI communicator was given but MPI is not initialised");
+    if (!inited) return core_fail(CMCR_EINVAL, "an MPI communicator was given but MPI is not initialised");
     MPI_Comm_rank(*(const MPI_Comm *)mpi_comm, &d->rank);
     MPI_Comm_size(*(const MPI_Comm *)mpi_comm, &d->size);
     if (d->size > 1) d->comm = mpi_comm;
     return CMCR_OK;
 #else
-    return cmcr_fail(CMCR_EINVAL, "this cmcr was built without MPI (configure with -DCMCR_MPI=ON)");
+    return core_fail(CMCR_EINVAL, "this cmcr was built without MPI (configure with -DCMCR_MPI=ON)");
 #endif
 }
 
@@ -47,7 +47,7 @@ void dist_range(int64_t n, int rank, int size, int64_t *lo, int64_t *hi)
 }
 
 #ifdef CMCR_HAVE_MPI
-static void allreduce(const cmcr_dist *d, void *x, int64_t n, size_t elem, MPI_Datatype type, MPI_Op op)
+static void allreduce(const dist_group *d, void *x, int64_t n, size_t elem, MPI_Datatype type, MPI_Op op)
 {
     for (int64_t off = 0; off < n; off += CHUNK) {
         int64_t c = n - off < CHUNK ? n - off : CHUNK;
@@ -56,7 +56,7 @@ static void allreduce(const cmcr_dist *d, void *x, int64_t n, size_t elem, MPI_D
 }
 #endif
 
-void dist_sum_f(const cmcr_dist *d, float *x, int64_t n)
+void dist_sum_f(const dist_group *d, float *x, int64_t n)
 {
 #ifdef CMCR_HAVE_MPI
     if (d->comm) allreduce(d, x, n, sizeof *x, MPI_FLOAT, MPI_SUM);
@@ -64,7 +64,7 @@ void dist_sum_f(const cmcr_dist *d, float *x, int64_t n)
     (void)d, (void)x, (void)n;
 }
 
-void dist_sum_d(const cmcr_dist *d, double *x, int64_t n)
+void dist_sum_d(const dist_group *d, double *x, int64_t n)
 {
 #ifdef CMCR_HAVE_MPI
     if (d->comm) allreduce(d, x, n, sizeof *x, MPI_DOUBLE, MPI_SUM);
@@ -72,7 +72,7 @@ void dist_sum_d(const cmcr_dist *d, double *x, int64_t n)
     (void)d, (void)x, (void)n;
 }
 
-void dist_max_f(const cmcr_dist *d, float *x, int64_t n)
+void dist_max_f(const dist_group *d, float *x, int64_t n)
 {
 #ifdef CMCR_HAVE_MPI
     if (d->comm) allreduce(d, x, n, sizeof *x, MPI_FLOAT, MPI_MAX);
@@ -80,7 +80,7 @@ void dist_max_f(const cmcr_dist *d, float *x, int64_t n)
     (void)d, (void)x, (void)n;
 }
 
-int dist_max_i(const cmcr_dist *d, int code)
+int dist_max_i(const dist_group *d, int code)
 {
 #ifdef CMCR_HAVE_MPI
     if (d->comm) MPI_Allreduce(MPI_IN_PLACE, &code, 1, MPI_INT, MPI_MAX, COMM(d));
@@ -89,16 +89,16 @@ int dist_max_i(const cmcr_dist *d, int code)
     return code;
 }
 
-cmcr_status dist_agree(const cmcr_dist *d, cmcr_status st, const char *what)
+cmcr_status dist_agree(const dist_group *d, cmcr_status st, const char *what)
 {
     int any = dist_max_i(d, st != CMCR_OK);
-    if (any && !st) st = cmcr_fail(CMCR_EIO, "%s failed on another rank", what);
+    if (any && !st) st = core_fail(CMCR_EIO, "%s failed on another rank", what);
     return st;
 }
 
 #ifdef CMCR_HAVE_MPI
 /* Element counts and displacements of every rank's shard of n rows of width. */
-static void shard_counts(const cmcr_dist *d, int64_t n, int64_t width, int *counts, int *displs)
+static void shard_counts(const dist_group *d, int64_t n, int64_t width, int *counts, int *displs)
 {
     for (int r = 0; r < d->size; r++) {
         int64_t lo, hi;
@@ -109,7 +109,7 @@ static void shard_counts(const cmcr_dist *d, int64_t n, int64_t width, int *coun
 }
 #endif
 
-void dist_allgather_rows(const cmcr_dist *d, const float *mine, float *all, int64_t n, int64_t width)
+void dist_allgather_rows(const dist_group *d, const float *mine, float *all, int64_t n, int64_t width)
 {
     int64_t lo, hi;
     dist_range(n, d->rank, d->size, &lo, &hi);
@@ -125,7 +125,7 @@ void dist_allgather_rows(const cmcr_dist *d, const float *mine, float *all, int6
 #endif
 }
 
-void dist_reduce_scatter_rows(const cmcr_dist *d, const float *full, float *mine, int64_t n, int64_t width)
+void dist_reduce_scatter_rows(const dist_group *d, const float *full, float *mine, int64_t n, int64_t width)
 {
     if (!d->comm) {
         if (mine != full) memcpy(mine, full, (size_t)(n * width) * sizeof(float));
@@ -138,7 +138,7 @@ void dist_reduce_scatter_rows(const cmcr_dist *d, const float *full, float *mine
 #endif
 }
 
-void dist_bcast(const cmcr_dist *d, void *buf, size_t bytes, int root)
+void dist_bcast(const dist_group *d, void *buf, size_t bytes, int root)
 {
 #ifdef CMCR_HAVE_MPI
     for (size_t off = 0; d->comm && off < bytes; off += (size_t)CHUNK) {
@@ -149,7 +149,7 @@ void dist_bcast(const cmcr_dist *d, void *buf, size_t bytes, int root)
     (void)d, (void)buf, (void)bytes, (void)root;
 }
 
-void dist_allgather_bytes(const cmcr_dist *d, const void *mine, void *all, size_t bytes)
+void dist_allgather_bytes(const dist_group *d, const void *mine, void *all, size_t bytes)
 {
     if (!d->comm) {
         if (all != mine) memcpy(all, mine, bytes);
@@ -160,7 +160,7 @@ void dist_allgather_bytes(const cmcr_dist *d, const void *mine, void *all, size_
 #endif
 }
 
-void dist_offset(const cmcr_dist *d, int64_t n, int64_t *offset, int64_t *total)
+void dist_offset(const dist_group *d, int64_t n, int64_t *offset, int64_t *total)
 {
     *offset = 0;
     *total = n;
@@ -173,7 +173,7 @@ void dist_offset(const cmcr_dist *d, int64_t n, int64_t *offset, int64_t *total)
 #endif
 }
 
-void dist_barrier(const cmcr_dist *d)
+void dist_barrier(const dist_group *d)
 {
 #ifdef CMCR_HAVE_MPI
     if (d->comm) MPI_Barrier(COMM(d));

@@ -4,8 +4,8 @@
  * layer allocates (or can fail) during a step. */
 #ifndef CMCR_LAYERS_H
 #define CMCR_LAYERS_H
-#include "dist.h"
-#include "matmul.h"
+#include "runtime/dist.h"
+#include "runtime/matmul.h"
 
 #include <stdint.h>
 
@@ -20,10 +20,10 @@ size_t layers_work_doubles(int64_t rows, int64_t max_width, int64_t total_rows);
 
 typedef struct layer_batch {
     int64_t rows, total, first;
-    const cmcr_dist *dist;
+    const dist_group *dist;
 } layer_batch;
 
-/* The backward of a Linear (its forward is prec_linear, matmul.h): dW += dy^T x,
+/* The backward of a Linear (its forward is mm_prec_linear, matmul.h): dW += dy^T x,
  * db += colsum(dy), dx = dy W (db and dx may be NULL); products in mp's precision. */
 void linear_backward(const mm_prec *mp, float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int64_t B, int64_t in, int64_t out, double *work);

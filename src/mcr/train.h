@@ -1,9 +1,9 @@
 /* train.h - trainer internals shared with the tests (gradient checks, PyTorch parity). */
 #ifndef CMCR_TRAIN_H
 #define CMCR_TRAIN_H
-#include "model.h"
-#include "rng.h"
-#include "layers.h"
+#include "mcr/model.h"
+#include "runtime/rng.h"
+#include "nn/layers.h"
 
 /* Activations of one projector pass, kept for its backward. */
 typedef struct head_cache {
@@ -27,7 +27,7 @@ struct cmcr_trainer {
     cmcr_train_params p;
     cmcr_model *model;
     float *grad, *adam_m, *adam_v; /* same layout as model->params */
-    cmcr_head grad_heads[2];       /* views of grad */
+    model_head grad_heads[2];       /* views of grad */
     int64_t n, dim[2];             /* overlap rows; widths of A and B */
     const float *data[4];          /* s_A, x_A, s_B, y_B (n rows each) */
     int normalized[4];             /* whether data[k]'s rows are L2-normalised already */
@@ -46,7 +46,7 @@ struct cmcr_trainer {
     mm_prec mp;                    /* the products' precision (and bf16 scratch, when bf16) */
     uint16_t *bf16_scratch;
     int warned_fallback;           /* a bf16 product has run in float32 and we said so */
-    cmcr_dist dist;                /* the ranks sharing each batch (one: dist.size == 1) */
+    dist_group dist;                /* the ranks sharing each batch (one: dist.size == 1) */
     layer_batch lb;                /* this rank's rows of every batch */
     float *slab;                   /* one allocation behind all float workspace */
     char *provenance;
@@ -56,13 +56,13 @@ struct cmcr_trainer {
 /* Forward and backward of the whole loss on the batch already in t->in (this rank's rows of
  * a global batch of B = t->batch rows); fills t->grad (zeroed first, then summed over the
  * ranks) and returns the loss terms (of the global batch). Updates BatchNorm running stats. */
-train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B);
+train_loss train_forward_backward(cmcr_trainer *t, int64_t B);
 /* Copy this rank's rows of the global batch idx[0..B) of the four inputs into t->in, add
  * N(0, sigma2) noise (when enabled) and re-normalise. noise: optional explicit draws (4
  * arrays of B x width, global rows), else from the step's random stream, keyed by the
  * global row so that the batch does not depend on the number of ranks. */
-void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise);
+void train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise);
 /* One Adam/AdamW update with the gradient in t->grad at step number step (1-based). */
-void cmcr_train_adam(cmcr_trainer *t, int64_t step, double lr);
-double cmcr_train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps);
+void train_adam(cmcr_trainer *t, int64_t step, double lr);
+double train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps);
 #endif

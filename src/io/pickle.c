@@ -4,7 +4,8 @@
  * the bytes left, every allocation comes from one size-limited arena, and globals are
  * checked against an allow-list when they are named, before anything could use them.
  */
-#include "pickle.h"
+#include "io/pickle.h"
+#include "io/io.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -88,7 +89,7 @@ static cmcr_status bad(parser *p, cmcr_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return cmcr_fail(st, "%s: data.pkl byte %zu: %s", p->origin, p->op_pos, msg);
+    return core_fail(st, "%s: data.pkl byte %zu: %s", p->origin, p->op_pos, msg);
 }
 
 static cmcr_status no_memory(parser *p)
@@ -233,12 +234,12 @@ static bool same(const char *s, size_t n, const char *lit)
     return strlen(lit) == n && memcmp(s, lit, n) == 0;
 }
 
-/* "module.name", escaped for a message (cmcr_escape), cut to fit out. */
+/* "module.name", escaped for a message (tensors_escape), cut to fit out. */
 static void global_display(char *out, size_t cap, const char *mod, size_t mlen, const char *name,
                            size_t nlen)
 {
     char m[80], n[80];
-    snprintf(out, cap, "%s.%s", cmcr_escape(m, sizeof m, mod, mlen), cmcr_escape(n, sizeof n, name, nlen));
+    snprintf(out, cap, "%s.%s", tensors_escape(m, sizeof m, mod, mlen), tensors_escape(n, sizeof n, name, nlen));
 }
 
 static bool resolve_known(const char *mod, size_t mlen, const char *name, size_t nlen,
@@ -268,11 +269,11 @@ static cmcr_status push_global(parser *p, const char *mod, size_t mlen, const ch
         char shown[160];
         global_display(shown, sizeof shown, mod, mlen, name, nlen);
         if (same(mod, mlen, "torch") && nlen > 7 && memcmp(name + nlen - 7, "Storage", 7) == 0)
-            return cmcr_fail(CMCR_EUNSUPPORTED,
+            return core_fail(CMCR_EUNSUPPORTED,
                              "%s: pickle uses storage type '%s', which cmcr does not support "
                              "(only Float, Half, BFloat16, Double, Long and Int storages)",
                              p->origin, shown);
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: pickle refers to global '%s', which is not allowed (only "
                          "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
                          "torch._utils._rebuild_parameter, torch.*Storage)",
@@ -842,7 +843,7 @@ cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, p
     p.len = len;
     p.op_name = "pickle";
     p.arena = calloc(1, sizeof *p.arena);
-    if (!p.arena) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory reading the pickle", origin);
+    if (!p.arena) return core_fail(CMCR_ENOMEM, "%s: out of memory reading the pickle", origin);
     cmcr_status st = run(&p);
     if (st) {
         pk_free(p.arena);

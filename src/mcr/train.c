@@ -1,8 +1,9 @@
 /* train.c - C-MCR training: pseudo embeddings (semantic consistency), noisy batches
  * (semantic completion), projectors in training mode, inter-MCR InfoNCE on the native and
  * pseudo pairs, intra-MCR alignment, Adam/AdamW with warm-up and cosine decay. */
-#include "train.h"
-#include "layers.h"
+#include "mcr/train.h"
+#include "runtime/vmath.h"
+#include "nn/layers.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -40,17 +41,17 @@ cmcr_train_params cmcr_train_default_params(void)
 static cmcr_status check_range(double v, double lo, double hi, const char *name)
 {
     if (!(v >= lo && v <= hi))
-        return cmcr_fail(CMCR_EINVAL, "%s must be between %g and %g, not %g", name, lo, hi, v);
+        return core_fail(CMCR_EINVAL, "%s must be between %g and %g, not %g", name, lo, hi, v);
     return CMCR_OK;
 }
 
 static cmcr_status check_params(const cmcr_train_params *p)
 {
     cmcr_status st;
-    if ((st = cmcr_check_head_shape(&p->shape_a, "projector A")) || (st = cmcr_check_head_shape(&p->shape_b, "projector B")))
+    if ((st = head_check_shape(&p->shape_a, "projector A")) || (st = head_check_shape(&p->shape_b, "projector B")))
         return st;
     if (p->shape_a.out_dim != p->shape_b.out_dim)
-        return cmcr_fail(CMCR_ESHAPE, "projectors A and B must share the output width (%lld vs %lld)",
+        return core_fail(CMCR_ESHAPE, "projectors A and B must share the output width (%lld vs %lld)",
                          (long long)p->shape_a.out_dim, (long long)p->shape_b.out_dim);
     if ((st = check_range(p->tau_mem, 1e-6, 1e6, "tau_mem")) || (st = check_range(p->tau, 1e-6, 1e6, "tau")) ||
         (st = check_range(p->sigma2, 0, 100, "sigma2")) || (st = check_range(p->lambda_intra, 0, 1e6, "lambda")) ||
@@ -60,30 +61,30 @@ static cmcr_status check_params(const cmcr_train_params *p)
         (st = check_range(p->adam_eps, 1e-30, 1, "adam eps")) ||
         (st = check_range(p->bn_momentum, 0, 1, "BatchNorm momentum")))
         return st;
-    if (p->batch < 2) return cmcr_fail(CMCR_EINVAL, "batch must be at least 2 (BatchNorm needs 2 rows), not %lld",
+    if (p->batch < 2) return core_fail(CMCR_EINVAL, "batch must be at least 2 (BatchNorm needs 2 rows), not %lld",
                                        (long long)p->batch);
-    if (p->epochs < 1) return cmcr_fail(CMCR_EINVAL, "epochs must be at least 1");
+    if (p->epochs < 1) return core_fail(CMCR_EINVAL, "epochs must be at least 1");
     if (p->warmup_steps < 0 || p->checkpoint_every < 0 || p->agg_top_k < 0 || p->threads < 0)
-        return cmcr_fail(CMCR_EINVAL, "warm-up steps, checkpoint interval, top-k and threads must be >= 0");
+        return core_fail(CMCR_EINVAL, "warm-up steps, checkpoint interval, top-k and threads must be >= 0");
     return CMCR_OK;
 }
 
 static cmcr_status check_matrix(const float *x, int64_t rows, int64_t cols, const char *name)
 {
-    if (!x || rows < 1) return cmcr_fail(CMCR_EINVAL, "%s is empty", name);
-    return cmcr_check_finite(x, rows, cols, 0, "%s", name);
+    if (!x || rows < 1) return core_fail(CMCR_EINVAL, "%s is empty", name);
+    return vm_check_finite(x, rows, cols, 0, "%s", name);
 }
 
 static cmcr_status check_data(const cmcr_train_params *p, const cmcr_train_data *d)
 {
     cmcr_status st;
-    if (d->n_overlap < 2) return cmcr_fail(CMCR_EINVAL, "the overlap set needs at least 2 rows, has %lld",
+    if (d->n_overlap < 2) return core_fail(CMCR_EINVAL, "the overlap set needs at least 2 rows, has %lld",
                                            (long long)d->n_overlap);
     if (d->dim_a != p->shape_a.in_dim)
-        return cmcr_fail(CMCR_ESHAPE, "overlap-a rows are %lld wide but projector A expects %lld", (long long)d->dim_a,
+        return core_fail(CMCR_ESHAPE, "overlap-a rows are %lld wide but projector A expects %lld", (long long)d->dim_a,
                          (long long)p->shape_a.in_dim);
     if (d->dim_b != p->shape_b.in_dim)
-        return cmcr_fail(CMCR_ESHAPE, "overlap-b rows are %lld wide but projector B expects %lld", (long long)d->dim_b,
+        return core_fail(CMCR_ESHAPE, "overlap-b rows are %lld wide but projector B expects %lld", (long long)d->dim_b,
                          (long long)p->shape_b.in_dim);
     if ((st = check_matrix(d->overlap_a, d->n_overlap, d->dim_a, "overlap-a")) ||
         (st = check_matrix(d->overlap_b, d->n_overlap, d->dim_b, "overlap-b")))
@@ -103,7 +104,7 @@ static cmcr_status check_data(const cmcr_train_params *p, const cmcr_train_data 
 
 static float *normalized_copy(const float *x, int64_t rows, int64_t cols)
 {
-    float *y = cmcr_xmalloc((size_t)(rows * cols) * sizeof(float));
+    float *y = core_xmalloc((size_t)(rows * cols) * sizeof(float));
     if (!y) return NULL;
     memcpy(y, x, (size_t)(rows * cols) * sizeof(float));
     cmcr_normalize_rows(y, rows, cols);
@@ -133,7 +134,7 @@ static cmcr_status take_input(cmcr_trainer *t, int k, const float *src, int borr
         return CMCR_OK;
     }
     t->owned[k] = normalized_copy(src, t->n, t->dim[k / 2]);
-    if (!t->owned[k]) return cmcr_fail(CMCR_ENOMEM, "out of memory copying the training inputs");
+    if (!t->owned[k]) return core_fail(CMCR_ENOMEM, "out of memory copying the training inputs");
     t->data[k] = t->owned[k];
     t->normalized[k] = 1;
     return CMCR_OK;
@@ -167,15 +168,15 @@ static cmcr_status build_pseudo(cmcr_trainer *t, const cmcr_train_data *d)
         /* the caller's overlap rows as queries (aggregation normalises them), exactly as
          * `cmcr aggregate` does: its output passed as pseudo embeddings trains identically */
         const float *queries = s == 0 ? d->overlap_a : d->overlap_b;
-        t->owned[k] = cmcr_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
+        t->owned[k] = core_xmalloc((size_t)(t->n * t->dim[s]) * sizeof(float));
         t->data[k] = t->owned[k];
         t->normalized[k] = 1;
-        cmcr_status st = dist_agree(&t->dist, t->owned[k] ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "out of memory for "
+        cmcr_status st = dist_agree(&t->dist, t->owned[k] ? CMCR_OK : core_fail(CMCR_ENOMEM, "out of memory for "
                                     "pseudo embeddings"), "allocating pseudo embeddings");
         if (!st) st = cmcr_aggregate_cached(t->p.cache_dir, queries, t->n, mem[s] + lo * t->dim[s], hi - lo,
                                             t->dim[s], &ap, t->owned[k], &hit);
         if (st) return st;
-        cmcr_log(CMCR_LOG_INFO, "pseudo %s embeddings: %s", s == 0 ? "x_A" : "y_B",
+        core_log(CMCR_LOG_INFO, "pseudo %s embeddings: %s", s == 0 ? "x_A" : "y_B",
                  hit ? "from the cache" : "computed");
     }
     return CMCR_OK;
@@ -211,16 +212,16 @@ static cmcr_status alloc_workspace(cmcr_trainer *t)
     if (t->p.bf16) { /* the largest A and B operands of the step's products, rounded */
         int64_t wide = max64(max64(maxhid, out), max64(t->dim[0], t->dim[1])); /* any operand width */
         size_t sa = (size_t)max64(b * B, b * wide), sb = (size_t)max64(max64(B * out, b * wide), wide * wide);
-        t->bf16_scratch = cmcr_xmalloc((sa + sb) * sizeof(uint16_t));
+        t->bf16_scratch = core_xmalloc((sa + sb) * sizeof(uint16_t));
         t->mp = (mm_prec){.bf16 = 1, .sa = t->bf16_scratch, .sb = t->bf16_scratch ? t->bf16_scratch + sa : NULL};
         if (!t->bf16_scratch)
-            return cmcr_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of bfloat16 scratch (batch %lld)",
+            return core_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of bfloat16 scratch (batch %lld)",
                              (double)(sa + sb) * 2 / 1048576.0, (long long)B);
     }
-    t->slab = cmcr_xmalloc(total * sizeof(float));
-    t->work = cmcr_xmalloc(sizeof(double) * layers_work_doubles(b, max64(maxhid, out), B));
+    t->slab = core_xmalloc(total * sizeof(float));
+    t->work = core_xmalloc(sizeof(double) * layers_work_doubles(b, max64(maxhid, out), B));
     if (!t->slab || !t->work)
-        return cmcr_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of training workspace (batch %lld)",
+        return core_fail(CMCR_ENOMEM, "cannot allocate %.1f MiB of training workspace (batch %lld)",
                          (double)total * 4 / 1048576.0, (long long)B);
     float *p = t->slab;
     for (int k = 0; k < 4; k++) {
@@ -258,12 +259,12 @@ static cmcr_status alloc_state(cmcr_trainer *t)
     t->adam_v = calloc(n, sizeof(float));
     t->perm = malloc((size_t)t->n * sizeof(int64_t));
     if (!t->grad || !t->adam_m || !t->adam_v || !t->perm)
-        return cmcr_fail(CMCR_ENOMEM, "out of memory for the optimizer state");
+        return core_fail(CMCR_ENOMEM, "out of memory for the optimizer state");
     const cmcr_head_shape *sh[2] = {&t->p.shape_a, &t->p.shape_b};
     float *g = t->grad;
     for (int s = 0; s < 2; s++) {
-        cmcr_head_bind(&t->grad_heads[s], sh[s], g, NULL);
-        g += cmcr_head_param_count(sh[s]);
+        head_bind(&t->grad_heads[s], sh[s], g, NULL);
+        g += head_param_count(sh[s]);
     }
     t->perm_epoch = -1;
     return alloc_workspace(t);
@@ -282,11 +283,11 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     cmcr_status st;
     if ((st = check_params(p)) || (st = check_data(p, d))) return st;
     apply_threads(p->threads);
-    cmcr_dist dist;
+    dist_group dist;
     if ((st = dist_open(p->mpi_comm, &dist))) return st;
-    if (p->bf16 && (st = dist_agree(&dist, bf16_check(), "checking bfloat16 support"))) return st;
+    if (p->bf16 && (st = dist_agree(&dist, mm_bf16_check(), "checking bfloat16 support"))) return st;
     cmcr_trainer *t = calloc(1, sizeof *t);
-    if (!t) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    if (!t) return core_fail(CMCR_ENOMEM, "out of memory");
     t->p = *p;
     t->dist = dist;
     t->n = d->n_overlap;
@@ -294,21 +295,21 @@ cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *
     t->dim[1] = d->dim_b;
     t->batch = p->batch < t->n ? p->batch : t->n;
     if (t->batch < p->batch)
-        cmcr_log(CMCR_LOG_WARN, "batch %lld is larger than the %lld overlap rows: using %lld", (long long)p->batch,
+        core_log(CMCR_LOG_WARN, "batch %lld is larger than the %lld overlap rows: using %lld", (long long)p->batch,
                  (long long)t->n, (long long)t->batch);
     t->steps_per_epoch = t->n / t->batch; /* the last partial batch of an epoch is dropped */
     t->lb.dist = &t->dist;
     t->lb.total = t->batch;
     dist_range(t->batch, dist.rank, dist.size, &t->lb.first, &t->lb.rows);
     t->lb.rows -= t->lb.first;
-    if (t->lb.rows < 1) st = cmcr_fail(CMCR_EINVAL, "batch %lld is smaller than the %d ranks sharing it",
+    if (t->lb.rows < 1) st = core_fail(CMCR_EINVAL, "batch %lld is smaller than the %d ranks sharing it",
                                        (long long)t->batch, dist.size);
     if (__builtin_mul_overflow(t->steps_per_epoch, p->epochs, &t->total_steps))
-        st = cmcr_fail(CMCR_EINVAL, "epochs: %lld epochs of %lld steps overflow the step count (at most %lld steps)",
+        st = core_fail(CMCR_EINVAL, "epochs: %lld epochs of %lld steps overflow the step count (at most %lld steps)",
                        (long long)p->epochs, (long long)t->steps_per_epoch, (long long)INT64_MAX);
     t->data_hash = data_hash(d, p->consistency);
-    t->provenance = cmcr_strdup(d->provenance ? d->provenance : "{}");
-    if (!st && !t->provenance) st = cmcr_fail(CMCR_ENOMEM, "out of memory");
+    t->provenance = core_strdup(d->provenance ? d->provenance : "{}");
+    if (!st && !t->provenance) st = core_fail(CMCR_ENOMEM, "out of memory");
     if (!st) st = take_input(t, IN_SA, d->overlap_a, d->borrow);
     if (!st) st = take_input(t, IN_SB, d->overlap_b, d->borrow);
     st = dist_agree(&t->dist, st, "copying the overlap set");
@@ -344,17 +345,17 @@ int64_t cmcr_trainer_step(const cmcr_trainer *t) { return t->step; }
 /* ------------------------------------------------------------------ one step */
 
 /* a1: B x hid scratch for the first block's output (recomputed in the backward pass). */
-static void head_forward(const mm_prec *mp, cmcr_head *h, head_cache *c, const float *x, float *a1,
+static void head_forward(const mm_prec *mp, model_head *h, head_cache *c, const float *x, float *a1,
                          const layer_batch *lb, float momentum, double *work)
 {
     int64_t hid = h->hid, out = h->shape.out_dim, B = lb->rows;
     c->x = x;
-    prec_linear(mp, x, h->w1, h->b1, B, h->shape.in_dim, hid, a1);
+    mm_prec_linear(mp, x, h->w1, h->b1, B, h->shape.in_dim, hid, a1);
     batchnorm_forward(a1, c->xhat1, c->invstd1, h->g1, h->be1, h->rm1, h->rv1, momentum, CMCR_BN_EPS, 1, lb, hid,
                       work);
     h->nbt1++;
     if (h->shape.layers == 2) {
-        prec_linear(mp, a1, h->w2, h->b2, B, hid, out, c->z);
+        mm_prec_linear(mp, a1, h->w2, h->b2, B, hid, out, c->z);
         batchnorm_forward(c->z, c->xhat2, c->invstd2, h->g2, h->be2, h->rm2, h->rv2, momentum, CMCR_BN_EPS, 0, lb, out,
                           work);
         h->nbt2++;
@@ -369,7 +370,7 @@ static void head_forward(const mm_prec *mp, cmcr_head *h, head_cache *c, const f
  * an exactly zero gradient. We leave it at zero instead of summing rounding noise, which
  * Adam would amplify (it normalises the step) into a random walk of the bias and of the
  * running mean that follows it; PyTorch does take those noise steps. */
-static void head_backward(const mm_prec *mp, const cmcr_head *h, cmcr_head *g, const head_cache *c, float *dz,
+static void head_backward(const mm_prec *mp, const model_head *h, model_head *g, const head_cache *c, float *dz,
                           float *a1, float *da, const layer_batch *lb, double *work)
 {
     int64_t hid = h->hid, out = h->shape.out_dim, in = h->shape.in_dim, B = lb->rows;
@@ -387,7 +388,7 @@ static void head_backward(const mm_prec *mp, const cmcr_head *h, cmcr_head *g, c
 
 static int uses_pseudo(const cmcr_train_params *p) { return p->pseudo_pair || p->intra; }
 
-train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
+train_loss train_forward_backward(cmcr_trainer *t, int64_t B)
 {
     (void)B; /* always t->batch, split as t->lb says */
     const cmcr_train_params *p = &t->p;
@@ -429,7 +430,7 @@ train_loss cmcr_train_forward_backward(cmcr_trainer *t, int64_t B)
     return L;
 }
 
-void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise)
+void train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise)
 {
     (void)B; /* always t->batch: this rank takes rows [first, first + rows) of it */
     double std = sqrt(t->p.sigma2);
@@ -443,27 +444,27 @@ void cmcr_train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float
             int64_t g = first + r; /* row of the global batch */
             float *row = dst + r * w;
             memcpy(row, src + idx[g] * w, (size_t)w * sizeof(float));
-            if (!t->normalized[k]) cmcr_normalize_row(row, row, w); /* as the copy would be */
+            if (!t->normalized[k]) vm_normalize_row(row, row, w); /* as the copy would be */
             if (!t->p.completion) continue;
             if (noise) {
                 for (int64_t j = 0; j < w; j++) row[j] += noise[k][g * w + j];
             } else {
-                cmcr_rng rng;
-                cmcr_rng_seed(&rng, cmcr_seed_mix(t->p.seed, 0x6e6f697365ull + (uint64_t)t->step, (uint64_t)k,
+                rng_state rng;
+                rng_seed(&rng, rng_seed_mix(t->p.seed, 0x6e6f697365ull + (uint64_t)t->step, (uint64_t)k,
                                                   (uint64_t)g));
                 float buf[64];
                 for (int64_t j0 = 0; j0 < w; j0 += 64) {
                     int64_t n = w - j0 < 64 ? w - j0 : 64;
-                    cmcr_rng_fill_normal(&rng, buf, n, std);
+                    rng_fill_normal(&rng, buf, n, std);
                     for (int64_t j = 0; j < n; j++) row[j0 + j] += buf[j];
                 }
             }
-            cmcr_normalize_row(row, row, w);
+            vm_normalize_row(row, row, w);
         }
     }
 }
 
-double cmcr_train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps)
+double train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps)
 {
     if (p->warmup_steps > 0 && step <= p->warmup_steps) return p->lr * (double)step / (double)p->warmup_steps;
     if (!p->cosine) return p->lr;
@@ -491,12 +492,12 @@ static void adam_segment(const cmcr_train_params *p, float *w, const float *g, f
     }
 }
 
-void cmcr_train_adam(cmcr_trainer *t, int64_t step, double lr)
+void train_adam(cmcr_trainer *t, int64_t step, double lr)
 {
     float *w = t->model->params;
     size_t off = 0;
     for (int s = 0; s < 2; s++) {
-        const cmcr_head *h = &t->model->heads[s];
+        const model_head *h = &t->model->heads[s];
         int64_t seg[4] = {h->hid * h->shape.in_dim, 3 * h->hid, 0, 0};
         if (h->shape.layers == 2) {
             seg[2] = h->shape.out_dim * h->hid;
@@ -513,11 +514,11 @@ void cmcr_train_adam(cmcr_trainer *t, int64_t step, double lr)
 static void ensure_perm(cmcr_trainer *t, int64_t epoch)
 {
     if (t->perm_epoch == epoch) return;
-    cmcr_rng r;
-    cmcr_rng_seed(&r, cmcr_seed_mix(t->p.seed, 0x7065726dull, (uint64_t)epoch, 0));
+    rng_state r;
+    rng_seed(&r, rng_seed_mix(t->p.seed, 0x7065726dull, (uint64_t)epoch, 0));
     for (int64_t i = 0; i < t->n; i++) t->perm[i] = i;
     for (int64_t i = t->n - 1; i > 0; i--) { /* Fisher-Yates */
-        int64_t j = (int64_t)cmcr_rng_below(&r, (uint64_t)i + 1), tmp = t->perm[i];
+        int64_t j = (int64_t)rng_below(&r, (uint64_t)i + 1), tmp = t->perm[i];
         t->perm[i] = t->perm[j];
         t->perm[j] = tmp;
     }
@@ -527,9 +528,9 @@ static void ensure_perm(cmcr_trainer *t, int64_t epoch)
 /* bf16 products that ran in float32 are correct, only slower: say so once per run. */
 static void warn_fallbacks(cmcr_trainer *t, long long before)
 {
-    long long n = prec_fallbacks() - before;
+    long long n = mm_prec_fallbacks() - before;
     if (n > 0 && !t->warned_fallback) {
-        cmcr_log(CMCR_LOG_WARN, "%lld bfloat16 matrix products of step %lld ran in float32 (oneDNN could not run "
+        core_log(CMCR_LOG_WARN, "%lld bfloat16 matrix products of step %lld ran in float32 (oneDNN could not run "
                  "them in bf16)", n, (long long)t->step);
         t->warned_fallback = 1;
     }
@@ -537,13 +538,13 @@ static void warn_fallbacks(cmcr_trainer *t, long long before)
 
 static train_loss step_once(cmcr_trainer *t, double *lr)
 {
-    long long before = prec_fallbacks();
+    long long before = mm_prec_fallbacks();
     int64_t epoch = t->step / t->steps_per_epoch, pos = t->step % t->steps_per_epoch;
     ensure_perm(t, epoch);
-    cmcr_train_make_batch(t, t->perm + pos * t->batch, t->batch, NULL);
-    train_loss L = cmcr_train_forward_backward(t, t->batch);
-    *lr = cmcr_train_lr(&t->p, t->step + 1, t->total_steps);
-    cmcr_train_adam(t, t->step + 1, *lr);
+    train_make_batch(t, t->perm + pos * t->batch, t->batch, NULL);
+    train_loss L = train_forward_backward(t, t->batch);
+    *lr = train_lr(&t->p, t->step + 1, t->total_steps);
+    train_adam(t, t->step + 1, *lr);
     t->step++;
     if (t->p.bf16) warn_fallbacks(t, before);
     return L;
@@ -573,7 +574,7 @@ cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user
         double t0 = now_seconds(), lr;
         train_loss L = step_once(t, &lr);
         if (!isfinite(L.total))
-            return cmcr_fail(CMCR_EVALUE, "loss became %g at step %lld (try a lower learning rate)", L.total,
+            return core_fail(CMCR_EVALUE, "loss became %g at step %lld (try a lower learning rate)", L.total,
                              (long long)t->step);
         double dt = now_seconds() - t0;
         cmcr_train_stats s = {t->step, t->total_steps, (t->step - 1) / t->steps_per_epoch + 1, t->p.epochs,
@@ -583,7 +584,7 @@ cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user
         int stop = cb ? cb(&s, user) != 0 : 0;
         if (dist_max_i(&t->dist, stop)) { /* a signal may reach the ranks at different steps */
             if ((st = save_if_wanted(t, 1))) return st;
-            return cmcr_fail(CMCR_EINTERRUPTED, "stopped at step %lld of %lld%s%s", (long long)t->step,
+            return core_fail(CMCR_EINTERRUPTED, "stopped at step %lld of %lld%s%s", (long long)t->step,
                              (long long)t->total_steps, t->p.checkpoint_path ? "; checkpoint written to " : "",
                              t->p.checkpoint_path ? t->p.checkpoint_path : "");
         }

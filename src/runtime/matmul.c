@@ -1,23 +1,24 @@
 /* matmul.c - float32 and bfloat16 matrix products (see matmul.h): oneDNN's matmul primitive
  * where the build has it, OpenBLAS for float32 otherwise. */
-#include "matmul.h"
-#include "vmath.h"
+#include "runtime/matmul.h"
+#include "runtime/half.h"
+#include "runtime/vmath.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-int cmcr_bf16_support(void) { return bf16_check() == CMCR_OK; }
+int cmcr_bf16_support(void) { return mm_bf16_check() == CMCR_OK; }
 
 /* One thread's share, vectorised (clones for AVX-512 and AVX2; the results are the same bits
  * on every path). */
 CMCR_VECTOR_CLONES
 static void bf16_from_f32_range(const float *x, uint16_t *y, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) y[i] = cmcr_f32_to_bf16(x[i]);
+    for (int64_t i = 0; i < n; i++) y[i] = half_f32_to_bf16(x[i]);
 }
 
-void bf16_from_f32(const float *x, uint16_t *y, int64_t n)
+void mm_bf16_from_f32(const float *x, uint16_t *y, int64_t n)
 {
     enum { CHUNK = 16384 };
     #pragma omp parallel for schedule(static) if (n > 65536)
@@ -43,18 +44,18 @@ static void blas_linear(const float *x, const float *w, const float *bias, int64
 const char *cmcr_gemm_backend(void) { return "OpenBLAS"; }
 const char *cmcr_gemm_kernels(void) { return cmcr_blas_core(); }
 
-cmcr_status bf16_check(void)
+cmcr_status mm_bf16_check(void)
 {
-    return cmcr_fail(CMCR_EINVAL, "bfloat16 products need oneDNN: this cmcr was built without it "
+    return core_fail(CMCR_EINVAL, "bfloat16 products need oneDNN: this cmcr was built without it "
                      "(install libdnnl-dev and rebuild)");
 }
 
-void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
+void mm_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
 {
     if (rows > 0 && out > 0) blas_linear(x, w, bias, rows, in, out, y);
 }
 
-void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+void mm_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 const float *b, float beta, float *c)
 {
     if (m > 0 && n > 0) blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
@@ -71,14 +72,14 @@ static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64
 cmcr_status mm_ctx_new(mm_ctx **out)
 {
     *out = NULL;
-    return bf16_check();
+    return mm_bf16_check();
 }
 void mm_ctx_free(mm_ctx *c) { (void)c; }
-cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
+cmcr_status mm_bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
                         int64_t k, int trans_b, float alpha, int accumulate)
 {
     (void)c, (void)a, (void)b, (void)out, (void)m, (void)n, (void)k, (void)trans_b, (void)alpha, (void)accumulate;
-    return cmcr_fail(CMCR_EINVAL, "bfloat16 products need oneDNN");
+    return core_fail(CMCR_EINVAL, "bfloat16 products need oneDNN");
 }
 #else
 #include <oneapi/dnnl/dnnl.h>
@@ -105,7 +106,7 @@ struct mm_ctx {
 
 static cmcr_status dnnl_fail(dnnl_status_t s, const char *what)
 {
-    return cmcr_fail(s == dnnl_out_of_memory ? CMCR_ENOMEM : CMCR_EINVAL, "oneDNN: %s failed (status %d)", what,
+    return core_fail(s == dnnl_out_of_memory ? CMCR_ENOMEM : CMCR_EINVAL, "oneDNN: %s failed (status %d)", what,
                      (int)s);
 }
 
@@ -127,7 +128,7 @@ static dnnl_status_t ctx_create(mm_ctx **out)
 cmcr_status mm_ctx_new(mm_ctx **out)
 {
     *out = NULL;
-    cmcr_status st = bf16_check();
+    cmcr_status st = mm_bf16_check();
     if (st) return st;
     dnnl_status_t s = ctx_create(out);
     return s == dnnl_success ? CMCR_OK : dnnl_fail(s, "creating a CPU engine");
@@ -223,7 +224,7 @@ static dnnl_status_t run(mm_ctx *c, const mm_prim *want, const void *a, const vo
     return s;
 }
 
-cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
+cmcr_status mm_bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *out, int64_t m, int64_t n,
                         int64_t k, int trans_b, float alpha, int accumulate)
 {
     mm_prim want = {.type = dnnl_bf16, .m = m, .n = n, .k = k, .trans_b = trans_b != 0,
@@ -232,7 +233,7 @@ cmcr_status bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, float *
     return s ? dnnl_fail(s, "a bf16 matmul") : CMCR_OK;
 }
 
-/* cmcr_sgemm's contexts: one per calling thread, made on first use, freed when the thread
+/* mm_sgemm's contexts: one per calling thread, made on first use, freed when the thread
  * ends (the main thread's at process exit, by the system). */
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
@@ -290,11 +291,11 @@ static void impl_init(void)
     dnnl_engine_destroy(engine);
 }
 
-cmcr_status bf16_check(void)
+cmcr_status mm_bf16_check(void)
 {
     pthread_once(&impl_once, impl_init);
     if (strcmp(impl_bf16, "unavailable") == 0)
-        return cmcr_fail(CMCR_EINVAL, "bfloat16 products are not available on this CPU: oneDNN has no bf16 matrix "
+        return core_fail(CMCR_EINVAL, "bfloat16 products are not available on this CPU: oneDNN has no bf16 matrix "
                          "product for it (it needs AVX-512)");
     return CMCR_OK;
 }
@@ -336,7 +337,7 @@ static int run_f32(const mm_prim *want, const void *a, const void *b, const floa
     return ctx && run(ctx, want, a, b, bias, c) == dnnl_success;
 }
 
-void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+void mm_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                 const float *b, float beta, float *c)
 {
     if (m <= 0 || n <= 0) return;
@@ -346,7 +347,7 @@ void cmcr_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float
     blas_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
-void cmcr_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
+void mm_linear(const float *x, const float *w, const float *bias, int64_t rows, int64_t in, int64_t out, float *y)
 {
     if (rows <= 0 || out <= 0) return;
     mm_prim want = {.type = dnnl_f32, .m = rows, .n = out, .k = in, .trans_b = 1, .bias = 1, .alpha = 1.0f};
@@ -361,8 +362,8 @@ static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64
     pthread_once(&ctx_once, gemm_init);
     mm_ctx *ctx = have_key && k > 0 && (beta == 0.0f || beta == 1.0f) ? thread_ctx() : NULL;
     if (!ctx) return 0;
-    if (!p->a_rounded) bf16_from_f32(a, p->sa, m * k);
-    bf16_from_f32(b, p->sb, k * n);
+    if (!p->a_rounded) mm_bf16_from_f32(a, p->sa, m * k);
+    mm_bf16_from_f32(b, p->sb, k * n);
     mm_prim want = {.type = dnnl_bf16, .m = m, .n = n, .k = k, .trans_a = trans_a != 0, .trans_b = trans_b != 0,
                     .accumulate = beta != 0.0f, .bias = bias != NULL, .alpha = alpha};
     return run(ctx, &want, p->sa, p->sb, bias, c) == dnnl_success;
@@ -371,7 +372,7 @@ static int bf16_run(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64
 
 static _Atomic long long fallbacks; /* bf16 products that ran in float32 instead */
 
-long long prec_fallbacks(void) { return fallbacks; }
+long long mm_prec_fallbacks(void) { return fallbacks; }
 
 /* Whether the bf16 product ran; counts it when it was asked for and did not. */
 static int ran_bf16(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -383,17 +384,46 @@ static int ran_bf16(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64
     return 0;
 }
 
-void prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+void mm_prec_gemm(const mm_prec *p, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                const float *a, const float *b, float beta, float *c)
 {
     if (m <= 0 || n <= 0) return;
     if (!ran_bf16(p, trans_a, trans_b, m, n, k, alpha, a, b, beta, NULL, c))
-        cmcr_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
+        mm_sgemm(trans_a, trans_b, m, n, k, alpha, a, b, beta, c);
 }
 
-void prec_linear(const mm_prec *p, const float *x, const float *w, const float *bias, int64_t rows, int64_t in,
+void mm_prec_linear(const mm_prec *p, const float *x, const float *w, const float *bias, int64_t rows, int64_t in,
                  int64_t out, float *y)
 {
     if (rows <= 0 || out <= 0) return;
-    if (!ran_bf16(p, 0, 1, rows, out, in, 1.0f, x, w, 0.0f, bias, y)) cmcr_linear(x, w, bias, rows, in, out, y);
+    if (!ran_bf16(p, 0, 1, rows, out, in, 1.0f, x, w, 0.0f, bias, y)) mm_linear(x, w, bias, rows, in, out, y);
+}
+
+/* ------------------------------------------------------------------ OpenBLAS kernels */
+
+const char *cmcr_blas_core(void) { return openblas_get_corename(); }
+int cmcr_blas_threads(void) { return openblas_get_num_threads(); }
+
+const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma)
+{
+    /* OpenBLAS's generic fallbacks for x86-64 CPUs it does not know. */
+    static const char *const slow[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
+                                       "Katmai", "Coppermine", "Northwood", "Banias", "Barcelona", "Opteron"};
+    int is_slow = 0;
+    for (size_t i = 0; i < sizeof slow / sizeof *slow; i++)
+        if (current && strcmp(current, slow[i]) == 0) is_slow = 1;
+    if (!is_slow) return NULL;
+    if (has_avx512) return "SkylakeX";
+    if (has_avx2_fma) return "Haswell";
+    return NULL;
+}
+
+const char *cmcr_blas_better_core(const char *current)
+{
+    if (getenv("OPENBLAS_CORETYPE")) return NULL; /* never override the user's choice */
+    __builtin_cpu_init();
+    int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return cmcr_blas_pick_core(current ? current : openblas_get_corename(), avx512, avx2);
 }

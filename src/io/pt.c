@@ -7,7 +7,9 @@
  * tensors that view it share its bytes, so a file's tensors take no more memory than its
  * distinct storages, which are checked against the file's size before any is read.
  */
-#include "pickle.h"
+#include "io/pickle.h"
+#include "runtime/file.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -77,13 +79,13 @@ static cmcr_status not_zip(const char *path)
     size_t n = f ? fread(head, 1, 4, f) : 0;
     if (f) fclose(f);
     if (n == 4 && memcmp(head, "PK\x03\x04", 4) == 0)
-        return cmcr_fail(CMCR_EFORMAT, "%s: zip archive without its central directory (truncated?)", path);
+        return core_fail(CMCR_EFORMAT, "%s: zip archive without its central directory (truncated?)", path);
     if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: legacy (pre-1.6, non-zip) PyTorch checkpoint; re-save it with torch.save "
                          "in PyTorch 1.6 or later",
                          path);
-    return cmcr_fail(CMCR_EFORMAT, "%s: not a zip archive, so not a PyTorch checkpoint", path);
+    return core_fail(CMCR_EFORMAT, "%s: not a zip archive, so not a PyTorch checkpoint", path);
 }
 
 static cmcr_status open_zip(loader *L)
@@ -93,7 +95,7 @@ static cmcr_status open_zip(loader *L)
     int err = 0;
     *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &err);
     struct stat sb;
-    if (*za && stat(path, &sb) != 0) return cmcr_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    if (*za && stat(path, &sb) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
     if (*za) {
         L->file_bytes = (uint64_t)sb.st_size;
         return CMCR_OK;
@@ -104,7 +106,7 @@ static cmcr_status open_zip(loader *L)
     if (err == ZIP_ER_MEMORY) st = CMCR_ENOMEM;
     zip_error_t ze;
     zip_error_init_with_code(&ze, err);
-    st = cmcr_fail(st, "%s: cannot open as a zip archive: %s", path, zip_error_strerror(&ze));
+    st = core_fail(st, "%s: cannot open as a zip archive: %s", path, zip_error_strerror(&ze));
     zip_error_fini(&ze);
     return st;
 }
@@ -116,20 +118,20 @@ static cmcr_status find_prefix(loader *L)
     for (zip_int64_t i = 0; i < n; i++) {
         const char *name = zip_get_name(L->za, (zip_uint64_t)i, 0);
         if (!name || !ends_with(name, "/data.pkl")) continue;
-        cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "zip entry name", name, strlen(name));
-        if (st) return cmcr_fail_prefix(st, L->path);
+        cmcr_status st = tensors_check_name(CMCR_EFORMAT, "zip entry name", name, strlen(name));
+        if (st) return core_fail_prefix(st, L->path);
         if (found)
-            return cmcr_fail(CMCR_EFORMAT, "%s: two pickles in one checkpoint ('%s' and '%s')", L->path,
+            return core_fail(CMCR_EFORMAT, "%s: two pickles in one checkpoint ('%s' and '%s')", L->path,
                              found, name);
         found = name;
     }
     if (!found)
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: zip archive without an <archive>/data.pkl entry, so not a PyTorch checkpoint",
                          L->path);
     size_t len = strlen(found) - strlen("data.pkl");
-    L->prefix = cmcr_xmalloc(len + 1);
-    if (!L->prefix) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    L->prefix = core_xmalloc(len + 1);
+    if (!L->prefix) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     memcpy(L->prefix, found, len);
     L->prefix[len] = '\0';
     return CMCR_OK;
@@ -149,7 +151,7 @@ static char *entry_name(const loader *L, const char *a, const char *b)
 static uint64_t file_can_hold(const loader *L)
 {
     uint64_t n;
-    return cmcr_mul_u64(L->file_bytes, CMCR_MAX_INFLATE, &n) ? n : UINT64_MAX;
+    return core_mul_u64(L->file_bytes, CMCR_MAX_INFLATE, &n) ? n : UINT64_MAX;
 }
 
 /* Index and uncompressed size of an entry; false when absent. */
@@ -170,7 +172,7 @@ static cmcr_status read_entry(const loader *L, const char *name, zip_uint64_t id
 {
     zip_file_t *f = zip_fopen_index(L->za, idx, 0);
     if (!f)
-        return cmcr_fail(CMCR_EFORMAT, "%s: cannot open entry '%s': %s", L->path, name, zip_strerror(L->za));
+        return core_fail(CMCR_EFORMAT, "%s: cannot open entry '%s': %s", L->path, name, zip_strerror(L->za));
     zip_uint64_t got = 0;
     zip_int64_t r = 1;
     unsigned char extra;
@@ -181,12 +183,12 @@ static cmcr_status read_entry(const loader *L, const char *name, zip_uint64_t id
     if (r >= 0 && got == size) r = zip_fread(f, &extra, 1);
     cmcr_status st = CMCR_OK;
     if (r < 0)
-        st = cmcr_fail(CMCR_EFORMAT, "%s: cannot read entry '%s': %s", L->path, name, zip_file_strerror(f));
+        st = core_fail(CMCR_EFORMAT, "%s: cannot read entry '%s': %s", L->path, name, zip_file_strerror(f));
     else if (got != size || r != 0)
-        st = cmcr_fail(CMCR_EFORMAT, "%s: entry '%s' does not hold the %llu bytes its header states",
+        st = core_fail(CMCR_EFORMAT, "%s: entry '%s' does not hold the %llu bytes its header states",
                        L->path, name, (unsigned long long)size);
     if (zip_fclose(f) != 0 && st == CMCR_OK)
-        st = cmcr_fail(CMCR_EFORMAT, "%s: cannot read entry '%s'", L->path, name);
+        st = core_fail(CMCR_EFORMAT, "%s: cannot read entry '%s'", L->path, name);
     return st;
 }
 
@@ -196,12 +198,12 @@ static cmcr_status check_byteorder(const loader *L)
     char text[16] = {0};
     zip_uint64_t idx = 0, size = 0;
     cmcr_status st = CMCR_OK;
-    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!name) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     if (find_entry(L, name, &idx, &size)) {
-        if (size >= sizeof text) st = cmcr_fail(CMCR_EFORMAT, "%s: entry '%s' is too long", L->path, name);
+        if (size >= sizeof text) st = core_fail(CMCR_EFORMAT, "%s: entry '%s' is too long", L->path, name);
         if (!st) st = read_entry(L, name, idx, text, size);
         if (!st && strcmp(text, "little") != 0)
-            st = cmcr_fail(CMCR_EUNSUPPORTED,
+            st = core_fail(CMCR_EUNSUPPORTED,
                            "%s: '%s' is not 'little'; only little-endian checkpoints are supported",
                            L->path, name);
     }
@@ -215,18 +217,18 @@ static cmcr_status parse_pickle(loader *L, pk_value **root)
     zip_uint64_t idx = 0, size = 0;
     unsigned char *buf = NULL;
     cmcr_status st = CMCR_OK;
-    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!name) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     if (!find_entry(L, name, &idx, &size))
-        st = cmcr_fail(CMCR_EFORMAT, "%s: cannot find entry '%s'", L->path, name);
+        st = core_fail(CMCR_EFORMAT, "%s: cannot find entry '%s'", L->path, name);
     else if (size > CMCR_MAX_HEADER_BYTES)
-        st = cmcr_fail(CMCR_ENOMEM, "%s: '%s' is %llu bytes, more than the limit of %llu", L->path, name,
+        st = core_fail(CMCR_ENOMEM, "%s: '%s' is %llu bytes, more than the limit of %llu", L->path, name,
                        (unsigned long long)size, (unsigned long long)CMCR_MAX_HEADER_BYTES);
     else if (size > file_can_hold(L))
-        st = cmcr_fail(CMCR_EFORMAT, "%s: '%s' claims %llu bytes, more than a %llu-byte file can hold (%d times "
+        st = core_fail(CMCR_EFORMAT, "%s: '%s' claims %llu bytes, more than a %llu-byte file can hold (%d times "
                        "its size)", L->path, name, (unsigned long long)size, (unsigned long long)L->file_bytes,
                        CMCR_MAX_INFLATE);
-    else if (!(buf = cmcr_xmalloc((size_t)size)))
-        st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for '%s'", L->path,
+    else if (!(buf = core_xmalloc((size_t)size)))
+        st = core_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for '%s'", L->path,
                        (unsigned long long)size, name);
     if (!st) st = read_entry(L, name, idx, buf, size);
     if (!st) st = pk_parse(L->path, buf, (size_t)size, &L->arena, root);
@@ -238,12 +240,12 @@ static cmcr_status parse_pickle(loader *L, pk_value **root)
 static cmcr_status check_entry(const loader *L, size_t i, const pk_value *key, const pk_value *val)
 {
     if (key->kind != PK_STR)
-        return cmcr_fail(CMCR_EFORMAT, "%s: state_dict key #%zu is %s, not a string", L->path, i,
+        return core_fail(CMCR_EFORMAT, "%s: state_dict key #%zu is %s, not a string", L->path, i,
                          pk_kind_desc(key->kind));
-    cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "state_dict key", key->u.str.s, key->u.str.len);
-    if (st) return cmcr_fail_prefix(st, L->path);
+    cmcr_status st = tensors_check_name(CMCR_EFORMAT, "state_dict key", key->u.str.s, key->u.str.len);
+    if (st) return core_fail_prefix(st, L->path);
     if (val->kind != PK_TENSOR)
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: entry '%s' is %s, not a tensor (only state_dicts of tensors can be loaded)",
                          L->path, key->u.str.s, pk_kind_desc(val->kind));
     return CMCR_OK;
@@ -254,14 +256,14 @@ static cmcr_status collect_items(loader *L, const pk_value *root)
 {
     bool bare = root->kind == PK_TENSOR;
     if (!bare && root->kind != PK_DICT)
-        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: the checkpoint holds %s, not a state_dict of tensors",
+        return core_fail(CMCR_EUNSUPPORTED, "%s: the checkpoint holds %s, not a state_dict of tensors",
                          L->path, pk_kind_desc(root->kind));
     size_t n = bare ? 1 : root->u.seq.n / 2;
     if (n > CMCR_MAX_TENSORS)
-        return cmcr_fail(CMCR_ENOMEM, "%s: %zu tensors, more than the limit of %d", L->path, n,
+        return core_fail(CMCR_ENOMEM, "%s: %zu tensors, more than the limit of %d", L->path, n,
                          CMCR_MAX_TENSORS);
-    L->items = cmcr_xmalloc(n * sizeof *L->items);
-    if (!L->items) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    L->items = core_xmalloc(n * sizeof *L->items);
+    if (!L->items) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     L->n = n;
     if (bare) {
         L->items[0] = (item){"tensor", root->u.tensor, NULL};
@@ -284,8 +286,8 @@ static int store_cmp(const void *a, const void *b)
 /* One store per distinct storage key; each item points at its store. */
 static cmcr_status index_storages(loader *L)
 {
-    L->stores = cmcr_xmalloc(L->n * sizeof *L->stores);
-    if (!L->stores) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    L->stores = core_xmalloc(L->n * sizeof *L->stores);
+    if (!L->stores) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     for (size_t i = 0; i < L->n; i++) L->stores[i] = (store){L->items[i].t->storage, 0, 0, NULL};
     qsort(L->stores, L->n, sizeof *L->stores, store_cmp);
     size_t m = 0;
@@ -293,7 +295,7 @@ static cmcr_status index_storages(loader *L)
         const pk_storage *s = L->stores[i].s, *prev = m ? L->stores[m - 1].s : NULL;
         if (prev && strcmp(prev->key, s->key) == 0) {
             if (prev->dtype != s->dtype || prev->numel != s->numel)
-                return cmcr_fail(CMCR_EFORMAT,
+                return core_fail(CMCR_EFORMAT,
                                  "%s: storage '%s' is declared twice with different types or sizes",
                                  L->path, s->key);
             continue;
@@ -326,16 +328,16 @@ static cmcr_status check_view(const loader *L, const item *it, uint64_t *numel)
     uint64_t n, end;
     dims_str(sz, sizeof sz, t->size, t->ndim);
     dims_str(sd, sizeof sd, t->stride, t->ndim);
-    if (!cmcr_shape_bytes(t->size, t->ndim, 1, &n))
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': the element count of size %s overflows", L->path,
+    if (!core_shape_bytes(t->size, t->ndim, 1, &n))
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': the element count of size %s overflows", L->path,
                          it->name, sz);
     if (n > 0 && !contiguous(t))
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: tensor '%s' is a non-contiguous view (size %s, stride %s); save "
                          "tensor.contiguous() instead",
                          L->path, it->name, sz, sd);
-    if (!cmcr_add_u64((uint64_t)t->offset, n, &end) || end > (uint64_t)t->storage->numel)
-        return cmcr_fail(CMCR_EFORMAT,
+    if (!core_add_u64((uint64_t)t->offset, n, &end) || end > (uint64_t)t->storage->numel)
+        return core_fail(CMCR_EFORMAT,
                          "%s: tensor '%s' (offset %lld, size %s) runs past the end of storage '%s' "
                          "(%lld elements)",
                          L->path, it->name, (long long)t->offset, sz, t->storage->key,
@@ -350,19 +352,19 @@ static cmcr_status size_storage(const loader *L, store *s)
     const pk_storage *ps = s->s;
     uint64_t want;
     zip_uint64_t size = 0;
-    if (!cmcr_mul_u64((uint64_t)ps->numel, cmcr_dtype_size(ps->dtype), &want))
-        return cmcr_fail(CMCR_EFORMAT, "%s: storage '%s' of %lld x %s: byte size overflows", L->path, ps->key,
+    if (!core_mul_u64((uint64_t)ps->numel, cmcr_dtype_size(ps->dtype), &want))
+        return core_fail(CMCR_EFORMAT, "%s: storage '%s' of %lld x %s: byte size overflows", L->path, ps->key,
                          (long long)ps->numel, cmcr_dtype_name(ps->dtype));
     if (want > CMCR_MAX_TENSOR_BYTES)
-        return cmcr_fail(CMCR_ENOMEM, "%s: storage '%s' is %llu bytes, more than the limit of %llu", L->path,
+        return core_fail(CMCR_ENOMEM, "%s: storage '%s' is %llu bytes, more than the limit of %llu", L->path,
                          ps->key, (unsigned long long)want, (unsigned long long)CMCR_MAX_TENSOR_BYTES);
     char *name = entry_name(L, "data/", ps->key);
     cmcr_status st = CMCR_OK;
-    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!name) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     if (!find_entry(L, name, &s->idx, &size))
-        st = cmcr_fail(CMCR_EFORMAT, "%s: storage '%s' has no data entry '%s'", L->path, ps->key, name);
+        st = core_fail(CMCR_EFORMAT, "%s: storage '%s' has no data entry '%s'", L->path, ps->key, name);
     else if (size != want)
-        st = cmcr_fail(CMCR_EFORMAT,
+        st = core_fail(CMCR_EFORMAT,
                        "%s: entry '%s' holds %llu bytes, but storage '%s' needs %llu (%lld x %s)",
                        L->path, name, (unsigned long long)size, ps->key, (unsigned long long)want,
                        (long long)ps->numel, cmcr_dtype_name(ps->dtype));
@@ -379,13 +381,13 @@ static cmcr_status size_storages(const loader *L)
     for (size_t i = 0; i < L->nstores; i++) {
         cmcr_status st = size_storage(L, &L->stores[i]);
         if (st) return st;
-        if (!cmcr_add_u64(total, L->stores[i].nbytes, &total)) total = UINT64_MAX;
+        if (!core_add_u64(total, L->stores[i].nbytes, &total)) total = UINT64_MAX;
     }
     if (total > CMCR_MAX_LOAD_BYTES)
-        return cmcr_fail(CMCR_ENOMEM, "%s: its %zu storages hold %llu bytes, more than the limit of %llu per file",
+        return core_fail(CMCR_ENOMEM, "%s: its %zu storages hold %llu bytes, more than the limit of %llu per file",
                          L->path, L->nstores, (unsigned long long)total, (unsigned long long)CMCR_MAX_LOAD_BYTES);
     if (total > file_can_hold(L))
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: its %zu storages claim %llu bytes, more than a %llu-byte file can hold (%d times "
                          "its size)",
                          L->path, L->nstores, (unsigned long long)total, (unsigned long long)L->file_bytes,
@@ -399,13 +401,13 @@ static cmcr_status read_storage(const loader *L, store *s)
     char *name = entry_name(L, "data/", s->s->key);
     unsigned char *data = NULL;
     cmcr_status st = CMCR_OK;
-    if (!name) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
-    if (!(data = cmcr_xmalloc((size_t)s->nbytes)))
-        st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for storage '%s'", L->path,
+    if (!name) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    if (!(data = core_xmalloc((size_t)s->nbytes)))
+        st = core_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes for storage '%s'", L->path,
                        (unsigned long long)s->nbytes, s->s->key);
     if (!st) st = read_entry(L, name, s->idx, data, s->nbytes);
     if (st) free(data);
-    else if ((st = cmcr_tensors_own(L->ts, data)) != CMCR_OK) st = cmcr_fail_prefix(st, L->path);
+    else if ((st = tensors_own(L->ts, data)) != CMCR_OK) st = core_fail_prefix(st, L->path);
     else s->data = data;
     free(name);
     return st;
@@ -417,11 +419,11 @@ static cmcr_status load_item(loader *L, item *it)
     cmcr_status st = check_view(L, it, &numel);
     if (st) return st;
     size_t off = (size_t)it->t->offset * cmcr_dtype_size(it->st->s->dtype);
-    st = cmcr_tensors_add_view(L->ts, it->name, it->st->s->dtype, it->t->ndim, it->t->size, it->st->data + off);
-    return st ? cmcr_fail_prefix(st, L->path) : CMCR_OK;
+    st = tensors_add_view(L->ts, it->name, it->st->s->dtype, it->t->ndim, it->t->size, it->st->data + off);
+    return st ? core_fail_prefix(st, L->path) : CMCR_OK;
 }
 
-cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out)
+cmcr_status pt_load(const char *path, cmcr_tensors **out)
 {
     loader L;
     pk_value *root = NULL;
@@ -435,7 +437,7 @@ cmcr_status cmcr_pt_load(const char *path, cmcr_tensors **out)
     if (!st) st = collect_items(&L, root);
     if (!st) st = index_storages(&L);
     if (!st) st = size_storages(&L);
-    if (!st && !(L.ts = cmcr_tensors_new())) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!st && !(L.ts = cmcr_tensors_new())) st = core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; !st && i < L.nstores; i++) st = read_storage(&L, &L.stores[i]);
     for (size_t i = 0; !st && i < L.n; i++) st = load_item(&L, &L.items[i]);
     if (!st) {
@@ -554,7 +556,7 @@ static bool contiguous_strides(const cmcr_tensor *t, int64_t *stride)
     uint64_t s = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
         stride[d] = (int64_t)s;
-        if (!cmcr_mul_u64(s, t->shape[d] > 1 ? (uint64_t)t->shape[d] : 1, &s) || s > INT64_MAX) return false;
+        if (!core_mul_u64(s, t->shape[d] > 1 ? (uint64_t)t->shape[d] : 1, &s) || s > INT64_MAX) return false;
     }
     return true;
 }
@@ -588,9 +590,9 @@ static void put_tensor(pwriter *w, size_t i, const cmcr_tensor *t, const int64_t
 static cmcr_status check_tensor(const char *path, size_t i, const cmcr_tensor *t, int64_t *stride)
 {
     if (!pk_storage_name(t->dtype))
-        return cmcr_fail(CMCR_EINVAL, "%s: tensor #%zu has an unknown dtype", path, i);
+        return core_fail(CMCR_EINVAL, "%s: tensor #%zu has an unknown dtype", path, i);
     if (!contiguous_strides(t, stride))
-        return cmcr_fail(CMCR_EINVAL, "%s: tensor #%zu: strides overflow", path, i);
+        return core_fail(CMCR_EINVAL, "%s: tensor #%zu: strides overflow", path, i);
     return CMCR_OK;
 }
 
@@ -615,9 +617,9 @@ static cmcr_status build_pickle(const cmcr_tensors *ts, const char *path, pwrite
     }
     put_op(&w->b, 'u');
     put_op(&w->b, '.');
-    if (w->b.failed) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory building the pickle", path);
+    if (w->b.failed) return core_fail(CMCR_ENOMEM, "%s: out of memory building the pickle", path);
     if (w->b.len > CMCR_MAX_HEADER_BYTES)
-        return cmcr_fail(CMCR_ENOMEM, "%s: the pickle would be %zu bytes, more than the limit of %llu", path,
+        return core_fail(CMCR_ENOMEM, "%s: the pickle would be %zu bytes, more than the limit of %llu", path,
                          w->b.len, (unsigned long long)CMCR_MAX_HEADER_BYTES);
     return CMCR_OK;
 }
@@ -629,11 +631,11 @@ static cmcr_status add_entry(zip_t *za, const char *path, const char *name, cons
     zip_int64_t idx = src ? zip_file_add(za, name, src, ZIP_FL_ENC_UTF_8) : -1;
     if (idx < 0) {
         if (src) zip_source_free(src);
-        return cmcr_fail(CMCR_EIO, "%s: cannot add '%s': %s", path, name, zip_strerror(za));
+        return core_fail(CMCR_EIO, "%s: cannot add '%s': %s", path, name, zip_strerror(za));
     }
     if (zip_set_file_compression(za, (zip_uint64_t)idx, ZIP_CM_STORE, 0) != 0 ||
         zip_file_set_mtime(za, (zip_uint64_t)idx, (time_t)946684800, 0) != 0) /* 2000-01-01: reproducible */
-        return cmcr_fail(CMCR_EIO, "%s: cannot set up '%s': %s", path, name, zip_strerror(za));
+        return core_fail(CMCR_EIO, "%s: cannot set up '%s': %s", path, name, zip_strerror(za));
     return CMCR_OK;
 }
 
@@ -658,28 +660,28 @@ static cmcr_status write_zip(const cmcr_tensors *ts, const char *path, const cha
     if (!za) {
         zip_error_t ze;
         zip_error_init_with_code(&ze, err);
-        cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot create %s: %s", path, tmp, zip_error_strerror(&ze));
+        cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create %s: %s", path, tmp, zip_error_strerror(&ze));
         zip_error_fini(&ze);
         return st;
     }
     cmcr_status st = add_entries(za, ts, path, pickle);
     if (!st && zip_close(za) == 0) return CMCR_OK;
-    if (!st) st = cmcr_fail(CMCR_EIO, "%s: cannot write %s: %s", path, tmp, zip_strerror(za));
+    if (!st) st = core_fail(CMCR_EIO, "%s: cannot write %s: %s", path, tmp, zip_strerror(za));
     zip_discard(za);
     return st;
 }
 
-cmcr_status cmcr_pt_save(const cmcr_tensors *ts, const char *path)
+cmcr_status pt_save(const cmcr_tensors *ts, const char *path)
 {
     pwriter w;
     memset(&w, 0, sizeof w);
     cmcr_status st = build_pickle(ts, path, &w);
-    char *tmp = st ? NULL : cmcr_temp_name(path);
-    if (!st && !tmp) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    char *tmp = st ? NULL : file_temp_name(path);
+    if (!st && !tmp) st = core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     if (!st) {
         st = write_zip(ts, path, tmp, &w.b);
-        if (!st) st = cmcr_commit_temp(tmp, path); /* removes tmp itself on failure */
-        else cmcr_temp_discard(tmp);
+        if (!st) st = file_commit_temp(tmp, path); /* removes tmp itself on failure */
+        else file_temp_discard(tmp);
     }
     free(tmp);
     free(w.b.p);

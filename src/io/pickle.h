@@ -10,7 +10,8 @@
 #ifndef CMCR_PICKLE_H
 #define CMCR_PICKLE_H
 
-#include "internal.h"
+#include "runtime/core.h"
+#include "io/io.h"
 
 /* Limits on what one pickle may build. */
 #define PK_MAX_STACK 10000          /* items on the stack (torch batches 1000 per SETITEMS) */

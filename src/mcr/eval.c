@@ -30,9 +30,10 @@
  *    the relevant items' scores and float32 decisions are float32 products, so ranks are
  *    float32's up to float32 rounding (a tie between identical rows may go either way).
  *    Doing by label what by row does cost 2.7x with 1,000 relevant items per query. */
-#include "internal.h"
-#include "matmul.h"
-#include "vmath.h"
+#include "runtime/core.h"
+#include "runtime/half.h"
+#include "runtime/matmul.h"
+#include "runtime/vmath.h"
 
 #include <limits.h>
 #include <math.h>
@@ -92,7 +93,7 @@ static float own_score(const float *q, const float *g, int64_t dim)
     return (float)s;
 }
 
-/* |x|, |x'| and |x' - x| of one row, x' its bf16 rounding (as bf16_from_f32 makes it),
+/* |x|, |x'| and |x' - x| of one row, x' its bf16 rounding (as mm_bf16_from_f32 makes it),
  * each rounded up a little: the bound must not come out low. */
 CMCR_VECTOR_CLONES
 static void bf16_norms(const float *x, int64_t dim, double out[3])
@@ -100,7 +101,7 @@ static void bf16_norms(const float *x, int64_t dim, double out[3])
     double a = 0, b = 0, c = 0;
     #pragma omp simd reduction(+ : a, b, c)
     for (int64_t k = 0; k < dim; k++) {
-        double v = x[k], w = cmcr_bf16_to_f32(cmcr_f32_to_bf16(x[k]));
+        double v = x[k], w = half_bf16_to_f32(half_f32_to_bf16(x[k]));
         a += v * v;
         b += w * w;
         c += (w - v) * (w - v);
@@ -112,7 +113,7 @@ static void bf16_norms(const float *x, int64_t dim, double out[3])
  * scores and delta[2 i + 1] for bf16 ones (see the top of the file), and the bf16 copy. */
 static void block_queries(eval_job *j, const float *q, int64_t n)
 {
-    if (j->bf) bf16_from_f32(q, j->qh, n * j->dim);
+    if (j->bf) mm_bf16_from_f32(q, j->qh, n * j->dim);
     const double *gm = j->gmax; /* max |g|, |g'|, |g' - g| */
     double gamma = (double)(j->dim + 2) / 16777216.0;
     /* room for rounding the scores and s +- delta to float, and for flushed subnormals */
@@ -137,9 +138,9 @@ static cmcr_status block_scores(eval_job *j, const float *q, int64_t n, int64_t 
         cmcr_dot_rows(q, n, g, m, j->dim, scores);
         return CMCR_OK;
     }
-    bf16_from_f32(g, j->gh, m * j->dim);
+    mm_bf16_from_f32(g, j->gh, m * j->dim);
     j->scored_bf16 += n * m;
-    return bf16_matmul(j->bf, j->qh, j->gh, scores, n, m, j->dim, 1, 1.0f, 0);
+    return mm_bf16_matmul(j->bf, j->qh, j->gh, scores, n, m, j->dim, 1, 1.0f, 0);
 }
 
 /* Whether bf16 still pays for the rest of a query block after a block of n x m pairs of
@@ -163,14 +164,14 @@ static cmcr_status bounds_setup(eval_job *j, int bf16)
     }
     j->gmax[0] = m0, j->gmax[1] = m1, j->gmax[2] = m2;
     int64_t qb = min64(j->qb, j->nq);
-    j->delta = cmcr_xmalloc((size_t)(2 * qb) * sizeof(float));
-    if (!j->delta) return cmcr_fail(CMCR_ENOMEM, "out of memory for %lld queries' bounds", (long long)qb);
+    j->delta = core_xmalloc((size_t)(2 * qb) * sizeof(float));
+    if (!j->delta) return core_fail(CMCR_ENOMEM, "out of memory for %lld queries' bounds", (long long)qb);
     if (!bf16) return CMCR_OK;
     j->gh_rows = min64(4 * j->gb, j->ng);
-    j->qh = cmcr_xmalloc((size_t)(qb * j->dim) * sizeof(uint16_t));
-    j->gh = cmcr_xmalloc((size_t)(j->gh_rows * j->dim) * sizeof(uint16_t));
+    j->qh = core_xmalloc((size_t)(qb * j->dim) * sizeof(uint16_t));
+    j->gh = core_xmalloc((size_t)(j->gh_rows * j->dim) * sizeof(uint16_t));
     if (!j->qh || !j->gh)
-        return cmcr_fail(CMCR_ENOMEM, "out of memory for bf16 blocks of %lld and %lld rows", (long long)qb,
+        return core_fail(CMCR_ENOMEM, "out of memory for bf16 blocks of %lld and %lld rows", (long long)qb,
                          (long long)j->gh_rows);
     return CMCR_OK;
 }
@@ -194,8 +195,8 @@ static int cmp_i64(const void *a, const void *b)
 static cmcr_status summarize(const eval_job *j, cmcr_retrieval_metrics *out)
 {
     int64_t n = j->used;
-    int64_t *sorted = cmcr_xmalloc((size_t)n * sizeof *sorted);
-    if (!sorted) return cmcr_fail(CMCR_ENOMEM, "out of memory sorting %lld ranks", (long long)n);
+    int64_t *sorted = core_xmalloc((size_t)n * sizeof *sorted);
+    if (!sorted) return core_fail(CMCR_ENOMEM, "out of memory sorting %lld ranks", (long long)n);
     static const int64_t ks[3] = {1, 5, 10};
     int64_t hits[3] = {0, 0, 0};
     double rank_sum = 0, ap_sum = 0;
@@ -279,11 +280,11 @@ static cmcr_status row_block(eval_job *j, int64_t q0, int64_t n, float *scores, 
 static cmcr_status eval_by_row(eval_job *j)
 {
     int64_t qb = min64(j->qb, j->nq), gb = min64(j->gb, j->ng);
-    float *scores = cmcr_xmalloc((size_t)(qb * gb) * sizeof(float));
-    float *star = cmcr_xmalloc((size_t)qb * sizeof(float));
-    int64_t *above = cmcr_xmalloc((size_t)qb * sizeof(int64_t));
+    float *scores = core_xmalloc((size_t)(qb * gb) * sizeof(float));
+    float *star = core_xmalloc((size_t)qb * sizeof(float));
+    int64_t *above = core_xmalloc((size_t)qb * sizeof(int64_t));
     cmcr_status st = CMCR_OK;
-    if (!scores || !star || !above) st = cmcr_fail(CMCR_ENOMEM, "out of memory for a %lld x %lld score block",
+    if (!scores || !star || !above) st = core_fail(CMCR_ENOMEM, "out of memory for a %lld x %lld score block",
                                                    (long long)qb, (long long)gb);
     for (int64_t q0 = 0; !st && q0 < j->nq; q0 += qb)
         st = row_block(j, q0, min64(qb, j->nq - q0), scores, star, above);
@@ -397,10 +398,10 @@ typedef struct label_state {
 
 static cmcr_status label_index(const eval_job *j, label_state *ls)
 {
-    ls->by_label = cmcr_xmalloc((size_t)j->ng * sizeof(label_ix));
-    ls->lo = cmcr_xmalloc((size_t)j->nq * sizeof(int64_t));
-    ls->hi = cmcr_xmalloc((size_t)j->nq * sizeof(int64_t));
-    if (!ls->by_label || !ls->lo || !ls->hi) return cmcr_fail(CMCR_ENOMEM, "out of memory indexing gallery labels");
+    ls->by_label = core_xmalloc((size_t)j->ng * sizeof(label_ix));
+    ls->lo = core_xmalloc((size_t)j->nq * sizeof(int64_t));
+    ls->hi = core_xmalloc((size_t)j->nq * sizeof(int64_t));
+    if (!ls->by_label || !ls->lo || !ls->hi) return core_fail(CMCR_ENOMEM, "out of memory indexing gallery labels");
     for (int64_t h = 0; h < j->ng; h++) ls->by_label[h] = (label_ix){j->gl[h], h};
     qsort(ls->by_label, (size_t)j->ng, sizeof(label_ix), cmp_label_ix);
     for (int64_t i = 0; i < j->nq; i++) {
@@ -424,21 +425,21 @@ static cmcr_status label_index(const eval_job *j, label_state *ls)
 static cmcr_status label_alloc(const eval_job *j, label_state *ls, int64_t qb, int64_t gb, int64_t rel_cap)
 {
     size_t d = (size_t)j->dim;
-    ls->members = cmcr_xmalloc((size_t)qb * sizeof(int64_t));
-    ls->rel_off = cmcr_xmalloc((size_t)(qb + 1) * sizeof(int64_t));
-    ls->order = cmcr_xmalloc((size_t)qb * sizeof(int64_t));
-    ls->rel = cmcr_xmalloc((size_t)rel_cap * sizeof(rel_item));
-    ls->diff = cmcr_xmalloc((size_t)rel_cap * sizeof(int32_t));
-    ls->rel_s = cmcr_xmalloc((size_t)rel_cap * sizeof(float));
-    ls->starts = cmcr_xmalloc((size_t)(rel_cap + qb) * sizeof(int32_t));
-    ls->tables = cmcr_xmalloc((size_t)qb * sizeof(rel_table));
-    ls->qbuf = cmcr_xmalloc((size_t)qb * d * sizeof(float));
-    ls->grp = cmcr_xmalloc((size_t)qb * d * sizeof(float));
-    ls->gbuf = cmcr_xmalloc((size_t)gb * d * sizeof(float));
-    ls->scores = cmcr_xmalloc((size_t)(qb * gb) * sizeof(float));
+    ls->members = core_xmalloc((size_t)qb * sizeof(int64_t));
+    ls->rel_off = core_xmalloc((size_t)(qb + 1) * sizeof(int64_t));
+    ls->order = core_xmalloc((size_t)qb * sizeof(int64_t));
+    ls->rel = core_xmalloc((size_t)rel_cap * sizeof(rel_item));
+    ls->diff = core_xmalloc((size_t)rel_cap * sizeof(int32_t));
+    ls->rel_s = core_xmalloc((size_t)rel_cap * sizeof(float));
+    ls->starts = core_xmalloc((size_t)(rel_cap + qb) * sizeof(int32_t));
+    ls->tables = core_xmalloc((size_t)qb * sizeof(rel_table));
+    ls->qbuf = core_xmalloc((size_t)qb * d * sizeof(float));
+    ls->grp = core_xmalloc((size_t)qb * d * sizeof(float));
+    ls->gbuf = core_xmalloc((size_t)gb * d * sizeof(float));
+    ls->scores = core_xmalloc((size_t)(qb * gb) * sizeof(float));
     if (!ls->members || !ls->rel_off || !ls->order || !ls->rel || !ls->diff || !ls->rel_s || !ls->starts || !ls->tables ||
         !ls->qbuf || !ls->grp || !ls->gbuf || !ls->scores)
-        return cmcr_fail(CMCR_ENOMEM, "out of memory for retrieval blocks (%lld queries, %lld relevant items)",
+        return core_fail(CMCR_ENOMEM, "out of memory for retrieval blocks (%lld queries, %lld relevant items)",
                          (long long)qb, (long long)rel_cap);
     return CMCR_OK;
 }
@@ -494,8 +495,8 @@ static int cmp_group(const void *a, const void *b)
 /* Order the block members so that queries with the same label are adjacent. */
 static cmcr_status group_members(const label_state *ls, int64_t n)
 {
-    group_key *keys = cmcr_xmalloc((size_t)n * sizeof *keys);
-    if (!keys) return cmcr_fail(CMCR_ENOMEM, "out of memory grouping queries");
+    group_key *keys = core_xmalloc((size_t)n * sizeof *keys);
+    if (!keys) return core_fail(CMCR_ENOMEM, "out of memory grouping queries");
     for (int64_t p = 0; p < n; p++) keys[p] = (group_key){ls->lo[ls->members[p]], p};
     qsort(keys, (size_t)n, sizeof *keys, cmp_group);
     for (int64_t p = 0; p < n; p++) ls->order[p] = keys[p].pos;
@@ -630,10 +631,10 @@ static cmcr_status eval_by_label(eval_job *j)
         total += r;
     }
     if (!st && j->ng > INT32_MAX)
-        st = cmcr_fail(CMCR_ENOMEM, "retrieval by label: %lld gallery rows, more than the limit of %d", (long long)j->ng,
+        st = core_fail(CMCR_ENOMEM, "retrieval by label: %lld gallery rows, more than the limit of %d", (long long)j->ng,
                        INT32_MAX);
     if (!st && max_rel == 0)
-        st = cmcr_fail(CMCR_EVALUE, "no query label occurs among the %lld gallery labels: nothing to evaluate",
+        st = core_fail(CMCR_EVALUE, "no query label occurs among the %lld gallery labels: nothing to evaluate",
                        (long long)j->ng);
     /* One block holds at most budget relevant items, or a single query with more. */
     int64_t rel_cap = min64(total, j->budget);
@@ -656,17 +657,17 @@ static cmcr_status eval_by_label(eval_job *j)
 static cmcr_status check_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
                                    const int64_t *ql, const int64_t *gl, const cmcr_retrieval_metrics *out)
 {
-    if (!queries || !gallery || !out) return cmcr_fail(CMCR_EINVAL, "retrieval: queries, gallery and out are required");
-    if (nq < 1 || ng < 1) return cmcr_fail(CMCR_EINVAL, "retrieval: needs at least one query and one gallery row "
+    if (!queries || !gallery || !out) return core_fail(CMCR_EINVAL, "retrieval: queries, gallery and out are required");
+    if (nq < 1 || ng < 1) return core_fail(CMCR_EINVAL, "retrieval: needs at least one query and one gallery row "
                                            "(got %lld and %lld)", (long long)nq, (long long)ng);
-    if (dim < 1 || dim > INT_MAX) return cmcr_fail(CMCR_EINVAL, "retrieval: width %lld is out of range", (long long)dim);
-    if (!ql != !gl) return cmcr_fail(CMCR_EINVAL, "retrieval: give both query and gallery labels, or neither "
+    if (dim < 1 || dim > INT_MAX) return core_fail(CMCR_EINVAL, "retrieval: width %lld is out of range", (long long)dim);
+    if (!ql != !gl) return core_fail(CMCR_EINVAL, "retrieval: give both query and gallery labels, or neither "
                                      "(ground truth by row)");
     if (!ql && nq > ng)
-        return cmcr_fail(CMCR_ESHAPE, "retrieval: ground truth by row pairs query i with gallery row i, but there are "
+        return core_fail(CMCR_ESHAPE, "retrieval: ground truth by row pairs query i with gallery row i, but there are "
                          "%lld queries and only %lld gallery rows", (long long)nq, (long long)ng);
-    cmcr_status st = cmcr_check_finite(queries, nq, dim, 0, "retrieval: queries");
-    return st ? st : cmcr_check_finite(gallery, ng, dim, 0, "retrieval: gallery");
+    cmcr_status st = vm_check_finite(queries, nq, dim, 0, "retrieval: queries");
+    return st ? st : vm_check_finite(gallery, ng, dim, 0, "retrieval: gallery");
 }
 
 cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
@@ -677,13 +678,13 @@ cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const 
     cmcr_status st = check_retrieval(queries, nq, gallery, ng, dim, query_labels, gallery_labels, out);
     if (st) return st;
     if (query_block < 1 || gallery_block < 1 || rel_budget < 1 || query_block * gallery_block > ((int64_t)1 << 28))
-        return cmcr_fail(CMCR_EINVAL, "retrieval: bad block sizes");
+        return core_fail(CMCR_EINVAL, "retrieval: bad block sizes");
     memset(out, 0, sizeof *out);
     eval_job j = {.q = queries, .g = gallery, .nq = nq, .ng = ng, .dim = dim, .ql = query_labels,
                   .gl = gallery_labels, .qb = query_block, .gb = gallery_block, .budget = rel_budget};
-    j.first = cmcr_xmalloc((size_t)nq * sizeof(int64_t));
-    j.ap = cmcr_xmalloc((size_t)nq * sizeof(double));
-    if (!j.first || !j.ap) st = cmcr_fail(CMCR_ENOMEM, "out of memory for %lld queries", (long long)nq);
+    j.first = core_xmalloc((size_t)nq * sizeof(int64_t));
+    j.ap = core_xmalloc((size_t)nq * sizeof(double));
+    if (!j.first || !j.ap) st = core_fail(CMCR_ENOMEM, "out of memory for %lld queries", (long long)nq);
     if (!st) st = bounds_setup(&j, params && params->bf16);
     if (!st) st = query_labels ? eval_by_label(&j) : eval_by_row(&j);
     if (!st) st = summarize(&j, out);
@@ -716,16 +717,16 @@ static cmcr_status check_zeroshot(const float *inputs, int64_t n, const float *c
                                   const int64_t *labels, const cmcr_zeroshot_metrics *out)
 {
     if (!inputs || !classes || !labels || !out)
-        return cmcr_fail(CMCR_EINVAL, "zero-shot: inputs, classes, labels and out are required");
-    if (n < 1 || nclasses < 1) return cmcr_fail(CMCR_EINVAL, "zero-shot: needs at least one input and one class "
+        return core_fail(CMCR_EINVAL, "zero-shot: inputs, classes, labels and out are required");
+    if (n < 1 || nclasses < 1) return core_fail(CMCR_EINVAL, "zero-shot: needs at least one input and one class "
                                                 "(got %lld and %lld)", (long long)n, (long long)nclasses);
-    if (dim < 1 || dim > INT_MAX) return cmcr_fail(CMCR_EINVAL, "zero-shot: width %lld is out of range", (long long)dim);
+    if (dim < 1 || dim > INT_MAX) return core_fail(CMCR_EINVAL, "zero-shot: width %lld is out of range", (long long)dim);
     for (int64_t i = 0; i < n; i++)
         if (labels[i] < 0 || labels[i] >= nclasses)
-            return cmcr_fail(CMCR_EINVAL, "zero-shot: label %lld of input %lld is outside [0, %lld) (%lld classes)",
+            return core_fail(CMCR_EINVAL, "zero-shot: label %lld of input %lld is outside [0, %lld) (%lld classes)",
                              (long long)labels[i], (long long)i, (long long)nclasses, (long long)nclasses);
-    cmcr_status st = cmcr_check_finite(inputs, n, dim, 0, "zero-shot: inputs");
-    return st ? st : cmcr_check_finite(classes, nclasses, dim, 0, "zero-shot: classes");
+    cmcr_status st = vm_check_finite(inputs, n, dim, 0, "zero-shot: inputs");
+    return st ? st : vm_check_finite(classes, nclasses, dim, 0, "zero-shot: classes");
 }
 
 /* Rank (1-based) of class y in one row of class scores. */
@@ -744,12 +745,12 @@ cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *clas
     cmcr_status st = check_zeroshot(inputs, n, classes, nclasses, dim, labels, out);
     if (st) return st;
     int64_t block = min64(n, ZS_SCORE_BUDGET / nclasses > 0 ? ZS_SCORE_BUDGET / nclasses : 1);
-    float *scores = cmcr_xmalloc((size_t)(block * nclasses) * sizeof(float));
-    int64_t *rank = cmcr_xmalloc((size_t)n * sizeof(int64_t));
+    float *scores = core_xmalloc((size_t)(block * nclasses) * sizeof(float));
+    int64_t *rank = core_xmalloc((size_t)n * sizeof(int64_t));
     if (!scores || !rank) {
         free(scores);
         free(rank);
-        return cmcr_fail(CMCR_ENOMEM, "zero-shot: out of memory for %lld x %lld scores", (long long)block,
+        return core_fail(CMCR_ENOMEM, "zero-shot: out of memory for %lld x %lld scores", (long long)block,
                          (long long)nclasses);
     }
     for (int64_t i0 = 0; i0 < n; i0 += block) {
@@ -770,7 +771,7 @@ cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *clas
     st = CMCR_OK;
     if (per_class_acc) {
         int64_t *count = calloc((size_t)nclasses, 2 * sizeof(int64_t));
-        if (!count) st = cmcr_fail(CMCR_ENOMEM, "zero-shot: out of memory for %lld classes", (long long)nclasses);
+        if (!count) st = core_fail(CMCR_ENOMEM, "zero-shot: out of memory for %lld classes", (long long)nclasses);
         for (int64_t i = 0; count && i < n; i++) {
             count[2 * labels[i]]++;
             count[2 * labels[i] + 1] += rank[i] == 1;
@@ -787,26 +788,26 @@ cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *clas
 
 cmcr_status cmcr_labels_load(const char *path, int64_t **labels, int64_t *n)
 {
-    if (!labels || !n || !path) return cmcr_fail(CMCR_EINVAL, "labels: path, labels and n are required");
+    if (!labels || !n || !path) return core_fail(CMCR_EINVAL, "labels: path, labels and n are required");
     *labels = NULL;
     *n = 0;
     cmcr_tensors *ts;
     cmcr_status st = cmcr_tensors_load(path, CMCR_FORMAT_AUTO, &ts);
     if (st) return st;
     const cmcr_tensor *t = cmcr_tensors_count(ts) == 1 ? cmcr_tensors_at(ts, 0) : NULL;
-    if (!t) st = cmcr_fail(CMCR_ESHAPE, "%s: expected one label array, found %zu tensors", path,
+    if (!t) st = core_fail(CMCR_ESHAPE, "%s: expected one label array, found %zu tensors", path,
                            cmcr_tensors_count(ts));
     else if (t->dtype != CMCR_I32 && t->dtype != CMCR_I64)
-        st = cmcr_fail(CMCR_EUNSUPPORTED, "%s: labels must be integers (int32 or int64), not %s; convert with "
+        st = core_fail(CMCR_EUNSUPPORTED, "%s: labels must be integers (int32 or int64), not %s; convert with "
                        "arr.astype('int64')", path, cmcr_dtype_name(t->dtype));
     else if (!(t->ndim == 1 || (t->ndim == 2 && t->shape[1] == 1)))
-        st = cmcr_fail(CMCR_ESHAPE, "%s: labels must be 1-D (or one column), not %d-D with %lld columns", path,
+        st = core_fail(CMCR_ESHAPE, "%s: labels must be 1-D (or one column), not %d-D with %lld columns", path,
                        t->ndim, (long long)(t->ndim >= 2 ? t->shape[1] : 0));
     else if (t->shape[0] < 1)
-        st = cmcr_fail(CMCR_ESHAPE, "%s: holds no labels", path);
+        st = core_fail(CMCR_ESHAPE, "%s: holds no labels", path);
     int64_t count = st ? 0 : t->shape[0];
-    int64_t *out = st ? NULL : cmcr_xmalloc((size_t)count * sizeof(int64_t));
-    if (!st && !out) st = cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %lld labels", path, (long long)count);
+    int64_t *out = st ? NULL : core_xmalloc((size_t)count * sizeof(int64_t));
+    if (!st && !out) st = core_fail(CMCR_ENOMEM, "%s: cannot allocate %lld labels", path, (long long)count);
     for (int64_t i = 0; !st && i < count; i++) {
         if (t->dtype == CMCR_I64) {
             memcpy(&out[i], (const char *)t->data + 8 * i, 8);

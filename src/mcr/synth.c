@@ -1,4 +1,4 @@
-/* synth.c - the built-in synthetic two-MCR world (DESIGN.md section 3).
+/* synth.c - the built-in synthetic two-MCR world (docs/method.md section 11, docs/synthetic-world.md).
  *
  * Every item is a latent vector h (its concept plus instance variation). MCR m in {A, B} has
  * its own random semantic encoder phi_m(h) = tanh(W1_m h); modality t of that MCR embeds an
@@ -7,8 +7,10 @@
  * with D_t a per-modality distortion close to the identity, offset_t the modality's cone and
  * U_t nu its nuisance factors. The equations, the meaning of each knob and the measured gap
  * are in docs/synthetic-world.md. */
-#include "internal.h"
-#include "rng.h"
+#include "runtime/core.h"
+#include "runtime/file.h"
+#include "io/io.h"
+#include "runtime/rng.h"
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -60,22 +62,22 @@ static uint64_t mix64(uint64_t z)
 
 /* An independent generator per (seed, stream, index): rows can be drawn in any order and on
  * any thread, and changing one set's size leaves the others unchanged. */
-static void stream_rng(cmcr_rng *r, uint64_t seed, uint64_t stream, uint64_t index)
+static void stream_rng(rng_state *r, uint64_t seed, uint64_t stream, uint64_t index)
 {
     uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ull);
     h = mix64(h ^ (stream * 0xd6e8feb86659fd93ull));
     h = mix64(h ^ (index * 0xa0761d6478bd642full + 1));
-    cmcr_rng_seed(r, h);
+    rng_seed(r, h);
 }
 
 /* n normals with standard deviation sd (Marsaglia's polar method, both outputs used). */
-static void fill_normal(cmcr_rng *r, float *x, int64_t n, double sd)
+static void fill_normal(rng_state *r, float *x, int64_t n, double sd)
 {
     for (int64_t i = 0; i < n; i += 2) {
         double u, v, q;
         do {
-            u = 2.0 * cmcr_rng_uniform(r) - 1.0;
-            v = 2.0 * cmcr_rng_uniform(r) - 1.0;
+            u = 2.0 * rng_uniform(r) - 1.0;
+            v = 2.0 * rng_uniform(r) - 1.0;
             q = u * u + v * v;
         } while (q >= 1.0 || q == 0.0);
         double f = sd * sqrt(-2.0 * log(q) / q);
@@ -84,13 +86,13 @@ static void fill_normal(cmcr_rng *r, float *x, int64_t n, double sd)
     }
 }
 
-static void random_unit(cmcr_rng *r, float *x, int64_t n)
+static void random_unit(rng_state *r, float *x, int64_t n)
 {
     fill_normal(r, x, n, 1.0);
     cmcr_normalize_rows(x, 1, n);
 }
 
-static float *alloc_floats(int64_t n) { return cmcr_xmalloc((size_t)n * sizeof(float)); }
+static float *alloc_floats(int64_t n) { return core_xmalloc((size_t)n * sizeof(float)); }
 
 /* ------------------------------------------------------------------ parameters */
 
@@ -122,7 +124,7 @@ cmcr_synth_params cmcr_synth_default_params(void)
 static cmcr_status check_int(const char *name, int64_t v, int64_t lo, int64_t hi)
 {
     if (v < lo || v > hi)
-        return cmcr_fail(CMCR_EINVAL, "synthetic world: %s must be between %lld and %lld (got %lld)", name,
+        return core_fail(CMCR_EINVAL, "synthetic world: %s must be between %lld and %lld (got %lld)", name,
                          (long long)lo, (long long)hi, (long long)v);
     return CMCR_OK;
 }
@@ -130,7 +132,7 @@ static cmcr_status check_int(const char *name, int64_t v, int64_t lo, int64_t hi
 static cmcr_status check_real(const char *name, double v, double lo, double hi)
 {
     if (!isfinite(v) || v < lo || v > hi)
-        return cmcr_fail(CMCR_EINVAL, "synthetic world: %s must be between %g and %g (got %g)", name, lo, hi, v);
+        return core_fail(CMCR_EINVAL, "synthetic world: %s must be between %g and %g (got %g)", name, lo, hi, v);
     return CMCR_OK;
 }
 
@@ -140,7 +142,7 @@ static cmcr_status check_rows(const char *name, int64_t rows, int64_t width)
     cmcr_status st = check_int(name, rows, 1, (int64_t)1 << 28);
     if (st) return st;
     if ((uint64_t)rows * (uint64_t)width * sizeof(float) > CMCR_MAX_TENSOR_BYTES)
-        return cmcr_fail(CMCR_EINVAL, "synthetic world: %s = %lld rows of width %lld exceed the %llu-byte tensor limit",
+        return core_fail(CMCR_EINVAL, "synthetic world: %s = %lld rows of width %lld exceed the %llu-byte tensor limit",
                          name, (long long)rows, (long long)width, (unsigned long long)CMCR_MAX_TENSOR_BYTES);
     return CMCR_OK;
 }
@@ -185,11 +187,11 @@ static void free_ctx(synth_ctx *c)
 
 /* Concepts: cluster centres ~ N(0, I), concept = its centre + CONCEPT_SPREAD * N(0, I).
  * Concepts of one cluster are contiguous ids. */
-static cmcr_status make_concepts(synth_ctx *c, cmcr_rng *r)
+static cmcr_status make_concepts(synth_ctx *c, rng_state *r)
 {
     int64_t L = c->p->latent, C = c->p->concepts, K = c->p->clusters;
     float *centre = alloc_floats(L);
-    if (!centre) return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory");
+    if (!centre) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
     for (int64_t k = 0, i = 0; k < K; k++) {
         fill_normal(r, centre, L, 1.0);
         for (; i < C && i * K / C == k; i++) {
@@ -203,7 +205,7 @@ static cmcr_status make_concepts(synth_ctx *c, cmcr_rng *r)
 }
 
 /* W1: hid x latent with entries scaled so that pre-activations have unit variance. */
-static void make_encoder(synth_ctx *c, int m, cmcr_rng *r)
+static void make_encoder(synth_ctx *c, int m, rng_state *r)
 {
     int64_t L = c->p->latent;
     double var_h = 1.0 + CONCEPT_SPREAD * CONCEPT_SPREAD + c->inst_std * c->inst_std;
@@ -212,11 +214,11 @@ static void make_encoder(synth_ctx *c, int m, cmcr_rng *r)
 
 /* map = D_t W2 = W2 + (delta / sqrt(dim)) G W2 with G ~ N(0, 1): each modality sees the
  * MCR's semantic embedding W2 phi through its own, slightly anisotropic linear map. */
-static cmcr_status make_map(synth_ctx *c, int t, const float *w2, cmcr_rng *r)
+static cmcr_status make_map(synth_ctx *c, int t, const float *w2, rng_state *r)
 {
     int64_t dim = c->dim[t / 2], hid = c->hid;
     float *g = alloc_floats(dim * dim);
-    if (!g) return cmcr_fail(CMCR_ENOMEM, "synthetic world: cannot allocate a %lld x %lld map", (long long)dim,
+    if (!g) return core_fail(CMCR_ENOMEM, "synthetic world: cannot allocate a %lld x %lld map", (long long)dim,
                              (long long)dim);
     fill_normal(r, g, dim * dim, 1.0);
     memcpy(c->mod[t].map, w2, (size_t)(dim * hid) * sizeof(float));
@@ -229,11 +231,11 @@ static cmcr_status make_map(synth_ctx *c, int t, const float *w2, cmcr_rng *r)
 
 /* The two cones of one MCR: offset_t = gap * OFFSET_NORM * normalize(sqrt(k) a + sqrt(1-k) r_t),
  * so that the offsets of X and S (or S and Y) have cosine about k = CONE_COS. */
-static cmcr_status make_offsets(synth_ctx *c, int m, cmcr_rng *r)
+static cmcr_status make_offsets(synth_ctx *c, int m, rng_state *r)
 {
     int64_t dim = c->dim[m];
     float *shared = alloc_floats(dim);
-    if (!shared) return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory");
+    if (!shared) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
     random_unit(r, shared, dim);
     for (int t = 2 * m; t < 2 * m + 2; t++) {
         float *o = c->mod[t].offset;
@@ -257,15 +259,15 @@ static cmcr_status alloc_ctx(synth_ctx *c)
         ok = ok && (c->mod[t].offset = alloc_floats(dim)) != NULL;
         ok = ok && (c->mod[t].nuisance = alloc_floats(dim * NUISANCE_RANK)) != NULL;
     }
-    return ok ? CMCR_OK : cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory for the world's parameters");
+    return ok ? CMCR_OK : core_fail(CMCR_ENOMEM, "synthetic world: out of memory for the world's parameters");
 }
 
 /* MCR m: its encoder, the maps, nuisance subspaces and cones of its two modalities. */
-static cmcr_status make_mcr(synth_ctx *c, int m, cmcr_rng *r)
+static cmcr_status make_mcr(synth_ctx *c, int m, rng_state *r)
 {
     int64_t dim = c->dim[m];
     float *w2 = alloc_floats(dim * c->hid);
-    if (!w2) return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory for the encoders");
+    if (!w2) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory for the encoders");
     make_encoder(c, m, r);
     /* W2: E|W2 phi|^2 = 1 for features phi of mean square TANH_MEAN_SQ. */
     fill_normal(r, w2, dim * c->hid, 1.0 / sqrt((double)dim * (double)c->hid * TANH_MEAN_SQ));
@@ -289,7 +291,7 @@ static cmcr_status build_ctx(synth_ctx *c, const cmcr_synth_params *p)
     c->mis_std = MISALIGN_STD * p->mcr_noise;
     c->nuis_std = NUISANCE_NORM * p->distortion;
     cmcr_status st = alloc_ctx(c);
-    cmcr_rng r;
+    rng_state r;
     stream_rng(&r, p->seed, STREAM_WORLD, 0);
     if (!st) st = make_concepts(c, &r);
     for (int m = 0; m < 2 && !st; m++) st = make_mcr(c, m, &r);
@@ -309,18 +311,18 @@ static cmcr_status choose_missing(cmcr_world *w)
 {
     const cmcr_synth_params *p = &w->params;
     int64_t C = p->concepts, n = (int64_t)floor(p->missing_frac * (double)C + 1e-9);
-    int64_t *perm = cmcr_xmalloc((size_t)C * sizeof *perm);
-    w->missing_a = cmcr_xmalloc((size_t)n * sizeof(int64_t));
-    w->missing_b = cmcr_xmalloc((size_t)n * sizeof(int64_t));
+    int64_t *perm = core_xmalloc((size_t)C * sizeof *perm);
+    w->missing_a = core_xmalloc((size_t)n * sizeof(int64_t));
+    w->missing_b = core_xmalloc((size_t)n * sizeof(int64_t));
     if (!perm || !w->missing_a || !w->missing_b) {
         free(perm);
-        return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory");
+        return core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
     }
-    cmcr_rng r;
+    rng_state r;
     stream_rng(&r, p->seed, STREAM_MISSING, 0);
     for (int64_t i = 0; i < C; i++) perm[i] = i;
     for (int64_t i = C - 1; i > 0; i--) {
-        int64_t j = (int64_t)cmcr_rng_below(&r, (uint64_t)i + 1), t = perm[i];
+        int64_t j = (int64_t)rng_below(&r, (uint64_t)i + 1), t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
     }
@@ -339,9 +341,9 @@ static cmcr_status draw_labels(const cmcr_synth_params *p, int set, double shift
                                int64_t n_absent, int64_t n, int64_t *labels)
 {
     int64_t C = p->concepts;
-    double *cum = cmcr_xmalloc((size_t)C * sizeof *cum);
-    if (!cum) return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory");
-    cmcr_rng r;
+    double *cum = core_xmalloc((size_t)C * sizeof *cum);
+    if (!cum) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
+    rng_state r;
     stream_rng(&r, p->seed, STREAM_WEIGHTS, (uint64_t)set);
     for (int64_t i = 0; i < C; i++) {
         float g;
@@ -356,7 +358,7 @@ static cmcr_status draw_labels(const cmcr_synth_params *p, int set, double shift
     }
     stream_rng(&r, p->seed, STREAM_LABELS, (uint64_t)set);
     for (int64_t k = 0; k < n; k++) {
-        double u = cmcr_rng_uniform(&r) * cum[C - 1];
+        double u = rng_uniform(&r) * cum[C - 1];
         int64_t lo = 0, hi = C; /* first i with cum[i] > u */
         while (lo < hi) {
             int64_t mid = lo + (hi - lo) / 2;
@@ -376,7 +378,7 @@ static void make_latents(const synth_ctx *c, int set, const int64_t *labels, int
 {
     int64_t L = c->p->latent;
     for (int64_t i = 0; i < n; i++) {
-        cmcr_rng r;
+        rng_state r;
         stream_rng(&r, c->p->seed, (uint64_t)STREAM_LATENT * 64 + (uint64_t)set, (uint64_t)i);
         float *row = h + i * L;
         const float *z = c->concepts + labels[i] * L;
@@ -407,9 +409,9 @@ static cmcr_status draw_modality_noise(const synth_ctx *c, int set, int t, int64
     int64_t hid = c->hid;
     double mis = c->mis_std * sqrt(TANH_MEAN_SQ), nuis = c->nuis_std / sqrt((double)NUISANCE_RANK);
     float *noise = alloc_floats(hid);
-    if (!noise) return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory");
+    if (!noise) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
     for (int64_t i = 0; i < n; i++) {
-        cmcr_rng r;
+        rng_state r;
         stream_rng(&r, c->p->seed, (uint64_t)STREAM_MODALITY * 64 + (uint64_t)set * 4 + (uint64_t)t, (uint64_t)i);
         fill_normal(&r, noise, hid, mis);
         float *row = f + i * hid;
@@ -448,7 +450,7 @@ static cmcr_status embed_modality(const synth_ctx *c, int set, int t, const floa
     if (!f || !nu) {
         free(f);
         free(nu);
-        return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory for %lld rows", (long long)n);
+        return core_fail(CMCR_ENOMEM, "synthetic world: out of memory for %lld rows", (long long)n);
     }
     memcpy(f, phi, (size_t)(n * hid) * sizeof(float));
     cmcr_status st = draw_modality_noise(c, set, t, n, f, nu);
@@ -475,7 +477,7 @@ static cmcr_status embed_items(const synth_ctx *c, int set, const int64_t *label
     memset(outs, 0, (size_t)nmods * sizeof *outs);
     float *h = alloc_floats(n * c->p->latent), *phi = alloc_floats(n * c->hid);
     cmcr_status st = CMCR_OK;
-    if (!h || !phi) st = cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory for %lld items", (long long)n);
+    if (!h || !phi) st = core_fail(CMCR_ENOMEM, "synthetic world: out of memory for %lld items", (long long)n);
     if (!st) make_latents(c, set, labels, n, h);
     for (int k = 0, have = -1; k < nmods && !st; k++) {
         int t = mods[k], m = t / 2;
@@ -483,7 +485,7 @@ static cmcr_status embed_items(const synth_ctx *c, int set, const int64_t *label
         outs[k].cols = c->dim[m];
         outs[k].data = alloc_floats(n * c->dim[m]);
         if (!outs[k].data) {
-            st = cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory for %lld x %lld embeddings", (long long)n,
+            st = core_fail(CMCR_ENOMEM, "synthetic world: out of memory for %lld x %lld embeddings", (long long)n,
                            (long long)c->dim[m]);
             break;
         }
@@ -519,9 +521,9 @@ static cmcr_status measure_gap(const synth_ctx *c, cmcr_world *w)
     int64_t n = p->n_diag;
     int mods[4] = {MOD_X, MOD_SA, MOD_SB, MOD_Y};
     cmcr_matrix e[4] = {{0}}, twin[4] = {{0}};
-    int64_t *labels = cmcr_xmalloc((size_t)n * sizeof *labels);
+    int64_t *labels = core_xmalloc((size_t)n * sizeof *labels);
     cmcr_status st = labels ? draw_labels(p, SET_DIAG, 0.0, NULL, 0, n, labels)
-                            : cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory");
+                            : core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
     if (!st) st = embed_items(c, SET_DIAG, labels, n, 4, mods, e);
     if (!st) st = embed_items(c, SET_DIAG_TWIN, labels, n, 4, mods, twin);
     if (!st) {
@@ -543,7 +545,7 @@ static cmcr_status measure_gap(const synth_ctx *c, cmcr_world *w)
 
 /* ------------------------------------------------------------------ generate */
 
-static int64_t *alloc_labels(int64_t n) { return cmcr_xmalloc((size_t)n * sizeof(int64_t)); }
+static int64_t *alloc_labels(int64_t n) { return core_xmalloc((size_t)n * sizeof(int64_t)); }
 
 /* Concept labels of every set (overlap, memories and oracle shifted; test uniform). */
 static cmcr_status draw_set_labels(const cmcr_synth_params *p, cmcr_world *w)
@@ -556,7 +558,7 @@ static cmcr_status draw_set_labels(const cmcr_synth_params *p, cmcr_world *w)
     w->memory_b_labels = alloc_labels(p->n_memory_b);
     w->oracle_labels = alloc_labels(p->n_oracle);
     if (!w->test_labels || !w->overlap_labels || !w->memory_a_labels || !w->memory_b_labels || !w->oracle_labels)
-        return cmcr_fail(CMCR_ENOMEM, "synthetic world: out of memory for labels");
+        return core_fail(CMCR_ENOMEM, "synthetic world: out of memory for labels");
     cmcr_status st = draw_labels(p, SET_OVERLAP, s, NULL, 0, p->n_overlap, w->overlap_labels);
     if (!st) st = draw_labels(p, SET_MEMORY_A, s, w->missing_a, m, p->n_memory_a, w->memory_a_labels);
     if (!st) st = draw_labels(p, SET_MEMORY_B, s, w->missing_b, m, p->n_memory_b, w->memory_b_labels);
@@ -590,7 +592,7 @@ static cmcr_status embed_sets(const synth_ctx *c, cmcr_world *w)
 cmcr_status cmcr_synth_generate(const cmcr_synth_params *p, cmcr_world *out)
 {
     memset(out, 0, sizeof *out);
-    if (!p) return cmcr_fail(CMCR_EINVAL, "synthetic world: no parameters");
+    if (!p) return core_fail(CMCR_EINVAL, "synthetic world: no parameters");
     cmcr_status st = check_params(p);
     if (st) return st;
     cmcr_world w;
@@ -631,15 +633,15 @@ void cmcr_world_free(cmcr_world *w)
 
 static cmcr_status make_dirs(const char *dir)
 {
-    if (!dir || !dir[0]) return cmcr_fail(CMCR_EINVAL, "synthetic world: empty output directory name");
-    char *p = cmcr_strdup(dir);
-    if (!p) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", dir);
+    if (!dir || !dir[0]) return core_fail(CMCR_EINVAL, "synthetic world: empty output directory name");
+    char *p = core_strdup(dir);
+    if (!p) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
     for (char *s = p + 1;; s++) {
         if (*s != '/' && *s != '\0') continue;
         char saved = *s;
         *s = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot create directory: %s", p, strerror(errno));
+            cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create directory: %s", p, strerror(errno));
             free(p);
             return st;
         }
@@ -649,7 +651,7 @@ static cmcr_status make_dirs(const char *dir)
     free(p);
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cmcr_fail(CMCR_EIO, "%s: exists and is not a directory", dir);
+        return core_fail(CMCR_EIO, "%s: exists and is not a directory", dir);
     return CMCR_OK;
 }
 
@@ -696,7 +698,7 @@ static int world_files(const cmcr_world *w, world_file *f)
 static cmcr_status save_labels(const char *path, const int64_t *labels, int64_t n)
 {
     cmcr_tensors *ts = cmcr_tensors_new();
-    if (!ts) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!ts) return core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     cmcr_status st = cmcr_tensors_add(ts, "array", CMCR_I64, 1, &n, labels);
     if (!st) st = cmcr_tensors_save(ts, path, CMCR_FORMAT_NPY);
     cmcr_tensors_free(ts);
@@ -706,7 +708,7 @@ static cmcr_status save_labels(const char *path, const int64_t *labels, int64_t 
 static cmcr_status save_file(const char *dir, const world_file *f)
 {
     char *path = join_path(dir, f->name);
-    if (!path) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", dir);
+    if (!path) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
     cmcr_status st = f->m ? cmcr_matrix_save_npy(path, f->m->data, f->m->rows, f->m->cols)
                           : save_labels(path, f->labels, f->n);
     free(path);
@@ -807,14 +809,14 @@ static cmcr_status save_json(const cmcr_world *w, const char *dir, const world_f
     cJSON_Delete(root);
     char *path = join_path(dir, "world.json");
     cmcr_status st = CMCR_OK;
-    if (!text || !path) st = cmcr_fail(CMCR_ENOMEM, "%s/world.json: out of memory", dir);
-    cmcr_afile a;
-    if (!st) st = cmcr_afile_open(&a, path);
+    if (!text || !path) st = core_fail(CMCR_ENOMEM, "%s/world.json: out of memory", dir);
+    afile a;
+    if (!st) st = afile_open(&a, path);
     if (!st) {
-        st = cmcr_afile_write(&a, text, strlen(text));
-        if (!st) st = cmcr_afile_write(&a, "\n", 1);
-        if (!st) st = cmcr_afile_commit(&a);
-        else cmcr_afile_abort(&a);
+        st = afile_write(&a, text, strlen(text));
+        if (!st) st = afile_write(&a, "\n", 1);
+        if (!st) st = afile_commit(&a);
+        else afile_abort(&a);
     }
     free(text);
     free(path);
@@ -823,7 +825,7 @@ static cmcr_status save_json(const cmcr_world *w, const char *dir, const world_f
 
 cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir)
 {
-    if (!w || !w->overlap_a.data) return cmcr_fail(CMCR_EINVAL, "synthetic world: nothing to save (not generated)");
+    if (!w || !w->overlap_a.data) return core_fail(CMCR_EINVAL, "synthetic world: nothing to save (not generated)");
     cmcr_status st = make_dirs(dir);
     world_file files[16];
     int n = world_files(w, files);

@@ -1,9 +1,9 @@
 /* layers.c - forward/backward of Linear, BatchNorm1d(+ReLU), L2 normalisation, symmetric
  * InfoNCE and the intra-MCR distance. Column reductions are partitioned by column across
  * threads and run over rows in a fixed order, so results do not depend on the thread count. */
-#include "layers.h"
-#include "matmul.h"
-#include "vmath.h"
+#include "nn/layers.h"
+#include "runtime/matmul.h"
+#include "runtime/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -53,13 +53,13 @@ size_t layers_work_doubles(int64_t rows, int64_t max_width, int64_t total_rows)
 void linear_backward(const mm_prec *mp, float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, int64_t B, int64_t in, int64_t out, double *work)
 {
-    prec_gemm(mp, 1, 0, out, in, B, 1.0f, dy, x, 1.0f, dw);
+    mm_prec_gemm(mp, 1, 0, out, in, B, 1.0f, dy, x, 1.0f, dw);
     if (db) {
         memset(work, 0, sizeof(double) * (size_t)out);
         column_sums(dy, NULL, work, NULL, B, out, work + 2 * out);
         for (int64_t j = 0; j < out; j++) db[j] += (float)work[j];
     }
-    if (dx) prec_gemm(mp, 0, 0, B, in, out, 1.0f, dy, w, 0.0f, dx);
+    if (dx) mm_prec_gemm(mp, 0, 0, B, in, out, 1.0f, dy, w, 0.0f, dx);
 }
 
 /* y = gamma * xhat + beta (then ReLU) for one row: the forward pass and the recomputation in
@@ -138,7 +138,7 @@ void batchnorm_backward(float *dy, const float *y, const float *xhat, const floa
 void normalize_forward(float *z, float *norms, int64_t B, int64_t n)
 {
     #pragma omp parallel for schedule(static) if (B * n > 65536)
-    for (int64_t i = 0; i < B; i++) norms[i] = (float)cmcr_normalize_row(z + i * n, z + i * n, n);
+    for (int64_t i = 0; i < B; i++) norms[i] = (float)vm_normalize_row(z + i * n, z + i * n, n);
 }
 
 void normalize_backward(float *dz, const float *z, const float *norms, int64_t B, int64_t n)
@@ -152,7 +152,7 @@ void normalize_backward(float *dz, const float *z, const float *norms, int64_t B
             continue;
         }
         double dot = 0;
-        #pragma omp simd reduction(+ : dot) /* lanes of double partial sums, as cmcr_normalize_row */
+        #pragma omp simd reduction(+ : dot) /* lanes of double partial sums, as vm_normalize_row */
         for (int64_t j = 0; j < n; j++) dot += (double)p[j] * d[j];
         double inv = 1.0 / norms[i];
         for (int64_t j = 0; j < n; j++) d[j] = (float)((d[j] - p[j] * dot) * inv);
@@ -189,7 +189,7 @@ static void col_block_expsum(const float *l, const float *colv, double *colsum, 
         float f[COLS] = {0};
         for (int64_t i = i0; i < b && i < i0 + 128; i++) {
             const float *r = l + i * B + j0;
-            for (int64_t j = 0; j < w; j++) f[j] += cmcr_exp_nonpositive(r[j] - m[j]);
+            for (int64_t j = 0; j < w; j++) f[j] += vm_exp_nonpositive(r[j] - m[j]);
         }
         for (int64_t j = 0; j < w; j++) s[j] += f[j];
     }
@@ -212,13 +212,13 @@ static double infonce_row(float *r, const float *colmax, const float *colinv, do
         int64_t j1 = j0 + 256 < B ? j0 + 256 : B;
         float part = 0;
         #pragma omp simd reduction(+ : part)
-        for (int64_t j = j0; j < j1; j++) part += cmcr_exp_nonpositive(r[j] - mx);
+        for (int64_t j = j0; j < j1; j++) part += vm_exp_nonpositive(r[j] - mx);
         sum += part;
     }
     float rinv = (float)(1.0 / sum);
     #pragma omp simd
     for (int64_t j = 0; j < B; j++)
-        r[j] = c * (cmcr_exp_nonpositive(r[j] - mx) * rinv + cmcr_exp_nonpositive(r[j] - colmax[j]) * colinv[j]);
+        r[j] = c * (vm_exp_nonpositive(r[j] - mx) * rinv + vm_exp_nonpositive(r[j] - colmax[j]) * colinv[j]);
     r[gi] -= 2.0f * c;
     return (mx + log(sum) - diag) + (col_lse_gi - diag);
 }
@@ -233,7 +233,7 @@ double infonce(const mm_prec *mp, const float *za, const float *zb, float *dza, 
     double *col_lse = work, *row_loss = work + B;
     if (many) dist_allgather_rows(lb->dist, zb, ws->zb_all, B, n);
     /* this rank's rows of logits = za zb^T / tau */
-    prec_gemm(mp, 0, 1, b, B, n, (float)(1.0 / tau), za, zb_all, 0.0f, l);
+    mm_prec_gemm(mp, 0, 1, b, B, n, (float)(1.0 / tau), za, zb_all, 0.0f, l);
     #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < B; j0 += COLS) col_block_max(l, colmax, b, B, j0, B - j0 < COLS ? B - j0 : COLS);
     dist_max_f(lb->dist, colmax, B);
@@ -256,14 +256,14 @@ double infonce(const mm_prec *mp, const float *za, const float *zb, float *dza, 
     for (int64_t i = 0; i < b; i++) loss += row_loss[i]; /* in order: deterministic */
     mm_prec g = *mp; /* both products below take l as A: round it once */
     if (g.bf16) {
-        bf16_from_f32(l, g.sa, b * B);
+        mm_bf16_from_f32(l, g.sa, b * B);
         g.a_rounded = 1;
     }
-    prec_gemm(&g, 0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
+    mm_prec_gemm(&g, 0, 0, b, n, B, 1.0f, l, zb_all, 1.0f, dza);
     if (!many) {
-        prec_gemm(&g, 1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
+        mm_prec_gemm(&g, 1, 0, B, n, b, 1.0f, l, za, 1.0f, dzb);
     } else { /* every rank's rows contribute to every column: sum them onto the owners */
-        prec_gemm(&g, 1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
+        mm_prec_gemm(&g, 1, 0, B, n, b, 1.0f, l, za, 0.0f, ws->dzb_all);
         dist_reduce_scatter_rows(lb->dist, ws->dzb_all, ws->dzb_mine, B, n);
         for (int64_t k = 0; k < b * n; k++) dzb[k] += ws->dzb_mine[k];
     }

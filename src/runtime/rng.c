@@ -1,5 +1,5 @@
 /* rng.c - xoshiro256** (Blackman and Vigna), seeded with splitmix64. */
-#include "rng.h"
+#include "runtime/rng.h"
 #include <math.h>
 #include <pthread.h>
 
@@ -11,14 +11,14 @@ static uint64_t splitmix64(uint64_t *x)
     return z ^ (z >> 31);
 }
 
-void cmcr_rng_seed(cmcr_rng *r, uint64_t seed)
+void rng_seed(rng_state *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
-uint64_t cmcr_rng_next(cmcr_rng *r)
+uint64_t rng_next(rng_state *r)
 {
     uint64_t *s = r->s;
     uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -31,24 +31,24 @@ uint64_t cmcr_rng_next(cmcr_rng *r)
     return result;
 }
 
-double cmcr_rng_uniform(cmcr_rng *r) { return (double)(cmcr_rng_next(r) >> 11) * 0x1.0p-53; }
+double rng_uniform(rng_state *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
 
-double cmcr_rng_normal(cmcr_rng *r)
+double rng_normal(rng_state *r)
 {
-    double u1 = 1.0 - cmcr_rng_uniform(r); /* (0, 1]: log is finite */
-    double u2 = cmcr_rng_uniform(r);
+    double u1 = 1.0 - rng_uniform(r); /* (0, 1]: log is finite */
+    double u2 = rng_uniform(r);
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
 }
 
-uint64_t cmcr_rng_below(cmcr_rng *r, uint64_t n)
+uint64_t rng_below(rng_state *r, uint64_t n)
 {
     /* Lemire's multiply-shift with rejection: unbiased. */
-    unsigned __int128 m = (unsigned __int128)cmcr_rng_next(r) * n;
+    unsigned __int128 m = (unsigned __int128)rng_next(r) * n;
     uint64_t lo = (uint64_t)m;
     if (lo < n) {
         uint64_t t = -n % n;
         while (lo < t) {
-            m = (unsigned __int128)cmcr_rng_next(r) * n;
+            m = (unsigned __int128)rng_next(r) * n;
             lo = (uint64_t)m;
         }
     }
@@ -90,42 +90,42 @@ static void zig_init(void)
 }
 
 /* The rare slow path: the wedge of layer i, or the tail beyond R for layer 0. */
-static double zig_slow(cmcr_rng *r, int32_t hz, int i)
+static double zig_slow(rng_state *r, int32_t hz, int i)
 {
     for (;;) {
         double x = hz * zig.w[i];
         if (i == 0) {
             double y;
             do {
-                x = -log(1.0 - cmcr_rng_uniform(r)) / ZIG_R;
-                y = -log(1.0 - cmcr_rng_uniform(r));
+                x = -log(1.0 - rng_uniform(r)) / ZIG_R;
+                y = -log(1.0 - rng_uniform(r));
             } while (y + y < x * x);
             return hz > 0 ? ZIG_R + x : -ZIG_R - x;
         }
-        if (zig.f[i] + cmcr_rng_uniform(r) * (zig.f[i - 1] - zig.f[i]) < exp(-0.5 * x * x)) return x;
-        uint64_t b = cmcr_rng_next(r);
+        if (zig.f[i] + rng_uniform(r) * (zig.f[i - 1] - zig.f[i]) < exp(-0.5 * x * x)) return x;
+        uint64_t b = rng_next(r);
         hz = (int32_t)(uint32_t)(b >> 32);
         i = (int)(b & (ZIG_LAYERS - 1));
         if (fabs((double)hz) < zig.k[i]) return hz * zig.w[i];
     }
 }
 
-static double zig_normal(cmcr_rng *r)
+static double zig_normal(rng_state *r)
 {
-    uint64_t b = cmcr_rng_next(r);
+    uint64_t b = rng_next(r);
     int32_t hz = (int32_t)(uint32_t)(b >> 32);
     int i = (int)(b & (ZIG_LAYERS - 1));
     if (fabs((double)hz) < zig.k[i]) return hz * zig.w[i];
     return zig_slow(r, hz, i);
 }
 
-void cmcr_rng_fill_normal(cmcr_rng *r, float *out, int64_t n, double std)
+void rng_fill_normal(rng_state *r, float *out, int64_t n, double std)
 {
     pthread_once(&zig_once, zig_init);
     for (int64_t i = 0; i < n; i++) out[i] = (float)(std * zig_normal(r));
 }
 
-uint64_t cmcr_seed_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
+uint64_t rng_seed_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
 {
     uint64_t x = seed;
     uint64_t h = splitmix64(&x);

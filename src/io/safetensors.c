@@ -3,7 +3,9 @@
  * then the tensor bytes, offsets relative to the end of the header. As in the reference
  * implementation, the tensors cover the data exactly: no byte is shared, skipped or left over,
  * so loading allocates no more than the file holds. */
-#include "internal.h"
+#include "runtime/core.h"
+#include "runtime/file.h"
+#include "io/io.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -55,8 +57,8 @@ static bool is_spec_dtype(const char *s)
 static cmcr_status read_exact(FILE *f, void *buf, size_t n, const char *path)
 {
     if (n == 0 || fread(buf, 1, n, f) == n) return CMCR_OK;
-    if (ferror(f)) return cmcr_fail(CMCR_EIO, "%s: read failed: %s", path, strerror(errno));
-    return cmcr_fail(CMCR_EFORMAT, "%s: unexpected end of file (did it change while being read?)", path);
+    if (ferror(f)) return core_fail(CMCR_EIO, "%s: read failed: %s", path, strerror(errno));
+    return core_fail(CMCR_EFORMAT, "%s: unexpected end of file (did it change while being read?)", path);
 }
 
 /* Valid UTF-8 without control bytes other than tab, newline and carriage return. */
@@ -87,26 +89,26 @@ static cmcr_status read_header_text(FILE *f, const char *path, char **text, uint
     struct stat st;
     unsigned char b[8];
     *text = NULL;
-    if (fstat(fileno(f), &st) != 0) return cmcr_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return cmcr_fail(CMCR_EIO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &st) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return core_fail(CMCR_EIO, "%s: not a regular file", path);
     uint64_t size = (uint64_t)st.st_size;
-    if (size == 0) return cmcr_fail(CMCR_EFORMAT, "%s: file is empty", path);
+    if (size == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", path);
     if (size < 8)
-        return cmcr_fail(CMCR_EFORMAT, "%s: file is %llu bytes, too short for the 8-byte safetensors header size",
+        return core_fail(CMCR_EFORMAT, "%s: file is %llu bytes, too short for the 8-byte safetensors header size",
                          path, (unsigned long long)size);
     cmcr_status s = read_exact(f, b, 8, path);
     if (s) return s;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | b[i];
-    if (n == 0) return cmcr_fail(CMCR_EFORMAT, "%s: safetensors header size is 0 (expected a JSON object)", path);
+    if (n == 0) return core_fail(CMCR_EFORMAT, "%s: safetensors header size is 0 (expected a JSON object)", path);
     if (n > size - 8)
-        return cmcr_fail(CMCR_EFORMAT, "%s: safetensors header size %llu is larger than the %llu bytes that follow it",
+        return core_fail(CMCR_EFORMAT, "%s: safetensors header size %llu is larger than the %llu bytes that follow it",
                          path, (unsigned long long)n, (unsigned long long)(size - 8));
     if (n > CMCR_MAX_HEADER_BYTES)
-        return cmcr_fail(CMCR_ENOMEM, "%s: safetensors header of %llu bytes exceeds the limit of %llu", path,
+        return core_fail(CMCR_ENOMEM, "%s: safetensors header of %llu bytes exceeds the limit of %llu", path,
                          (unsigned long long)n, (unsigned long long)CMCR_MAX_HEADER_BYTES);
-    char *t = cmcr_xmalloc((size_t)n + 1);
-    if (!t) return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)n);
+    char *t = core_xmalloc((size_t)n + 1);
+    if (!t) return core_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)n);
     s = read_exact(f, t, (size_t)n, path);
     if (s) {
         free(t);
@@ -124,23 +126,23 @@ static cmcr_status parse_json(const char *path, const char *text, size_t n, cJSO
     size_t bad_at;
     *out = NULL;
     if (!valid_text((const unsigned char *)text, n, &bad_at))
-        return cmcr_fail(CMCR_EFORMAT, "%s: safetensors header is not valid UTF-8 JSON text (bad byte 0x%02x at offset %zu)",
+        return core_fail(CMCR_EFORMAT, "%s: safetensors header is not valid UTF-8 JSON text (bad byte 0x%02x at offset %zu)",
                          path, (unsigned char)text[bad_at], bad_at);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     if (!root) {
         size_t at = end && end >= text && end <= text + n ? (size_t)(end - text) : 0;
-        return cmcr_fail(CMCR_EFORMAT, "%s: safetensors header is not valid JSON (error near byte %zu)", path, at);
+        return core_fail(CMCR_EFORMAT, "%s: safetensors header is not valid JSON (error near byte %zu)", path, at);
     }
     while (end < text + n && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) end++;
     if (end != text + n) {
         cJSON_Delete(root);
-        return cmcr_fail(CMCR_EFORMAT, "%s: safetensors header has text after the JSON value (at byte %zu)", path,
+        return core_fail(CMCR_EFORMAT, "%s: safetensors header has text after the JSON value (at byte %zu)", path,
                          (size_t)(end - text));
     }
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
-        return cmcr_fail(CMCR_EFORMAT, "%s: safetensors header is JSON but not an object", path);
+        return core_fail(CMCR_EFORMAT, "%s: safetensors header is JSON but not an object", path);
     }
     *out = root;
     return CMCR_OK;
@@ -151,14 +153,14 @@ static cmcr_status parse_json(const char *path, const char *text, size_t n, cJSO
 static cmcr_status json_uint(const char *path, const char *name, const char *what, const cJSON *v, uint64_t *out)
 {
     if (!cJSON_IsNumber(v))
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': %s must be a number", path, name, what);
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': %s must be a number", path, name, what);
     double d = v->valuedouble;
     if (d < 0)
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': %s is negative (%.15g)", path, name, what, d);
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': %s is negative (%.15g)", path, name, what, d);
     if (d != floor(d))
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': %s is not an integer (%.15g)", path, name, what, d);
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': %s is not an integer (%.15g)", path, name, what, d);
     if (d >= ST_MAX_JSON_INT)
-        return cmcr_fail(CMCR_EFORMAT, d < 1e20 ? "%s: tensor '%s': %s %.0f is too large (2^53 or more)"
+        return core_fail(CMCR_EFORMAT, d < 1e20 ? "%s: tensor '%s': %s %.0f is too large (2^53 or more)"
                                                 : "%s: tensor '%s': %s %g is too large (2^53 or more)",
                          path, name, what, d);
     *out = (uint64_t)d;
@@ -168,24 +170,24 @@ static cmcr_status json_uint(const char *path, const char *name, const char *wha
 static cmcr_status entry_dtype(const char *path, const char *name, const cJSON *obj, cmcr_dtype *out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "dtype");
-    if (!cJSON_IsString(v)) return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': \"dtype\" must be a string", path, name);
+    if (!cJSON_IsString(v)) return core_fail(CMCR_EFORMAT, "%s: tensor '%s': \"dtype\" must be a string", path, name);
     if (dtype_from_name(v->valuestring, out)) return CMCR_OK;
     if (is_spec_dtype(v->valuestring))
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32 or I64)", path,
                          name, v->valuestring);
     char shown[64];
-    return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': unknown dtype \"%s\"", path, name,
-                     cmcr_escape(shown, sizeof shown, v->valuestring, strlen(v->valuestring)));
+    return core_fail(CMCR_EFORMAT, "%s: tensor '%s': unknown dtype \"%s\"", path, name,
+                     tensors_escape(shown, sizeof shown, v->valuestring, strlen(v->valuestring)));
 }
 
 static cmcr_status entry_shape(const char *path, const char *name, const cJSON *obj, struct st_entry *e)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "shape");
-    if (!cJSON_IsArray(v)) return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': \"shape\" must be an array", path, name);
+    if (!cJSON_IsArray(v)) return core_fail(CMCR_EFORMAT, "%s: tensor '%s': \"shape\" must be an array", path, name);
     int n = cJSON_GetArraySize(v);
     if (n > CMCR_MAX_DIMS)
-        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d)", path, name, n, CMCR_MAX_DIMS);
+        return core_fail(CMCR_EUNSUPPORTED, "%s: tensor '%s': %d dimensions (at most %d)", path, name, n, CMCR_MAX_DIMS);
     e->ndim = 0;
     for (const cJSON *d = v->child; d; d = d->next) {
         uint64_t x;
@@ -200,7 +202,7 @@ static cmcr_status entry_offsets(const char *path, const char *name, const cJSON
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, "data_offsets");
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2)
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': \"data_offsets\" must be an array [begin, end]", path, name);
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': \"data_offsets\" must be an array [begin, end]", path, name);
     cmcr_status st = json_uint(path, name, "data_offsets[0]", v->child, &e->begin);
     if (!st) st = json_uint(path, name, "data_offsets[1]", v->child->next, &e->end);
     return st;
@@ -221,23 +223,23 @@ static cmcr_status check_entry(const char *path, const struct st_entry *e, uint6
     const char *type = cmcr_dtype_name(e->dtype);
     char dims[256];
     shape_text(e, dims, sizeof dims);
-    if (!cmcr_shape_bytes(e->shape, e->ndim, cmcr_dtype_size(e->dtype), &need))
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': shape overflow: %s %s would need more than 2^64 bytes",
+    if (!core_shape_bytes(e->shape, e->ndim, cmcr_dtype_size(e->dtype), &need))
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': shape overflow: %s %s would need more than 2^64 bytes",
                          path, e->name, type, dims);
     if (e->begin > e->end)
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run backwards", path, e->name,
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': data_offsets [%llu, %llu] run backwards", path, e->name,
                          (unsigned long long)e->begin, (unsigned long long)e->end);
     if (e->end > data_size)
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: tensor '%s': data_offsets [%llu, %llu] go past the end of the data (%llu bytes)", path,
                          e->name, (unsigned long long)e->begin, (unsigned long long)e->end,
                          (unsigned long long)data_size);
     if (need != e->end - e->begin)
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': %s %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': %s %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
                          path, e->name, type, dims, (unsigned long long)need, (unsigned long long)e->begin,
                          (unsigned long long)e->end, (unsigned long long)(e->end - e->begin));
     if (need > CMCR_MAX_TENSOR_BYTES)
-        return cmcr_fail(CMCR_ENOMEM, "%s: tensor '%s': %llu bytes exceed the limit of %llu bytes per tensor", path,
+        return core_fail(CMCR_ENOMEM, "%s: tensor '%s': %llu bytes exceed the limit of %llu bytes per tensor", path,
                          e->name, (unsigned long long)need, (unsigned long long)CMCR_MAX_TENSOR_BYTES);
     return CMCR_OK;
 }
@@ -245,10 +247,10 @@ static cmcr_status check_entry(const char *path, const struct st_entry *e, uint6
 static cmcr_status parse_entry(const char *path, const cJSON *item, uint64_t data_size, struct st_entry *e)
 {
     e->name = item->string;
-    cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "tensor name", e->name, strlen(e->name));
-    if (st) return cmcr_fail_prefix(st, path);
+    cmcr_status st = tensors_check_name(CMCR_EFORMAT, "tensor name", e->name, strlen(e->name));
+    if (st) return core_fail_prefix(st, path);
     if (!cJSON_IsObject(item))
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor '%s': entry must be an object", path, e->name);
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s': entry must be an object", path, e->name);
     st = entry_dtype(path, e->name, item, &e->dtype);
     if (!st) st = entry_shape(path, e->name, item, e);
     if (!st) st = entry_offsets(path, e->name, item, e);
@@ -259,18 +261,18 @@ static cmcr_status parse_entry(const char *path, const cJSON *item, uint64_t dat
 static cmcr_status parse_metadata(const char *path, const cJSON *meta, cmcr_tensors *ts)
 {
     if (!cJSON_IsObject(meta))
-        return cmcr_fail(CMCR_EFORMAT, "%s: \"%s\" must be an object of strings", path, ST_META_KEY);
+        return core_fail(CMCR_EFORMAT, "%s: \"%s\" must be an object of strings", path, ST_META_KEY);
     for (const cJSON *m = meta->child; m; m = m->next) {
         char what[CMCR_MAX_NAME_BYTES + 32];
-        cmcr_status st = cmcr_check_name(CMCR_EFORMAT, "metadata key", m->string, strlen(m->string));
-        if (st) return cmcr_fail_prefix(st, path);
+        cmcr_status st = tensors_check_name(CMCR_EFORMAT, "metadata key", m->string, strlen(m->string));
+        if (st) return core_fail_prefix(st, path);
         if (!cJSON_IsString(m))
-            return cmcr_fail(CMCR_EFORMAT, "%s: \"%s\" value of key \"%s\" is not a string", path, ST_META_KEY,
+            return core_fail(CMCR_EFORMAT, "%s: \"%s\" value of key \"%s\" is not a string", path, ST_META_KEY,
                              m->string);
         snprintf(what, sizeof what, "metadata key '%s': value", m->string);
-        st = cmcr_check_text(CMCR_EFORMAT, what, m->valuestring, strlen(m->valuestring));
+        st = tensors_check_text(CMCR_EFORMAT, what, m->valuestring, strlen(m->valuestring));
         if (!st) st = cmcr_tensors_set_meta(ts, m->string, m->valuestring);
-        if (st) return cmcr_fail_prefix(st, path);
+        if (st) return core_fail_prefix(st, path);
     }
     return CMCR_OK;
 }
@@ -292,17 +294,17 @@ static cmcr_status check_layout(const char *path, const struct st_entry *e, size
     for (size_t i = 0; i < n; i++) {
         if (e[i].begin == e[i].end) continue;
         if (e[i].begin < end)
-            return cmcr_fail(CMCR_EFORMAT, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", path,
+            return core_fail(CMCR_EFORMAT, "%s: tensors '%s' [%llu, %llu) and '%s' [%llu, %llu) overlap", path,
                              last->name, (unsigned long long)last->begin, (unsigned long long)last->end, e[i].name,
                              (unsigned long long)e[i].begin, (unsigned long long)e[i].end);
         if (e[i].begin > end)
-            return cmcr_fail(CMCR_EFORMAT, "%s: bytes [%llu, %llu) of the data, before tensor '%s', belong to no tensor",
+            return core_fail(CMCR_EFORMAT, "%s: bytes [%llu, %llu) of the data, before tensor '%s', belong to no tensor",
                              path, (unsigned long long)end, (unsigned long long)e[i].begin, e[i].name);
         last = &e[i];
         end = e[i].end;
     }
     if (end < data_size)
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: %llu unexpected bytes after the data: the tensors end at byte %llu of the %llu bytes "
                          "after the header",
                          path, (unsigned long long)(data_size - end), (unsigned long long)end,
@@ -318,11 +320,11 @@ static cmcr_status parse_entries(const char *path, const cJSON *root, uint64_t d
     for (const cJSON *it = root->child; it; it = it->next) {
         if (strcmp(it->string, ST_META_KEY) == 0) metas++;
         else if (++n > CMCR_MAX_TENSORS)
-            return cmcr_fail(CMCR_ENOMEM, "%s: more than %d tensors", path, CMCR_MAX_TENSORS);
+            return core_fail(CMCR_ENOMEM, "%s: more than %d tensors", path, CMCR_MAX_TENSORS);
     }
-    if (metas > 1) return cmcr_fail(CMCR_EFORMAT, "%s: \"%s\" appears %zu times", path, ST_META_KEY, metas);
+    if (metas > 1) return core_fail(CMCR_EFORMAT, "%s: \"%s\" appears %zu times", path, ST_META_KEY, metas);
     struct st_entry *e = calloc(n ? n : 1, sizeof *e);
-    if (!e) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!e) return core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     size_t i = 0;
     cmcr_status st = CMCR_OK;
     for (const cJSON *it = root->child; it && !st; it = it->next) {
@@ -353,18 +355,18 @@ static cmcr_status read_tensor(FILE *f, const char *path, uint64_t data_start, c
                                cmcr_tensors *ts)
 {
     size_t nbytes = (size_t)(e->end - e->begin);
-    void *data = cmcr_xmalloc(nbytes);
-    if (!data) return cmcr_fail(CMCR_ENOMEM, "%s: tensor '%s': cannot allocate %zu bytes", path, e->name, nbytes);
+    void *data = core_xmalloc(nbytes);
+    if (!data) return core_fail(CMCR_ENOMEM, "%s: tensor '%s': cannot allocate %zu bytes", path, e->name, nbytes);
     cmcr_status st = CMCR_OK;
     if (fseeko(f, (off_t)(data_start + e->begin), SEEK_SET) != 0)
-        st = cmcr_fail(CMCR_EIO, "%s: seek failed: %s", path, strerror(errno));
+        st = core_fail(CMCR_EIO, "%s: seek failed: %s", path, strerror(errno));
     if (!st) st = read_exact(f, data, nbytes, path);
     if (st) {
         free(data);
         return st;
     }
-    st = cmcr_tensors_add_owned(ts, e->name, e->dtype, e->ndim, e->shape, data);
-    return st ? cmcr_fail_prefix(st, path) : CMCR_OK;
+    st = tensors_add_owned(ts, e->name, e->dtype, e->ndim, e->shape, data);
+    return st ? core_fail_prefix(st, path) : CMCR_OK;
 }
 
 static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
@@ -375,7 +377,7 @@ static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
     if (st) return st;
     if (data_size > CMCR_MAX_LOAD_BYTES) {
         free(text);
-        return cmcr_fail(CMCR_ENOMEM, "%s: %llu bytes of tensor data, more than the limit of %llu per file", path,
+        return core_fail(CMCR_ENOMEM, "%s: %llu bytes of tensor data, more than the limit of %llu per file", path,
                          (unsigned long long)data_size, (unsigned long long)CMCR_MAX_LOAD_BYTES);
     }
     cJSON *root;
@@ -391,13 +393,13 @@ static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
     return st;
 }
 
-cmcr_status cmcr_safetensors_load(const char *path, cmcr_tensors **out)
+cmcr_status safetensors_load(const char *path, cmcr_tensors **out)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return cmcr_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     cmcr_tensors *ts = cmcr_tensors_new();
-    cmcr_status st = ts ? load_from(f, path, ts) : cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    cmcr_status st = ts ? load_from(f, path, ts) : core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     fclose(f);
     if (st) {
         cmcr_tensors_free(ts);
@@ -458,45 +460,45 @@ static cmcr_status header_json(const cmcr_tensors *ts, const char *path, char **
         const cmcr_tensor *t = cmcr_tensors_at(ts, i);
         if (strcmp(t->name, ST_META_KEY) == 0) {
             cJSON_Delete(root);
-            return cmcr_fail(CMCR_EINVAL, "%s: a tensor cannot be named \"%s\"", path, ST_META_KEY);
+            return core_fail(CMCR_EINVAL, "%s: a tensor cannot be named \"%s\"", path, ST_META_KEY);
         }
-        ok = add_tensor_json(root, t, offset) && cmcr_add_u64(offset, t->nbytes, &offset);
+        ok = add_tensor_json(root, t, offset) && core_add_u64(offset, t->nbytes, &offset);
     }
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
-    if (!text) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory building the safetensors header", path);
+    if (!text) return core_fail(CMCR_ENOMEM, "%s: out of memory building the safetensors header", path);
     *out = text;
     return CMCR_OK;
 }
 
-static cmcr_status write_all(cmcr_afile *a, const cmcr_tensors *ts, const char *json)
+static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json)
 {
     static const char spaces[] = "        ";
     size_t len = strlen(json), pad = (8 - len % 8) % 8;
     uint64_t n = len + pad;
     unsigned char size[8];
     for (int i = 0; i < 8; i++) size[i] = (unsigned char)(n >> (8 * i));
-    cmcr_status st = cmcr_afile_write(a, size, 8);
-    if (!st) st = cmcr_afile_write(a, json, len);
-    if (!st) st = cmcr_afile_write(a, spaces, pad);
+    cmcr_status st = afile_write(a, size, 8);
+    if (!st) st = afile_write(a, json, len);
+    if (!st) st = afile_write(a, spaces, pad);
     for (size_t i = 0; !st && i < cmcr_tensors_count(ts); i++) {
         const cmcr_tensor *t = cmcr_tensors_at(ts, i);
-        st = cmcr_afile_write(a, t->data, t->nbytes);
+        st = afile_write(a, t->data, t->nbytes);
     }
     return st;
 }
 
-cmcr_status cmcr_safetensors_save(const cmcr_tensors *ts, const char *path)
+cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path)
 {
     char *json;
     cmcr_status st = header_json(ts, path, &json);
     if (st) return st;
-    cmcr_afile a;
-    st = cmcr_afile_open(&a, path);
+    afile a;
+    st = afile_open(&a, path);
     if (!st) {
         st = write_all(&a, ts, json);
-        if (st) cmcr_afile_abort(&a);
-        else st = cmcr_afile_commit(&a);
+        if (st) afile_abort(&a);
+        else st = afile_commit(&a);
     }
     cJSON_free(json);
     return st;

@@ -1,7 +1,8 @@
 /* model.c - the C-MCR projector pair: shapes, state_dict mapping, loading, saving, inference. */
-#include "model.h"
-#include "matmul.h"
-#include "rng.h"
+#include "mcr/model.h"
+#include "runtime/vmath.h"
+#include "runtime/matmul.h"
+#include "runtime/rng.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -21,12 +22,12 @@ cmcr_status cmcr_preset_shape(const char *preset, cmcr_head_shape *out)
         *out = (cmcr_head_shape){.layers = 1, .in_dim = 512, .hidden = 0, .out_dim = 512};
         return CMCR_OK;
     }
-    return cmcr_fail(CMCR_EINVAL, "unknown preset '%s' (known: clap-clip, ulip-clip)", preset);
+    return core_fail(CMCR_EINVAL, "unknown preset '%s' (known: clap-clip, ulip-clip)", preset);
 }
 
 static int64_t head_hid(const cmcr_head_shape *s) { return s->layers == 2 ? s->hidden : s->out_dim; }
 
-size_t cmcr_head_param_count(const cmcr_head_shape *s)
+size_t head_param_count(const cmcr_head_shape *s)
 {
     int64_t hid = head_hid(s);
     size_t n = (size_t)(hid * s->in_dim + 3 * hid);
@@ -34,12 +35,12 @@ size_t cmcr_head_param_count(const cmcr_head_shape *s)
     return n;
 }
 
-size_t cmcr_head_buffer_count(const cmcr_head_shape *s)
+size_t head_buffer_count(const cmcr_head_shape *s)
 {
     return (size_t)(2 * head_hid(s) + (s->layers == 2 ? 2 * s->out_dim : 0));
 }
 
-void cmcr_head_bind(cmcr_head *h, const cmcr_head_shape *s, float *p, float *b)
+void head_bind(model_head *h, const cmcr_head_shape *s, float *p, float *b)
 {
     int64_t hid = head_hid(s);
     h->shape = *s;
@@ -66,45 +67,45 @@ void cmcr_head_bind(cmcr_head *h, const cmcr_head_shape *s, float *p, float *b)
     }
 }
 
-cmcr_status cmcr_check_head_shape(const cmcr_head_shape *s, const char *what)
+cmcr_status head_check_shape(const cmcr_head_shape *s, const char *what)
 {
     const int64_t max_width = 1 << 16;
     if (s->layers != 1 && s->layers != 2)
-        return cmcr_fail(CMCR_EINVAL, "%s: a head has 1 or 2 layers, not %d", what, s->layers);
+        return core_fail(CMCR_EINVAL, "%s: a head has 1 or 2 layers, not %d", what, s->layers);
     if (s->in_dim < 1 || s->in_dim > max_width || s->out_dim < 1 || s->out_dim > max_width ||
         (s->layers == 2 && (s->hidden < 1 || s->hidden > max_width)))
-        return cmcr_fail(CMCR_EINVAL, "%s: widths must be between 1 and %lld (in %lld, hidden %lld, out %lld)",
+        return core_fail(CMCR_EINVAL, "%s: widths must be between 1 and %lld (in %lld, hidden %lld, out %lld)",
                          what, (long long)max_width, (long long)s->in_dim, (long long)s->hidden,
                          (long long)s->out_dim);
     return CMCR_OK;
 }
 
-cmcr_status cmcr_model_alloc(const cmcr_head_shape *a, const cmcr_head_shape *b, cmcr_model **out)
+cmcr_status model_alloc(const cmcr_head_shape *a, const cmcr_head_shape *b, cmcr_model **out)
 {
     *out = NULL;
     cmcr_status st;
-    if ((st = cmcr_check_head_shape(a, "head A")) || (st = cmcr_check_head_shape(b, "head B"))) return st;
+    if ((st = head_check_shape(a, "head A")) || (st = head_check_shape(b, "head B"))) return st;
     if (a->out_dim != b->out_dim)
-        return cmcr_fail(CMCR_ESHAPE, "heads must share the output width (A gives %lld, B gives %lld)",
+        return core_fail(CMCR_ESHAPE, "heads must share the output width (A gives %lld, B gives %lld)",
                          (long long)a->out_dim, (long long)b->out_dim);
     cmcr_model *m = calloc(1, sizeof *m);
-    if (!m) return cmcr_fail(CMCR_ENOMEM, "out of memory allocating a model");
+    if (!m) return core_fail(CMCR_ENOMEM, "out of memory allocating a model");
     const cmcr_head_shape *s[2] = {a, b};
-    m->nparams = cmcr_head_param_count(a) + cmcr_head_param_count(b);
-    m->nbuffers = cmcr_head_buffer_count(a) + cmcr_head_buffer_count(b);
+    m->nparams = head_param_count(a) + head_param_count(b);
+    m->nbuffers = head_buffer_count(a) + head_buffer_count(b);
     m->params = calloc(m->nparams, sizeof(float));
     m->buffers = calloc(m->nbuffers, sizeof(float));
     m->meta = cmcr_tensors_new();
     if (!m->params || !m->buffers || !m->meta) {
         cmcr_model_free(m);
-        return cmcr_fail(CMCR_ENOMEM, "out of memory allocating a model");
+        return core_fail(CMCR_ENOMEM, "out of memory allocating a model");
     }
     float *p = m->params, *bu = m->buffers;
     for (int i = 0; i < 2; i++) {
-        cmcr_head_bind(&m->heads[i], s[i], p, bu);
-        p += cmcr_head_param_count(s[i]);
-        bu += cmcr_head_buffer_count(s[i]);
-        cmcr_head *h = &m->heads[i];
+        head_bind(&m->heads[i], s[i], p, bu);
+        p += head_param_count(s[i]);
+        bu += head_buffer_count(s[i]);
+        model_head *h = &m->heads[i];
         for (int64_t j = 0; j < h->hid; j++) h->rv1[j] = 1.0f;
         if (h->rv2)
             for (int64_t j = 0; j < s[i]->out_dim; j++) h->rv2[j] = 1.0f;
@@ -123,22 +124,22 @@ void cmcr_model_free(cmcr_model *m)
     free(m);
 }
 
-static void init_linear(cmcr_rng *r, float *w, float *b, int64_t out, int64_t in)
+static void init_linear(rng_state *r, float *w, float *b, int64_t out, int64_t in)
 {
     /* PyTorch's default: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), same bound for bias. */
     double bound = 1.0 / sqrt((double)in);
-    for (int64_t i = 0; i < out * in; i++) w[i] = (float)((2 * cmcr_rng_uniform(r) - 1) * bound);
-    for (int64_t i = 0; i < out; i++) b[i] = (float)((2 * cmcr_rng_uniform(r) - 1) * bound);
+    for (int64_t i = 0; i < out * in; i++) w[i] = (float)((2 * rng_uniform(r) - 1) * bound);
+    for (int64_t i = 0; i < out; i++) b[i] = (float)((2 * rng_uniform(r) - 1) * bound);
 }
 
 cmcr_status cmcr_model_new(const cmcr_head_shape *a, const cmcr_head_shape *b, uint64_t seed, cmcr_model **out)
 {
-    cmcr_status st = cmcr_model_alloc(a, b, out);
+    cmcr_status st = model_alloc(a, b, out);
     if (st) return st;
-    cmcr_rng r;
-    cmcr_rng_seed(&r, seed);
+    rng_state r;
+    rng_seed(&r, seed);
     for (int i = 0; i < 2; i++) {
-        cmcr_head *h = &(*out)->heads[i];
+        model_head *h = &(*out)->heads[i];
         init_linear(&r, h->w1, h->b1, h->hid, h->shape.in_dim);
         for (int64_t j = 0; j < h->hid; j++) h->g1[j] = 1.0f;
         if (h->w2) {
@@ -189,7 +190,7 @@ static void add_layer_slots(key_slot *slots, int *n, const char *prefix, const c
 }
 
 /* Fill slots (at most 14) for one head; returns the count. */
-static int head_slots(cmcr_head *h, int side, key_slot *slots)
+static int head_slots(model_head *h, int side, key_slot *slots)
 {
     int n = 0;
     const char *p = side_prefix[side];
@@ -218,21 +219,21 @@ static cmcr_status copy_slot(const cmcr_tensors *ts, const key_slot *k, const ch
     const cmcr_tensor *t = cmcr_tensors_find(ts, k->key);
     char want[64], got[64];
     shape_str(want, sizeof want, k->ndim, k->shape);
-    if (!t) return cmcr_fail(CMCR_EFORMAT, "%s: missing tensor %s (expected shape %s)", origin, k->key, want);
+    if (!t) return core_fail(CMCR_EFORMAT, "%s: missing tensor %s (expected shape %s)", origin, k->key, want);
     shape_str(got, sizeof got, t->ndim, t->shape);
     bool same = t->ndim == k->ndim;
     for (int i = 0; same && i < k->ndim; i++) same = t->shape[i] == k->shape[i];
     if (!same)
-        return cmcr_fail(CMCR_ESHAPE, "%s: tensor %s has shape %s, expected %s", origin, k->key, got, want);
+        return core_fail(CMCR_ESHAPE, "%s: tensor %s has shape %s, expected %s", origin, k->key, got, want);
     if (k->nbt) {
         if (t->dtype != CMCR_I64 && t->dtype != CMCR_I32)
-            return cmcr_fail(CMCR_EFORMAT, "%s: tensor %s must be an integer, found %s", origin, k->key,
+            return core_fail(CMCR_EFORMAT, "%s: tensor %s must be an integer, found %s", origin, k->key,
                              cmcr_dtype_name(t->dtype));
         *k->nbt = t->dtype == CMCR_I64 ? *(const int64_t *)t->data : *(const int32_t *)t->data;
         return CMCR_OK;
     }
     if (t->dtype == CMCR_I32 || t->dtype == CMCR_I64)
-        return cmcr_fail(CMCR_EFORMAT, "%s: tensor %s must be floating point, found %s", origin, k->key,
+        return core_fail(CMCR_EFORMAT, "%s: tensor %s must be floating point, found %s", origin, k->key,
                          cmcr_dtype_name(t->dtype));
     cmcr_tensor_to_f32(t, k->dst);
     return CMCR_OK;
@@ -262,22 +263,22 @@ static cmcr_status check_slot(const key_slot *k, const char *what)
     else snprintf(at, sizeof at, "[%lld]", (long long)i);
     float v = k->dst[i];
     if (isfinite(v))
-        return cmcr_fail(CMCR_EVALUE, "%s: %s%s is %g, but a variance cannot be negative", what, k->key, at, (double)v);
-    return cmcr_fail(CMCR_EVALUE, "%s: %s%s is %s", what, k->key, at, isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf");
+        return core_fail(CMCR_EVALUE, "%s: %s%s is %g, but a variance cannot be negative", what, k->key, at, (double)v);
+    return core_fail(CMCR_EVALUE, "%s: %s%s is %s", what, k->key, at, isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf");
 }
 
-cmcr_status cmcr_model_check_to_write(const cmcr_model *m, const char *path)
+cmcr_status model_check_to_write(const cmcr_model *m, const char *path)
 {
     char what[512];
     snprintf(what, sizeof what, "%s: not written", path);
-    return cmcr_model_check(m, what);
+    return model_check(m, what);
 }
 
-cmcr_status cmcr_model_check(const cmcr_model *m, const char *what)
+cmcr_status model_check(const cmcr_model *m, const char *what)
 {
     key_slot slots[14];
     for (int side = 0; side < 2; side++) {
-        cmcr_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
+        model_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
         int n = head_slots(&h, side, slots);
         for (int i = 0; i < n; i++) {
             cmcr_status st = slots[i].dst ? check_slot(&slots[i], what) : CMCR_OK;
@@ -303,12 +304,12 @@ static cmcr_status detect_head(const cmcr_tensors *ts, int side, const char *ori
     const cmcr_tensor *w1 = cmcr_tensors_find(ts, k1), *w2 = cmcr_tensors_find(ts, k2);
     if (w1 && w2 && w1->ndim == 2 && w2->ndim == 2) {
         if (w2->shape[1] != w1->shape[0])
-            return cmcr_fail(CMCR_ESHAPE, "%s: %s is %lldx%lld but %s expects input width %lld", origin, k2,
+            return core_fail(CMCR_ESHAPE, "%s: %s is %lldx%lld but %s expects input width %lld", origin, k2,
                              (long long)w2->shape[0], (long long)w2->shape[1], k1, (long long)w1->shape[0]);
         *s = (cmcr_head_shape){.layers = 2, .in_dim = w1->shape[1], .hidden = w1->shape[0], .out_dim = w2->shape[0]};
         return CMCR_OK;
     }
-    return cmcr_fail(CMCR_EFORMAT,
+    return core_fail(CMCR_EFORMAT,
                      "%s: not a C-MCR model: no 2-D tensor %s.net.0.weight (one-layer head) or "
                      "%s.net1.0.weight + %s.net2.0.weight (two-layer head)",
                      origin, p, p, p);
@@ -341,10 +342,10 @@ static cmcr_status fill_model(cmcr_model *m, const cmcr_tensors *ts, const char 
         for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {
             const char *name = cmcr_tensors_at(ts, i)->name;
             if (strncmp(name, "Head_A.", 7) != 0 && strncmp(name, "Head_B.", 7) != 0)
-                return cmcr_fail(CMCR_EFORMAT, "%s: unexpected tensor '%s' (a model holds only Head_A.* and Head_B.*)",
+                return core_fail(CMCR_EFORMAT, "%s: unexpected tensor '%s' (a model holds only Head_A.* and Head_B.*)",
                                  origin, name);
         }
-        return cmcr_fail(CMCR_EFORMAT, "%s: %zu tensors, but the detected architecture has %zu", origin,
+        return core_fail(CMCR_EFORMAT, "%s: %zu tensors, but the detected architecture has %zu", origin,
                          cmcr_tensors_count(ts), used);
     }
     return copy_meta(m, ts);
@@ -357,10 +358,10 @@ cmcr_status cmcr_model_from_tensors(const cmcr_tensors *ts, const char *origin, 
     cmcr_status st;
     for (int side = 0; side < 2; side++)
         if ((st = detect_head(ts, side, origin, &s[side]))) return st;
-    if ((st = cmcr_model_alloc(&s[0], &s[1], out))) return cmcr_fail_prefix(st, origin);
-    if (!((*out)->origin = cmcr_strdup(origin))) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", origin);
+    if ((st = model_alloc(&s[0], &s[1], out))) return core_fail_prefix(st, origin);
+    if (!((*out)->origin = core_strdup(origin))) st = core_fail(CMCR_ENOMEM, "%s: out of memory", origin);
     if (!st) st = fill_model(*out, ts, origin);
-    if (!st) st = cmcr_model_check(*out, origin);
+    if (!st) st = model_check(*out, origin);
     if (st) {
         cmcr_model_free(*out);
         *out = NULL;
@@ -383,11 +384,11 @@ cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out)
 {
     *out = NULL;
     cmcr_tensors *ts = cmcr_tensors_new();
-    if (!ts) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    if (!ts) return core_fail(CMCR_ENOMEM, "out of memory");
     cmcr_status st = CMCR_OK;
     key_slot slots[14];
     for (int side = 0; side < 2 && !st; side++) {
-        cmcr_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
+        model_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
         int n = head_slots(&h, side, slots);
         for (int i = 0; i < n && !st; i++) {
             const key_slot *k = &slots[i];
@@ -413,7 +414,7 @@ cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out)
 cmcr_status cmcr_model_save(const cmcr_model *m, const char *path, cmcr_format fmt)
 {
     cmcr_tensors *ts;
-    cmcr_status st = cmcr_model_check_to_write(m, path);
+    cmcr_status st = model_check_to_write(m, path);
     if (!st) st = cmcr_model_to_tensors(m, &ts);
     if (st) return st;
     st = cmcr_tensors_save(ts, path, fmt);
@@ -465,46 +466,46 @@ static void bn_eval(float *y, int64_t rows, int64_t n, const float *g, const flo
     }
 }
 
-void cmcr_head_forward_eval(const cmcr_head *h, const float *x, int64_t rows, float *scratch, float *out)
+void head_forward_eval(const model_head *h, const float *x, int64_t rows, float *scratch, float *out)
 {
     const cmcr_head_shape *s = &h->shape;
     float *first = s->layers == 2 ? scratch : out;
-    cmcr_linear(x, h->w1, h->b1, rows, s->in_dim, h->hid, first);
+    mm_linear(x, h->w1, h->b1, rows, s->in_dim, h->hid, first);
     bn_eval(first, rows, h->hid, h->g1, h->be1, h->rm1, h->rv1, true);
     if (s->layers == 2) {
-        cmcr_linear(first, h->w2, h->b2, rows, h->hid, s->out_dim, out);
+        mm_linear(first, h->w2, h->b2, rows, h->hid, s->out_dim, out);
         bn_eval(out, rows, s->out_dim, h->g2, h->be2, h->rm2, h->rv2, false);
     }
 }
 
 /* Each block's input and output are checked while in cache: a finite model (checked when
  * loaded) on finite rows can still overflow float32, and that must not pass silently. */
-cmcr_status cmcr_model_project_rows(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
+cmcr_status model_project_rows(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
                                     int64_t row0, float *out)
 {
-    if (side != CMCR_SIDE_A && side != CMCR_SIDE_B) return cmcr_fail(CMCR_EINVAL, "side must be A or B");
-    const cmcr_head *h = &m->heads[side];
+    if (side != CMCR_SIDE_A && side != CMCR_SIDE_B) return core_fail(CMCR_EINVAL, "side must be A or B");
+    const model_head *h = &m->heads[side];
     const char *name = m->origin ? m->origin : "model";
     char s = side == CMCR_SIDE_A ? 'a' : 'b';
     int64_t in_dim = h->shape.in_dim, block = rows < PROJECT_BLOCK_ROWS ? rows : PROJECT_BLOCK_ROWS;
     if (rows <= 0) return CMCR_OK;
     cmcr_status st = CMCR_OK;
-    float *xn = cmcr_xmalloc((size_t)(block * in_dim) * sizeof(float));
-    float *scratch = cmcr_xmalloc((size_t)(block * h->hid) * sizeof(float));
+    float *xn = core_xmalloc((size_t)(block * in_dim) * sizeof(float));
+    float *scratch = core_xmalloc((size_t)(block * h->hid) * sizeof(float));
     if (!xn || !scratch) {
         free(xn);
         free(scratch);
-        return cmcr_fail(CMCR_ENOMEM, "%s: out of memory projecting %lld rows", name, (long long)rows);
+        return core_fail(CMCR_ENOMEM, "%s: out of memory projecting %lld rows", name, (long long)rows);
     }
     for (int64_t r0 = 0; r0 < rows && !st; r0 += block) {
         int64_t n = rows - r0 < block ? rows - r0 : block;
         memcpy(xn, in + r0 * in_dim, (size_t)(n * in_dim) * sizeof(float));
-        if ((st = cmcr_check_finite(xn, n, in_dim, row0 + r0, "side %c input", s))) break;
+        if ((st = vm_check_finite(xn, n, in_dim, row0 + r0, "side %c input", s))) break;
         cmcr_normalize_rows(xn, n, in_dim);
         float *o = out + r0 * h->shape.out_dim;
-        cmcr_head_forward_eval(h, xn, n, scratch, o);
+        head_forward_eval(h, xn, n, scratch, o);
         cmcr_normalize_rows(o, n, h->shape.out_dim);
-        st = cmcr_check_finite(o, n, h->shape.out_dim, row0 + r0, "%s: side %c overflows float32", name, s);
+        st = vm_check_finite(o, n, h->shape.out_dim, row0 + r0, "%s: side %c overflows float32", name, s);
     }
     free(xn);
     free(scratch);
@@ -513,10 +514,10 @@ cmcr_status cmcr_model_project_rows(const cmcr_model *m, cmcr_side side, const f
 
 cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows, float *out)
 {
-    return cmcr_model_project_rows(m, side, in, rows, 0, out);
+    return model_project_rows(m, side, in, rows, 0, out);
 }
 
 void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out)
 {
-    cmcr_sgemm(0, 1, na, nb, cols, 1.0f, a, b, 0.0f, out);
+    mm_sgemm(0, 1, na, nb, cols, 1.0f, a, b, 0.0f, out);
 }

@@ -1,4 +1,4 @@
-/* aggregate.c - semantic consistency: memory aggregation (DESIGN.md section 2, step 1).
+/* aggregate.c - semantic consistency: memory aggregation (docs/method.md section 2).
  *
  * For each query q_i and memory rows m_k, both L2-normalised first:
  *     out_i = normalize( sum_k softmax_k( q_i . m_k / tau ) m_k )
@@ -15,7 +15,7 @@
  * by max(norm, 1e-12), and only with the division does that eps act on the same vector as
  * in the PyTorch formulation.
  *
- * Both matrix products of a block (scores = Q M^T / tau, acc += P M) are cmcr_sgemm calls
+ * Both matrix products of a block (scores = Q M^T / tau, acc += P M) are mm_sgemm calls
  * (oneDNN or OpenBLAS threads them, src/matmul.h); the exp / max / rescale loops between
  * them are parallel over query rows with OpenMP. Every output element is computed by one thread in a fixed order,
  * so results are deterministic for a given thread count.
@@ -24,9 +24,9 @@
  * query keeps its k best (score, row) pairs in a small min-heap; at the end the softmax is
  * taken over those k scores and the k memory rows are gathered (normalised) in double
  * precision. */
-#include "matmul.h"
-#include "dist.h"
-#include "vmath.h"
+#include "runtime/matmul.h"
+#include "runtime/dist.h"
+#include "runtime/vmath.h"
 
 #include <errno.h>
 #include <math.h>
@@ -59,22 +59,22 @@ static cmcr_status check_shapes(int64_t nq, int64_t nm, int64_t dim, const cmcr_
 {
     uint64_t bytes, pairs;
     if (nq < 1 || nm < 1 || dim < 1)
-        return cmcr_fail(CMCR_EINVAL, "aggregate: need at least one query, one memory row and width >= 1 "
+        return core_fail(CMCR_EINVAL, "aggregate: need at least one query, one memory row and width >= 1 "
                          "(got %lld queries, %lld memory rows, width %lld)", (long long)nq, (long long)nm,
                          (long long)dim);
     if (!(p->tau_mem > 0) || !isfinite(p->tau_mem) || !(1.0 / p->tau_mem < 1e30))
-        return cmcr_fail(CMCR_EINVAL, "aggregate: tau_mem must be a positive finite number >= 1e-30, not %g",
+        return core_fail(CMCR_EINVAL, "aggregate: tau_mem must be a positive finite number >= 1e-30, not %g",
                          p->tau_mem);
     if (p->query_block < 1 || p->memory_block < 1)
-        return cmcr_fail(CMCR_EINVAL, "aggregate: query_block and memory_block must be >= 1 (got %lld, %lld)",
+        return core_fail(CMCR_EINVAL, "aggregate: query_block and memory_block must be >= 1 (got %lld, %lld)",
                          (long long)p->query_block, (long long)p->memory_block);
     if (p->top_k < 0)
-        return cmcr_fail(CMCR_EINVAL, "aggregate: top_k must be >= 0 (0 = full softmax), not %lld",
+        return core_fail(CMCR_EINVAL, "aggregate: top_k must be >= 0 (0 = full softmax), not %lld",
                          (long long)p->top_k);
-    if (!cmcr_mul_u64((uint64_t)nq, (uint64_t)dim * sizeof(float), &bytes) || bytes > SIZE_MAX ||
-        !cmcr_mul_u64((uint64_t)nm, (uint64_t)dim * sizeof(float), &bytes) || bytes > SIZE_MAX ||
-        !cmcr_mul_u64((uint64_t)nq, (uint64_t)nm, &pairs) || pairs > (uint64_t)INT64_MAX)
-        return cmcr_fail(CMCR_ENOMEM, "aggregate: %lld queries x %lld memory rows x width %lld is too large",
+    if (!core_mul_u64((uint64_t)nq, (uint64_t)dim * sizeof(float), &bytes) || bytes > SIZE_MAX ||
+        !core_mul_u64((uint64_t)nm, (uint64_t)dim * sizeof(float), &bytes) || bytes > SIZE_MAX ||
+        !core_mul_u64((uint64_t)nq, (uint64_t)nm, &pairs) || pairs > (uint64_t)INT64_MAX)
+        return core_fail(CMCR_ENOMEM, "aggregate: %lld queries x %lld memory rows x width %lld is too large",
                          (long long)nq, (long long)nm, (long long)dim);
     return CMCR_OK;
 }
@@ -90,12 +90,12 @@ static cmcr_status check_args(const float *queries, int64_t nq, const float *mem
 {
     cmcr_status st = check_shapes(nq, nm, dim, p);
     if (st) return st;
-    if (!queries || !memory || !out) return cmcr_fail(CMCR_EINVAL, "aggregate: NULL queries, memory or output");
+    if (!queries || !memory || !out) return core_fail(CMCR_EINVAL, "aggregate: NULL queries, memory or output");
     size_t row = (size_t)dim * sizeof(float);
     if (overlaps(out, (size_t)nq * row, memory, (size_t)nm * row))
-        return cmcr_fail(CMCR_EINVAL, "aggregate: the output must not overlap the memory");
-    if ((st = cmcr_check_finite(queries, nq, dim, 0, "aggregate: queries"))) return st;
-    return cmcr_check_finite(memory, nm, dim, 0, "aggregate: memory");
+        return core_fail(CMCR_EINVAL, "aggregate: the output must not overlap the memory");
+    if ((st = vm_check_finite(queries, nq, dim, 0, "aggregate: queries"))) return st;
+    return vm_check_finite(memory, nm, dim, 0, "aggregate: memory");
 }
 
 /* ------------------------------------------------------------------ scratch */
@@ -108,7 +108,7 @@ typedef struct agg_job {
     cmcr_progress_fn progress;
     void *progress_user;
     uint64_t done_pairs, total_pairs;
-    cmcr_dist dist;        /* ranks holding slices of the memory (one: the whole memory) */
+    dist_group dist;        /* ranks holding slices of the memory (one: the whole memory) */
     int64_t offset;        /* global row of this rank's first memory row */
     mm_ctx *bf;             /* bfloat16 products (NULL: float32 sgemm) */
 } agg_job;
@@ -155,8 +155,8 @@ static void scratch_free(agg_scratch *w)
 static void *alloc_array(int64_t n, size_t elem)
 {
     uint64_t bytes;
-    if (n < 0 || !cmcr_mul_u64((uint64_t)n, elem, &bytes) || bytes > SIZE_MAX) return NULL;
-    return cmcr_xmalloc((size_t)bytes);
+    if (n < 0 || !core_mul_u64((uint64_t)n, elem, &bytes) || bytes > SIZE_MAX) return NULL;
+    return core_xmalloc((size_t)bytes);
 }
 
 static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
@@ -164,7 +164,7 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
     memset(w, 0, sizeof *w);
     uint64_t qs, ms, ss;
     uint64_t qb = (uint64_t)j->qb, mb = (uint64_t)j->mb, dim = (uint64_t)j->dim;
-    bool ok = cmcr_mul_u64(qb, dim, &qs) && cmcr_mul_u64(mb, dim, &ms) && cmcr_mul_u64(qb, mb, &ss) &&
+    bool ok = core_mul_u64(qb, dim, &qs) && core_mul_u64(mb, dim, &ms) && core_mul_u64(qb, mb, &ss) &&
               qs < INT64_MAX && ms < INT64_MAX && ss < INT64_MAX;
     if (ok) {
         w->q = alloc_array((int64_t)qs, sizeof(float));
@@ -180,7 +180,7 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
         ok = w->acc != NULL;
     } else if (ok) {
         uint64_t ks;
-        ok = cmcr_mul_u64((uint64_t)j->qb, (uint64_t)j->k, &ks) && ks < INT64_MAX;
+        ok = core_mul_u64((uint64_t)j->qb, (uint64_t)j->k, &ks) && ks < INT64_MAX;
         if (ok) {
             w->ks = alloc_array((int64_t)ks, sizeof(float));
             w->ki = alloc_array((int64_t)ks, sizeof(int64_t));
@@ -203,7 +203,7 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
     }
     if (!ok) {
         scratch_free(w);
-        return cmcr_fail(CMCR_ENOMEM, "aggregate: cannot allocate scratch for blocks of %lld queries x %lld memory "
+        return core_fail(CMCR_ENOMEM, "aggregate: cannot allocate scratch for blocks of %lld queries x %lld memory "
                          "rows (width %lld, top_k %lld); use smaller blocks", (long long)j->qb, (long long)j->mb,
                          (long long)j->dim, (long long)j->k);
     }
@@ -215,7 +215,7 @@ static cmcr_status scratch_alloc(const agg_job *j, agg_scratch *w)
 static void normalize_into(const float *x, int64_t rows, int64_t dim, float *dst)
 {
     #pragma omp parallel for schedule(static) if (rows * dim > AGG_OMP_MIN_WORK)
-    for (int64_t r = 0; r < rows; r++) cmcr_normalize_row(x + r * dim, dst + r * dim, dim);
+    for (int64_t r = 0; r < rows; r++) vm_normalize_row(x + r * dim, dst + r * dim, dim);
 }
 
 /* Fold one block's scores s[0..n) into a query row's running state (mx, sum, acc), and
@@ -235,7 +235,7 @@ static void online_softmax_row(float *s, int64_t n, float *acc, int64_t dim, flo
     float m = *mx, t = 0;
     #pragma omp simd reduction(+ : t)
     for (int64_t j = 0; j < n; j++) {
-        float e = cmcr_exp_nonpositive(s[j] - m);
+        float e = vm_exp_nonpositive(s[j] - m);
         s[j] = e;
         t += e;
     }
@@ -255,7 +255,7 @@ static bool progress_step(agg_job *j, uint64_t pairs)
 
 static cmcr_status interrupted(const agg_job *j)
 {
-    return cmcr_fail(CMCR_EINTERRUPTED, "aggregate: stopped by the progress callback after %.1f%% of the work",
+    return core_fail(CMCR_EINTERRUPTED, "aggregate: stopped by the progress callback after %.1f%% of the work",
                      100.0 * (double)j->done_pairs / (double)j->total_pairs);
 }
 
@@ -264,8 +264,8 @@ static cmcr_status interrupted(const agg_job *j)
 static cmcr_status block_scores(const agg_job *j, const agg_scratch *w, const float *m, const uint16_t *mh,
                                 int64_t qn, int64_t mn)
 {
-    if (j->bf) return bf16_matmul(j->bf, w->qh, mh, w->s, qn, mn, j->dim, 1, j->alpha, 0);
-    cmcr_sgemm(0, 1, qn, mn, j->dim, j->alpha, w->q, m, 0.0f, w->s);
+    if (j->bf) return mm_bf16_matmul(j->bf, w->qh, mh, w->s, qn, mn, j->dim, 1, j->alpha, 0);
+    mm_sgemm(0, 1, qn, mn, j->dim, j->alpha, w->q, m, 0.0f, w->s);
     return CMCR_OK;
 }
 
@@ -274,17 +274,17 @@ static cmcr_status block_accumulate(const agg_job *j, agg_scratch *w, const floa
                                     int64_t mn)
 {
     if (j->bf) {
-        bf16_from_f32(w->s, w->sh, qn * mn);
-        return bf16_matmul(j->bf, w->sh, mh, w->acc, qn, j->dim, mn, 0, 1.0f, 1);
+        mm_bf16_from_f32(w->s, w->sh, qn * mn);
+        return mm_bf16_matmul(j->bf, w->sh, mh, w->acc, qn, j->dim, mn, 0, 1.0f, 1);
     }
-    cmcr_sgemm(0, 0, qn, j->dim, mn, 1.0f, w->s, m, 1.0f, w->acc);
+    mm_sgemm(0, 0, qn, j->dim, mn, 1.0f, w->s, m, 1.0f, w->acc);
     return CMCR_OK;
 }
 
 /* The normalised rows' bf16 copy, when bf16 products are on. */
 static void to_bf16(const agg_job *j, const float *x, uint16_t *xh, int64_t n)
 {
-    if (j->bf) bf16_from_f32(x, xh, n);
+    if (j->bf) mm_bf16_from_f32(x, xh, n);
 }
 
 /* ------------------------------------------------------------------ full softmax */
@@ -318,7 +318,7 @@ static void softmax_and_prefetch(const agg_job *j, agg_scratch *w, int64_t qn, i
         for (int64_t i = 0; i < qn; i++)
             online_softmax_row(w->s + i * mn, mn, w->acc + i * dim, dim, &w->mx[i], &w->sum[i]);
         #pragma omp for schedule(static)
-        for (int64_t r = 0; r < next_n; r++) cmcr_normalize_row(src + r * dim, next_m + r * dim, dim);
+        for (int64_t r = 0; r < next_n; r++) vm_normalize_row(src + r * dim, next_m + r * dim, dim);
     }
 }
 
@@ -541,7 +541,7 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
     dist_offset(&j.dist, nm, &j.offset, &nm_total);
     j.k = p->top_k < nm_total ? p->top_k : 0; /* k >= rows of the memory is the full softmax */
     if (j.qb > INT32_MAX || j.mb > INT32_MAX || dim > INT32_MAX)
-        return cmcr_fail(CMCR_EINVAL, "aggregate: blocks and width must fit BLAS's int (got %lld, %lld, %lld)",
+        return core_fail(CMCR_EINVAL, "aggregate: blocks and width must fit BLAS's int (got %lld, %lld, %lld)",
                          (long long)j.qb, (long long)j.mb, (long long)dim);
     /* bf16 serves the full softmax only: with top-k, bf16 rounding of near-tied scores
      * changes which rows are selected (measured: cosine to the f32 result down to 0.98) */
@@ -561,7 +561,7 @@ static cmcr_status aggregate_checked(const float *queries, int64_t nq, const flo
 static cmcr_status check_all(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
                              const cmcr_aggregate_params *p, const float *out)
 {
-    cmcr_dist d;
+    dist_group d;
     cmcr_status st = dist_open(p->mpi_comm, &d);
     if (st) return st;
     st = check_args(queries, nq, memory, nm, dim, p, out);
@@ -583,13 +583,13 @@ cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory
 /* mkdir -p: create dir and its missing parents. */
 static cmcr_status make_dirs(const char *dir)
 {
-    char *path = cmcr_strdup(dir);
-    if (!path) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", dir);
+    char *path = core_strdup(dir);
+    if (!path) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
     for (char *p = path + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
         if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-            cmcr_status st = cmcr_fail(CMCR_EIO, "%s: cannot create directory %s: %s", dir, path, strerror(errno));
+            cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create directory %s: %s", dir, path, strerror(errno));
             free(path);
             return st;
         }
@@ -597,10 +597,10 @@ static cmcr_status make_dirs(const char *dir)
     }
     free(path);
     if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return cmcr_fail(CMCR_EIO, "%s: cannot create cache directory: %s", dir, strerror(errno));
+        return core_fail(CMCR_EIO, "%s: cannot create cache directory: %s", dir, strerror(errno));
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return cmcr_fail(CMCR_EIO, "%s: cache directory is not a directory", dir);
+        return core_fail(CMCR_EIO, "%s: cache directory is not a directory", dir);
     return CMCR_OK;
 }
 
@@ -640,15 +640,15 @@ static bool cache_load(const char *path, int64_t nq, int64_t dim, float *out)
     if (stat(path, &sb) != 0) return false;
     cmcr_matrix m;
     if (cmcr_matrix_load(path, &m) != CMCR_OK) {
-        cmcr_log(CMCR_LOG_WARN, "ignoring unreadable aggregation cache file (%s); recomputing", cmcr_last_error());
+        core_log(CMCR_LOG_WARN, "ignoring unreadable aggregation cache file (%s); recomputing", cmcr_last_error());
         return false;
     }
     bool ok = m.rows == nq && m.cols == dim;
     if (!ok)
-        cmcr_log(CMCR_LOG_WARN, "ignoring aggregation cache file %s: it is %lld x %lld, expected %lld x %lld; "
+        core_log(CMCR_LOG_WARN, "ignoring aggregation cache file %s: it is %lld x %lld, expected %lld x %lld; "
                  "recomputing", path, (long long)m.rows, (long long)m.cols, (long long)nq, (long long)dim);
     else if (!(ok = rows_look_normalised(m.data, nq, dim)))
-        cmcr_log(CMCR_LOG_WARN, "ignoring aggregation cache file %s: its rows are not unit vectors (corrupt?); "
+        core_log(CMCR_LOG_WARN, "ignoring aggregation cache file %s: its rows are not unit vectors (corrupt?); "
                  "recomputing", path);
     if (ok) memcpy(out, m.data, (size_t)nq * (size_t)dim * sizeof(float));
     cmcr_matrix_free(&m);
@@ -663,18 +663,18 @@ cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, i
     if (hit) *hit = 0;
     cmcr_status st = check_all(queries, nq, memory, nm, dim, p, out);
     if (!st && cache_dir && p->mpi_comm)
-        cmcr_log(CMCR_LOG_INFO, "aggregation: the cache is not used when the memory is split across MPI ranks");
+        core_log(CMCR_LOG_INFO, "aggregation: the cache is not used when the memory is split across MPI ranks");
     if (st || !cache_dir || p->mpi_comm) return st ? st : aggregate_checked(queries, nq, memory, nm, dim, p, out);
     st = make_dirs(cache_dir);
     if (st) return st;
     size_t len = strlen(cache_dir) + 32;
     char *path = malloc(len);
-    if (!path) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", cache_dir);
+    if (!path) return core_fail(CMCR_ENOMEM, "%s: out of memory", cache_dir);
     snprintf(path, len, "%s/agg-%016llx.npy", cache_dir,
              (unsigned long long)cache_key(queries, nq, memory, nm, dim, p));
     if (cache_load(path, nq, dim, out)) {
         if (hit) *hit = 1;
-        cmcr_log(CMCR_LOG_INFO, "aggregation: cache hit, read %s", path);
+        core_log(CMCR_LOG_INFO, "aggregation: cache hit, read %s", path);
         free(path);
         return CMCR_OK;
     }
@@ -682,9 +682,9 @@ cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, i
     if (st == CMCR_OK) {
         /* The result is good even if the cache cannot be written: warn, do not fail. */
         if (cmcr_matrix_save_npy(path, out, nq, dim) != CMCR_OK)
-            cmcr_log(CMCR_LOG_WARN, "aggregation: could not write cache file (%s)", cmcr_last_error());
+            core_log(CMCR_LOG_WARN, "aggregation: could not write cache file (%s)", cmcr_last_error());
         else
-            cmcr_log(CMCR_LOG_INFO, "aggregation: cache miss, wrote %s", path);
+            core_log(CMCR_LOG_INFO, "aggregation: cache miss, wrote %s", path);
     }
     free(path);
     return st;

@@ -6,7 +6,7 @@
  * of a run is a pure function of (seed, step): the batch order of epoch e is drawn from
  * seed_mix(seed, e) and the noise of step s from seed_mix(seed, s), so the step restores it
  * exactly and a resumed run equals the uninterrupted one. */
-#include "train.h"
+#include "mcr/train.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
@@ -74,7 +74,7 @@ static cmcr_status json_int(const cJSON *v, int64_t lo, int64_t hi, const char *
 {
     double d = v->valuedouble;
     if (!cJSON_IsNumber(v) || !(d >= (double)lo && d <= (double)hi) || d != floor(d))
-        return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be a whole number between %lld and %lld",
+        return core_fail(CMCR_EFORMAT, "training parameters: %s must be a whole number between %lld and %lld",
                          what, (long long)lo, (long long)hi);
     *out = (int64_t)d;
     return CMCR_OK;
@@ -88,7 +88,7 @@ static cmcr_status shape_from_json(const cJSON *o, cmcr_head_shape *s, const cha
     int64_t v[4];
     for (int i = 0; i < 4; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
-        if (!x) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s needs numeric layers, in, hidden, out", name);
+        if (!x) return core_fail(CMCR_EFORMAT, "training parameters: %s needs numeric layers, in, hidden, out", name);
         char what[64];
         snprintf(what, sizeof what, "%s.%s", name, keys[i]);
         cmcr_status st = json_int(x, 0, i == 0 ? 2 : JSON_INT_MAX, what, &v[i]);
@@ -104,10 +104,10 @@ static cmcr_status field_from_json(const cJSON *o, const field *f, cmcr_train_pa
     if (!v) return CMCR_OK; /* absent: keep the default */
     char *base = (char *)p + f->offset;
     if (f->kind == F_BOOL) {
-        if (!cJSON_IsBool(v)) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be true or false", f->name);
+        if (!cJSON_IsBool(v)) return core_fail(CMCR_EFORMAT, "training parameters: %s must be true or false", f->name);
         *(int *)base = cJSON_IsTrue(v);
     } else {
-        if (!cJSON_IsNumber(v)) return cmcr_fail(CMCR_EFORMAT, "training parameters: %s must be a number", f->name);
+        if (!cJSON_IsNumber(v)) return core_fail(CMCR_EFORMAT, "training parameters: %s must be a number", f->name);
         if (f->kind == F_DBL) *(double *)base = v->valuedouble;
         else return json_int(v, -JSON_INT_MAX, JSON_INT_MAX, f->name, (int64_t *)base);
     }
@@ -120,13 +120,13 @@ cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p)
     cJSON *o = cJSON_Parse(json);
     if (!cJSON_IsObject(o)) {
         cJSON_Delete(o);
-        return cmcr_fail(CMCR_EFORMAT, "training parameters are not a JSON object");
+        return core_fail(CMCR_EFORMAT, "training parameters are not a JSON object");
     }
     cmcr_status st = shape_from_json(cJSON_GetObjectItemCaseSensitive(o, "shape_a"), &p->shape_a, "shape_a");
     if (!st) st = shape_from_json(cJSON_GetObjectItemCaseSensitive(o, "shape_b"), &p->shape_b, "shape_b");
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (!st && seed && (!cJSON_IsString(seed) || cmcr_parse_u64(seed->valuestring, &p->seed)))
-        st = cmcr_fail(CMCR_EFORMAT, "training parameters: seed must be a string of decimal digits");
+        st = core_fail(CMCR_EFORMAT, "training parameters: seed must be a string of decimal digits");
     for (size_t i = 0; !st && i < sizeof fields / sizeof *fields; i++) st = field_from_json(o, &fields[i], p);
     cJSON_Delete(o);
     return st;
@@ -143,7 +143,7 @@ static cmcr_status add_f32(cmcr_tensors *ts, const char *name, const float *x, s
 static cmcr_status checkpoint_meta(const cmcr_trainer *t, cmcr_tensors *ts)
 {
     char *cfg = cmcr_train_params_to_json(&t->p);
-    if (!cfg) return cmcr_fail(CMCR_ENOMEM, "out of memory");
+    if (!cfg) return core_fail(CMCR_ENOMEM, "out of memory");
     char step[32], hash[32];
     snprintf(step, sizeof step, "%" PRId64, t->step);
     snprintf(hash, sizeof hash, "%016" PRIx64, t->data_hash);
@@ -159,10 +159,10 @@ static cmcr_status checkpoint_meta(const cmcr_trainer *t, cmcr_tensors *ts)
 cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path)
 {
     const cmcr_model *m = t->model;
-    cmcr_status st = cmcr_model_check_to_write(m, path);
+    cmcr_status st = model_check_to_write(m, path);
     if (st) return st;
     cmcr_tensors *ts = cmcr_tensors_new();
-    if (!ts) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!ts) return core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     int64_t nbt[4] = {m->heads[0].nbt1, m->heads[0].nbt2, m->heads[1].nbt1, m->heads[1].nbt2}, four[1] = {4};
     st = add_f32(ts, "params", m->params, m->nparams);
     if (!st) st = add_f32(ts, "buffers", m->buffers, m->nbuffers);
@@ -172,7 +172,7 @@ cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path
     if (!st) st = checkpoint_meta(t, ts);
     if (!st) st = cmcr_tensors_save(ts, path, CMCR_FORMAT_SAFETENSORS);
     cmcr_tensors_free(ts);
-    if (!st) cmcr_log(CMCR_LOG_DEBUG, "checkpoint at step %lld written to %s", (long long)t->step, path);
+    if (!st) core_log(CMCR_LOG_DEBUG, "checkpoint at step %lld written to %s", (long long)t->step, path);
     return st;
 }
 
@@ -181,7 +181,7 @@ static cmcr_status copy_array(const cmcr_tensors *ts, const char *name, void *ds
 {
     const cmcr_tensor *x = cmcr_tensors_find(ts, name);
     if (!x || x->dtype != dt || x->ndim != 1 || (size_t)x->shape[0] != n)
-        return cmcr_fail(CMCR_EFORMAT, "%s: checkpoint tensor '%s' is missing or is not %s[%zu] (does it belong to "
+        return core_fail(CMCR_EFORMAT, "%s: checkpoint tensor '%s' is missing or is not %s[%zu] (does it belong to "
                          "another model shape?)", path, name, cmcr_dtype_name(dt), n);
     memcpy(dst, x->data, x->nbytes);
     return CMCR_OK;
@@ -191,20 +191,20 @@ static cmcr_status check_compatible(const cmcr_trainer *t, const cmcr_tensors *t
 {
     const char *cfg = cmcr_tensors_get_meta(ts, "cmcr.train_config"), *hash = cmcr_tensors_get_meta(ts, "cmcr.data_hash");
     if (!cmcr_tensors_get_meta(ts, "cmcr.checkpoint") || !cfg || !hash)
-        return cmcr_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
+        return core_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
     /* Compare both through the same parser, so that a field added since the checkpoint was
      * written (absent there: its default) does not make it look different. */
     cmcr_train_params stored;
-    if (cmcr_train_params_from_json(cfg, &stored)) return cmcr_fail_prefix(CMCR_EFORMAT, path);
+    if (cmcr_train_params_from_json(cfg, &stored)) return core_fail_prefix(CMCR_EFORMAT, path);
     char *mine = cmcr_train_params_to_json(&t->p), *theirs = cmcr_train_params_to_json(&stored), want[32];
     int same = mine && theirs && strcmp(mine, theirs) == 0, oom = !mine || !theirs;
     free(mine);
     free(theirs);
-    if (oom) return cmcr_fail(CMCR_ENOMEM, "out of memory");
-    if (!same) return cmcr_fail(CMCR_EINVAL, "%s: the checkpoint was written with other training parameters: %s", path, cfg);
+    if (oom) return core_fail(CMCR_ENOMEM, "out of memory");
+    if (!same) return core_fail(CMCR_EINVAL, "%s: the checkpoint was written with other training parameters: %s", path, cfg);
     snprintf(want, sizeof want, "%016" PRIx64, t->data_hash);
     if (strcmp(want, hash) != 0)
-        return cmcr_fail(CMCR_EINVAL, "%s: the checkpoint was trained on other data (hash %s, these inputs %s)", path,
+        return core_fail(CMCR_EINVAL, "%s: the checkpoint was trained on other data (hash %s, these inputs %s)", path,
                          hash, want);
     return CMCR_OK;
 }
@@ -215,7 +215,7 @@ static cmcr_status parse_step(const char *text, int64_t total, int64_t *step, co
     if (!cmcr_parse_int(text, 0, total, step)) return CMCR_OK;
     char prefix[4200];
     snprintf(prefix, sizeof prefix, "%s: checkpoint step", path);
-    return cmcr_fail_prefix(CMCR_EFORMAT, prefix);
+    return core_fail_prefix(CMCR_EFORMAT, prefix);
 }
 
 cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
@@ -232,8 +232,8 @@ cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *path)
     if (!st) st = copy_array(ts, "adam_m", t->adam_m, m->nparams, CMCR_F32, path);
     if (!st) st = copy_array(ts, "adam_v", t->adam_v, m->nparams, CMCR_F32, path);
     if (!st) st = copy_array(ts, "num_batches_tracked", nbt, 4, CMCR_I64, path);
-    if (!st) st = cmcr_model_check(m, path);
-    if (!st && !step) st = cmcr_fail(CMCR_EFORMAT, "%s: checkpoint has no step", path);
+    if (!st) st = model_check(m, path);
+    if (!st && !step) st = core_fail(CMCR_EFORMAT, "%s: checkpoint has no step", path);
     if (!st) st = parse_step(step, t->total_steps, &t->step, path);
     if (!st) {
         m->heads[0].nbt1 = nbt[0];
@@ -254,12 +254,12 @@ cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **
     if (st) return st;
     const char *cfg = cmcr_tensors_get_meta(ts, "cmcr.train_config"), *prov = cmcr_tensors_get_meta(ts, "cmcr.data"),
                *s = cmcr_tensors_get_meta(ts, "cmcr.step");
-    if (!cfg || !s) st = cmcr_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
+    if (!cfg || !s) st = core_fail(CMCR_EFORMAT, "%s: not a cmcr training checkpoint", path);
     if (!st) st = cmcr_train_params_from_json(cfg, p);
-    if (st == CMCR_EFORMAT && cfg) cmcr_fail_prefix(st, path);
+    if (st == CMCR_EFORMAT && cfg) core_fail_prefix(st, path);
     if (!st && provenance) {
-        *provenance = cmcr_strdup(prov ? prov : "{}");
-        if (!*provenance) st = cmcr_fail(CMCR_ENOMEM, "out of memory");
+        *provenance = core_strdup(prov ? prov : "{}");
+        if (!*provenance) st = core_fail(CMCR_ENOMEM, "out of memory");
     }
     if (!st && step) st = parse_step(s, INT64_MAX, step, path);
     if (st && provenance) {

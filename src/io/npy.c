@@ -3,7 +3,10 @@
  * Format: "\x93NUMPY", major, minor, header length (2 bytes little-endian for 1.0, 4 for 2.0
  * and 3.0), then a Python dict literal {'descr': ..., 'fortran_order': ..., 'shape': (...)}
  * ending with '\n', then the raw C-order data. The header is parsed by hand, strictly. */
-#include "internal.h"
+#include "runtime/core.h"
+#include "runtime/file.h"
+#include "runtime/half.h"
+#include "io/io.h"
 
 #include <errno.h>
 #include <math.h>
@@ -35,7 +38,7 @@ struct cmcr_npy_reader {
 };
 
 struct cmcr_npy_writer {
-    cmcr_afile file;
+    afile file;
     int64_t cols, rows;
     size_t header_len;
     bool failed; /* a write failed: the data no longer matches the row count */
@@ -104,7 +107,7 @@ static cmcr_status bad(const struct parser *ps, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return cmcr_fail(CMCR_EFORMAT, "%s: malformed .npy header: %s (at byte %ld of the header)", ps->path,
+    return core_fail(CMCR_EFORMAT, "%s: malformed .npy header: %s (at byte %ld of the header)", ps->path,
                      what, (long)(ps->p - ps->start));
 }
 
@@ -193,7 +196,7 @@ static cmcr_status parse_shape(struct parser *ps, struct npy_info *h)
     bool trailing_comma = false;
     for (;;) {
         if (h->ndim == CMCR_MAX_DIMS)
-            return cmcr_fail(CMCR_EUNSUPPORTED, "%s: arrays with more than %d dimensions are not supported",
+            return core_fail(CMCR_EUNSUPPORTED, "%s: arrays with more than %d dimensions are not supported",
                              ps->path, CMCR_MAX_DIMS);
         cmcr_status st = parse_dim(ps, &h->shape[h->ndim++]);
         if (st) return st;
@@ -213,7 +216,7 @@ static cmcr_status parse_shape(struct parser *ps, struct npy_info *h)
 static cmcr_status parse_descr(struct parser *ps, char *descr, size_t cap)
 {
     if (peek(ps, '[') || peek(ps, '{'))
-        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: structured dtypes (a list or dict as 'descr') are not supported",
+        return core_fail(CMCR_EUNSUPPORTED, "%s: structured dtypes (a list or dict as 'descr') are not supported",
                          ps->path);
     return parse_str(ps, descr, cap);
 }
@@ -271,7 +274,7 @@ static cmcr_status map_descr(const char *path, const char *d, cmcr_dtype *out)
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if ((little || d[0] == '>') && strcmp(d + 1, known[i].code) == 0) {
             if (!little)
-                return cmcr_fail(CMCR_EUNSUPPORTED,
+                return core_fail(CMCR_EUNSUPPORTED,
                                  "%s: big-endian dtype '%s' is not supported; convert with arr.astype('<%s')",
                                  path, d, known[i].code);
             *out = known[i].dtype;
@@ -279,9 +282,9 @@ static cmcr_status map_descr(const char *path, const char *d, cmcr_dtype *out)
         }
     }
     if (strcmp(d, "|O") == 0 || strcmp(d, "O") == 0)
-        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: object arrays (dtype '%s') are not supported: they need pickle",
+        return core_fail(CMCR_EUNSUPPORTED, "%s: object arrays (dtype '%s') are not supported: they need pickle",
                          path, d);
-    return cmcr_fail(CMCR_EUNSUPPORTED,
+    return core_fail(CMCR_EUNSUPPORTED,
                      "%s: dtype '%s' is not supported (expected '<f4', '<f2', '<f8', '<i4' or '<i8')", path, d);
 }
 
@@ -289,7 +292,7 @@ static cmcr_status parse_header(const char *path, const char *text, size_t len, 
 {
     struct parser ps = {text, text, text + len, path};
     if (len == 0 || text[len - 1] != '\n')
-        return cmcr_fail(CMCR_EFORMAT, "%s: malformed .npy header: it does not end with a newline", path);
+        return core_fail(CMCR_EFORMAT, "%s: malformed .npy header: it does not end with a newline", path);
     ps.end--;
     char descr[64] = "";
     bool fortran = false;
@@ -298,7 +301,7 @@ static cmcr_status parse_header(const char *path, const char *text, size_t len, 
     st = map_descr(path, descr, &h->dtype);
     if (st) return st;
     if (fortran)
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: Fortran order is not supported; save with np.ascontiguousarray", path);
     return CMCR_OK;
 }
@@ -308,15 +311,15 @@ static cmcr_status parse_header(const char *path, const char *text, size_t len, 
 static cmcr_status read_exact(FILE *f, void *buf, size_t n, const char *path)
 {
     if (n == 0 || fread(buf, 1, n, f) == n) return CMCR_OK;
-    if (ferror(f)) return cmcr_fail(CMCR_EIO, "%s: read failed: %s", path, strerror(errno));
-    return cmcr_fail(CMCR_EFORMAT, "%s: unexpected end of file (did it change while being read?)", path);
+    if (ferror(f)) return core_fail(CMCR_EIO, "%s: read failed: %s", path, strerror(errno));
+    return core_fail(CMCR_EFORMAT, "%s: unexpected end of file (did it change while being read?)", path);
 }
 
 static cmcr_status file_size(FILE *f, const char *path, uint64_t *size)
 {
     struct stat st;
-    if (fstat(fileno(f), &st) != 0) return cmcr_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return cmcr_fail(CMCR_EIO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &st) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode)) return core_fail(CMCR_EIO, "%s: not a regular file", path);
     *size = (uint64_t)st.st_size;
     return CMCR_OK;
 }
@@ -325,19 +328,19 @@ static cmcr_status file_size(FILE *f, const char *path, uint64_t *size)
 static cmcr_status read_preamble(FILE *f, const char *path, uint64_t size, uint64_t *hlen, size_t *prefix)
 {
     unsigned char pre[12];
-    if (size == 0) return cmcr_fail(CMCR_EFORMAT, "%s: file is empty", path);
+    if (size == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", path);
     size_t n = size < 10 ? (size_t)size : 10;
     cmcr_status st = read_exact(f, pre, n, path);
     if (st) return st;
     if (n < 6 || memcmp(pre, NPY_MAGIC, 6) != 0)
-        return cmcr_fail(CMCR_EFORMAT, "%s: not a .npy file (bad magic: it does not start with \\x93NUMPY)", path);
-    if (n < 10) return cmcr_fail(CMCR_EFORMAT, "%s: truncated: file ends inside the .npy preamble", path);
+        return core_fail(CMCR_EFORMAT, "%s: not a .npy file (bad magic: it does not start with \\x93NUMPY)", path);
+    if (n < 10) return core_fail(CMCR_EFORMAT, "%s: truncated: file ends inside the .npy preamble", path);
     unsigned major = pre[6], minor = pre[7];
     if (major < 1 || major > 3 || minor != 0)
-        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: unknown .npy format version %u.%u (expected 1.0, 2.0 or 3.0)",
+        return core_fail(CMCR_EUNSUPPORTED, "%s: unknown .npy format version %u.%u (expected 1.0, 2.0 or 3.0)",
                          path, major, minor);
     *prefix = major == 1 ? 10 : 12;
-    if (size < *prefix) return cmcr_fail(CMCR_EFORMAT, "%s: truncated: file ends inside the .npy preamble", path);
+    if (size < *prefix) return core_fail(CMCR_EFORMAT, "%s: truncated: file ends inside the .npy preamble", path);
     if (major > 1) {
         st = read_exact(f, pre + 10, 2, path);
         if (st) return st;
@@ -354,14 +357,14 @@ static cmcr_status read_header(FILE *f, const char *path, uint64_t size, struct 
     cmcr_status st = read_preamble(f, path, size, &hlen, &prefix);
     if (st) return st;
     if (hlen > size - prefix)
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: header length %llu goes past the end of the file (%llu bytes after the %zu-byte preamble)",
                          path, (unsigned long long)hlen, (unsigned long long)(size - prefix), prefix);
     if (hlen > CMCR_MAX_HEADER_BYTES)
-        return cmcr_fail(CMCR_ENOMEM, "%s: header length %llu exceeds the limit of %llu bytes", path,
+        return core_fail(CMCR_ENOMEM, "%s: header length %llu exceeds the limit of %llu bytes", path,
                          (unsigned long long)hlen, (unsigned long long)CMCR_MAX_HEADER_BYTES);
-    char *text = cmcr_xmalloc((size_t)hlen);
-    if (!text) return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)hlen);
+    char *text = core_xmalloc((size_t)hlen);
+    if (!text) return core_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)hlen);
     st = read_exact(f, text, (size_t)hlen, path);
     if (!st) st = parse_header(path, text, (size_t)hlen, h);
     free(text);
@@ -375,15 +378,15 @@ static cmcr_status check_data_size(const char *path, uint64_t size, struct npy_i
     shape_x(h->shape, h->ndim, dims, sizeof dims);
     const char *type = numpy_name(h->dtype);
     uint64_t need, have = size - h->data_offset;
-    if (!cmcr_shape_bytes(h->shape, h->ndim, cmcr_dtype_size(h->dtype), &need))
-        return cmcr_fail(CMCR_EFORMAT, "%s: shape overflow: %s %s would need more than 2^64 bytes", path, dims,
+    if (!core_shape_bytes(h->shape, h->ndim, cmcr_dtype_size(h->dtype), &need))
+        return core_fail(CMCR_EFORMAT, "%s: shape overflow: %s %s would need more than 2^64 bytes", path, dims,
                          type);
     if (have < need)
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: truncated: header says %s %s (%llu bytes of data) but the file has %llu bytes after the header",
                          path, dims, type, (unsigned long long)need, (unsigned long long)have);
     if (have > need)
-        return cmcr_fail(CMCR_EFORMAT,
+        return core_fail(CMCR_EFORMAT,
                          "%s: %llu unexpected bytes after the data: header says %s %s (%llu bytes of data) but the file has %llu bytes after the header",
                          path, (unsigned long long)(have - need), dims, type, (unsigned long long)need,
                          (unsigned long long)have);
@@ -397,7 +400,7 @@ static cmcr_status open_npy(const char *path, FILE **fp, struct npy_info *h)
     *fp = NULL;
     memset(h, 0, sizeof *h);
     FILE *f = fopen(path, "rb");
-    if (!f) return cmcr_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     uint64_t size = 0;
     cmcr_status st = file_size(f, path, &size);
     if (!st) st = read_header(f, path, size, h);
@@ -410,7 +413,7 @@ static cmcr_status open_npy(const char *path, FILE **fp, struct npy_info *h)
     return CMCR_OK;
 }
 
-cmcr_status cmcr_npy_load(const char *path, cmcr_tensors **out)
+cmcr_status npy_load(const char *path, cmcr_tensors **out)
 {
     *out = NULL;
     FILE *f;
@@ -419,26 +422,26 @@ cmcr_status cmcr_npy_load(const char *path, cmcr_tensors **out)
     if (st) return st;
     if (h.data_bytes > CMCR_MAX_TENSOR_BYTES) {
         fclose(f);
-        return cmcr_fail(CMCR_ENOMEM, "%s: %llu bytes of data exceed the limit of %llu bytes per tensor", path,
+        return core_fail(CMCR_ENOMEM, "%s: %llu bytes of data exceed the limit of %llu bytes per tensor", path,
                          (unsigned long long)h.data_bytes, (unsigned long long)CMCR_MAX_TENSOR_BYTES);
     }
-    void *data = cmcr_xmalloc((size_t)h.data_bytes);
+    void *data = core_xmalloc((size_t)h.data_bytes);
     if (!data) {
         fclose(f);
-        return cmcr_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)h.data_bytes);
+        return core_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)h.data_bytes);
     }
     st = read_exact(f, data, (size_t)h.data_bytes, path);
     fclose(f);
     cmcr_tensors *ts = st ? NULL : cmcr_tensors_new();
-    if (!st && !ts) st = cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!st && !ts) st = core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     if (st) {
         free(data);
         return st;
     }
-    st = cmcr_tensors_add_owned(ts, "array", h.dtype, h.ndim, h.shape, data);
+    st = tensors_add_owned(ts, "array", h.dtype, h.ndim, h.shape, data);
     if (st) {
         cmcr_tensors_free(ts);
-        return cmcr_fail_prefix(st, path);
+        return core_fail_prefix(st, path);
     }
     *out = ts;
     return CMCR_OK;
@@ -471,24 +474,24 @@ static size_t build_header(char *buf, const char *descr, int ndim, const int64_t
     return len;
 }
 
-cmcr_status cmcr_npy_save(const cmcr_tensor *t, const char *path)
+cmcr_status npy_save(const cmcr_tensor *t, const char *path)
 {
     const char *descr = descr_of(t->dtype);
     if (!descr)
-        return cmcr_fail(CMCR_EUNSUPPORTED, "%s: tensor '%s' is %s, which has no NumPy dtype; convert it to float32 first",
+        return core_fail(CMCR_EUNSUPPORTED, "%s: tensor '%s' is %s, which has no NumPy dtype; convert it to float32 first",
                          path, t->name, cmcr_dtype_name(t->dtype));
     char header[NPY_HEADER_MAX];
     size_t len = build_header(header, descr, t->ndim, t->shape);
-    cmcr_afile a;
-    cmcr_status st = cmcr_afile_open(&a, path);
+    afile a;
+    cmcr_status st = afile_open(&a, path);
     if (st) return st;
-    st = cmcr_afile_write(&a, header, len);
-    if (!st) st = cmcr_afile_write(&a, t->data, t->nbytes);
+    st = afile_write(&a, header, len);
+    if (!st) st = afile_write(&a, t->data, t->nbytes);
     if (st) {
-        cmcr_afile_abort(&a);
+        afile_abort(&a);
         return st;
     }
-    return cmcr_afile_commit(&a);
+    return afile_commit(&a);
 }
 
 /* ------------------------------------------------------------------ streaming reader */
@@ -498,10 +501,10 @@ static cmcr_status check_matrix(const char *path, const struct npy_info *h)
     char tuple[256];
     shape_tuple(h->shape, h->ndim, tuple, sizeof tuple);
     if (h->ndim != 2)
-        return cmcr_fail(CMCR_ESHAPE, "%s: expected a 2-D matrix (rows x width), but the array has shape %s",
+        return core_fail(CMCR_ESHAPE, "%s: expected a 2-D matrix (rows x width), but the array has shape %s",
                          path, tuple);
     if (h->dtype == CMCR_I32 || h->dtype == CMCR_I64)
-        return cmcr_fail(CMCR_EUNSUPPORTED,
+        return core_fail(CMCR_EUNSUPPORTED,
                          "%s: dtype %s holds integers (labels are not embeddings); expected float32, float16 or float64",
                          path, numpy_name(h->dtype));
     return CMCR_OK;
@@ -521,13 +524,13 @@ cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out)
     }
     cmcr_npy_reader *r = calloc(1, sizeof *r);
     if (r) {
-        r->path = cmcr_strdup(path);
-        r->buf = cmcr_xmalloc(NPY_CHUNK_BYTES);
+        r->path = core_strdup(path);
+        r->buf = core_xmalloc(NPY_CHUNK_BYTES);
     }
     if (!r || !r->path || !r->buf) {
         fclose(f);
         cmcr_npy_reader_close(r);
-        return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+        return core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     }
     r->f = f;
     r->dtype = h.dtype;
@@ -544,17 +547,17 @@ int64_t cmcr_npy_reader_cols(const cmcr_npy_reader *r) { return r->cols; }
 cmcr_status cmcr_npy_reader_seek(cmcr_npy_reader *r, int64_t row)
 {
     if (row < 0 || row > r->rows)
-        return cmcr_fail(CMCR_EINVAL, "%s: cannot seek to row %lld of %lld", r->path, (long long)row,
+        return core_fail(CMCR_EINVAL, "%s: cannot seek to row %lld of %lld", r->path, (long long)row,
                          (long long)r->rows);
     /* in range: the offset fits, since the data size was checked against the file's */
     uint64_t off = r->data_offset + (uint64_t)row * (uint64_t)r->cols * cmcr_dtype_size(r->dtype);
     if (fseeko(r->f, (off_t)off, SEEK_SET) != 0)
-        return cmcr_fail(CMCR_EIO, "%s: cannot seek to row %lld: %s", r->path, (long long)row, strerror(errno));
+        return core_fail(CMCR_EIO, "%s: cannot seek to row %lld: %s", r->path, (long long)row, strerror(errno));
     r->next = row;
     return CMCR_OK;
 }
 
-size_t cmcr_npy_matrix_header(char *buf, int64_t rows, int64_t cols)
+size_t npy_matrix_header(char *buf, int64_t rows, int64_t cols)
 {
     int64_t shape[2] = {rows, cols};
     return build_header(buf, "<f4", 2, shape);
@@ -573,7 +576,7 @@ static cmcr_status read_values(cmcr_npy_reader *r, float *out, uint64_t count)
             if (r->dtype == CMCR_F16) {
                 uint16_t v;
                 memcpy(&v, r->buf + 2 * i, 2);
-                out[i] = cmcr_f16_to_f32(v);
+                out[i] = half_f16_to_f32(v);
             } else {
                 double v;
                 memcpy(&v, r->buf + 8 * i, 8);
@@ -592,7 +595,7 @@ static cmcr_status check_finite(const cmcr_npy_reader *r, const float *x, int64_
         for (int64_t c = 0; c < r->cols; c++) {
             float v = x[i * r->cols + c];
             if (!isfinite(v))
-                return cmcr_fail(CMCR_EVALUE, "%s: row %lld contains %s (column %lld); embeddings must be finite",
+                return core_fail(CMCR_EVALUE, "%s: row %lld contains %s (column %lld); embeddings must be finite",
                                  r->path, (long long)(r->next + i), isnan(v) ? "NaN" : "Inf", (long long)c);
         }
     }
@@ -603,7 +606,7 @@ cmcr_status cmcr_npy_reader_read(cmcr_npy_reader *r, float *out, int64_t max_row
 {
     *got = 0;
     if (max_rows < 0 || (max_rows > 0 && !out))
-        return cmcr_fail(CMCR_EINVAL, "%s: invalid read of %lld rows", r->path, (long long)max_rows);
+        return core_fail(CMCR_EINVAL, "%s: invalid read of %lld rows", r->path, (long long)max_rows);
     int64_t n = r->rows - r->next;
     if (n > max_rows) n = max_rows;
     if (n == 0) return CMCR_OK;
@@ -628,19 +631,19 @@ void cmcr_npy_reader_close(cmcr_npy_reader *r)
 cmcr_status cmcr_npy_writer_open(const char *path, int64_t cols, cmcr_npy_writer **out)
 {
     *out = NULL;
-    if (cols < 0) return cmcr_fail(CMCR_EINVAL, "%s: negative width %lld", path, (long long)cols);
+    if (cols < 0) return core_fail(CMCR_EINVAL, "%s: negative width %lld", path, (long long)cols);
     cmcr_npy_writer *w = calloc(1, sizeof *w);
-    if (!w) return cmcr_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    if (!w) return core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     char header[NPY_HEADER_MAX];
     int64_t shape[2] = {0, cols};
     w->cols = cols;
     w->header_len = build_header(header, "<f4", 2, shape);
-    cmcr_status st = cmcr_afile_open(&w->file, path);
+    cmcr_status st = afile_open(&w->file, path);
     if (st) {
         free(w);
         return st;
     }
-    st = cmcr_afile_write(&w->file, header, w->header_len);
+    st = afile_write(&w->file, header, w->header_len);
     if (st) {
         cmcr_npy_writer_abort(w);
         return st;
@@ -653,14 +656,14 @@ cmcr_status cmcr_npy_writer_write(cmcr_npy_writer *w, const float *rows, int64_t
 {
     uint64_t row_bytes, total, file_bytes, bytes;
     if (n < 0 || (n > 0 && !rows))
-        return cmcr_fail(CMCR_EINVAL, "%s: invalid write of %lld rows", w->file.path, (long long)n);
-    bool ok = cmcr_mul_u64((uint64_t)w->cols, sizeof(float), &row_bytes) &&
-              cmcr_add_u64((uint64_t)w->rows, (uint64_t)n, &total) && total <= INT64_MAX &&
-              cmcr_mul_u64(total, row_bytes, &file_bytes) && cmcr_mul_u64((uint64_t)n, row_bytes, &bytes);
+        return core_fail(CMCR_EINVAL, "%s: invalid write of %lld rows", w->file.path, (long long)n);
+    bool ok = core_mul_u64((uint64_t)w->cols, sizeof(float), &row_bytes) &&
+              core_add_u64((uint64_t)w->rows, (uint64_t)n, &total) && total <= INT64_MAX &&
+              core_mul_u64(total, row_bytes, &file_bytes) && core_mul_u64((uint64_t)n, row_bytes, &bytes);
     if (!ok)
-        return cmcr_fail(CMCR_ENOMEM, "%s: %lld more rows of width %lld overflow the file size", w->file.path,
+        return core_fail(CMCR_ENOMEM, "%s: %lld more rows of width %lld overflow the file size", w->file.path,
                          (long long)n, (long long)w->cols);
-    cmcr_status st = cmcr_afile_write(&w->file, rows, (size_t)bytes);
+    cmcr_status st = afile_write(&w->file, rows, (size_t)bytes);
     if (st) {
         w->failed = true;
         return st;
@@ -671,24 +674,24 @@ cmcr_status cmcr_npy_writer_write(cmcr_npy_writer *w, const float *rows, int64_t
 
 cmcr_status cmcr_npy_writer_commit(cmcr_npy_writer *w)
 {
-    if (!w) return cmcr_fail(CMCR_EINVAL, "npy writer: commit without an open writer");
+    if (!w) return core_fail(CMCR_EINVAL, "npy writer: commit without an open writer");
     char header[NPY_HEADER_MAX];
     int64_t shape[2] = {w->rows, w->cols};
     size_t len = build_header(header, "<f4", 2, shape);
     cmcr_status st = CMCR_OK;
     if (w->failed)
-        st = cmcr_fail(CMCR_EIO, "%s: not committed because an earlier write failed", w->file.path);
+        st = core_fail(CMCR_EIO, "%s: not committed because an earlier write failed", w->file.path);
     else if (len != w->header_len)
-        st = cmcr_fail(CMCR_EIO, "%s: internal error: header length changed from %zu to %zu", w->file.path,
+        st = core_fail(CMCR_EIO, "%s: internal error: header length changed from %zu to %zu", w->file.path,
                        w->header_len, len);
     else if (fflush(w->file.f) != 0 || fseek(w->file.f, 0, SEEK_SET) != 0)
-        st = cmcr_fail(CMCR_EIO, "%s: cannot rewrite the header: %s", w->file.path, strerror(errno));
-    if (!st) st = cmcr_afile_write(&w->file, header, len);
+        st = core_fail(CMCR_EIO, "%s: cannot rewrite the header: %s", w->file.path, strerror(errno));
+    if (!st) st = afile_write(&w->file, header, len);
     if (st) {
         cmcr_npy_writer_abort(w);
         return st;
     }
-    st = cmcr_afile_commit(&w->file);
+    st = afile_commit(&w->file);
     free(w);
     return st;
 }
@@ -696,6 +699,6 @@ cmcr_status cmcr_npy_writer_commit(cmcr_npy_writer *w)
 void cmcr_npy_writer_abort(cmcr_npy_writer *w)
 {
     if (!w) return;
-    cmcr_afile_abort(&w->file);
+    afile_abort(&w->file);
     free(w);
 }

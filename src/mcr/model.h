@@ -1,27 +1,27 @@
 /* model.h - the projector model's memory layout, shared by inference and training.
  *
  * Parameters of both heads live in one flat float array (so zeroing, saving and the
- * optimizer are one loop each); BatchNorm running statistics in another. A cmcr_head holds
+ * optimizer are one loop each); BatchNorm running statistics in another. A model_head holds
  * named views into them. Order: head A then head B; inside a head
  *   w1[hid][in] b1[hid] g1[hid] be1[hid] (w2[out][hid] b2[out] g2[out] be2[out])
  * where hid is the first layer's width (= out for one-layer heads). */
 #ifndef CMCR_MODEL_H
 #define CMCR_MODEL_H
-#include "internal.h"
+#include "runtime/core.h"
 
 #define CMCR_BN_EPS 1e-5f
 
-typedef struct cmcr_head {
+typedef struct model_head {
     cmcr_head_shape shape;
     int64_t hid;           /* width of the first Linear's output */
     float *w1, *b1, *g1, *be1;
     float *w2, *b2, *g2, *be2; /* NULL for one-layer heads */
     float *rm1, *rv1, *rm2, *rv2;
     int64_t nbt1, nbt2;    /* num_batches_tracked */
-} cmcr_head;
+} model_head;
 
 struct cmcr_model {
-    cmcr_head heads[2];
+    model_head heads[2];
     float *params;
     size_t nparams;
     float *buffers;
@@ -31,27 +31,27 @@ struct cmcr_model {
 };
 
 /* Number of parameters / buffer floats of one head. */
-size_t cmcr_head_param_count(const cmcr_head_shape *s);
-size_t cmcr_head_buffer_count(const cmcr_head_shape *s);
+size_t head_param_count(const cmcr_head_shape *s);
+size_t head_buffer_count(const cmcr_head_shape *s);
 /* Point a head's parameter views at p (and buffer views at b when b != NULL). Used for the
  * model and, with a gradient or optimizer array of the same layout, for training. */
-void cmcr_head_bind(cmcr_head *h, const cmcr_head_shape *s, float *p, float *b);
-cmcr_status cmcr_check_head_shape(const cmcr_head_shape *s, const char *what);
+void head_bind(model_head *h, const cmcr_head_shape *s, float *p, float *b);
+cmcr_status head_check_shape(const cmcr_head_shape *s, const char *what);
 /* Allocate a model with the given shapes; weights zero, running_var one. */
-cmcr_status cmcr_model_alloc(const cmcr_head_shape *a, const cmcr_head_shape *b, cmcr_model **out);
+cmcr_status model_alloc(const cmcr_head_shape *a, const cmcr_head_shape *b, cmcr_model **out);
 
 /* CMCR_EVALUE naming the first value that breaks what the forward pass relies on: every
  * value finite and every BatchNorm running_var >= 0 (so running_var + eps > 0). what names
  * the model in the message ("m.pt: Head_A.net.0.weight[3, 1] is NaN"). */
-cmcr_status cmcr_model_check(const cmcr_model *m, const char *what);
+cmcr_status model_check(const cmcr_model *m, const char *what);
 /* The same before writing path: "path: not written: Head_A.net.0.weight[3, 1] is NaN". */
-cmcr_status cmcr_model_check_to_write(const cmcr_model *m, const char *path);
+cmcr_status model_check_to_write(const cmcr_model *m, const char *path);
 /* cmcr_model_project of rows that are rows [row0, row0 + rows) of a larger input: errors
  * count rows from row0. */
-cmcr_status cmcr_model_project_rows(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
+cmcr_status model_project_rows(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
                                     int64_t row0, float *out);
 
 /* Eval-mode forward of one head on rows already L2-normalised; out is rows x out_dim (not
  * normalised). scratch holds rows * hid floats. */
-void cmcr_head_forward_eval(const cmcr_head *h, const float *x, int64_t rows, float *scratch, float *out);
+void head_forward_eval(const model_head *h, const float *x, int64_t rows, float *scratch, float *out);
 #endif

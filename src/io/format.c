@@ -1,0 +1,80 @@
+/* format.c - which format a file is in, and loading/saving a tensor set by format. */
+#include "io/io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ format dispatch */
+
+const char *cmcr_format_name(cmcr_format f)
+{
+    switch (f) {
+    case CMCR_FORMAT_AUTO: return "auto";
+    case CMCR_FORMAT_NPY: return "npy";
+    case CMCR_FORMAT_SAFETENSORS: return "safetensors";
+    case CMCR_FORMAT_PT: return "pt";
+    }
+    return "?";
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static cmcr_format format_from_name(const char *path)
+{
+    if (ends_with(path, ".npy")) return CMCR_FORMAT_NPY;
+    if (ends_with(path, ".safetensors")) return CMCR_FORMAT_SAFETENSORS;
+    if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".bin")) return CMCR_FORMAT_PT;
+    return CMCR_FORMAT_AUTO;
+}
+
+cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
+{
+    unsigned char magic[8] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    size_t n = fread(magic, 1, sizeof magic, f);
+    fclose(f);
+    if (n == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", path);
+    if (n >= 6 && memcmp(magic, "\x93NUMPY", 6) == 0) *fmt = CMCR_FORMAT_NPY;
+    else if (n >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) *fmt = CMCR_FORMAT_PT;
+    else if (format_from_name(path) != CMCR_FORMAT_AUTO) *fmt = format_from_name(path); /* its reader names the problem */
+    else if (n == 8) *fmt = CMCR_FORMAT_SAFETENSORS; /* 8-byte header length; validated there */
+    else return core_fail(CMCR_EFORMAT, "%s: too short (%zu bytes) to be a tensor file", path, n);
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out)
+{
+    *out = NULL;
+    if (fmt == CMCR_FORMAT_AUTO) {
+        cmcr_status st = cmcr_file_format(path, &fmt);
+        if (st) return st;
+    }
+    switch (fmt) {
+    case CMCR_FORMAT_NPY: return npy_load(path, out);
+    case CMCR_FORMAT_SAFETENSORS: return safetensors_load(path, out);
+    case CMCR_FORMAT_PT: return pt_load(path, out);
+    default: return core_fail(CMCR_EINVAL, "%s: unknown format", path);
+    }
+}
+
+cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt)
+{
+    if (fmt == CMCR_FORMAT_AUTO) fmt = format_from_name(path);
+    switch (fmt) {
+    case CMCR_FORMAT_NPY:
+        if (cmcr_tensors_count(ts) != 1)
+            return core_fail(CMCR_EINVAL, "%s: a .npy file holds one tensor, not %zu", path, cmcr_tensors_count(ts));
+        return npy_save(cmcr_tensors_at(ts, 0), path);
+    case CMCR_FORMAT_SAFETENSORS: return safetensors_save(ts, path);
+    case CMCR_FORMAT_PT: return pt_save(ts, path);
+    default:
+        return core_fail(CMCR_EINVAL, "%s: cannot tell the format from the name (use .npy, .safetensors or .pt)",
+                         path);
+    }
+}

@@ -1,0 +1,55 @@
+/* io.h - the formats' readers and writers and the tensor set's internal calls (io/). */
+#ifndef CMCR_IO_H
+#define CMCR_IO_H
+
+#include "runtime/core.h"
+
+/* Limits checked before any allocation driven by file contents. The tensor data one file
+ * makes the loader allocate is at most what the file can hold: the data section itself for
+ * .npy and .safetensors (every data byte belongs to exactly one tensor), and for .pt each
+ * distinct storage once (views share it), the storages and the pickle together at most
+ * CMCR_MAX_INFLATE times the file's size (deflate's largest expansion); and never more than
+ * CMCR_MAX_LOAD_BYTES. */
+#define CMCR_MAX_TENSOR_BYTES ((uint64_t)16 << 30)   /* 16 GiB per tensor */
+#define CMCR_MAX_LOAD_BYTES ((uint64_t)64 << 30)     /* 64 GiB of tensor data per file */
+#define CMCR_MAX_INFLATE 1032                        /* bytes a deflated zip byte can become */
+#define CMCR_MAX_HEADER_BYTES ((uint64_t)100 << 20)  /* 100 MiB of header/JSON/pickle */
+#define CMCR_MAX_TENSORS 100000
+#define CMCR_MAX_NAME_BYTES 512                      /* tensor names and metadata keys */
+
+/* Format-specific readers/writers (npy.c, safetensors.c, pt.c). */
+cmcr_status npy_load(const char *path, cmcr_tensors **out);
+cmcr_status npy_save(const cmcr_tensor *t, const char *path);
+cmcr_status safetensors_load(const char *path, cmcr_tensors **out);
+cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path);
+cmcr_status pt_load(const char *path, cmcr_tensors **out);
+cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
+
+/* The .npy header of a float32 rows x cols matrix (at most NPY_HEADER_MAX bytes) into buf;
+ * returns its length (a multiple of 64, as numpy writes it). */
+#define NPY_HEADER_MAX 512
+size_t npy_matrix_header(char *buf, int64_t rows, int64_t cols);
+
+/* Add a tensor taking ownership of data (malloc'd, nbytes must match the shape). */
+cmcr_status tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+                                   const int64_t *shape, void *data);
+/* Give ts a malloc'd buffer to own (freed with ts, or at once if this fails), so that several
+ * tensors can view it with tensors_add_view: the storage of a .pt file, read once. */
+cmcr_status tensors_own(cmcr_tensors *ts, void *block);
+/* Add a tensor whose data lies inside a buffer ts owns (no copy). */
+cmcr_status tensors_add_view(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+                                  const int64_t *shape, void *data);
+
+/* The one rule for names in every format, reading and writing: tensor names and metadata keys
+ * are 1 to CMCR_MAX_NAME_BYTES bytes of UTF-8 without control characters (C0, DEL, C1), so a
+ * name prints on one line and cannot drive a terminal; metadata values are UTF-8 text of any
+ * length whose only control characters are tab and newline. On failure, returns st with a
+ * message "<what> '<name, escaped>' <problem>". len counts the bytes (a NUL among them is a
+ * control character). */
+cmcr_status tensors_check_name(cmcr_status st, const char *what, const char *s, size_t len);
+cmcr_status tensors_check_text(cmcr_status st, const char *what, const char *s, size_t len);
+/* s (len bytes) for a one-line message: valid UTF-8 other than control characters as is, a
+ * backslash and every other byte as \xNN; cut with "..." to fit cap (at least 8). */
+const char *tensors_escape(char *out, size_t cap, const char *s, size_t len);
+
+#endif
