@@ -14,10 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
-                                        int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
-                                        int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
+#include "mcr/eval.h"
 
 int main(int argc, char **argv)
 {
@@ -45,7 +42,7 @@ int main(int argc, char **argv)
     cmcr_retrieval_metrics m;
     cmcr_retrieval_params p = {.bf16 = getenv("BENCH_BF16") != NULL};
     double t0 = now();
-    cmcr_status st = cmcr_eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, qb, gb, (int64_t)1 << 20, &p, &m);
+    cmcr_status st = eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, qb, gb, (int64_t)1 << 20, &p, &m);
     double t = now() - t0;
     if (st) {
         fprintf(stderr, "bench_eval: %s\n", cmcr_last_error());

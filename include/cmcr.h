@@ -22,6 +22,14 @@ extern "C" {
 
 #define CMCR_VERSION_STRING "0.1.0"
 
+/* Marks the library's exported functions: the shared library is built with
+ * -fvisibility=hidden, so only what carries CMCR_API is visible to programs. */
+#if defined(__GNUC__)
+#define CMCR_API __attribute__((visibility("default")))
+#else
+#define CMCR_API
+#endif
+
 /* ---------------------------------------------------------------- status and logging */
 
 typedef enum cmcr_status {
@@ -36,9 +44,13 @@ typedef enum cmcr_status {
     CMCR_EINTERRUPTED  /* stopped on request (signal) */
 } cmcr_status;
 
-const char *cmcr_status_name(cmcr_status s);
+/* The library's version, "MAJOR.MINOR.PATCH" (CMCR_VERSION_STRING of the build that made it:
+ * a program can compare it with the header it was compiled against). */
+CMCR_API const char *cmcr_version(void);
+
+CMCR_API const char *cmcr_status_name(cmcr_status s);
 /* Message of the last failure in this thread ("" if none). Valid until the next failure. */
-const char *cmcr_last_error(void);
+CMCR_API const char *cmcr_last_error(void);
 
 typedef enum cmcr_log_level {
     CMCR_LOG_ERROR = 0,
@@ -49,23 +61,27 @@ typedef enum cmcr_log_level {
 
 typedef void (*cmcr_log_fn)(cmcr_log_level level, const char *message, void *user);
 /* Install a log callback (NULL silences the library, which is the default). */
-void cmcr_set_log(cmcr_log_fn fn, void *user);
+CMCR_API void cmcr_set_log(cmcr_log_fn fn, void *user);
 
 /* Strict number parsing, for command-line flags and numbers stored in files: the whole of s
  * must be one decimal number (integers: optional '-', digits; floats: what strtod reads,
  * finite), with no space, no trailing characters, not empty, and within [lo, hi]. On failure
  * *out is unchanged and the message says what is wrong with the text (the caller adds which
  * flag or file it came from). */
-cmcr_status cmcr_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
-cmcr_status cmcr_parse_u64(const char *s, uint64_t *out); /* 0 .. 2^64-1 (seeds) */
-cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out);
+CMCR_API cmcr_status cmcr_parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out);
+CMCR_API cmcr_status cmcr_parse_u64(const char *s, uint64_t *out); /* 0 .. 2^64-1 (seeds) */
+CMCR_API cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out);
+
+/* Write len bytes to path atomically (a temporary file, fsync, rename): path then holds
+ * either its old content or all of data, never a part. */
+CMCR_API cmcr_status cmcr_write_file(const char *path, const void *data, size_t len);
 
 /* Temporary files: every output is written to "<path>.tmp.<pid>.<n>" and renamed into place
  * when complete. The library keeps the names of those that exist now (uncommitted); this
  * removes them all. It is async-signal-safe (it only calls unlink), for a program's SIGINT/
  * SIGTERM handler: the library installs no signal handler itself. Work in progress in other
  * threads fails afterwards with an i/o error; the handler is expected to end the process. */
-void cmcr_remove_temp_files(void);
+CMCR_API void cmcr_remove_temp_files(void);
 
 /* ---------------------------------------------------------------- tensors */
 
@@ -90,30 +106,30 @@ typedef struct cmcr_tensor {
     size_t nbytes;
 } cmcr_tensor;
 
-size_t cmcr_dtype_size(cmcr_dtype t);
-const char *cmcr_dtype_name(cmcr_dtype t); /* "F32", "F16", "BF16", "F64", "I32", "I64" */
-int64_t cmcr_tensor_numel(const cmcr_tensor *t);
+CMCR_API size_t cmcr_dtype_size(cmcr_dtype t);
+CMCR_API const char *cmcr_dtype_name(cmcr_dtype t); /* "F32", "F16", "BF16", "F64", "I32", "I64" */
+CMCR_API int64_t cmcr_tensor_numel(const cmcr_tensor *t);
 /* Convert any numeric tensor to float32 (out holds numel floats). */
-void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out);
+CMCR_API void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out);
 
 /* An ordered set of named tensors plus string metadata (a state_dict, a safetensors file). */
 typedef struct cmcr_tensors cmcr_tensors;
 
-cmcr_tensors *cmcr_tensors_new(void);
-void cmcr_tensors_free(cmcr_tensors *ts);
+CMCR_API cmcr_tensors *cmcr_tensors_new(void);
+CMCR_API void cmcr_tensors_free(cmcr_tensors *ts);
 /* Copy data (nbytes = numel * dtype size) into a new tensor named name. Names, in every
  * format, read or written, are 1 to 512 bytes of UTF-8 without control characters (C0, DEL,
  * C1); metadata keys too, and metadata values are UTF-8 whose only control characters are tab
  * and newline. Anything else is refused (CMCR_EINVAL here, CMCR_EFORMAT in a file). */
-cmcr_status cmcr_tensors_add(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
+CMCR_API cmcr_status cmcr_tensors_add(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
                              const int64_t *shape, const void *data);
-size_t cmcr_tensors_count(const cmcr_tensors *ts);
-const cmcr_tensor *cmcr_tensors_at(const cmcr_tensors *ts, size_t i);
-const cmcr_tensor *cmcr_tensors_find(const cmcr_tensors *ts, const char *name);
-cmcr_status cmcr_tensors_set_meta(cmcr_tensors *ts, const char *key, const char *value);
-const char *cmcr_tensors_get_meta(const cmcr_tensors *ts, const char *key);
-size_t cmcr_tensors_meta_count(const cmcr_tensors *ts);
-void cmcr_tensors_meta_at(const cmcr_tensors *ts, size_t i, const char **key, const char **value);
+CMCR_API size_t cmcr_tensors_count(const cmcr_tensors *ts);
+CMCR_API const cmcr_tensor *cmcr_tensors_at(const cmcr_tensors *ts, size_t i);
+CMCR_API const cmcr_tensor *cmcr_tensors_find(const cmcr_tensors *ts, const char *name);
+CMCR_API cmcr_status cmcr_tensors_set_meta(cmcr_tensors *ts, const char *key, const char *value);
+CMCR_API const char *cmcr_tensors_get_meta(const cmcr_tensors *ts, const char *key);
+CMCR_API size_t cmcr_tensors_meta_count(const cmcr_tensors *ts);
+CMCR_API void cmcr_tensors_meta_at(const cmcr_tensors *ts, size_t i, const char **key, const char **value);
 
 typedef enum cmcr_format {
     CMCR_FORMAT_AUTO = 0,   /* by content when reading, by file extension when writing */
@@ -122,18 +138,18 @@ typedef enum cmcr_format {
     CMCR_FORMAT_PT
 } cmcr_format;
 
-const char *cmcr_format_name(cmcr_format f);
+CMCR_API const char *cmcr_format_name(cmcr_format f);
 /* Tell a file's format from its first bytes (npy magic, zip magic, else safetensors). */
-cmcr_status cmcr_file_format(const char *path, cmcr_format *out);
+CMCR_API cmcr_status cmcr_file_format(const char *path, cmcr_format *out);
 /* Load every tensor of a .npy (one tensor named "array"), .safetensors or PyTorch .pt file.
  * Memory is bounded by the file, and checked before allocating: every data byte of a .npy or
  * .safetensors file belongs to exactly one tensor (bytes after the data are refused); the
  * tensors of a .pt file that view one storage share its bytes, and its storages together may
  * hold at most 1032 times the file's size (deflate's largest expansion). At most 16 GiB per
  * tensor and 64 GiB per file. */
-cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out);
+CMCR_API cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out);
 /* Write atomically (temporary file, fsync, rename). A .npy file takes exactly one tensor. */
-cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt);
+CMCR_API cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt);
 
 /* ---------------------------------------------------------------- embedding matrices */
 
@@ -145,32 +161,32 @@ typedef struct cmcr_matrix {
     float *data;
 } cmcr_matrix;
 
-cmcr_status cmcr_matrix_load(const char *path, cmcr_matrix *out);
+CMCR_API cmcr_status cmcr_matrix_load(const char *path, cmcr_matrix *out);
 /* Rows [n*part/parts, n*(part+1)/parts) of an n-row .npy matrix (the shard that rank `part`
  * of `parts` owns in distributed runs), read without loading the rest. */
-cmcr_status cmcr_matrix_load_shard(const char *path, int part, int parts, cmcr_matrix *out);
+CMCR_API cmcr_status cmcr_matrix_load_shard(const char *path, int part, int parts, cmcr_matrix *out);
 /* Write as float32 .npy, atomically. */
-cmcr_status cmcr_matrix_save_npy(const char *path, const float *data, int64_t rows, int64_t cols);
-void cmcr_matrix_free(cmcr_matrix *m);
+CMCR_API cmcr_status cmcr_matrix_save_npy(const char *path, const float *data, int64_t rows, int64_t cols);
+CMCR_API void cmcr_matrix_free(cmcr_matrix *m);
 
 /* Streaming .npy reader: float32 rows in blocks, whatever the stored float dtype. */
 typedef struct cmcr_npy_reader cmcr_npy_reader;
-cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out);
-int64_t cmcr_npy_reader_rows(const cmcr_npy_reader *r);
-int64_t cmcr_npy_reader_cols(const cmcr_npy_reader *r);
+CMCR_API cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out);
+CMCR_API int64_t cmcr_npy_reader_rows(const cmcr_npy_reader *r);
+CMCR_API int64_t cmcr_npy_reader_cols(const cmcr_npy_reader *r);
 /* Position the reader at row (0 <= row <= rows): the next read starts there. */
-cmcr_status cmcr_npy_reader_seek(cmcr_npy_reader *r, int64_t row);
+CMCR_API cmcr_status cmcr_npy_reader_seek(cmcr_npy_reader *r, int64_t row);
 /* Read up to max_rows rows into out (max_rows * cols floats); *got is 0 at the end.
  * Rows containing NaN or Inf are refused with their row index. */
-cmcr_status cmcr_npy_reader_read(cmcr_npy_reader *r, float *out, int64_t max_rows, int64_t *got);
-void cmcr_npy_reader_close(cmcr_npy_reader *r);
+CMCR_API cmcr_status cmcr_npy_reader_read(cmcr_npy_reader *r, float *out, int64_t max_rows, int64_t *got);
+CMCR_API void cmcr_npy_reader_close(cmcr_npy_reader *r);
 
 /* Streaming float32 .npy writer; the file appears (atomically) only on commit. */
 typedef struct cmcr_npy_writer cmcr_npy_writer;
-cmcr_status cmcr_npy_writer_open(const char *path, int64_t cols, cmcr_npy_writer **out);
-cmcr_status cmcr_npy_writer_write(cmcr_npy_writer *w, const float *rows, int64_t n);
-cmcr_status cmcr_npy_writer_commit(cmcr_npy_writer *w); /* frees w */
-void cmcr_npy_writer_abort(cmcr_npy_writer *w);         /* removes the partial file, frees w */
+CMCR_API cmcr_status cmcr_npy_writer_open(const char *path, int64_t cols, cmcr_npy_writer **out);
+CMCR_API cmcr_status cmcr_npy_writer_write(cmcr_npy_writer *w, const float *rows, int64_t n);
+CMCR_API cmcr_status cmcr_npy_writer_commit(cmcr_npy_writer *w); /* frees w */
+CMCR_API void cmcr_npy_writer_abort(cmcr_npy_writer *w);         /* removes the partial file, frees w */
 
 /* ---------------------------------------------------------------- projector model */
 
@@ -191,32 +207,32 @@ typedef struct cmcr_head_shape {
 } cmcr_head_shape;
 
 /* Presets "clap-clip" (2 layers, 512 -> 1024 -> 512) and "ulip-clip" (1 layer, 512 -> 512). */
-cmcr_status cmcr_preset_shape(const char *preset, cmcr_head_shape *out);
+CMCR_API cmcr_status cmcr_preset_shape(const char *preset, cmcr_head_shape *out);
 
 typedef struct cmcr_model cmcr_model;
 
 /* Load a model file: cmcr's own (.safetensors or .pt) or a released C-MCR checkpoint. The
  * architecture is read from the key names and shapes. */
-cmcr_status cmcr_model_load(const char *path, cmcr_model **out);
+CMCR_API cmcr_status cmcr_model_load(const char *path, cmcr_model **out);
 /* Build from tensors with the official key names; origin names the source in errors. */
-cmcr_status cmcr_model_from_tensors(const cmcr_tensors *ts, const char *origin, cmcr_model **out);
+CMCR_API cmcr_status cmcr_model_from_tensors(const cmcr_tensors *ts, const char *origin, cmcr_model **out);
 /* New model with freshly initialised weights (PyTorch's default Linear init, BN identity). */
-cmcr_status cmcr_model_new(const cmcr_head_shape *a, const cmcr_head_shape *b, uint64_t seed,
+CMCR_API cmcr_status cmcr_model_new(const cmcr_head_shape *a, const cmcr_head_shape *b, uint64_t seed,
                            cmcr_model **out);
-void cmcr_model_free(cmcr_model *m);
+CMCR_API void cmcr_model_free(cmcr_model *m);
 /* State dict with official key names (Head_A.*, Head_B.*) and metadata (preset, ...). */
-cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out);
+CMCR_API cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out);
 /* Save as .pt or .safetensors (chosen by extension, or fmt), atomically. */
-cmcr_status cmcr_model_save(const cmcr_model *m, const char *path, cmcr_format fmt);
-cmcr_head_shape cmcr_model_shape(const cmcr_model *m, cmcr_side side);
+CMCR_API cmcr_status cmcr_model_save(const cmcr_model *m, const char *path, cmcr_format fmt);
+CMCR_API cmcr_head_shape cmcr_model_shape(const cmcr_model *m, cmcr_side side);
 /* "clap-clip", "ulip-clip" or "custom". */
-const char *cmcr_model_preset(const cmcr_model *m);
-cmcr_status cmcr_model_set_meta(cmcr_model *m, const char *key, const char *value);
-const char *cmcr_model_get_meta(const cmcr_model *m, const char *key);
+CMCR_API const char *cmcr_model_preset(const cmcr_model *m);
+CMCR_API cmcr_status cmcr_model_set_meta(cmcr_model *m, const char *key, const char *value);
+CMCR_API const char *cmcr_model_get_meta(const cmcr_model *m, const char *key);
 
 /* Inference: out[r] = normalize(head(normalize(in[r]))), BatchNorm from running statistics.
  * in is rows x in_dim, out is rows x out_dim. Thread-safe for concurrent calls. */
-cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
+CMCR_API cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
                                float *out);
 /* Project a whole .npy file into a float32 .npy, streaming blocks of `block` rows (memory
  * does not grow with the file). The output appears atomically, only when every row is
@@ -224,7 +240,7 @@ cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float 
  * this with the same arguments, projects its contiguous share of the rows and writes them
  * into the one output file (which must be on a file system every rank sees). progress
  * counts this rank's rows. */
-cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const char *in_path, const char *out_path,
+CMCR_API cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const char *in_path, const char *out_path,
                              int64_t block, const void *mpi_comm,
                              int (*progress)(int64_t done, int64_t total, void *user), void *progress_user);
 
@@ -274,7 +290,7 @@ typedef struct cmcr_train_params {
     const void *mpi_comm;
 } cmcr_train_params;
 
-cmcr_train_params cmcr_train_default_params(void);
+CMCR_API cmcr_train_params cmcr_train_default_params(void);
 
 /* Training data: the overlap modality embedded by both MCRs (row i = same item) and the
  * unpaired memories. The trainer copies what it needs, unless told to borrow. */
@@ -313,21 +329,21 @@ typedef int (*cmcr_train_callback)(const cmcr_train_stats *s, void *user);
 typedef struct cmcr_trainer cmcr_trainer;
 
 /* Validate inputs, compute (or load from cache) the pseudo embeddings, initialise the model. */
-cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *d, cmcr_trainer **out);
-void cmcr_trainer_free(cmcr_trainer *t);
+CMCR_API cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *d, cmcr_trainer **out);
+CMCR_API void cmcr_trainer_free(cmcr_trainer *t);
 /* Continue from a checkpoint written by a trainer with the same parameters and data. */
-cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *checkpoint);
+CMCR_API cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *checkpoint);
 /* Train until the planned steps are done or cb asks to stop (then CMCR_EINTERRUPTED after
  * writing a checkpoint). */
-cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user);
-cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path);
-const cmcr_model *cmcr_trainer_model(const cmcr_trainer *t);
-int64_t cmcr_trainer_step(const cmcr_trainer *t);
+CMCR_API cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user);
+CMCR_API cmcr_status cmcr_trainer_save_checkpoint(const cmcr_trainer *t, const char *path);
+CMCR_API const cmcr_model *cmcr_trainer_model(const cmcr_trainer *t);
+CMCR_API int64_t cmcr_trainer_step(const cmcr_trainer *t);
 /* The parameters as JSON (malloc'd string), and back. */
-char *cmcr_train_params_to_json(const cmcr_train_params *p);
-cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p);
+CMCR_API char *cmcr_train_params_to_json(const cmcr_train_params *p);
+CMCR_API cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p);
 /* Read a checkpoint's stored parameters and provenance JSON (malloc'd) without loading it. */
-cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **provenance, int64_t *step);
+CMCR_API cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **provenance, int64_t *step);
 
 /* ---------------------------------------------------------------- progress */
 
@@ -336,7 +352,7 @@ cmcr_status cmcr_checkpoint_info(const char *path, cmcr_train_params *p, char **
 typedef int (*cmcr_progress_fn)(int64_t done, int64_t total, void *user);
 
 /* 64-bit content hash of bytes (fast, non-cryptographic), chained through seed. */
-uint64_t cmcr_hash_bytes(const void *data, size_t n, uint64_t seed);
+CMCR_API uint64_t cmcr_hash_bytes(const void *data, size_t n, uint64_t seed);
 
 /* ---------------------------------------------------------------- semantic consistency */
 
@@ -366,14 +382,14 @@ typedef struct cmcr_aggregate_params {
     const void *mpi_comm;
 } cmcr_aggregate_params;
 
-cmcr_aggregate_params cmcr_aggregate_default_params(void);
+CMCR_API cmcr_aggregate_params cmcr_aggregate_default_params(void);
 /* queries: nq x dim, memory: nm x dim, out: nq x dim. */
-cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
+CMCR_API cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
                            const cmcr_aggregate_params *p, float *out);
 /* The same, cached on disk in cache_dir (created if missing) under a name derived from the
  * content hash of queries and memory, their shapes, tau_mem and top_k. *hit tells whether
  * the result came from the cache. cache_dir NULL: no cache. */
-cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, int64_t nq, const float *memory,
+CMCR_API cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, int64_t nq, const float *memory,
                                   int64_t nm, int64_t dim, const cmcr_aggregate_params *p, float *out, int *hit);
 
 /* ---------------------------------------------------------------- evaluation */
@@ -412,11 +428,11 @@ typedef struct cmcr_retrieval_params {
     int bf16;
 } cmcr_retrieval_params;
 
-cmcr_status cmcr_eval_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
+CMCR_API cmcr_status cmcr_eval_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
                                 const int64_t *query_labels, const int64_t *gallery_labels,
                                 cmcr_retrieval_metrics *out);
 /* The same with parameters (NULL: the defaults, all zero). */
-cmcr_status cmcr_eval_retrieval_ex(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
+CMCR_API cmcr_status cmcr_eval_retrieval_ex(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
                                    const int64_t *query_labels, const int64_t *gallery_labels,
                                    const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
 
@@ -429,12 +445,12 @@ typedef struct cmcr_zeroshot_metrics {
     double top1, top5;
 } cmcr_zeroshot_metrics;
 
-cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *classes, int64_t nclasses, int64_t dim,
+CMCR_API cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *classes, int64_t nclasses, int64_t dim,
                                const int64_t *labels, cmcr_zeroshot_metrics *out, double *per_class_acc);
 
 /* Load integer labels (.npy int32/int64, 1-D, or a one-column 2-D) as int64; floats are
  * refused. *labels is malloc'd: release it with free(). */
-cmcr_status cmcr_labels_load(const char *path, int64_t **labels, int64_t *n);
+CMCR_API cmcr_status cmcr_labels_load(const char *path, int64_t **labels, int64_t *n);
 
 /* ---------------------------------------------------------------- the synthetic two-MCR world */
 
@@ -485,52 +501,50 @@ typedef struct cmcr_world {
     int64_t *missing_a, *missing_b;    /* their ids (n_missing each, disjoint) */
 } cmcr_world;
 
-cmcr_synth_params cmcr_synth_default_params(void);
-cmcr_status cmcr_synth_generate(const cmcr_synth_params *p, cmcr_world *out);
-void cmcr_world_free(cmcr_world *w);
+CMCR_API cmcr_synth_params cmcr_synth_default_params(void);
+CMCR_API cmcr_status cmcr_synth_generate(const cmcr_synth_params *p, cmcr_world *out);
+CMCR_API void cmcr_world_free(cmcr_world *w);
 /* Write every matrix as .npy (float32), the concept labels as int64 .npy, and world.json
  * (parameters, sizes, measured gap, what each file holds) into dir, created with its parents
  * if missing. Each file is written atomically. Documented in docs/synthetic-world.md. */
-cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir);
+CMCR_API cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir);
 
 /* ---------------------------------------------------------------- runtime */
 
 /* Name of the BLAS kernel set in use (OpenBLAS core name) and its thread count. */
-const char *cmcr_blas_core(void);
-int cmcr_blas_threads(void);
+CMCR_API const char *cmcr_blas_core(void);
+CMCR_API int cmcr_blas_threads(void);
 /* Debian 12's OpenBLAS 0.3.21 does not recognise some recent CPUs and falls back to slow
  * generic kernels (e.g. "Prescott", ~7x slower sgemm). It reads OPENBLAS_CORETYPE only when it
  * loads, so a program must set it and re-execute itself. This returns the kernel set to ask
  * for ("SkylakeX" with AVX-512, "Haswell" with AVX2+FMA), or NULL when the current one is
  * fine or the user already set OPENBLAS_CORETYPE. current: the kernel set to judge (NULL: the
  * one OpenBLAS picked). */
-const char *cmcr_blas_better_core(const char *current);
-/* The decision behind it, for a given current core name and CPU features. */
-const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma);
+CMCR_API const char *cmcr_blas_better_core(const char *current);
 
 /* What the library's float32 matrix products run on: "oneDNN" (builds with oneDNN, where it
  * is 5-15% faster than OpenBLAS on this library's shapes) or "OpenBLAS". The environment
  * variable CMCR_GEMM=openblas, read at the first product, chooses OpenBLAS in a oneDNN build. */
-const char *cmcr_gemm_backend(void);
+CMCR_API const char *cmcr_gemm_backend(void);
 /* The kernels behind it, for reports: with oneDNN the implementations it picks for float32
  * and bfloat16 products on this CPU (e.g. "float32 brg:avx512_core, bfloat16
  * brg:avx512_core_bf16"; AMX shows as avx512_core_amx), else OpenBLAS's kernel set. */
-const char *cmcr_gemm_kernels(void);
+CMCR_API const char *cmcr_gemm_kernels(void);
 
 /* 1 when this library was built with MPI (then the mpi_comm fields are honoured). */
-int cmcr_mpi_support(void);
+CMCR_API int cmcr_mpi_support(void);
 /* 1 when bfloat16 products can run: built with oneDNN, and oneDNN has them for this CPU
  * (oneDNN 2.x needs AVX-512). Asking for them otherwise fails with the reason. */
-int cmcr_bf16_support(void);
+CMCR_API int cmcr_bf16_support(void);
 
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */
-void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols);
+CMCR_API void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols);
 /* out[i][j] = dot(a[i], b[j]) for a (na x cols) and b (nb x cols); out is na x nb. */
-void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out);
+CMCR_API void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out);
 /* Index of the first row with a NaN or Inf, or -1. */
-int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols);
+CMCR_API int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols);
 
 #ifdef __cplusplus
 }

@@ -1,4 +1,4 @@
-/* test_blas.c - the choice of OpenBLAS kernels (cmcr_blas_pick_core), that the kernels in use
+/* test_blas.c - the choice of OpenBLAS kernels (mm_blas_pick_core), that the kernels in use
  * compute a correct sgemm (against a double-precision product), and that the library's own
  * product (mm_sgemm: oneDNN or OpenBLAS, src/matmul.h) is correct for every transposition,
  * alpha and beta it is called with, in float32 and with bfloat16 inputs (the trainer's
@@ -23,14 +23,14 @@ static void fill_uniform(float *v, int n, unsigned *x, float lo, float width)
 static void test_pick_core(void **s)
 {
     (void)s;
-    assert_string_equal(cmcr_blas_pick_core("Prescott", 1, 1), "SkylakeX");
-    assert_string_equal(cmcr_blas_pick_core("Prescott", 0, 1), "Haswell");
-    assert_null(cmcr_blas_pick_core("Prescott", 0, 0));
-    assert_string_equal(cmcr_blas_pick_core("Nehalem", 1, 1), "SkylakeX");
-    assert_null(cmcr_blas_pick_core("Cooperlake", 1, 1));
-    assert_null(cmcr_blas_pick_core("SkylakeX", 1, 1));
-    assert_null(cmcr_blas_pick_core("Haswell", 0, 1));
-    assert_null(cmcr_blas_pick_core(NULL, 1, 1));
+    assert_string_equal(mm_blas_pick_core("Prescott", 1, 1), "SkylakeX");
+    assert_string_equal(mm_blas_pick_core("Prescott", 0, 1), "Haswell");
+    assert_null(mm_blas_pick_core("Prescott", 0, 0));
+    assert_string_equal(mm_blas_pick_core("Nehalem", 1, 1), "SkylakeX");
+    assert_null(mm_blas_pick_core("Cooperlake", 1, 1));
+    assert_null(mm_blas_pick_core("SkylakeX", 1, 1));
+    assert_null(mm_blas_pick_core("Haswell", 0, 1));
+    assert_null(mm_blas_pick_core(NULL, 1, 1));
 }
 
 static float at(const float *x, int trans, int rows, int cols, int i, int j)

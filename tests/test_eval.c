@@ -7,11 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* In eval.c, exported for tests only: explicit block sizes. */
-cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
-                                        int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
-                                        int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
+#include "mcr/eval.h"
 
 #define EPS 1e-12
 
@@ -261,7 +257,7 @@ static bf16_use check_against_naive(const float *q, int64_t nq, const float *g, 
         if (bf16) use.rescored = got.rescored;
         static const int64_t blocks[][3] = {{7, 13, 50}, {1, 4099, 1}, {64, 1000, 300}, {3000, 1, 100000}};
         for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
-            assert_int_equal(cmcr_eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, blocks[b][0], blocks[b][1],
+            assert_int_equal(eval_retrieval_blocked(q, nq, g, ng, dim, ql, gl, blocks[b][0], blocks[b][1],
                                                          blocks[b][2], &p, &got), CMCR_OK);
             char what[80];
             snprintf(what, sizeof what, "%sblocks %lld x %lld, budget %lld", bf16 ? "bf16, " : "",

@@ -3,9 +3,7 @@
 #define _GNU_SOURCE /* open_memstream */
 #include <stdio.h>
 #include "cli.h"
-#include "runtime/file.h"
 #include "demo.h"
-#include "runtime/core.h"
 
 #include <errno.h>
 #include <math.h>
@@ -159,10 +157,7 @@ int demo_write_report(const demo_opts *o, const cmcr_world *w, const demo_row *r
     fclose(mem);
     char path[4200];
     snprintf(path, sizeof path, "%s/index.html", o->report_dir);
-    afile a;
-    int rc = 0;
-    if (afile_open(&a, path) || afile_write(&a, html, len) || afile_commit(&a)) rc = cli_fail("demo");
-    if (rc && a.path) afile_abort(&a);
+    int rc = cmcr_write_file(path, html, len) ? cli_fail("demo") : 0;
     free(html);
     return rc;
 }

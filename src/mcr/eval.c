@@ -30,7 +30,7 @@
  *    the relevant items' scores and float32 decisions are float32 products, so ranks are
  *    float32's up to float32 rounding (a tie between identical rows may go either way).
  *    Doing by label what by row does cost 2.7x with 1,000 relevant items per query. */
-#include "runtime/core.h"
+#include "mcr/eval.h"
 #include "runtime/half.h"
 #include "runtime/matmul.h"
 #include "runtime/vmath.h"
@@ -50,12 +50,7 @@
 /* Below this many score entries a block is counted on one thread. */
 #define EVAL_PAR_MIN 65536
 
-/* Exported for the tests only (not in cmcr.h): the same as cmcr_eval_retrieval with explicit
- * block sizes, so that small inputs exercise block edges and the shrinking of query blocks. */
-cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
-                                        int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
-                                        int64_t query_block, int64_t gallery_block, int64_t rel_budget,
-                                        const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
+
 
 typedef struct eval_job {
     const float *q, *g;
@@ -670,7 +665,7 @@ static cmcr_status check_retrieval(const float *queries, int64_t nq, const float
     return st ? st : vm_check_finite(gallery, ng, dim, 0, "retrieval: gallery");
 }
 
-cmcr_status cmcr_eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
+cmcr_status eval_retrieval_blocked(const float *queries, int64_t nq, const float *gallery, int64_t ng,
                                         int64_t dim, const int64_t *query_labels, const int64_t *gallery_labels,
                                         int64_t query_block, int64_t gallery_block, int64_t rel_budget,
                                         const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out)
@@ -700,7 +695,7 @@ cmcr_status cmcr_eval_retrieval_ex(const float *queries, int64_t nq, const float
                                    const int64_t *query_labels, const int64_t *gallery_labels,
                                    const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out)
 {
-    return cmcr_eval_retrieval_blocked(queries, nq, gallery, ng, dim, query_labels, gallery_labels, EVAL_QUERY_BLOCK,
+    return eval_retrieval_blocked(queries, nq, gallery, ng, dim, query_labels, gallery_labels, EVAL_QUERY_BLOCK,
                                        EVAL_GALLERY_BLOCK, EVAL_REL_BUDGET, params, out);
 }
 

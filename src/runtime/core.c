@@ -158,3 +158,5 @@ char *core_strdup(const char *s)
     if (d) memcpy(d, s, n);
     return d;
 }
+
+const char *cmcr_version(void) { return CMCR_VERSION_STRING; }

@@ -211,3 +211,13 @@ void afile_abort(afile *a)
     free(a->path);
     memset(a, 0, sizeof *a);
 }
+
+cmcr_status cmcr_write_file(const char *path, const void *data, size_t len)
+{
+    afile a;
+    cmcr_status st = afile_open(&a, path);
+    if (!st) st = afile_write(&a, data, len);
+    if (!st) st = afile_commit(&a);
+    if (st && a.path) afile_abort(&a);
+    return st;
+}

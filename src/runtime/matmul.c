@@ -404,7 +404,7 @@ void mm_prec_linear(const mm_prec *p, const float *x, const float *w, const floa
 const char *cmcr_blas_core(void) { return openblas_get_corename(); }
 int cmcr_blas_threads(void) { return openblas_get_num_threads(); }
 
-const char *cmcr_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma)
+const char *mm_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma)
 {
     /* OpenBLAS's generic fallbacks for x86-64 CPUs it does not know. */
     static const char *const slow[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom",
@@ -425,5 +425,5 @@ const char *cmcr_blas_better_core(const char *current)
     int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
     int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cmcr_blas_pick_core(current ? current : openblas_get_corename(), avx512, avx2);
+    return mm_blas_pick_core(current ? current : openblas_get_corename(), avx512, avx2);
 }

@@ -63,4 +63,8 @@ cmcr_status mm_bf16_matmul(mm_ctx *c, const uint16_t *a, const uint16_t *b, floa
 cmcr_status mm_bf16_check(void);
 /* y = x in bfloat16 (half_f32_to_bf16: round to nearest even). */
 void mm_bf16_from_f32(const float *x, uint16_t *y, int64_t n);
+/* OpenBLAS kernel choice (cmcr_blas_better_core): the kernel set to ask for, for a given
+ * current core name and CPU features; NULL when current is fine. */
+const char *mm_blas_pick_core(const char *current, int has_avx512, int has_avx2_fma);
+
 #endif

@@ -43,8 +43,10 @@ cmcr_status vm_check_finite(const float *x, int64_t rows, int64_t cols, int64_t 
                      isnan(v[c]) ? "NaN" : v[c] > 0 ? "Inf" : "-Inf", (long long)c);
 }
 
+/* The clones are static: GCC 12 exports the resolver of a non-static target_clones function
+ * whatever -fvisibility says, and libcmcr exports only the public API. */
 CMCR_VECTOR_CLONES
-double vm_normalize_row(const float *src, float *dst, int64_t n)
+static double normalize_row(const float *src, float *dst, int64_t n)
 {
     double ss = 0;
     #pragma omp simd reduction(+ : ss) /* lanes of double partial sums: a serial sum was 8x slower */
@@ -54,6 +56,8 @@ double vm_normalize_row(const float *src, float *dst, int64_t n)
     for (int64_t c = 0; c < n; c++) dst[c] = src[c] * inv;
     return norm;
 }
+
+double vm_normalize_row(const float *src, float *dst, int64_t n) { return normalize_row(src, dst, n); }
 
 void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols)
 {
