@@ -42,7 +42,7 @@ function(cmcr_probe result target)
   set(dir ${CMAKE_CURRENT_BINARY_DIR}/probe-${result})
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/probe -B ${dir}
       -G ${CMAKE_GENERATOR} -DCMAKE_C_COMPILER=${CMAKE_C_COMPILER} -DPROBE_PACKAGE=${package}
-      -DPROBE_TARGET=${target} -DCMAKE_PREFIX_PATH=${CMAKE_PREFIX_PATH} ${hints}
+      -DPROBE_TARGET=${target} "-DCMAKE_PREFIX_PATH=${CMAKE_PREFIX_PATH}" ${hints}
     RESULT_VARIABLE rc OUTPUT_VARIABLE log ERROR_VARIABLE log)
   if(rc EQUAL 0)
     execute_process(COMMAND ${CMAKE_COMMAND} --build ${dir}

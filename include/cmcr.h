@@ -72,6 +72,12 @@ CMCR_API cmcr_status cmcr_parse_int(const char *s, int64_t lo, int64_t hi, int64
 CMCR_API cmcr_status cmcr_parse_u64(const char *s, uint64_t *out); /* 0 .. 2^64-1 (seeds) */
 CMCR_API cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out);
 
+/* s as one line of printable text, into out (cap bytes, at least 8): valid UTF-8 without
+ * control characters as is, a backslash and every other byte as \xNN, cut with "..." when
+ * it does not fit. The form every error message uses to quote a name from a file; equal to
+ * s exactly when s is printable (and fits). */
+CMCR_API const char *cmcr_printable(char *out, size_t cap, const char *s);
+
 /* Write len bytes to path atomically (a temporary file, fsync, rename): path then holds
  * either its old content or all of data, never a part. */
 CMCR_API cmcr_status cmcr_write_file(const char *path, const void *data, size_t len);

@@ -27,9 +27,9 @@ root=$work/root
 cleanup() {
     local m
     for m in dev/pts dev sys proc; do
-        mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m"
+        if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || echo "fresh-machine: cannot unmount $root/$m"; fi
     done
-    if [ "$keep" -eq 1 ]; then echo "fresh-machine: root kept in $root"; else rm -rf "$work"; fi
+    if [ "$keep" -eq 1 ]; then echo "fresh-machine: root kept in $root"; else rm -rf --one-file-system "$work"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT

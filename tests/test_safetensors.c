@@ -302,6 +302,11 @@ static void test_hostile_names(void **state)
          "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
          12, CMCR_EFORMAT, "bytes [4, 8) of the data, before tensor 'b', belong to no tensor"},
+        {"tensor name with a NUL (\\u0000 would cut it short)",
+         "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CMCR_EFORMAT,
+         "header has a \\u0000 escape (a NUL character) at byte 3"},
+        {"metadata key with a NUL", "{\"__metadata__\":{\"k\\u0000x\":\"v\"}}", 0, CMCR_EFORMAT,
+         "header has a \\u0000 escape"},
         {"data but only empty tensors", "{\"a\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]}}", 8,
          CMCR_EFORMAT, "8 unexpected bytes after the data"},
     };
@@ -323,6 +328,17 @@ static void test_hostile_names(void **state)
     expect_fail("tensor name of 599 bytes", p, CMCR_EFORMAT, "is longer than 512 bytes");
     free(p);
     free(json);
+
+    /* a backslash followed by the text u0000 is no NUL; a value may hold CR LF */
+    p = craft("textual.safetensors",
+              "{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+              "\"__metadata__\":{\"k\":\"line\\r\\n\"}}", data, 4);
+    cmcr_tensors *ok = NULL;
+    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_SAFETENSORS, &ok), CMCR_OK);
+    assert_non_null(cmcr_tensors_find(ok, "a\\u0000"));
+    assert_string_equal(cmcr_tensors_get_meta(ok, "k"), "line\r\n");
+    cmcr_tensors_free(ok);
+    free(p);
 
     /* what cannot be read cannot be written either: the set refuses such names */
     cmcr_tensors *ts = cmcr_tensors_new();

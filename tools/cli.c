@@ -225,6 +225,22 @@ bool cli_name_allowed(const char *path, const char *exts)
     return false;
 }
 
+/* The directory an output file goes into exists and may be written (checked before the
+ * work, not found out after it). */
+static int check_writable_dir(const char *cmd, const cli_file *o)
+{
+    const char *slash = strrchr(o->path, '/');
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->path) + (slash == o->path) : 1, slash ? o->path : ".");
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_error(cmd, 2, "%s: %s goes into %s, which is not a directory", o->path, o->name, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return cli_error(cmd, 2, "%s: %s goes into %s, where files cannot be created: %s", o->path, o->name, dir,
+                         strerror(errno));
+    return 0;
+}
+
 static int check_output(const char *cmd, const cli_file *o, const cli_file *in, int nin, const cli_file *out, int i)
 {
     for (int k = 0; k < nin; k++) {
@@ -238,10 +254,16 @@ static int check_output(const char *cmd, const cli_file *o, const cli_file *in, 
     for (int k = 0; k < i; k++)
         if (out[k].path && !out[k].pattern && writes(o, out[k].path))
             return cli_error(cmd, 2, "%s: %s is the same file as %s %s", o->path, o->name, out[k].name, out[k].path);
+    if (o->pattern) return 0; /* a directory, created if missing */
+    struct stat st;
+    bool is_log = o->exts && strcmp(o->exts, CLI_EXT_LOG) == 0;
+    if (is_log && (strncmp(o->path, "/dev/", 5) == 0 || strncmp(o->path, "/proc/self/fd/", 14) == 0 ||
+                   (stat(o->path, &st) == 0 && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)))))
+        return 0; /* a log to a stream: /dev/stdout, /dev/fd/N (a shell's <(...)), a FIFO */
     if (o->exts && !cli_name_allowed(o->path, o->exts))
         return cli_error(cmd, 2, "%s: %s must end in %s (the format follows the name)", o->path, o->name,
                          o->exts);
-    return 0;
+    return check_writable_dir(cmd, o);
 }
 
 int cli_check_files(const char *cmd, const cli_file *in, int nin, const cli_file *out, int nout)

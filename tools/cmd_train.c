@@ -46,13 +46,28 @@ static void free_inputs(inputs *in)
     free(in->provenance);
 }
 
+/* True when s prints as itself on one line (see cmcr_printable). */
+static bool printable(const char *s)
+{
+    char buf[4096];
+    return strcmp(cmcr_printable(buf, sizeof buf, s), s) == 0;
+}
+
+/* A path as recorded in the model and the checkpoint: printable text (a path whose bytes are
+ * not is recorded escaped, so the record stays valid UTF-8 metadata). */
+static void add_path(cJSON *o, const char *key, const char *path)
+{
+    char buf[4096];
+    cJSON_AddStringToObject(o, key, cmcr_printable(buf, sizeof buf, path));
+}
+
 static cJSON *file_json(const char *path, const cmcr_matrix *m)
 {
     char hash[32];
     snprintf(hash, sizeof hash, "%016" PRIx64,
              cmcr_hash_bytes(m->data, (size_t)(m->rows * m->cols) * sizeof(float), 0));
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "path", path);
+    add_path(o, "path", path);
     cJSON_AddNumberToObject(o, "rows", (double)m->rows);
     cJSON_AddNumberToObject(o, "cols", (double)m->cols);
     cJSON_AddStringToObject(o, "hash", hash);
@@ -94,7 +109,7 @@ static int load_inputs(const train_args *a, int need_memories, inputs *in)
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < NFILES; i++)
         if (in->m[i].data) cJSON_AddItemToObject(o, file_flags[i], file_json(a->files[i], &in->m[i]));
-    cJSON_AddStringToObject(o, "out", a->out);
+    add_path(o, "out", a->out);
     in->provenance = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return 0;
@@ -279,7 +294,13 @@ static int resume_setup(train_args *a, cmcr_train_params *stored)
     for (int i = 0; i < NFILES; i++) {
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, file_flags[i]);
         const cJSON *path = cJSON_GetObjectItemCaseSensitive(f, "path");
-        if (!a->files[i] && cJSON_IsString(path)) a->files[i] = a->owned[i] = strdup(path->valuestring);
+        if (a->files[i] || !cJSON_IsString(path)) continue;
+        if (!printable(path->valuestring)) {
+            cJSON_Delete(o);
+            return cli_error("train", 1, "%s: the recorded --%s path is not printable text; pass --%s", a->resume,
+                             file_flags[i], file_flags[i]);
+        }
+        a->files[i] = a->owned[i] = strdup(path->valuestring);
     }
     cJSON_Delete(o);
     if (!a->out) a->out = a->owned[NFILES] = default_out(a->resume);
@@ -310,8 +331,12 @@ static void print_resume_hint(const train_args *a, const char *checkpoint)
     char *def = default_out(checkpoint);
     bool same = def && strcmp(def, a->out) == 0;
     free(def);
-    fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s%s%s\n", cmcr_last_error(), checkpoint,
-            same ? "" : " --out ", same ? "" : a->out);
+    /* the resumed run writes its checkpoints to OUT.ckpt unless told otherwise */
+    size_t n = strlen(a->out);
+    bool ckpt_default = strncmp(checkpoint, a->out, n) == 0 && strcmp(checkpoint + n, ".ckpt") == 0;
+    fprintf(stderr, "cmcr train: %s; continue with: cmcr train --resume %s%s%s%s%s\n", cmcr_last_error(), checkpoint,
+            same ? "" : " --out ", same ? "" : a->out, ckpt_default ? "" : " --checkpoint ",
+            ckpt_default ? "" : checkpoint);
 }
 
 static int run_training(train_args *a)

@@ -7,7 +7,7 @@
 /* Limits checked before any allocation driven by file contents. The tensor data one file
  * makes the loader allocate is at most what the file can hold: the data section itself for
  * .npy and .safetensors (every data byte belongs to exactly one tensor), and for .pt each
- * distinct storage once (views share it), the storages and the pickle together at most
+ * distinct storage once (views share it), the storages together and the pickle each at most
  * CMCR_MAX_INFLATE times the file's size (deflate's largest expansion); and never more than
  * CMCR_MAX_LOAD_BYTES. */
 #define CMCR_MAX_TENSOR_BYTES ((uint64_t)16 << 30)   /* 16 GiB per tensor */
@@ -43,7 +43,7 @@ cmcr_status tensors_add_view(cmcr_tensors *ts, const char *name, cmcr_dtype dtyp
 /* The one rule for names in every format, reading and writing: tensor names and metadata keys
  * are 1 to CMCR_MAX_NAME_BYTES bytes of UTF-8 without control characters (C0, DEL, C1), so a
  * name prints on one line and cannot drive a terminal; metadata values are UTF-8 text of any
- * length whose only control characters are tab and newline. On failure, returns st with a
+ * length whose only control characters are tab, newline and carriage return. On failure, returns st with a
  * message "<what> '<name, escaped>' <problem>". len counts the bytes (a NUL among them is a
  * control character). */
 cmcr_status tensors_check_name(cmcr_status st, const char *what, const char *s, size_t len);

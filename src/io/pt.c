@@ -653,21 +653,48 @@ static cmcr_status add_entries(zip_t *za, const cmcr_tensors *ts, const char *pa
     return st;
 }
 
-static cmcr_status write_zip(const cmcr_tensors *ts, const char *path, const char *tmp, const wbuf *pickle)
+/* The archive's bytes, read back from libzip's in-memory source after zip_close. */
+static cmcr_status source_bytes(zip_source_t *src, const char *path, unsigned char **out, size_t *len)
 {
-    int err = 0;
-    zip_t *za = zip_open(tmp, ZIP_CREATE | ZIP_EXCL, &err);
+    zip_stat_t sb;
+    zip_stat_init(&sb);
+    if (zip_source_stat(src, &sb) != 0 || !(sb.valid & ZIP_STAT_SIZE) || zip_source_open(src) != 0)
+        return core_fail(CMCR_EIO, "%s: cannot read back the archive built in memory", path);
+    unsigned char *b = core_xmalloc((size_t)sb.size);
+    zip_int64_t got = b ? zip_source_read(src, b, sb.size) : -1;
+    zip_source_close(src);
+    if (got < 0 || (zip_uint64_t)got != sb.size) {
+        free(b);
+        return core_fail(b ? CMCR_EIO : CMCR_ENOMEM, "%s: cannot read back the archive built in memory", path);
+    }
+    *out = b;
+    *len = (size_t)sb.size;
+    return CMCR_OK;
+}
+
+/* The zip archive, built in memory: libzip writing a file itself would use a temporary name
+ * of its own, which the library's registry of temporary files (removed on a signal) cannot
+ * know. The caller writes the bytes atomically. */
+static cmcr_status zip_to_memory(const cmcr_tensors *ts, const char *path, const wbuf *pickle, unsigned char **out,
+                                 size_t *len)
+{
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *src = zip_source_buffer_create(NULL, 0, 0, &ze);
+    zip_t *za = src ? zip_open_from_source(src, ZIP_TRUNCATE, &ze) : NULL;
     if (!za) {
-        zip_error_t ze;
-        zip_error_init_with_code(&ze, err);
-        cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create %s: %s", path, tmp, zip_error_strerror(&ze));
+        cmcr_status st = core_fail(CMCR_ENOMEM, "%s: cannot start a zip archive: %s", path, zip_error_strerror(&ze));
+        if (src) zip_source_free(src);
         zip_error_fini(&ze);
         return st;
     }
+    zip_error_fini(&ze);
+    zip_source_keep(src); /* keep it past zip_close, to read the result */
     cmcr_status st = add_entries(za, ts, path, pickle);
-    if (!st && zip_close(za) == 0) return CMCR_OK;
-    if (!st) st = core_fail(CMCR_EIO, "%s: cannot write %s: %s", path, tmp, zip_strerror(za));
-    zip_discard(za);
+    if (!st && zip_close(za) != 0) st = core_fail(CMCR_EIO, "%s: cannot build the archive: %s", path, zip_strerror(za));
+    if (st) zip_discard(za);
+    if (!st) st = source_bytes(src, path, out, len);
+    zip_source_free(src);
     return st;
 }
 
@@ -675,15 +702,12 @@ cmcr_status pt_save(const cmcr_tensors *ts, const char *path)
 {
     pwriter w;
     memset(&w, 0, sizeof w);
+    unsigned char *zip = NULL;
+    size_t len = 0;
     cmcr_status st = build_pickle(ts, path, &w);
-    char *tmp = st ? NULL : file_temp_name(path);
-    if (!st && !tmp) st = core_fail(CMCR_ENOMEM, "%s: out of memory", path);
-    if (!st) {
-        st = write_zip(ts, path, tmp, &w.b);
-        if (!st) st = file_commit_temp(tmp, path); /* removes tmp itself on failure */
-        else file_temp_discard(tmp);
-    }
-    free(tmp);
+    if (!st) st = zip_to_memory(ts, path, &w.b, &zip, &len);
+    if (!st) st = cmcr_write_file(path, zip, len);
+    free(zip);
     free(w.b.p);
     return st;
 }

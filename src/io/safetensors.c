@@ -121,6 +121,22 @@ static cmcr_status read_header_text(FILE *f, const char *path, char **text, uint
     return CMCR_OK;
 }
 
+/* Offset of a \u0000 escape inside a JSON string of text, or -1: cJSON decodes it into a NUL,
+ * which would cut a name or a value short without a word (two names could even collide). */
+static long long escaped_nul(const char *t, size_t n)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < n; i++) {
+        if (t[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && t[i] == '\\') {
+            if (i + 5 < n && t[i + 1] == 'u' && memcmp(t + i + 2, "0000", 4) == 0) return (long long)i;
+            i++; /* the escaped character */
+        }
+    }
+    return -1;
+}
+
 static cmcr_status parse_json(const char *path, const char *text, size_t n, cJSON **out)
 {
     size_t bad_at;
@@ -128,6 +144,10 @@ static cmcr_status parse_json(const char *path, const char *text, size_t n, cJSO
     if (!valid_text((const unsigned char *)text, n, &bad_at))
         return core_fail(CMCR_EFORMAT, "%s: safetensors header is not valid UTF-8 JSON text (bad byte 0x%02x at offset %zu)",
                          path, (unsigned char)text[bad_at], bad_at);
+    long long nul = escaped_nul(text, n);
+    if (nul >= 0)
+        return core_fail(CMCR_EFORMAT, "%s: safetensors header has a \\u0000 escape (a NUL character) at byte %lld: "
+                         "names and metadata cannot contain NUL", path, nul);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, n, &end, 0);
     if (!root) {

@@ -118,6 +118,12 @@ const char *tensors_escape(char *out, size_t cap, const char *s, size_t len)
     return out;
 }
 
+const char *cmcr_printable(char *out, size_t cap, const char *s)
+{
+    if (cap < 8) return cap ? (out[0] = '\0', out) : out;
+    return tensors_escape(out, cap, s, strlen(s));
+}
+
 /* NULL when s (len bytes) is a good name (or, for !name, metadata text); else what is wrong. */
 static const char *text_problem(const char *s, size_t len, bool name)
 {
@@ -127,7 +133,7 @@ static const char *text_problem(const char *s, size_t len, bool name)
         uint32_t cp = 0;
         size_t k = utf8_char((const unsigned char *)s + i, len - i, &cp);
         if (k == 0) return "is not valid UTF-8";
-        if (is_control(cp) && (name || (cp != '\t' && cp != '\n'))) return "contains control characters";
+        if (is_control(cp) && (name || (cp != '\t' && cp != '\n' && cp != '\r'))) return "contains control characters";
         i += k;
     }
     return NULL;

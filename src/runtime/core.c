@@ -143,7 +143,7 @@ cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out)
     errno = 0;
     double v = strtod(s, &end);
     if (*end) return core_fail(CMCR_EINVAL, "'%s' is not a number", s);
-    if (errno == ERANGE || !isfinite(v)) return core_fail(CMCR_EINVAL, "'%s' is not a finite number", s);
+    if (!isfinite(v)) return core_fail(CMCR_EINVAL, "'%s' is not a finite number", s); /* (underflow is fine) */
     if (v < lo || v > hi) return core_fail(CMCR_EINVAL, "'%s' is not between %g and %g", s, lo, hi);
     *out = v;
     return CMCR_OK;

@@ -65,9 +65,9 @@ static int claim_slot(void)
 static void reclaim_stale_slots(void)
 {
     for (int i = 0; i < TEMP_SLOTS; i++) {
-        int want = SLOT_LIVE;
-        if (!atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_CLAIMED)) continue;
-        atomic_store(&temp_state[i], access(temp_names[i], F_OK) == 0 ? SLOT_LIVE : SLOT_FREE);
+        int want = SLOT_LIVE; /* a live slot's name does not change: compare, then free it */
+        if (atomic_load(&temp_state[i]) == SLOT_LIVE && access(temp_names[i], F_OK) != 0)
+            atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_FREE);
     }
 }
 
@@ -87,9 +87,9 @@ static void register_temp(const char *tmp)
 static void unregister_temp(const char *tmp)
 {
     for (int i = 0; i < TEMP_SLOTS; i++) {
-        int want = SLOT_LIVE;
-        if (!atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_CLAIMED)) continue;
-        atomic_store(&temp_state[i], strcmp(temp_names[i], tmp) == 0 ? SLOT_FREE : SLOT_LIVE);
+        int want = SLOT_LIVE; /* never marks another thread's live slot, even for an instant */
+        if (atomic_load(&temp_state[i]) == SLOT_LIVE && strcmp(temp_names[i], tmp) == 0)
+            atomic_compare_exchange_strong(&temp_state[i], &want, SLOT_FREE);
     }
 }
 
