@@ -337,7 +337,8 @@ typedef struct cmcr_trainer cmcr_trainer;
 /* Validate inputs, compute (or load from cache) the pseudo embeddings, initialise the model. */
 CMCR_API cmcr_status cmcr_trainer_new(const cmcr_train_params *p, const cmcr_train_data *d, cmcr_trainer **out);
 CMCR_API void cmcr_trainer_free(cmcr_trainer *t);
-/* Continue from a checkpoint written by a trainer with the same parameters and data. */
+/* Continue from a checkpoint written by a trainer with the same parameters and data. On
+ * failure the trainer may hold part of the checkpoint's state: free it, do not run it. */
 CMCR_API cmcr_status cmcr_trainer_resume(cmcr_trainer *t, const char *checkpoint);
 /* Train until the planned steps are done or cb asks to stop (then CMCR_EINTERRUPTED after
  * writing a checkpoint). */
