@@ -23,10 +23,8 @@ static void project_side(const cmcr_model *m, cmcr_side side)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = fuzz_write_input(data, size);
-    if (!path) return 0;
     cmcr_model *m = NULL;
-    if (cmcr_model_load(path, &m) == CMCR_OK) {
+    if (cmcr_model_load_memory(data, size, "input", &m) == CMCR_OK) {
         (void)cmcr_model_preset(m);
         project_side(m, CMCR_SIDE_A);
         project_side(m, CMCR_SIDE_B);

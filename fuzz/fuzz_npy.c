@@ -1,15 +1,15 @@
 /* fuzz_npy.c - libFuzzer target: an arbitrary .npy file through the whole-array loader
- * (cmcr_tensors_load) and the streaming float32 row reader (cmcr_npy_reader_*). */
+ * (cmcr_tensors_load_memory) and the streaming float32 row reader (cmcr_npy_reader_*). */
 #include "cmcr.h"
 #include "fuzz_common.h"
+#include "io/io.h"
+#include "runtime/file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    const char *path = fuzz_write_input(data, size);
-    if (!path) return 0;
 
     cmcr_tensors *ts = NULL;
-    if (cmcr_tensors_load(path, CMCR_FORMAT_NPY, &ts) == CMCR_OK) {
+    if (cmcr_tensors_load_memory(data, size, CMCR_FORMAT_NPY, "input.npy", &ts) == CMCR_OK) {
         size_t sum = 0;
         for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {
             const cmcr_tensor *t = cmcr_tensors_at(ts, i);
@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cmcr_tensors_free(ts);
 
     cmcr_npy_reader *r = NULL;
-    if (cmcr_npy_reader_open(path, &r) == CMCR_OK) {
+    FILE *f = file_open_memory(data, size);
+    if (f && npy_reader_open_stream(f, "input.npy", &r) == CMCR_OK) {
         int64_t rows = cmcr_npy_reader_rows(r), cols = cmcr_npy_reader_cols(r);
         /* The reader checks the data against the file size, so cols is bounded by the input
          * unless rows == 0; cap the buffer anyway so that the harness never asks for more

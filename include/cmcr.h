@@ -128,7 +128,7 @@ CMCR_API void cmcr_tensors_free(cmcr_tensors *ts);
  * C1); metadata keys too, and metadata values are UTF-8 whose only control characters are tab
  * and newline. Anything else is refused (CMCR_EINVAL here, CMCR_EFORMAT in a file). */
 CMCR_API cmcr_status cmcr_tensors_add(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
-                             const int64_t *shape, const void *data);
+                                      const int64_t *shape, const void *data);
 CMCR_API size_t cmcr_tensors_count(const cmcr_tensors *ts);
 CMCR_API const cmcr_tensor *cmcr_tensors_at(const cmcr_tensors *ts, size_t i);
 CMCR_API const cmcr_tensor *cmcr_tensors_find(const cmcr_tensors *ts, const char *name);
@@ -154,6 +154,11 @@ CMCR_API cmcr_status cmcr_file_format(const char *path, cmcr_format *out);
  * hold at most 1032 times the file's size (deflate's largest expansion). At most 16 GiB per
  * tensor and 64 GiB per file. */
 CMCR_API cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out);
+/* The same from len bytes in memory (a file read or mapped by the caller, an HTTP body):
+ * nothing is written to disk. fmt AUTO tells the format from the first bytes (and from name's
+ * extension where they do not); name is what messages call the buffer (NULL: "(memory)"). */
+CMCR_API cmcr_status cmcr_tensors_load_memory(const void *data, size_t len, cmcr_format fmt, const char *name,
+                                                       cmcr_tensors **out);
 /* Write atomically (temporary file, fsync, rename). A .npy file takes exactly one tensor. */
 CMCR_API cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt);
 
@@ -197,8 +202,8 @@ CMCR_API void cmcr_npy_writer_abort(cmcr_npy_writer *w);         /* removes the 
 /* ---------------------------------------------------------------- projector model */
 
 /* Which projector: side A (f_A, for MCR A's modalities) or side B (f_B). In the released
- * checkpoints side A is key prefix "Head_A" and side B "Head_B"; in ulip_clip.pt Head_A is
- * the CLIP side and Head_B the ULIP side, in clap_clip.pt Head_A is CLAP and Head_B CLIP. */
+          * checkpoints side A is key prefix "Head_A" and side B "Head_B"; in ulip_clip.pt Head_A is
+          * the CLIP side and Head_B the ULIP side, in clap_clip.pt Head_A is CLAP and Head_B CLIP. */
 typedef enum cmcr_side { CMCR_SIDE_A = 0, CMCR_SIDE_B = 1 } cmcr_side;
 
 /* Shape of one projector head.
@@ -220,11 +225,13 @@ typedef struct cmcr_model cmcr_model;
 /* Load a model file: cmcr's own (.safetensors or .pt) or a released C-MCR checkpoint. The
  * architecture is read from the key names and shapes. */
 CMCR_API cmcr_status cmcr_model_load(const char *path, cmcr_model **out);
+/* The same from len bytes in memory (see cmcr_tensors_load_memory). */
+CMCR_API cmcr_status cmcr_model_load_memory(const void *data, size_t len, const char *name, cmcr_model **out);
 /* Build from tensors with the official key names; origin names the source in errors. */
 CMCR_API cmcr_status cmcr_model_from_tensors(const cmcr_tensors *ts, const char *origin, cmcr_model **out);
 /* New model with freshly initialised weights (PyTorch's default Linear init, BN identity). */
 CMCR_API cmcr_status cmcr_model_new(const cmcr_head_shape *a, const cmcr_head_shape *b, uint64_t seed,
-                           cmcr_model **out);
+                                    cmcr_model **out);
 CMCR_API void cmcr_model_free(cmcr_model *m);
 /* State dict with official key names (Head_A.*, Head_B.*) and metadata (preset, ...). */
 CMCR_API cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out);
@@ -239,7 +246,7 @@ CMCR_API const char *cmcr_model_get_meta(const cmcr_model *m, const char *key);
 /* Inference: out[r] = normalize(head(normalize(in[r]))), BatchNorm from running statistics.
  * in is rows x in_dim, out is rows x out_dim. Thread-safe for concurrent calls. */
 CMCR_API cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, const float *in, int64_t rows,
-                               float *out);
+                                        float *out);
 /* Project a whole .npy file into a float32 .npy, streaming blocks of `block` rows (memory
  * does not grow with the file). The output appears atomically, only when every row is
  * written. mpi_comm (MPI builds; NULL: one process): every rank of the communicator calls
@@ -247,8 +254,8 @@ CMCR_API cmcr_status cmcr_model_project(const cmcr_model *m, cmcr_side side, con
  * into the one output file (which must be on a file system every rank sees). progress
  * counts this rank's rows. */
 CMCR_API cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const char *in_path, const char *out_path,
-                             int64_t block, const void *mpi_comm,
-                             int (*progress)(int64_t done, int64_t total, void *user), void *progress_user);
+                                      int64_t block, const void *mpi_comm,
+                                      int (*progress)(int64_t done, int64_t total, void *user), void *progress_user);
 
 /* ---------------------------------------------------------------- training */
 
@@ -392,12 +399,12 @@ typedef struct cmcr_aggregate_params {
 CMCR_API cmcr_aggregate_params cmcr_aggregate_default_params(void);
 /* queries: nq x dim, memory: nm x dim, out: nq x dim. */
 CMCR_API cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
-                           const cmcr_aggregate_params *p, float *out);
+                                    const cmcr_aggregate_params *p, float *out);
 /* The same, cached on disk in cache_dir (created if missing) under a name derived from the
  * content hash of queries and memory, their shapes, tau_mem and top_k. *hit tells whether
  * the result came from the cache. cache_dir NULL: no cache. */
 CMCR_API cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, int64_t nq, const float *memory,
-                                  int64_t nm, int64_t dim, const cmcr_aggregate_params *p, float *out, int *hit);
+                                           int64_t nm, int64_t dim, const cmcr_aggregate_params *p, float *out, int *hit);
 
 /* ---------------------------------------------------------------- evaluation */
 
@@ -436,12 +443,12 @@ typedef struct cmcr_retrieval_params {
 } cmcr_retrieval_params;
 
 CMCR_API cmcr_status cmcr_eval_retrieval(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
-                                const int64_t *query_labels, const int64_t *gallery_labels,
-                                cmcr_retrieval_metrics *out);
+                                         const int64_t *query_labels, const int64_t *gallery_labels,
+                                         cmcr_retrieval_metrics *out);
 /* The same with parameters (NULL: the defaults, all zero). */
 CMCR_API cmcr_status cmcr_eval_retrieval_ex(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
-                                   const int64_t *query_labels, const int64_t *gallery_labels,
-                                   const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
+                                            const int64_t *query_labels, const int64_t *gallery_labels,
+                                            const cmcr_retrieval_params *params, cmcr_retrieval_metrics *out);
 
 /* Zero-shot classification: each input is assigned the class whose embedding is most similar
  * (ties: lower class index first). labels must lie in [0, nclasses). top5 with fewer than 5
@@ -453,7 +460,7 @@ typedef struct cmcr_zeroshot_metrics {
 } cmcr_zeroshot_metrics;
 
 CMCR_API cmcr_status cmcr_eval_zeroshot(const float *inputs, int64_t n, const float *classes, int64_t nclasses, int64_t dim,
-                               const int64_t *labels, cmcr_zeroshot_metrics *out, double *per_class_acc);
+                                        const int64_t *labels, cmcr_zeroshot_metrics *out, double *per_class_acc);
 
 /* Load integer labels (.npy int32/int64, 1-D, or a one-column 2-D) as int64; floats are
  * refused. *labels is malloc'd: release it with free(). */

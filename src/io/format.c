@@ -32,6 +32,18 @@ static cmcr_format format_from_name(const char *path)
     return CMCR_FORMAT_AUTO;
 }
 
+/* The format from a file's first n (<= 8) bytes, and its name where they do not tell. */
+static cmcr_status format_of(const unsigned char *magic, size_t n, const char *name, cmcr_format *fmt)
+{
+    if (n == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", name);
+    if (n >= 6 && memcmp(magic, "\x93NUMPY", 6) == 0) *fmt = CMCR_FORMAT_NPY;
+    else if (n >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) *fmt = CMCR_FORMAT_PT;
+    else if (format_from_name(name) != CMCR_FORMAT_AUTO) *fmt = format_from_name(name); /* its reader names the problem */
+    else if (n == 8) *fmt = CMCR_FORMAT_SAFETENSORS; /* 8-byte header length; validated there */
+    else return core_fail(CMCR_EFORMAT, "%s: too short (%zu bytes) to be a tensor file", name, n);
+    return CMCR_OK;
+}
+
 cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
 {
     unsigned char magic[8] = {0};
@@ -39,13 +51,23 @@ cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
     if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     size_t n = fread(magic, 1, sizeof magic, f);
     fclose(f);
-    if (n == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", path);
-    if (n >= 6 && memcmp(magic, "\x93NUMPY", 6) == 0) *fmt = CMCR_FORMAT_NPY;
-    else if (n >= 4 && memcmp(magic, "PK\x03\x04", 4) == 0) *fmt = CMCR_FORMAT_PT;
-    else if (format_from_name(path) != CMCR_FORMAT_AUTO) *fmt = format_from_name(path); /* its reader names the problem */
-    else if (n == 8) *fmt = CMCR_FORMAT_SAFETENSORS; /* 8-byte header length; validated there */
-    else return core_fail(CMCR_EFORMAT, "%s: too short (%zu bytes) to be a tensor file", path, n);
-    return CMCR_OK;
+    return format_of(magic, n, path, fmt);
+}
+
+cmcr_status cmcr_tensors_load_memory(const void *data, size_t len, cmcr_format fmt, const char *name,
+                                     cmcr_tensors **out)
+{
+    *out = NULL;
+    if (!name) name = "(memory)";
+    if (!data && len) return core_fail(CMCR_EINVAL, "%s: no data", name);
+    cmcr_status st = fmt == CMCR_FORMAT_AUTO ? format_of(data, len < 8 ? len : 8, name, &fmt) : CMCR_OK;
+    if (st) return st;
+    switch (fmt) {
+    case CMCR_FORMAT_NPY: return npy_load_memory(data, len, name, out);
+    case CMCR_FORMAT_SAFETENSORS: return safetensors_load_memory(data, len, name, out);
+    case CMCR_FORMAT_PT: return pt_load_memory(data, len, name, out);
+    default: return core_fail(CMCR_EINVAL, "%s: unknown format", name);
+    }
 }
 
 cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **out)

@@ -4,6 +4,8 @@
 
 #include "runtime/core.h"
 
+#include <stdio.h>
+
 /* Limits checked before any allocation driven by file contents. The tensor data one file
  * makes the loader allocate is at most what the file can hold: the data section itself for
  * .npy and .safetensors (every data byte belongs to exactly one tensor), and for .pt each
@@ -24,6 +26,13 @@ cmcr_status safetensors_load(const char *path, cmcr_tensors **out);
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path);
 cmcr_status pt_load(const char *path, cmcr_tensors **out);
 cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
+/* The same readers over len bytes in memory (name: what messages call the buffer). */
+cmcr_status npy_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
+cmcr_status safetensors_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
+cmcr_status pt_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
+/* cmcr_npy_reader_open over an open stream (a file, or memory: file_open_memory), which the
+ * reader then owns (and closes, also on failure). */
+cmcr_status npy_reader_open_stream(FILE *f, const char *name, cmcr_npy_reader **out);
 
 /* The .npy header of a float32 rows x cols matrix (at most NPY_HEADER_MAX bytes) into buf;
  * returns its length (a multiple of 64, as numpy writes it). */

@@ -315,15 +315,6 @@ static cmcr_status read_exact(FILE *f, void *buf, size_t n, const char *path)
     return core_fail(CMCR_EFORMAT, "%s: unexpected end of file (did it change while being read?)", path);
 }
 
-static cmcr_status file_size(FILE *f, const char *path, uint64_t *size)
-{
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return core_fail(CMCR_EIO, "%s: not a regular file", path);
-    *size = (uint64_t)st.st_size;
-    return CMCR_OK;
-}
-
 /* Magic, version and header length; leaves f at the start of the header text. */
 static cmcr_status read_preamble(FILE *f, const char *path, uint64_t size, uint64_t *hlen, size_t *prefix)
 {
@@ -394,32 +385,27 @@ static cmcr_status check_data_size(const char *path, uint64_t size, struct npy_i
     return CMCR_OK;
 }
 
-/* Open path, parse and check the header; f is left at the start of the data. */
-static cmcr_status open_npy(const char *path, FILE **fp, struct npy_info *h)
+/* Parse and check the header of the stream f (named path in messages); f is left at the
+ * start of the data. */
+static cmcr_status read_npy_header(FILE *f, const char *path, struct npy_info *h)
 {
-    *fp = NULL;
     memset(h, 0, sizeof *h);
-    FILE *f = fopen(path, "rb");
-    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     uint64_t size = 0;
-    cmcr_status st = file_size(f, path, &size);
+    cmcr_status st = file_stream_size(f, path, &size);
     if (!st) st = read_header(f, path, size, h);
     if (!st) st = check_data_size(path, size, h);
+    return st;
+}
+
+/* The whole array of the stream f (its header not read yet); closes f. */
+static cmcr_status load_stream(FILE *f, const char *path, cmcr_tensors **out)
+{
+    struct npy_info h;
+    cmcr_status st = read_npy_header(f, path, &h);
     if (st) {
         fclose(f);
         return st;
     }
-    *fp = f;
-    return CMCR_OK;
-}
-
-cmcr_status npy_load(const char *path, cmcr_tensors **out)
-{
-    *out = NULL;
-    FILE *f;
-    struct npy_info h;
-    cmcr_status st = open_npy(path, &f, &h);
-    if (st) return st;
     if (h.data_bytes > CMCR_MAX_TENSOR_BYTES) {
         fclose(f);
         return core_fail(CMCR_ENOMEM, "%s: %llu bytes of data exceed the limit of %llu bytes per tensor", path,
@@ -445,6 +431,23 @@ cmcr_status npy_load(const char *path, cmcr_tensors **out)
     }
     *out = ts;
     return CMCR_OK;
+}
+
+cmcr_status npy_load(const char *path, cmcr_tensors **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    return load_stream(f, path, out);
+}
+
+cmcr_status npy_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out)
+{
+    *out = NULL;
+    if (len == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", name);
+    FILE *f = file_open_memory(data, len);
+    if (!f) return core_fail(CMCR_ENOMEM, "%s: cannot open a stream over memory", name);
+    return load_stream(f, name, out);
 }
 
 /* ------------------------------------------------------------------ writing */
@@ -510,14 +513,12 @@ static cmcr_status check_matrix(const char *path, const struct npy_info *h)
     return CMCR_OK;
 }
 
-cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out)
+cmcr_status npy_reader_open_stream(FILE *f, const char *path, cmcr_npy_reader **out)
 {
     *out = NULL;
-    FILE *f;
     struct npy_info h;
-    cmcr_status st = open_npy(path, &f, &h);
-    if (st) return st;
-    st = check_matrix(path, &h);
+    cmcr_status st = read_npy_header(f, path, &h);
+    if (!st) st = check_matrix(path, &h);
     if (st) {
         fclose(f);
         return st;
@@ -539,6 +540,14 @@ cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out)
     r->data_offset = h.data_offset;
     *out = r;
     return CMCR_OK;
+}
+
+cmcr_status cmcr_npy_reader_open(const char *path, cmcr_npy_reader **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    return npy_reader_open_stream(f, path, out);
 }
 
 int64_t cmcr_npy_reader_rows(const cmcr_npy_reader *r) { return r->rows; }

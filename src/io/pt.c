@@ -35,7 +35,8 @@ typedef struct item {
 } item;
 
 typedef struct loader {
-    const char *path;
+    const char *path;           /* the file, or the name a buffer goes by in messages */
+    const void *mem;            /* the archive in memory (NULL: read the file) */
     uint64_t file_bytes;
     zip_t *za;
     char *prefix; /* "archive/" */
@@ -72,12 +73,9 @@ static void dims_str(char *out, size_t cap, const int64_t *d, int n)
     if (k < cap) snprintf(out + k, cap - k, n == 1 ? ",)" : ")");
 }
 
-static cmcr_status not_zip(const char *path)
+/* Why what is not a zip archive is not a checkpoint, from its first n (<= 4) bytes. */
+static cmcr_status not_zip(const char *path, const unsigned char *head, size_t n)
 {
-    unsigned char head[4] = {0, 0, 0, 0};
-    FILE *f = fopen(path, "rb");
-    size_t n = f ? fread(head, 1, 4, f) : 0;
-    if (f) fclose(f);
     if (n == 4 && memcmp(head, "PK\x03\x04", 4) == 0)
         return core_fail(CMCR_EFORMAT, "%s: zip archive without its central directory (truncated?)", path);
     if (n >= 2 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5)
@@ -88,19 +86,49 @@ static cmcr_status not_zip(const char *path)
     return core_fail(CMCR_EFORMAT, "%s: not a zip archive, so not a PyTorch checkpoint", path);
 }
 
+/* The first (up to 4) bytes of the archive, for not_zip. */
+static size_t head_bytes(const loader *L, unsigned char head[4])
+{
+    if (L->mem) {
+        size_t n = L->file_bytes < 4 ? (size_t)L->file_bytes : 4;
+        memcpy(head, L->mem, n);
+        return n;
+    }
+    FILE *f = fopen(L->path, "rb");
+    size_t n = f ? fread(head, 1, 4, f) : 0;
+    if (f) fclose(f);
+    return n;
+}
+
+/* libzip over the file, or over the buffer (kept by the caller until the loader is freed). */
+static zip_t *zip_open_input(loader *L, int *err)
+{
+    if (!L->mem) return zip_open(L->path, ZIP_RDONLY | ZIP_CHECKCONS, err);
+    zip_error_t ze;
+    zip_error_init(&ze);
+    zip_source_t *src = zip_source_buffer_create(L->mem, L->file_bytes, 0, &ze);
+    zip_t *za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
+    if (!za && src) zip_source_free(src);
+    *err = za ? 0 : zip_error_code_zip(&ze);
+    zip_error_fini(&ze);
+    return za;
+}
+
 static cmcr_status open_zip(loader *L)
 {
     const char *path = L->path;
-    zip_t **za = &L->za;
     int err = 0;
-    *za = zip_open(path, ZIP_RDONLY | ZIP_CHECKCONS, &err);
-    struct stat sb;
-    if (*za && stat(path, &sb) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    if (*za) {
+    L->za = zip_open_input(L, &err);
+    if (L->za && !L->mem) {
+        struct stat sb;
+        if (stat(path, &sb) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
         L->file_bytes = (uint64_t)sb.st_size;
-        return CMCR_OK;
     }
-    if (err == ZIP_ER_NOZIP) return not_zip(path);
+    if (L->za) return CMCR_OK;
+    if (err == ZIP_ER_NOZIP) {
+        unsigned char head[4] = {0, 0, 0, 0};
+        return not_zip(path, head, head_bytes(L, head));
+    }
     cmcr_status st = CMCR_EFORMAT;
     if (err == ZIP_ER_OPEN || err == ZIP_ER_NOENT || err == ZIP_ER_READ) st = CMCR_EIO;
     if (err == ZIP_ER_MEMORY) st = CMCR_ENOMEM;
@@ -423,29 +451,48 @@ static cmcr_status load_item(loader *L, item *it)
     return st ? core_fail_prefix(st, L->path) : CMCR_OK;
 }
 
+static cmcr_status load(loader *L, cmcr_tensors **out)
+{
+    pk_value *root = NULL;
+    *out = NULL;
+    cmcr_status st = open_zip(L);
+    if (!st) st = find_prefix(L);
+    if (!st) st = check_byteorder(L);
+    if (!st) st = parse_pickle(L, &root);
+    if (!st) st = collect_items(L, root);
+    if (!st) st = index_storages(L);
+    if (!st) st = size_storages(L);
+    if (!st && !(L->ts = cmcr_tensors_new())) st = core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
+    for (size_t i = 0; !st && i < L->nstores; i++) st = read_storage(L, &L->stores[i]);
+    for (size_t i = 0; !st && i < L->n; i++) st = load_item(L, &L->items[i]);
+    if (!st) {
+        *out = L->ts;
+        L->ts = NULL;
+    }
+    loader_free(L);
+    return st;
+}
+
 cmcr_status pt_load(const char *path, cmcr_tensors **out)
 {
     loader L;
-    pk_value *root = NULL;
     memset(&L, 0, sizeof L);
     L.path = path;
-    *out = NULL;
-    cmcr_status st = open_zip(&L);
-    if (!st) st = find_prefix(&L);
-    if (!st) st = check_byteorder(&L);
-    if (!st) st = parse_pickle(&L, &root);
-    if (!st) st = collect_items(&L, root);
-    if (!st) st = index_storages(&L);
-    if (!st) st = size_storages(&L);
-    if (!st && !(L.ts = cmcr_tensors_new())) st = core_fail(CMCR_ENOMEM, "%s: out of memory", path);
-    for (size_t i = 0; !st && i < L.nstores; i++) st = read_storage(&L, &L.stores[i]);
-    for (size_t i = 0; !st && i < L.n; i++) st = load_item(&L, &L.items[i]);
-    if (!st) {
-        *out = L.ts;
-        L.ts = NULL;
+    return load(&L, out);
+}
+
+cmcr_status pt_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out)
+{
+    loader L;
+    memset(&L, 0, sizeof L);
+    L.path = name;
+    L.mem = data;
+    L.file_bytes = len;
+    if (len == 0) {
+        *out = NULL;
+        return core_fail(CMCR_EFORMAT, "%s: not a zip archive, so not a PyTorch checkpoint", name);
     }
-    loader_free(&L);
-    return st;
+    return load(&L, out);
 }
 
 /* ================================================================== writing */

@@ -86,12 +86,11 @@ static bool valid_text(const unsigned char *s, size_t n, size_t *bad_at)
 static cmcr_status read_header_text(FILE *f, const char *path, char **text, uint64_t *hsize,
                                     uint64_t *data_size)
 {
-    struct stat st;
     unsigned char b[8];
     *text = NULL;
-    if (fstat(fileno(f), &st) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", path, strerror(errno));
-    if (!S_ISREG(st.st_mode)) return core_fail(CMCR_EIO, "%s: not a regular file", path);
-    uint64_t size = (uint64_t)st.st_size;
+    uint64_t size = 0;
+    cmcr_status sz = file_stream_size(f, path, &size);
+    if (sz) return sz;
     if (size == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", path);
     if (size < 8)
         return core_fail(CMCR_EFORMAT, "%s: file is %llu bytes, too short for the 8-byte safetensors header size",
@@ -413,11 +412,9 @@ static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
     return st;
 }
 
-cmcr_status safetensors_load(const char *path, cmcr_tensors **out)
+/* All the tensors of the stream f; closes f. */
+static cmcr_status load_stream(FILE *f, const char *path, cmcr_tensors **out)
 {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
     cmcr_tensors *ts = cmcr_tensors_new();
     cmcr_status st = ts ? load_from(f, path, ts) : core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     fclose(f);
@@ -427,6 +424,23 @@ cmcr_status safetensors_load(const char *path, cmcr_tensors **out)
     }
     *out = ts;
     return CMCR_OK;
+}
+
+cmcr_status safetensors_load(const char *path, cmcr_tensors **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    return load_stream(f, path, out);
+}
+
+cmcr_status safetensors_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out)
+{
+    *out = NULL;
+    if (len == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", name);
+    FILE *f = file_open_memory(data, len);
+    if (!f) return core_fail(CMCR_ENOMEM, "%s: cannot open a stream over memory", name);
+    return load_stream(f, name, out);
 }
 
 /* ------------------------------------------------------------------ saving */

@@ -380,6 +380,18 @@ cmcr_status cmcr_model_load(const char *path, cmcr_model **out)
     return st;
 }
 
+cmcr_status cmcr_model_load_memory(const void *data, size_t len, const char *name, cmcr_model **out)
+{
+    *out = NULL;
+    if (!name) name = "(memory)";
+    cmcr_tensors *ts;
+    cmcr_status st = cmcr_tensors_load_memory(data, len, CMCR_FORMAT_AUTO, name, &ts);
+    if (st) return st;
+    st = cmcr_model_from_tensors(ts, name, out);
+    cmcr_tensors_free(ts);
+    return st;
+}
+
 cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out)
 {
     *out = NULL;

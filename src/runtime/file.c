@@ -221,3 +221,25 @@ cmcr_status cmcr_write_file(const char *path, const void *data, size_t len)
     if (st && a.path) afile_abort(&a);
     return st;
 }
+
+cmcr_status file_stream_size(FILE *f, const char *name, uint64_t *size)
+{
+    struct stat st;
+    int fd = fileno(f);
+    if (fd >= 0) { /* a file: must be a regular one */
+        if (fstat(fd, &st) != 0) return core_fail(CMCR_EIO, "%s: cannot stat: %s", name, strerror(errno));
+        if (!S_ISREG(st.st_mode)) return core_fail(CMCR_EIO, "%s: not a regular file", name);
+        *size = (uint64_t)st.st_size;
+        return CMCR_OK;
+    }
+    off_t at = ftello(f), end; /* a memory stream (fmemopen) */
+    if (at < 0 || fseeko(f, 0, SEEK_END) != 0 || (end = ftello(f)) < 0 || fseeko(f, at, SEEK_SET) != 0)
+        return core_fail(CMCR_EIO, "%s: cannot tell the size of the stream", name);
+    *size = (uint64_t)end;
+    return CMCR_OK;
+}
+
+FILE *file_open_memory(const void *data, size_t len)
+{
+    return len ? fmemopen((void *)data, len, "rb") : NULL; /* read-only: data is never written */
+}

@@ -28,4 +28,9 @@ cmcr_status file_commit_temp(const char *tmp, const char *path);
  * cmcr_remove_temp_files). file_temp_name registers every name; commit and discard release it. */
 void file_temp_discard(const char *tmp);
 
+/* The size of f in bytes: a regular file's (anything else is refused), or a memory stream's. */
+cmcr_status file_stream_size(FILE *f, const char *name, uint64_t *size);
+/* A read-only stream over len bytes of memory (fmemopen); NULL when len is 0 or on failure. */
+FILE *file_open_memory(const void *data, size_t len);
+
 #endif
