@@ -388,9 +388,8 @@ static void head_backward(const mm_prec *mp, const model_head *h, model_head *g,
 
 static int uses_pseudo(const cmcr_train_params *p) { return p->pseudo_pair || p->intra; }
 
-train_loss train_forward_backward(cmcr_trainer *t, int64_t B)
+train_loss train_forward_backward(cmcr_trainer *t)
 {
-    (void)B; /* always t->batch, split as t->lb says */
     const cmcr_train_params *p = &t->p;
     const layer_batch *lb = &t->lb;
     int64_t out = p->shape_a.out_dim, b = lb->rows;
@@ -430,9 +429,9 @@ train_loss train_forward_backward(cmcr_trainer *t, int64_t B)
     return L;
 }
 
-void train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise)
+void train_make_batch(cmcr_trainer *t, const int64_t *idx, float *const *noise)
 {
-    (void)B; /* always t->batch: this rank takes rows [first, first + rows) of it */
+    /* this rank takes rows [first, first + rows) of the global batch of t->batch rows */
     double std = sqrt(t->p.sigma2);
     int64_t b = t->lb.rows, first = t->lb.first;
     for (int k = 0; k < 4; k++) {
@@ -541,8 +540,8 @@ static train_loss step_once(cmcr_trainer *t, double *lr)
     long long before = mm_prec_fallbacks();
     int64_t epoch = t->step / t->steps_per_epoch, pos = t->step % t->steps_per_epoch;
     ensure_perm(t, epoch);
-    train_make_batch(t, t->perm + pos * t->batch, t->batch, NULL);
-    train_loss L = train_forward_backward(t, t->batch);
+    train_make_batch(t, t->perm + pos * t->batch, NULL);
+    train_loss L = train_forward_backward(t);
     *lr = train_lr(&t->p, t->step + 1, t->total_steps);
     train_adam(t, t->step + 1, *lr);
     t->step++;
