@@ -158,3 +158,9 @@ char *core_strdup(const char *s)
     if (d) memcpy(d, s, n);
     return d;
 }
+
+bool core_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
