@@ -523,6 +523,10 @@ int cmcr_mpi_support(void);
  * (oneDNN 2.x needs AVX-512). Asking for them otherwise fails with the reason. */
 int cmcr_bf16_support(void);
 
+/* Small system helpers, so that programs need nothing from the library's internals. */
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC) from an arbitrary start: for durations. */
+double cmcr_now_seconds(void);
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */

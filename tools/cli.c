@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *kind_meta(opt_kind k)
@@ -165,13 +164,6 @@ static void log_to_stderr(cmcr_log_level level, const char *msg, void *user)
 void cli_install_log(cmcr_log_level max) { cmcr_set_log(log_to_stderr, (void *)(intptr_t)max); }
 
 bool cli_is_tty(int fd) { return isatty(fd) == 1; }
-
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ------------------------------------------------------------------ inputs and outputs */
 

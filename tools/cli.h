@@ -71,8 +71,6 @@ void cli_install_signals(void);
 /* Route library log messages to stderr (level <= max). */
 void cli_install_log(cmcr_log_level max);
 bool cli_is_tty(int fd);
-/* Seconds on the monotonic clock, for progress and timings. */
-double cli_now(void);
 
 /* MPI (builds with it; otherwise one process): start and stop MPI around the command; this
  * process's rank and the number of ranks; the communicator to hand to the library (NULL

@@ -10,7 +10,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 cmcr_train_params cmcr_train_default_params(void)
 {
@@ -549,13 +548,6 @@ static train_loss step_once(cmcr_trainer *t, double *lr)
     return L;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Rank 0 writes (every rank holds the same state); all ranks learn whether it worked. */
 static cmcr_status save_if_wanted(const cmcr_trainer *t, int force)
 {
@@ -567,18 +559,18 @@ static cmcr_status save_if_wanted(const cmcr_trainer *t, int force)
 
 cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user)
 {
-    double start = now_seconds();
+    double start = core_now_seconds();
     cmcr_status st = CMCR_OK;
     while (t->step < t->total_steps) {
-        double t0 = now_seconds(), lr;
+        double t0 = core_now_seconds(), lr;
         train_loss L = step_once(t, &lr);
         if (!isfinite(L.total))
             return core_fail(CMCR_EVALUE, "loss became %g at step %lld (try a lower learning rate)", L.total,
                              (long long)t->step);
-        double dt = now_seconds() - t0;
+        double dt = core_now_seconds() - t0;
         cmcr_train_stats s = {t->step, t->total_steps, (t->step - 1) / t->steps_per_epoch + 1, t->p.epochs,
                               L.total, L.native, L.pseudo, L.intra, lr, (double)t->batch / (dt > 0 ? dt : 1e-9),
-                              now_seconds() - start};
+                              core_now_seconds() - start};
         if ((st = save_if_wanted(t, 0))) return st;
         int stop = cb ? cb(&s, user) != 0 : 0;
         if (dist_max_i(&t->dist, stop)) { /* a signal may reach the ranks at different steps */

@@ -33,4 +33,7 @@ char *core_strdup(const char *s);
 /* Whether s ends with suffix. */
 bool core_ends_with(const char *s, const char *suffix);
 
+/* Seconds on the monotonic clock, for durations (cmcr_now_seconds). */
+double core_now_seconds(void);
+
 #endif
