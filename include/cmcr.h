@@ -524,6 +524,10 @@ int cmcr_mpi_support(void);
 int cmcr_bf16_support(void);
 
 /* Small system helpers, so that programs need nothing from the library's internals. */
+/* mkdir -p: create path and its missing parents (mode 0777 less the umask). CMCR_OK when it
+ * exists already as a directory; CMCR_EIO (with the name and the reason) when it, or a
+ * parent, cannot be created or is not a directory; CMCR_EINVAL for an empty name. */
+cmcr_status cmcr_mkdir_p(const char *path);
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC) from an arbitrary start: for durations. */
 double cmcr_now_seconds(void);
 

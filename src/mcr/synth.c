@@ -14,11 +14,9 @@
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Fixed shape of the generator; the knobs in cmcr_synth_params multiply these levels. */
 #define CONCEPT_SPREAD 0.8  /* std of a concept around its cluster centre (centre std 1) */
@@ -631,30 +629,6 @@ void cmcr_world_free(cmcr_world *w)
 
 /* ------------------------------------------------------------------ save */
 
-static cmcr_status make_dirs(const char *dir)
-{
-    if (!dir || !dir[0]) return core_fail(CMCR_EINVAL, "synthetic world: empty output directory name");
-    char *p = core_strdup(dir);
-    if (!p) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create directory: %s", p, strerror(errno));
-            free(p);
-            return st;
-        }
-        *s = saved;
-        if (!saved) break;
-    }
-    free(p);
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return core_fail(CMCR_EIO, "%s: exists and is not a directory", dir);
-    return CMCR_OK;
-}
-
 static char *join_path(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -826,7 +800,8 @@ static cmcr_status save_json(const cmcr_world *w, const char *dir, const world_f
 cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir)
 {
     if (!w || !w->overlap_a.data) return core_fail(CMCR_EINVAL, "synthetic world: nothing to save (not generated)");
-    cmcr_status st = make_dirs(dir);
+    if (!dir || !dir[0]) return core_fail(CMCR_EINVAL, "synthetic world: empty output directory name");
+    cmcr_status st = file_mkdir_p(dir);
     world_file files[16];
     int n = world_files(w, files);
     for (int i = 0; i < n && !st; i++) st = save_file(dir, &files[i]);
