@@ -67,7 +67,9 @@ static cmcr_trainer *make_trainer(const problem *pr, int layers, void (*tweak)(c
     /* Perturb BatchNorm affine parameters away from 1/0 so their gradients are exercised. */
     rng_state r;
     rng_seed(&r, 3);
-    for (size_t i = 0; i < t->model->nparams; i++) t->model->params[i] += (float)(0.05 * rng_normal(&r));
+    float *jitter = random_matrix(&r, 1, (int64_t)t->model->nparams);
+    for (size_t i = 0; i < t->model->nparams; i++) t->model->params[i] += 0.05f * jitter[i];
+    free(jitter);
     int64_t idx[N];
     for (int i = 0; i < N; i++) idx[i] = (i * 7) % N;
     train_make_batch(t, idx, NULL);
@@ -94,10 +96,12 @@ static void check_tensor(cmcr_trainer *t, const float *grad, size_t off, size_t 
     rng_state r;
     rng_seed(&r, off + 11);
     double *d = malloc(sizeof(double) * n), norm = 0, analytic = 0;
+    float *z = random_matrix(&r, 1, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
-        d[i] = rng_normal(&r);
+        d[i] = z[i];
         norm += d[i] * d[i];
     }
+    free(z);
     for (size_t i = 0; i < n; i++) {
         d[i] /= sqrt(norm);
         analytic += d[i] * grad[off + i];
