@@ -133,8 +133,8 @@ int main(int argc, char **argv)
     for (int k = -1; k < steps; k++) {
         int64_t step = k + 2, pos = (int64_t)(k + 1) % (n / B);
         double t0 = now();
-        train_make_batch(t, perm + pos * B, B, NULL);
-        train_loss L = train_forward_backward(t, B);
+        train_make_batch(t, perm + pos * B, NULL);
+        train_loss L = train_forward_backward(t);
         train_adam(t, step, train_lr(&t->p, step, t->total_steps));
         t->step++; /* as cmcr_trainer_run: the noise stream is keyed on the step */
         double dt = now() - t0;

@@ -551,6 +551,14 @@ CMCR_API int cmcr_mpi_support(void);
  * (oneDNN 2.x needs AVX-512). Asking for them otherwise fails with the reason. */
 CMCR_API int cmcr_bf16_support(void);
 
+/* Small system helpers, so that programs need nothing from the library's internals. */
+/* mkdir -p: create path and its missing parents (mode 0777 less the umask). CMCR_OK when it
+ * exists already as a directory; CMCR_EIO (with the name and the reason) when it, or a
+ * parent, cannot be created or is not a directory; CMCR_EINVAL for an empty name. */
+CMCR_API cmcr_status cmcr_mkdir_p(const char *path);
+/* Seconds on the monotonic clock (CLOCK_MONOTONIC) from an arbitrary start: for durations. */
+CMCR_API double cmcr_now_seconds(void);
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */

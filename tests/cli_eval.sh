@@ -25,6 +25,9 @@ np.save(d + "/lf.npy", np.array([0.0, 1.0, 2.0], np.float32))
 np.save(d + "/y.npy", np.array([[0], [1], [2]], np.int64))
 np.save(d + "/ybad.npy", np.array([0, 4, 1], np.int64))
 open(d + "/names.txt", "w").write("plane\nbed\nchair\nlamp\n")
+open(d + "/names_crlf.txt", "wb").write(b"plane\r\nbed\r\nchair\r\nlamp")  # edited on Windows, no final newline
+open(d + "/qlabels_crlf.txt", "wb").write(b"q-zero\r\nq-one\r\nq-two\r\n")
+open(d + "/glabels_crlf.txt", "wb").write(b"g-zero\r\ng-one\r\ng-two\r\n")
 # A one-layer model whose heads are identity: Linear(4,4) = I, BN with mean 0 and var 1-eps,
 # so f(x) = normalize(relu(x)) = normalize(x) on these non-negative inputs.
 import json, struct
@@ -118,6 +121,16 @@ grep -Eq '^ +3 +lamp +0 +-$' "$T/t4" || fail "per-class row of lamp: $(cat "$T/t
     > "$T/j4" || fail "zeroshot --json exited $?"
 check_json "$T/j4" 'abs(r["top1"] - 2/3) < 1e-12 and r["top5"] == 1 and r["inputs"] == 3 and r["classes"] == 4'
 check_json "$T/j4" '[c["top1"] for c in r["per_class"]] == [1, 0, 1, None]'
+
+# --- text files of names and labels edited on Windows ("\r\n"): the "\r" is not part of a name
+"$BIN" eval zeroshot --inputs "$T/q.npy" --classes "$T/classes.npy" --labels "$T/y.npy" --per-class \
+    --class-names "$T/names_crlf.txt" > "$T/t5" 2> "$T/e5" || fail "zeroshot with CRLF names exited $? ($(cat "$T/e5"))"
+cmp -s "$T/t4" "$T/t5" || fail "CRLF class names print differently: $(od -c "$T/t5" | head)"
+"$BIN" similarity --model "$T/model.safetensors" --a "$T/q.npy" --side-a a --b "$T/g.npy" --side-b b --top-k 1 \
+    --labels-a "$T/qlabels_crlf.txt" --labels-b "$T/glabels_crlf.txt" > "$T/s1" 2> "$T/es1" \
+    || fail "similarity with CRLF labels exited $? ($(cat "$T/es1"))"
+grep -q $'\r' "$T/s1" && fail "similarity labels keep the \\r of CRLF lines: $(od -c "$T/s1" | head)"
+grep -q 'q-two' "$T/s1" && grep -q 'g-two' "$T/s1" || fail "similarity lacks the labels: $(cat "$T/s1")"
 
 # --- errors: non-zero exit, nothing on stdout, exactly one line on stderr
 expect_error() { # expected-code description command...

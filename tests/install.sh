@@ -18,6 +18,10 @@ if [ -n "$lib" ]; then
     others=$(nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^cmcr_' | tr '\n' ' ')
     [ -z "$others" ] || fail "libcmcr exports non-API symbols: $others"
     readelf -d "$lib" | grep -q 'SONAME.*libcmcr\.so\.[0-9]' || fail "libcmcr has no versioned SONAME"
+    # and every function of the header is exported (a declaration without CMCR_API is not)
+    missing=$(comm -23 <(grep -o '\bcmcr_[a-z0-9_]*(' "$P/include/cmcr.h" | tr -d '(' | sort -u) \
+                       <(nm -D --defined-only "$lib" | awk '{print $3}' | sort -u) | tr '\n' ' ')
+    [ -z "$missing" ] || fail "declared in cmcr.h but not exported: $missing"
 fi
 "$P/bin/cmcr" --version >/dev/null 2>&1 || fail "the installed cmcr does not run"
 

@@ -114,7 +114,8 @@ static char *script_path(void)
 static void test_released_checkpoint(void **state)
 {
     (void)state;
-    if (!released_path) skip();
+    if (!released_path)
+        tu_skip("no released checkpoint (../shared/data/cmcr-ulip-clip/ulip_clip.pt; set CMCR_TESTDATA)");
     cmcr_tensors *ts = NULL;
     assert_int_equal(cmcr_tensors_load(released_path, CMCR_FORMAT_AUTO, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_count(ts), 14);
@@ -351,10 +352,7 @@ static void test_torch_reads_cmcr(void **state)
 {
     (void)state;
     const char *py = torch_python();
-    if (!py) {
-        printf("NOTE: no python with torch; skipping the torch.load checks\n");
-        skip();
-    }
+    if (!py) tu_skip("no python with torch: the torch.load checks");
     char *script = script_path(), *path = tu_path("heads.pt"), *ref = tu_path("sample.ref");
     for (int two = 0; two < 2; two++) {
         cmcr_tensors *ts = head_set(two);
@@ -381,10 +379,7 @@ static void test_cmcr_reads_torch(void **state)
 {
     (void)state;
     const char *py = torch_python();
-    if (!py) {
-        printf("NOTE: no python with torch; skipping files written by torch.save\n");
-        skip();
-    }
+    if (!py) tu_skip("no python with torch: files written by torch.save");
     char *script = script_path(), *path = tu_path("torch.pt"), *ref = tu_path("torch.ref");
     static const int protocols[] = {2, 4, 5};
     for (int i = 0; i < 3; i++) {
@@ -1032,7 +1027,7 @@ int main(void)
         cmocka_unit_test(test_torch_reads_cmcr), cmocka_unit_test(test_cmcr_reads_torch),
         cmocka_unit_test(test_released_checkpoint),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = tu_run_group(tests);
     bool have_data = released_path != NULL;
     free(released_path);
     /* The other cases ran and passed: report a pass, and say which case was skipped (cmocka

@@ -405,9 +405,8 @@ static void test_over_limit_sparse(void **state)
     const char *json = "{\"a\":{\"dtype\":\"F32\",\"shape\":[4194305,1024],\"data_offsets\":[0,17179873280]}}";
     char *p = craft("sparse.safetensors", json, NULL, 0);
     if (truncate(p, (off_t)(8 + strlen(json) + 17179873280ull)) != 0) {
-        printf("NOTE: cannot make a sparse 16 GiB file here; limit check skipped\n");
         free(p);
-        return;
+        tu_skip("cannot make a sparse 16 GiB file here");
     }
     expect_fail("tensor over the 16 GiB limit", p, CMCR_ENOMEM, "exceed the limit of 17179869184 bytes per tensor");
     assert_int_equal(unlink(p), 0);
@@ -479,7 +478,7 @@ static void test_python_interop(void **state)
 {
     (void)state;
     const char *py = tu_python_numpy();
-    if (!py) return;
+    if (!py) tu_skip("no python with numpy");
     cmcr_tensors *ts = sample_set();
     char *p = tu_path("c.safetensors");
     assert_int_equal(safetensors_save(ts, p), CMCR_OK);
@@ -545,5 +544,5 @@ int main(void)
         cmocka_unit_test(test_over_limit_sparse),
         cmocka_unit_test(test_python_interop),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return tu_run_group(tests);
 }

@@ -488,6 +488,32 @@ static void test_save(void **state)
     cmcr_world_free(&w);
 }
 
+/* cmcr_mkdir_p, behind cmcr_world_save, the aggregation cache and the demo's report: missing
+ * parents are created, an existing directory is fine (also with a trailing '/'), and a file
+ * in the way, of the directory or of a parent, is an i/o error that names it. */
+static void test_mkdir_p(void **state)
+{
+    (void)state;
+    char *deep = tu_path("mk/a/b/c"), *slash = tu_path("mk/a/b/c/"), *file = tu_path("mk/file"),
+         *under = tu_path("mk/file/d");
+    assert_int_equal(cmcr_mkdir_p(deep), CMCR_OK);
+    struct stat sb;
+    assert_true(stat(deep, &sb) == 0 && S_ISDIR(sb.st_mode));
+    assert_int_equal(cmcr_mkdir_p(deep), CMCR_OK);
+    assert_int_equal(cmcr_mkdir_p(slash), CMCR_OK);
+    tu_write_file(file, "x", 1);
+    assert_int_equal(cmcr_mkdir_p(file), CMCR_EIO);
+    assert_non_null(strstr(cmcr_last_error(), "not a directory"));
+    assert_int_equal(cmcr_mkdir_p(under), CMCR_EIO);
+    assert_non_null(strstr(cmcr_last_error(), file));
+    print_message("parent in the way: %s\n", cmcr_last_error());
+    assert_int_equal(cmcr_mkdir_p(""), CMCR_EINVAL);
+    free(deep);
+    free(slash);
+    free(file);
+    free(under);
+}
+
 static void test_cli(void **state)
 {
     (void)state;
@@ -533,6 +559,7 @@ int main(void)
         cmocka_unit_test(test_missing_and_shifted),
         cmocka_unit_test(test_invalid_params),
         cmocka_unit_test(test_save),
+        cmocka_unit_test(test_mkdir_p),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -145,8 +145,8 @@ static void run_parity(const char *file, int layers)
             snprintf(nm, sizeof nm, "noise.%lld.%d", (long long)step, k);
             noise[k] = need(ts, nm)->data;
         }
-        train_make_batch(t, idx, B, noise);
-        train_loss L = train_forward_backward(t, B);
+        train_make_batch(t, idx, noise);
+        train_loss L = train_forward_backward(t);
         losses[step] = (float)L.total;
         if (step == 0) {
             float mine[4] = {(float)L.total, (float)L.native, (float)L.pseudo, (float)L.intra};

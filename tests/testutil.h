@@ -34,4 +34,17 @@ const char *tu_python_torch(void);
 void tu_expect_load_fail(cmcr_format fmt, const char *label, const char *path, cmcr_status want,
                          const char *needle);
 #define TU_SKIP 77
+/* Skip the running cmocka test, as skip() does (cmocka lists it as SKIPPED, and the program
+ * still passes when the other tests pass), after printing "NOTE: <why>; <test> skipped".
+ * Never `return` early instead: that reports a pass for checks that did not run. */
+#define tu_skip(...)                                                                                                \
+    do {                                                                                                           \
+        tu_note_skip(__func__, __VA_ARGS__);                                                                       \
+        skip();                                                                                                    \
+    } while (0)
+void tu_note_skip(const char *test, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* cmocka_run_group_tests for main(): its result, except TU_SKIP (ctest: skipped) when every
+ * one of the n tests skipped (tu_skip), so that a program that checked nothing is not a pass. */
+int tu_run_tests(const struct CMUnitTest *tests, size_t n);
+#define tu_run_group(tests) tu_run_tests((tests), sizeof(tests) / sizeof((tests)[0]))
 #endif

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const char *kind_meta(opt_kind k)
@@ -166,13 +165,6 @@ void cli_install_log(cmcr_log_level max) { cmcr_set_log(log_to_stderr, (void *)(
 
 bool cli_is_tty(int fd) { return isatty(fd) == 1; }
 
-double cli_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------------ inputs and outputs */
 
 /* path with its directory resolved (realpath: symlinks, "." and ".."), the last name kept as
@@ -273,6 +265,56 @@ int cli_check_files(const char *cmd, const cli_file *in, int nin, const cli_file
         if (rc) return rc;
     }
     return 0;
+}
+
+int cli_read_lines(const char *cmd, const char *path, const char *what, int64_t want, cli_lines *out)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_error(cmd, 1, "%s: cannot open %s", path, what);
+    size_t cap = 0, len = 0, got;
+    char chunk[4096];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got + 1 > cap) {
+            cap = (len + got + 1) * 2;
+            char *nb = realloc(out->buf, cap);
+            if (!nb) {
+                fclose(f);
+                cli_lines_free(out);
+                return cli_error(cmd, 1, "%s: out of memory", path);
+            }
+            out->buf = nb;
+        }
+        memcpy(out->buf + len, chunk, got);
+        len += got;
+    }
+    fclose(f);
+    out->len = len;
+    out->items = malloc((size_t)(want > 0 ? want : 1) * sizeof *out->items);
+    if (!out->buf) out->buf = malloc(1);
+    if (!out->items || !out->buf) {
+        cli_lines_free(out);
+        return cli_error(cmd, 1, "%s: out of memory", path);
+    }
+    out->buf[len] = '\0';
+    for (char *p = out->buf; *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = '\0';
+        size_t l = strlen(p);
+        if (l && p[l - 1] == '\r') p[l - 1] = '\0';
+        if (out->n < want) out->items[out->n] = p;
+        out->n++;
+        if (!nl) break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+void cli_lines_free(cli_lines *l)
+{
+    free(l->items);
+    free(l->buf);
+    memset(l, 0, sizeof *l);
 }
 
 int cli_check_ranges(const char *cmd, const cli_range *r, size_t n)

@@ -59,6 +59,19 @@ typedef struct cli_file {
 int cli_check_files(const char *cmd, const cli_file *in, int nin, const cli_file *out, int nout);
 /* Whether path ends in one of the endings of exts (as in cli_file). */
 bool cli_name_allowed(const char *path, const char *exts);
+/* A text file of one item per line (labels, class names), read whole. A final newline is
+ * optional and a line's trailing "\r" is dropped, so that a file edited on Windows gives the
+ * same items. n counts every line; items holds the first `want` of them (pointers into buf).
+ * len is the file's size (0: empty). 0, or 1 after printing the error (cannot open: "PATH:
+ * cannot open WHAT"). Free with cli_lines_free. */
+typedef struct cli_lines {
+    char *buf;
+    char **items;
+    int64_t n;
+    size_t len;
+} cli_lines;
+int cli_read_lines(const char *cmd, const char *path, const char *what, int64_t want, cli_lines *out);
+void cli_lines_free(cli_lines *l);
 /* Integer flags that the command narrows or that must lie in a range: 0, or the usage error. */
 typedef struct cli_range {
     const char *flag;
@@ -71,8 +84,6 @@ void cli_install_signals(void);
 /* Route library log messages to stderr (level <= max). */
 void cli_install_log(cmcr_log_level max);
 bool cli_is_tty(int fd);
-/* Seconds on the monotonic clock, for progress and timings. */
-double cli_now(void);
 
 /* MPI (builds with it; otherwise one process): start and stop MPI around the command; this
  * process's rank and the number of ranks; the communicator to hand to the library (NULL

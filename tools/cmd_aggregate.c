@@ -21,7 +21,7 @@ typedef struct progress_line {
 static int show_progress(int64_t done, int64_t total, void *user)
 {
     progress_line *pl = user;
-    double t = cli_now();
+    double t = cmcr_now_seconds();
     if (done < total && t - pl->last < 0.1) return 0;
     pl->last = t;
     double frac = total > 0 ? (double)done / (double)total : 1.0, elapsed = t - pl->start;
@@ -52,7 +52,7 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     p.query_block = a->query_block;
     p.memory_block = a->memory_block;
     p.bf16 = strcmp(a->precision, "bf16") == 0;
-    progress_line pl = {cli_now(), 0};
+    progress_line pl = {cmcr_now_seconds(), 0};
     bool tty = cli_is_tty(2) && cli_leader();
     if (tty) {
         p.progress = show_progress;
@@ -62,7 +62,7 @@ static int run(const agg_cli *a, const cmcr_matrix *q, const cmcr_matrix *m)
     int hit = 0, rc = 0;
     cmcr_status st = cmcr_aggregate_cached(a->cache_dir, q->data, q->rows, m->data, m->rows, q->cols, &p, out, &hit);
     if (tty && !hit) fprintf(stderr, "\n");
-    double secs = cli_now() - pl.start;
+    double secs = cmcr_now_seconds() - pl.start;
     long long mem_rows = cli_sum(m->rows); /* each rank holds a slice of the memory */
     if (st) rc = cli_fail("aggregate");
     else if (cli_leader() && cmcr_matrix_save_npy(a->out, out, q->rows, q->cols)) rc = cli_fail("aggregate");

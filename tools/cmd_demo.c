@@ -91,7 +91,7 @@ static int aggregate_once(const demo_opts *o, const cmcr_world *w, pseudo *ps)
     cmcr_aggregate_params ap = cmcr_aggregate_default_params();
     ap.tau_mem = o->train.tau_mem;
     ap.top_k = o->train.agg_top_k;
-    double t0 = cli_now();
+    double t0 = cmcr_now_seconds();
     ps->a = malloc(sizeof(float) * (size_t)(w->overlap_a.rows * w->overlap_a.cols));
     ps->b = malloc(sizeof(float) * (size_t)(w->overlap_b.rows * w->overlap_b.cols));
     if (!ps->a || !ps->b) return cli_error("demo", 1, "out of memory");
@@ -101,7 +101,7 @@ static int aggregate_once(const demo_opts *o, const cmcr_world *w, pseudo *ps)
                        &ap, ps->b))
         return cli_fail("demo");
     fprintf(stderr, "semantic consistency: aggregated both memories for %lld overlap items in %.1f s\n",
-            (long long)w->overlap_a.rows, cli_now() - t0);
+            (long long)w->overlap_a.rows, cmcr_now_seconds() - t0);
     return 0;
 }
 
@@ -120,14 +120,14 @@ static int train_variant(const demo_opts *o, const cmcr_world *w, const pseudo *
                          .pseudo_a = v->oracle ? NULL : ps->a, .pseudo_b = v->oracle ? NULL : ps->b};
     p.shape_a.in_dim = sa->cols;
     p.shape_b.in_dim = sb->cols;
-    run_ctx ctx = {curve, v->name, index, N_VARIANTS, cli_is_tty(2), cli_now()};
+    run_ctx ctx = {curve, v->name, index, N_VARIANTS, cli_is_tty(2), cmcr_now_seconds()};
     while (ctx.label[0] == ' ') ctx.label++;
     snprintf(curve->name, sizeof curve->name, "%s", ctx.label);
     cmcr_trainer *t;
     if (cmcr_trainer_new(&p, &d, &t)) return cli_fail("demo");
     int rc = cmcr_trainer_run(t, on_step, &ctx) ? cli_fail("demo") : 0;
     if (!rc) rc = eval_model(v->name, cmcr_trainer_model(t), w, row);
-    row->seconds = cli_now() - ctx.start;
+    row->seconds = cmcr_now_seconds() - ctx.start;
     if (!ctx.tty)
         fprintf(stderr, "  [%d/%d] %-34s %lld steps, final loss %.4f, %.1f s\n", index, N_VARIANTS, ctx.label,
                 (long long)cmcr_trainer_step(t), curve->n ? curve->loss[curve->n - 1] : NAN, row->seconds);
@@ -160,7 +160,7 @@ static void print_table(const demo_row *rows, int n, FILE *f)
 
 static int run_demo(demo_opts *o)
 {
-    double t0 = cli_now();
+    double t0 = cmcr_now_seconds();
     cmcr_world w;
     fprintf(stderr, "generating the synthetic two-MCR world (seed %llu) ...\n", (unsigned long long)o->world.seed);
     if (cmcr_synth_generate(&o->world, &w)) return cli_fail("demo");
@@ -192,7 +192,7 @@ static int run_demo(demo_opts *o)
         rc = train_variant(o, &w, &ps, &variants[i], i + 1, &rows[nrows++], &curves[i]);
     if (!rc) {
         print_table(rows, nrows, stdout);
-        printf("total time %.1f s\n", cli_now() - t0);
+        printf("total time %.1f s\n", cmcr_now_seconds() - t0);
         if (o->report_dir) rc = demo_write_report(o, &w, rows, nrows, curves, N_VARIANTS);
         if (!rc && o->report_dir) fprintf(stderr, "report: %s/index.html\n", o->report_dir);
     }

@@ -245,49 +245,15 @@ static int eval_retrieval(int argc, char **argv)
 
 /* ------------------------------------------------------------------ zero-shot */
 
-typedef struct names {
-    char *buf;
-    char **items;
-    int64_t n;
-} names;
-
-/* One name per line (a final newline is optional, "\r\n" is accepted); exactly want lines. */
-static int load_names(const char *cmd, const char *path, int64_t want, names *nm)
+/* One name per line (cli_read_lines: a final newline is optional, "\r\n" is accepted); exactly
+ * want lines. */
+static int load_names(const char *cmd, const char *path, int64_t want, cli_lines *nm)
 {
-    unsigned char *raw = NULL;
-    size_t len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_error(cmd, 1, "%s: cannot open class names", path);
-    for (size_t got = 1; got > 0;) {
-        unsigned char *nb = realloc(raw, len + 4096 + 1);
-        if (!nb) {
-            free(raw);
-            fclose(f);
-            return cli_error(cmd, 1, "%s: out of memory", path);
-        }
-        raw = nb;
-        got = fread(raw + len, 1, 4096, f);
-        len += got;
-    }
-    fclose(f);
-    raw[len] = '\0';
-    nm->buf = (char *)raw;
-    nm->items = malloc((size_t)(want > 0 ? want : 1) * sizeof(char *));
-    if (!nm->items) return cli_error(cmd, 1, "%s: out of memory", path);
-    for (char *p = nm->buf; *p;) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = '\0';
-        size_t l = strlen(p);
-        if (l && p[l - 1] == '\r') p[l - 1] = '\0';
-        if (nm->n < want) nm->items[nm->n] = p;
-        nm->n++;
-        if (!nl) break;
-        p = nl + 1;
-    }
-    if (nm->n != want)
-        return cli_error(cmd, 1, "%s: %lld names for %lld classes (one name per line)", path, (long long)nm->n,
-                         (long long)want);
-    return 0;
+    int rc = cli_read_lines(cmd, path, "class names", want, nm);
+    if (!rc && nm->n != want)
+        rc = cli_error(cmd, 1, "%s: %lld names for %lld classes (one name per line)", path, (long long)nm->n,
+                       (long long)want);
+    return rc;
 }
 
 typedef struct zs_job {
@@ -295,7 +261,7 @@ typedef struct zs_job {
     bool per_class, json;
     cmcr_matrix x, c;
     int64_t *y;
-    names nm;
+    cli_lines nm;
     cmcr_zeroshot_metrics res;
     double *acc;
     int64_t *count;
@@ -408,8 +374,7 @@ static int eval_zeroshot(int argc, char **argv)
     cmcr_matrix_free(&j.x);
     cmcr_matrix_free(&j.c);
     free(j.y);
-    free(j.nm.buf);
-    free(j.nm.items);
+    cli_lines_free(&j.nm);
     free(j.acc);
     free(j.count);
     cmcr_model_free(sp.m);

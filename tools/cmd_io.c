@@ -142,60 +142,21 @@ int cmd_project(int argc, char **argv)
 
 /* ------------------------------------------------------------------ similarity */
 
-typedef struct labels {
-    char **items;
-    int64_t n;
-    char *buf;
-} labels;
-
-static int load_labels(const char *path, int64_t rows, labels *l)
+/* One label per row of the matrix (cli_read_lines: a trailing "\r" is dropped); none
+ * without --labels-a/-b. */
+static int load_labels(const char *path, int64_t rows, cli_lines *l)
 {
     memset(l, 0, sizeof *l);
     if (!path) return 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_error("similarity", 1, "%s: cannot open label file", path);
-    size_t cap = 0, len = 0;
-    char chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + got + 1 > cap) {
-            cap = (len + got + 1) * 2;
-            char *nb = realloc(l->buf, cap);
-            if (!nb) {
-                fclose(f);
-                return cli_error("similarity", 1, "%s: out of memory", path);
-            }
-            l->buf = nb;
-        }
-        memcpy(l->buf + len, chunk, got);
-        len += got;
-    }
-    fclose(f);
-    if (!l->buf) return cli_error("similarity", 1, "%s: label file is empty", path);
-    l->buf[len] = '\0';
-    l->items = malloc((size_t)rows * sizeof *l->items);
-    if (!l->items) return cli_error("similarity", 1, "%s: out of memory", path);
-    for (char *p = l->buf; *p && l->n < rows + 1;) {
-        char *nl = strchr(p, '\n');
-        if (nl) *nl = '\0';
-        if (l->n < rows) l->items[l->n] = p;
-        l->n++;
-        if (!nl) break;
-        p = nl + 1;
-    }
-    if (l->n != rows)
-        return cli_error("similarity", 1, "%s: %lld labels for %lld rows (one label per line expected)", path,
-                         (long long)l->n, (long long)rows);
-    return 0;
+    int rc = cli_read_lines("similarity", path, "label file", rows, l);
+    if (!rc && l->len == 0) rc = cli_error("similarity", 1, "%s: label file is empty", path);
+    else if (!rc && l->n != rows)
+        rc = cli_error("similarity", 1, "%s: %lld labels for %lld rows (one label per line expected)", path,
+                       (long long)l->n, (long long)rows);
+    return rc;
 }
 
-static void free_labels(labels *l)
-{
-    free(l->items);
-    free(l->buf);
-}
-
-static void label_of(const labels *l, int64_t i, char *buf, size_t n)
+static void label_of(const cli_lines *l, int64_t i, char *buf, size_t n)
 {
     if (l->items) snprintf(buf, n, "%s", l->items[i]);
     else snprintf(buf, n, "#%lld", (long long)i);
@@ -210,7 +171,7 @@ static void softmax_row(float *row, int64_t n, double scale)
     for (int64_t j = 0; j < n; j++) row[j] = (float)(exp(scale * row[j] - mx) / sum);
 }
 
-static void print_topk(const float *row, int64_t n, int64_t k, const labels *la, const labels *lb, int64_t i)
+static void print_topk(const float *row, int64_t n, int64_t k, const cli_lines *la, const cli_lines *lb, int64_t i)
 {
     char name[256];
     label_of(la, i, name, sizeof name);
@@ -254,8 +215,8 @@ static int project_all(const char *file, const cmcr_model *m, const char *model_
     return 0;
 }
 
-static int similarity_rows(const sim_job *j, const cmcr_matrix *a, const cmcr_matrix *b, const labels *la,
-                           const labels *lb)
+static int similarity_rows(const sim_job *j, const cmcr_matrix *a, const cmcr_matrix *b, const cli_lines *la,
+                           const cli_lines *lb)
 {
     const int64_t block = 256;
     float *s = malloc((size_t)(block * b->rows) * sizeof(float));
@@ -315,14 +276,14 @@ int cmd_similarity(int argc, char **argv)
     cmcr_model *m;
     if (cmcr_model_load(j.model_path, &m)) return cli_fail("similarity");
     cmcr_matrix a = {0}, b = {0};
-    labels la = {0}, lb = {0};
+    cli_lines la = {0}, lb = {0};
     rc = project_all(j.a_path, m, j.model_path, sa, &a);
     if (!rc) rc = project_all(j.b_path, m, j.model_path, sb, &b);
     if (!rc) rc = load_labels(j.labels_a, a.rows, &la);
     if (!rc) rc = load_labels(j.labels_b, b.rows, &lb);
     if (!rc) rc = similarity_rows(&j, &a, &b, &la, &lb);
-    free_labels(&la);
-    free_labels(&lb);
+    cli_lines_free(&la);
+    cli_lines_free(&lb);
     cmcr_matrix_free(&a);
     cmcr_matrix_free(&b);
     cmcr_model_free(m);

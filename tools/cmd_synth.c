@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 /* Defaults shown in --help are printed from cmcr_synth_default_params(), so they cannot drift. */
 typedef struct synth_defaults {
@@ -95,13 +94,6 @@ static cmcr_synth_params to_params(const synth_args *a)
     return p;
 }
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void print_summary(const cmcr_world *w, const char *dir, double gen_s, double save_s)
 {
     const cmcr_synth_params *p = &w->params;
@@ -161,14 +153,14 @@ int cmd_synth(int argc, char **argv)
     if (rc) return rc;
     cmcr_synth_params p = to_params(&a);
     cmcr_world w;
-    double t0 = seconds_now();
+    double t0 = cmcr_now_seconds();
     if (cmcr_synth_generate(&p, &w)) return cli_fail("synth");
-    double t1 = seconds_now();
+    double t1 = cmcr_now_seconds();
     if (cmcr_world_save(&w, a.out)) {
         cmcr_world_free(&w);
         return cli_fail("synth");
     }
-    print_summary(&w, a.out, t1 - t0, seconds_now() - t1);
+    print_summary(&w, a.out, t1 - t0, cmcr_now_seconds() - t1);
     cmcr_world_free(&w);
     return 0;
 }

@@ -5,11 +5,9 @@
 #include "cli.h"
 #include "demo.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 void demo_curve_push(demo_curve *c, double loss)
 {
@@ -131,24 +129,11 @@ static void write_html(FILE *f, const demo_opts *o, const cmcr_world *w, const d
     fputs("</body></html>\n", f);
 }
 
-static int make_dir(const char *path)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int demo_write_report(const demo_opts *o, const cmcr_world *w, const demo_row *rows, int nrows,
                       const demo_curve *curves, int ncurves)
 {
-    if (make_dir(o->report_dir) != 0)
-        return cli_error("demo", 1, "%s: cannot create the report directory: %s", o->report_dir, strerror(errno));
+    if (cmcr_mkdir_p(o->report_dir))
+        return cli_error("demo", 1, "cannot create the report directory: %s", cmcr_last_error());
     char *html = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&html, &len);

@@ -18,17 +18,11 @@ const char *cmcr_format_name(cmcr_format f)
     return "?";
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 static cmcr_format format_from_name(const char *path)
 {
-    if (ends_with(path, ".npy")) return CMCR_FORMAT_NPY;
-    if (ends_with(path, ".safetensors")) return CMCR_FORMAT_SAFETENSORS;
-    if (ends_with(path, ".pt") || ends_with(path, ".pth") || ends_with(path, ".bin")) return CMCR_FORMAT_PT;
+    if (core_ends_with(path, ".npy")) return CMCR_FORMAT_NPY;
+    if (core_ends_with(path, ".safetensors")) return CMCR_FORMAT_SAFETENSORS;
+    if (core_ends_with(path, ".pt") || core_ends_with(path, ".pth") || core_ends_with(path, ".bin")) return CMCR_FORMAT_PT;
     return CMCR_FORMAT_AUTO;
 }
 

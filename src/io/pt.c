@@ -58,12 +58,6 @@ static void loader_free(loader *L)
     cmcr_tensors_free(L->ts);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* "(512, 512)", "(5,)", "()" */
 static void dims_str(char *out, size_t cap, const int64_t *d, int n)
 {
@@ -145,7 +139,7 @@ static cmcr_status find_prefix(loader *L)
     const char *found = NULL;
     for (zip_int64_t i = 0; i < n; i++) {
         const char *name = zip_get_name(L->za, (zip_uint64_t)i, 0);
-        if (!name || !ends_with(name, "/data.pkl")) continue;
+        if (!name || !core_ends_with(name, "/data.pkl")) continue;
         cmcr_status st = tensors_check_name(CMCR_EFORMAT, "zip entry name", name, strlen(name));
         if (st) return core_fail_prefix(st, L->path);
         if (found)

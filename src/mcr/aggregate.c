@@ -24,11 +24,11 @@
  * query keeps its k best (score, row) pairs in a small min-heap; at the end the softmax is
  * taken over those k scores and the k memory rows are gathered (normalised) in double
  * precision. */
+#include "runtime/file.h"
 #include "runtime/matmul.h"
 #include "runtime/dist.h"
 #include "runtime/vmath.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -580,30 +580,6 @@ cmcr_status cmcr_aggregate(const float *queries, int64_t nq, const float *memory
 
 /* ------------------------------------------------------------------ on-disk cache */
 
-/* mkdir -p: create dir and its missing parents. */
-static cmcr_status make_dirs(const char *dir)
-{
-    char *path = core_strdup(dir);
-    if (!path) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-            cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create directory %s: %s", dir, path, strerror(errno));
-            free(path);
-            return st;
-        }
-        *p = '/';
-    }
-    free(path);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return core_fail(CMCR_EIO, "%s: cannot create cache directory: %s", dir, strerror(errno));
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return core_fail(CMCR_EIO, "%s: cache directory is not a directory", dir);
-    return CMCR_OK;
-}
-
 static uint64_t cache_key(const float *queries, int64_t nq, const float *memory, int64_t nm, int64_t dim,
                           const cmcr_aggregate_params *p)
 {
@@ -665,7 +641,7 @@ cmcr_status cmcr_aggregate_cached(const char *cache_dir, const float *queries, i
     if (!st && cache_dir && p->mpi_comm)
         core_log(CMCR_LOG_INFO, "aggregation: the cache is not used when the memory is split across MPI ranks");
     if (st || !cache_dir || p->mpi_comm) return st ? st : aggregate_checked(queries, nq, memory, nm, dim, p, out);
-    st = make_dirs(cache_dir);
+    st = file_mkdir_p(cache_dir);
     if (st) return st;
     size_t len = strlen(cache_dir) + 32;
     char *path = malloc(len);

@@ -14,11 +14,9 @@
 
 #include <cblas.h>
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Fixed shape of the generator; the knobs in cmcr_synth_params multiply these levels. */
 #define CONCEPT_SPREAD 0.8  /* std of a concept around its cluster centre (centre std 1) */
@@ -53,42 +51,22 @@ typedef struct synth_ctx {
 
 /* ------------------------------------------------------------------ random streams */
 
-static uint64_t mix64(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* Every normal of the world comes from rng_fill_normal_polar (rng.h): its stream defines the
+ * published world, so the faster ziggurat must not replace it here. */
 
 /* An independent generator per (seed, stream, index): rows can be drawn in any order and on
  * any thread, and changing one set's size leaves the others unchanged. */
 static void stream_rng(rng_state *r, uint64_t seed, uint64_t stream, uint64_t index)
 {
-    uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ull);
-    h = mix64(h ^ (stream * 0xd6e8feb86659fd93ull));
-    h = mix64(h ^ (index * 0xa0761d6478bd642full + 1));
+    uint64_t h = rng_mix64(seed + 0x9e3779b97f4a7c15ull);
+    h = rng_mix64(h ^ (stream * 0xd6e8feb86659fd93ull));
+    h = rng_mix64(h ^ (index * 0xa0761d6478bd642full + 1));
     rng_seed(r, h);
-}
-
-/* n normals with standard deviation sd (Marsaglia's polar method, both outputs used). */
-static void fill_normal(rng_state *r, float *x, int64_t n, double sd)
-{
-    for (int64_t i = 0; i < n; i += 2) {
-        double u, v, q;
-        do {
-            u = 2.0 * rng_uniform(r) - 1.0;
-            v = 2.0 * rng_uniform(r) - 1.0;
-            q = u * u + v * v;
-        } while (q >= 1.0 || q == 0.0);
-        double f = sd * sqrt(-2.0 * log(q) / q);
-        x[i] = (float)(u * f);
-        if (i + 1 < n) x[i + 1] = (float)(v * f);
-    }
 }
 
 static void random_unit(rng_state *r, float *x, int64_t n)
 {
-    fill_normal(r, x, n, 1.0);
+    rng_fill_normal_polar(r, x, n, 1.0);
     cmcr_normalize_rows(x, 1, n);
 }
 
@@ -193,10 +171,10 @@ static cmcr_status make_concepts(synth_ctx *c, rng_state *r)
     float *centre = alloc_floats(L);
     if (!centre) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory");
     for (int64_t k = 0, i = 0; k < K; k++) {
-        fill_normal(r, centre, L, 1.0);
+        rng_fill_normal_polar(r, centre, L, 1.0);
         for (; i < C && i * K / C == k; i++) {
             float *z = c->concepts + i * L;
-            fill_normal(r, z, L, CONCEPT_SPREAD);
+            rng_fill_normal_polar(r, z, L, CONCEPT_SPREAD);
             for (int64_t j = 0; j < L; j++) z[j] += centre[j];
         }
     }
@@ -209,7 +187,7 @@ static void make_encoder(synth_ctx *c, int m, rng_state *r)
 {
     int64_t L = c->p->latent;
     double var_h = 1.0 + CONCEPT_SPREAD * CONCEPT_SPREAD + c->inst_std * c->inst_std;
-    fill_normal(r, c->w1[m], c->hid * L, 1.0 / sqrt((double)L * var_h));
+    rng_fill_normal_polar(r, c->w1[m], c->hid * L, 1.0 / sqrt((double)L * var_h));
 }
 
 /* map = D_t W2 = W2 + (delta / sqrt(dim)) G W2 with G ~ N(0, 1): each modality sees the
@@ -220,7 +198,7 @@ static cmcr_status make_map(synth_ctx *c, int t, const float *w2, rng_state *r)
     float *g = alloc_floats(dim * dim);
     if (!g) return core_fail(CMCR_ENOMEM, "synthetic world: cannot allocate a %lld x %lld map", (long long)dim,
                              (long long)dim);
-    fill_normal(r, g, dim * dim, 1.0);
+    rng_fill_normal_polar(r, g, dim * dim, 1.0);
     memcpy(c->mod[t].map, w2, (size_t)(dim * hid) * sizeof(float));
     double delta = DISTORT_STD * c->p->distortion;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)dim, (int)hid, (int)dim,
@@ -270,11 +248,11 @@ static cmcr_status make_mcr(synth_ctx *c, int m, rng_state *r)
     if (!w2) return core_fail(CMCR_ENOMEM, "synthetic world: out of memory for the encoders");
     make_encoder(c, m, r);
     /* W2: E|W2 phi|^2 = 1 for features phi of mean square TANH_MEAN_SQ. */
-    fill_normal(r, w2, dim * c->hid, 1.0 / sqrt((double)dim * (double)c->hid * TANH_MEAN_SQ));
+    rng_fill_normal_polar(r, w2, dim * c->hid, 1.0 / sqrt((double)dim * (double)c->hid * TANH_MEAN_SQ));
     cmcr_status st = CMCR_OK;
     for (int t = 2 * m; t < 2 * m + 2 && !st; t++) {
         st = make_map(c, t, w2, r);
-        fill_normal(r, c->mod[t].nuisance, dim * NUISANCE_RANK, 1.0 / sqrt((double)dim));
+        rng_fill_normal_polar(r, c->mod[t].nuisance, dim * NUISANCE_RANK, 1.0 / sqrt((double)dim));
     }
     free(w2);
     return st ? st : make_offsets(c, m, r);
@@ -347,7 +325,7 @@ static cmcr_status draw_labels(const cmcr_synth_params *p, int set, double shift
     stream_rng(&r, p->seed, STREAM_WEIGHTS, (uint64_t)set);
     for (int64_t i = 0; i < C; i++) {
         float g;
-        fill_normal(&r, &g, 1, 1.0);
+        rng_fill_normal_polar(&r, &g, 1, 1.0);
         cum[i] = exp(shift * g);
     }
     for (int64_t i = 0; i < n_absent; i++) cum[absent[i]] = 0;
@@ -382,7 +360,7 @@ static void make_latents(const synth_ctx *c, int set, const int64_t *labels, int
         stream_rng(&r, c->p->seed, (uint64_t)STREAM_LATENT * 64 + (uint64_t)set, (uint64_t)i);
         float *row = h + i * L;
         const float *z = c->concepts + labels[i] * L;
-        fill_normal(&r, row, L, c->inst_std);
+        rng_fill_normal_polar(&r, row, L, c->inst_std);
         for (int64_t j = 0; j < L; j++) row[j] += z[j];
     }
 }
@@ -413,10 +391,10 @@ static cmcr_status draw_modality_noise(const synth_ctx *c, int set, int t, int64
     for (int64_t i = 0; i < n; i++) {
         rng_state r;
         stream_rng(&r, c->p->seed, (uint64_t)STREAM_MODALITY * 64 + (uint64_t)set * 4 + (uint64_t)t, (uint64_t)i);
-        fill_normal(&r, noise, hid, mis);
+        rng_fill_normal_polar(&r, noise, hid, mis);
         float *row = f + i * hid;
         for (int64_t j = 0; j < hid; j++) row[j] += noise[j];
-        fill_normal(&r, nu + i * NUISANCE_RANK, NUISANCE_RANK, nuis);
+        rng_fill_normal_polar(&r, nu + i * NUISANCE_RANK, NUISANCE_RANK, nuis);
     }
     free(noise);
     return CMCR_OK;
@@ -631,30 +609,6 @@ void cmcr_world_free(cmcr_world *w)
 
 /* ------------------------------------------------------------------ save */
 
-static cmcr_status make_dirs(const char *dir)
-{
-    if (!dir || !dir[0]) return core_fail(CMCR_EINVAL, "synthetic world: empty output directory name");
-    char *p = core_strdup(dir);
-    if (!p) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0') continue;
-        char saved = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            cmcr_status st = core_fail(CMCR_EIO, "%s: cannot create directory: %s", p, strerror(errno));
-            free(p);
-            return st;
-        }
-        *s = saved;
-        if (!saved) break;
-    }
-    free(p);
-    struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return core_fail(CMCR_EIO, "%s: exists and is not a directory", dir);
-    return CMCR_OK;
-}
-
 static char *join_path(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -826,7 +780,8 @@ static cmcr_status save_json(const cmcr_world *w, const char *dir, const world_f
 cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir)
 {
     if (!w || !w->overlap_a.data) return core_fail(CMCR_EINVAL, "synthetic world: nothing to save (not generated)");
-    cmcr_status st = make_dirs(dir);
+    if (!dir || !dir[0]) return core_fail(CMCR_EINVAL, "synthetic world: empty output directory name");
+    cmcr_status st = file_mkdir_p(dir);
     world_file files[16];
     int n = world_files(w, files);
     for (int i = 0; i < n && !st; i++) st = save_file(dir, &files[i]);

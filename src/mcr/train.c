@@ -10,7 +10,6 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 cmcr_train_params cmcr_train_default_params(void)
 {
@@ -388,9 +387,8 @@ static void head_backward(const mm_prec *mp, const model_head *h, model_head *g,
 
 static int uses_pseudo(const cmcr_train_params *p) { return p->pseudo_pair || p->intra; }
 
-train_loss train_forward_backward(cmcr_trainer *t, int64_t B)
+train_loss train_forward_backward(cmcr_trainer *t)
 {
-    (void)B; /* always t->batch, split as t->lb says */
     const cmcr_train_params *p = &t->p;
     const layer_batch *lb = &t->lb;
     int64_t out = p->shape_a.out_dim, b = lb->rows;
@@ -430,9 +428,9 @@ train_loss train_forward_backward(cmcr_trainer *t, int64_t B)
     return L;
 }
 
-void train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise)
+void train_make_batch(cmcr_trainer *t, const int64_t *idx, float *const *noise)
 {
-    (void)B; /* always t->batch: this rank takes rows [first, first + rows) of it */
+    /* this rank takes rows [first, first + rows) of the global batch of t->batch rows */
     double std = sqrt(t->p.sigma2);
     int64_t b = t->lb.rows, first = t->lb.first;
     for (int k = 0; k < 4; k++) {
@@ -541,20 +539,13 @@ static train_loss step_once(cmcr_trainer *t, double *lr)
     long long before = mm_prec_fallbacks();
     int64_t epoch = t->step / t->steps_per_epoch, pos = t->step % t->steps_per_epoch;
     ensure_perm(t, epoch);
-    train_make_batch(t, t->perm + pos * t->batch, t->batch, NULL);
-    train_loss L = train_forward_backward(t, t->batch);
+    train_make_batch(t, t->perm + pos * t->batch, NULL);
+    train_loss L = train_forward_backward(t);
     *lr = train_lr(&t->p, t->step + 1, t->total_steps);
     train_adam(t, t->step + 1, *lr);
     t->step++;
     if (t->p.bf16) warn_fallbacks(t, before);
     return L;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Rank 0 writes (every rank holds the same state); all ranks learn whether it worked. */
@@ -568,18 +559,18 @@ static cmcr_status save_if_wanted(const cmcr_trainer *t, int force)
 
 cmcr_status cmcr_trainer_run(cmcr_trainer *t, cmcr_train_callback cb, void *user)
 {
-    double start = now_seconds();
+    double start = core_now_seconds();
     cmcr_status st = CMCR_OK;
     while (t->step < t->total_steps) {
-        double t0 = now_seconds(), lr;
+        double t0 = core_now_seconds(), lr;
         train_loss L = step_once(t, &lr);
         if (!isfinite(L.total))
             return core_fail(CMCR_EVALUE, "loss became %g at step %lld (try a lower learning rate)", L.total,
                              (long long)t->step);
-        double dt = now_seconds() - t0;
+        double dt = core_now_seconds() - t0;
         cmcr_train_stats s = {t->step, t->total_steps, (t->step - 1) / t->steps_per_epoch + 1, t->p.epochs,
                               L.total, L.native, L.pseudo, L.intra, lr, (double)t->batch / (dt > 0 ? dt : 1e-9),
-                              now_seconds() - start};
+                              core_now_seconds() - start};
         if ((st = save_if_wanted(t, 0))) return st;
         int stop = cb ? cb(&s, user) != 0 : 0;
         if (dist_max_i(&t->dist, stop)) { /* a signal may reach the ranks at different steps */

@@ -54,14 +54,14 @@ struct cmcr_trainer {
 };
 
 /* Forward and backward of the whole loss on the batch already in t->in (this rank's rows of
- * a global batch of B = t->batch rows); fills t->grad (zeroed first, then summed over the
+ * the global batch of t->batch rows, split as t->lb says); fills t->grad (zeroed first, then summed over the
  * ranks) and returns the loss terms (of the global batch). Updates BatchNorm running stats. */
-train_loss train_forward_backward(cmcr_trainer *t, int64_t B);
-/* Copy this rank's rows of the global batch idx[0..B) of the four inputs into t->in, add
+train_loss train_forward_backward(cmcr_trainer *t);
+/* Copy this rank's rows of the global batch idx[0..t->batch) of the four inputs into t->in, add
  * N(0, sigma2) noise (when enabled) and re-normalise. noise: optional explicit draws (4
- * arrays of B x width, global rows), else from the step's random stream, keyed by the
+ * arrays of t->batch x width, global rows), else from the step's random stream, keyed by the
  * global row so that the batch does not depend on the number of ranks. */
-void train_make_batch(cmcr_trainer *t, const int64_t *idx, int64_t B, float *const *noise);
+void train_make_batch(cmcr_trainer *t, const int64_t *idx, float *const *noise);
 /* One Adam/AdamW update with the gradient in t->grad at step number step (1-based). */
 void train_adam(cmcr_trainer *t, int64_t step, double lr);
 double train_lr(const cmcr_train_params *p, int64_t step, int64_t total_steps);

@@ -1,4 +1,5 @@
-/* core.c - errors, logging, checked arithmetic, strict numbers and allocation. */
+/* core.c - errors, logging, checked arithmetic, strict numbers, allocation, small string and
+ * clock helpers. */
 #include "runtime/core.h"
 
 #include <cblas.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static _Thread_local char last_error[1024];
@@ -160,3 +162,18 @@ char *core_strdup(const char *s)
 }
 
 const char *cmcr_version(void) { return CMCR_VERSION_STRING; }
+
+bool core_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+double core_now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+double cmcr_now_seconds(void) { return core_now_seconds(); }

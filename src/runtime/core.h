@@ -30,5 +30,10 @@ bool core_shape_bytes(const int64_t *shape, int ndim, size_t elem, uint64_t *out
 
 void *core_xmalloc(size_t n); /* malloc(n ? n : 1); NULL on failure */
 char *core_strdup(const char *s);
+/* Whether s ends with suffix. */
+bool core_ends_with(const char *s, const char *suffix);
+
+/* Seconds on the monotonic clock, for durations (cmcr_now_seconds). */
+double core_now_seconds(void);
 
 #endif

@@ -1,5 +1,5 @@
-/* file.c - whole-file reads, atomic writes (temporary file, fsync, rename) and the registry
- * of live temporary files that cmcr_remove_temp_files empties on a signal. */
+/* file.c - whole-file reads, mkdir -p, atomic writes (temporary file, fsync, rename) and the
+ * registry of live temporary files that cmcr_remove_temp_files empties on a signal. */
 #include "runtime/file.h"
 
 #include <errno.h>
@@ -42,6 +42,35 @@ cmcr_status file_read_all(const char *path, uint64_t max_bytes, unsigned char **
     *len = n;
     return CMCR_OK;
 }
+
+/* ------------------------------------------------------------------ directories */
+
+cmcr_status file_mkdir_p(const char *dir)
+{
+    if (!dir || !dir[0]) return core_fail(CMCR_EINVAL, "empty directory name");
+    char *p = core_strdup(dir);
+    if (!p) return core_fail(CMCR_ENOMEM, "%s: out of memory", dir);
+    /* Every prefix that ends before a '/' (the root excluded), then the whole name. */
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0') continue;
+        char saved = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            cmcr_status st = saved ? core_fail(CMCR_EIO, "%s: cannot create directory %s: %s", dir, p, strerror(errno))
+                                   : core_fail(CMCR_EIO, "%s: cannot create directory: %s", dir, strerror(errno));
+            free(p);
+            return st;
+        }
+        *s = saved;
+        if (!saved) break;
+    }
+    free(p);
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return core_fail(CMCR_EIO, "%s: exists and is not a directory", dir);
+    return CMCR_OK;
+}
+
+cmcr_status cmcr_mkdir_p(const char *path) { return file_mkdir_p(path); }
 
 /* ------------------------------------------------------------------ atomic files */
 

@@ -1,5 +1,5 @@
 /* file.h - files written atomically (a temporary file, fsync, rename), the registry of live
- * temporary files that cmcr_remove_temp_files empties, and whole-file reads. */
+ * temporary files that cmcr_remove_temp_files empties, whole-file reads and mkdir -p. */
 #ifndef CMCR_RUNTIME_FILE_H
 #define CMCR_RUNTIME_FILE_H
 
@@ -9,6 +9,10 @@
 
 /* Read a whole file (at most max_bytes) into a malloc'd buffer. */
 cmcr_status file_read_all(const char *path, uint64_t max_bytes, unsigned char **buf, size_t *len);
+
+/* mkdir -p (cmcr_mkdir_p): create dir and its missing parents (mode 0777 less the umask);
+ * fine when it exists already; an error when it, or a parent, is not a directory. */
+cmcr_status file_mkdir_p(const char *dir);
 
 /* Atomic output: write to "<path>.tmp.<pid>.<n>", then fsync + rename on commit. */
 typedef struct afile {

@@ -1,15 +1,18 @@
-/* rng.c - xoshiro256** (Blackman and Vigna), seeded with splitmix64. */
+/* rng.c - xoshiro256** (Blackman and Vigna), seeded with splitmix64, and every sampler the
+ * library draws from it: uniform reals and integers, and normals by two methods (see rng.h
+ * for why two). */
 #include "runtime/rng.h"
 #include <math.h>
 #include <pthread.h>
 
-static uint64_t splitmix64(uint64_t *x)
+uint64_t rng_mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
 }
+
+static uint64_t splitmix64(uint64_t *x) { return rng_mix64(*x += 0x9e3779b97f4a7c15ull); }
 
 void rng_seed(rng_state *r, uint64_t seed)
 {
@@ -32,13 +35,6 @@ uint64_t rng_next(rng_state *r)
 }
 
 double rng_uniform(rng_state *r) { return (double)(rng_next(r) >> 11) * 0x1.0p-53; }
-
-double rng_normal(rng_state *r)
-{
-    double u1 = 1.0 - rng_uniform(r); /* (0, 1]: log is finite */
-    double u2 = rng_uniform(r);
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
-}
 
 uint64_t rng_below(rng_state *r, uint64_t n)
 {
@@ -123,6 +119,23 @@ void rng_fill_normal(rng_state *r, float *out, int64_t n, double std)
 {
     pthread_once(&zig_once, zig_init);
     for (int64_t i = 0; i < n; i++) out[i] = (float)(std * zig_normal(r));
+}
+
+/* Marsaglia's polar method: two uniforms in the unit disc (rejecting about 21% of pairs), and
+ * both outputs of each accepted pair are used. */
+void rng_fill_normal_polar(rng_state *r, float *out, int64_t n, double std)
+{
+    for (int64_t i = 0; i < n; i += 2) {
+        double u, v, q;
+        do {
+            u = 2.0 * rng_uniform(r) - 1.0;
+            v = 2.0 * rng_uniform(r) - 1.0;
+            q = u * u + v * v;
+        } while (q >= 1.0 || q == 0.0);
+        double f = std * sqrt(-2.0 * log(q) / q);
+        out[i] = (float)(u * f);
+        if (i + 1 < n) out[i + 1] = (float)(v * f);
+    }
 }
 
 uint64_t rng_seed_mix(uint64_t seed, uint64_t a, uint64_t b, uint64_t c)
