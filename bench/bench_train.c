@@ -8,7 +8,7 @@
  * every loss term on (native + pseudo InfoNCE, intra), semantic-completion noise on, Adam,
  * no cache, no checkpoints. One step = train_make_batch (gather + noise + normalise) +
  * train_forward_backward + train_adam, as cmcr_trainer_run does it.
- * FLOPs per step from the shapes (DESIGN.md section 5): projectors 4B * 2*(D*H + H*O) forward,
+ * FLOPs per step from the shapes (docs/benchmarks.md): projectors 4B * 2*(D*H + H*O) forward,
  * twice that backward; InfoNCE 2 pairs * 2*B*B*O forward, twice that backward (206.2 GFLOP at
  * B=4096, clap-clip). The RESULT line and the % of peak use that count, as the issue does.
  * The exact count is lower by the first Linear's input gradient, which is never computed
@@ -148,7 +148,7 @@ int main(int argc, char **argv)
     double med = median(times, steps);
     double proj_fwd = (H ? 4.0 * B * 2.0 * (double)(D * H + H * O) : 4.0 * B * 2.0 * (double)(D * O));
     double nce_fwd = 2.0 * 2.0 * (double)B * (double)B * (double)O;
-    double gflop = 3.0 * (proj_fwd + nce_fwd) / 1e9; /* DESIGN.md's count: backward = 2 x forward */
+    double gflop = 3.0 * (proj_fwd + nce_fwd) / 1e9; /* the usual count: backward = 2 x forward */
     /* The exact count: the first Linear needs no input gradient (its input is data), so its
      * backward is one GEMM (dW), not two. */
     double first = H ? 4.0 * B * 2.0 * (double)(D * H) : 4.0 * B * 2.0 * (double)(D * O);

@@ -370,7 +370,7 @@ CMCR_API uint64_t cmcr_hash_bytes(const void *data, size_t n, uint64_t seed);
 
 /* ---------------------------------------------------------------- semantic consistency */
 
-/* Memory aggregation (DESIGN.md section 2, step 1): for each query q (an overlap embedding),
+/* Memory aggregation (docs/method.md section 2): for each query q (an overlap embedding),
  *   out = normalize( sum_k softmax_k( q . m_k / tau_mem ) m_k )
  * over the rows m_k of a memory, with q and m_k L2-normalised first. Streams over the memory
  * in blocks with an online softmax; never holds the queries x memory score matrix. Extra
@@ -382,10 +382,9 @@ typedef struct cmcr_aggregate_params {
     int64_t memory_block;  /* memory rows per block, default 4096 */
     cmcr_progress_fn progress; /* optional; units are queries x memory rows / 1e6 */
     void *progress_user;
-    /* 1: both matrix products in bfloat16 (oneDNN builds, see cmcr_bf16_support): about 2x
-     * faster on CPUs with AVX512-BF16 or AMX; scores carry about 3 significant digits, so
-     * results differ from float32 by about 1e-3 (docs/benchmarks.md measures the effect on
-     * training). 0 (default): float32. Applies to the full softmax; top-k stays float32
+    /* 1: both matrix products in bfloat16 (oneDNN builds, see cmcr_bf16_support); scores
+     * carry about 3 significant digits, so results differ from float32 by about 1e-3
+     * (docs/benchmarks.md measures the speed and the effect on training). 0 (default): float32. Applies to the full softmax; top-k stays float32
      * (bf16 rounding of near-tied scores would change which rows are selected). */
     int bf16;
     /* Sharded aggregation (MPI builds): a pointer to an MPI_Comm, NULL for one process. Each
@@ -432,11 +431,11 @@ typedef struct cmcr_retrieval_metrics {
 } cmcr_retrieval_metrics;
 
 typedef struct cmcr_retrieval_params {
-    /* 1: score in bfloat16 (see cmcr_bf16_support; about 1.6x faster by row). Every
+    /* 1: score in bfloat16 (see cmcr_bf16_support; speed in docs/benchmarks.md). Every
      * decision taken on a bf16 score is one its proven error bound allows; an item within
      * the bound of a decision is re-scored from a double sum, and where that is more than 1
-     * in 50 of a block, the rest of the query block is scored in float32 (faster then;
-     * ground truth by label with large relevant sets needs it). By row the metrics are
+     * in 50 of a block, the rest of the query block is scored in float32 (ground truth by
+     * label with large relevant sets needs it). By row the metrics are
      * exactly float32's; by label float32's up to float32 rounding (docs/evaluation.md).
      * 0 (default): float32. */
     int bf16;
@@ -468,7 +467,7 @@ CMCR_API cmcr_status cmcr_labels_load(const char *path, int64_t **labels, int64_
 
 /* ---------------------------------------------------------------- the synthetic two-MCR world */
 
-/* A complete C-MCR problem with ground truth (DESIGN.md section 3). Modalities: MCR A
+/* A complete C-MCR problem with ground truth (docs/synthetic-world.md). Modalities: MCR A
  * covers (X, S), MCR B covers (S, Y); S is the overlap modality. */
 typedef struct cmcr_synth_params {
     uint64_t seed;             /* default 1 */
@@ -529,15 +528,15 @@ CMCR_API cmcr_status cmcr_world_save(const cmcr_world *w, const char *dir);
 CMCR_API const char *cmcr_blas_core(void);
 CMCR_API int cmcr_blas_threads(void);
 /* Debian 12's OpenBLAS 0.3.21 does not recognise some recent CPUs and falls back to slow
- * generic kernels (e.g. "Prescott", ~7x slower sgemm). It reads OPENBLAS_CORETYPE only when it
+ * generic kernels (e.g. "Prescott"). It reads OPENBLAS_CORETYPE only when it
  * loads, so a program must set it and re-execute itself. This returns the kernel set to ask
  * for ("SkylakeX" with AVX-512, "Haswell" with AVX2+FMA), or NULL when the current one is
  * fine or the user already set OPENBLAS_CORETYPE. current: the kernel set to judge (NULL: the
  * one OpenBLAS picked). */
 CMCR_API const char *cmcr_blas_better_core(const char *current);
 
-/* What the library's float32 matrix products run on: "oneDNN" (builds with oneDNN, where it
- * is 5-15% faster than OpenBLAS on this library's shapes) or "OpenBLAS". The environment
+/* What the library's float32 matrix products run on: "oneDNN" (builds with oneDNN) or
+ * "OpenBLAS". The environment
  * variable CMCR_GEMM=openblas, read at the first product, chooses OpenBLAS in a oneDNN build. */
 CMCR_API const char *cmcr_gemm_backend(void);
 /* The kernels behind it, for reports: with oneDNN the implementations it picks for float32

@@ -7,7 +7,7 @@ shared), the pseudo embeddings, the loss terms and every gradient of step 1, the
 10 optimizer steps, and the final weights and BatchNorm statistics.
 
 Run with Debian's python3-torch:  /usr/bin/python3 scripts/reference_train.py OUT.safetensors
-The method follows DESIGN.md section 2; the projector modules mirror the released C-MCR heads
+The method follows docs/method.md; the projector modules mirror the released C-MCR heads
 (two-layer: net1 = Linear+BN+ReLU, net2 = Linear+BN; one-layer: net = Linear+BN+ReLU).
 """
 import argparse
