@@ -177,7 +177,7 @@ static void test_versions_2_and_3(void **state)
     for (unsigned major = 2; major <= 3; major++) {
         char *p = craft(major == 2 ? "v2.npy" : "v3.npy", major, 0, F32_2X3, v, sizeof v);
         cmcr_tensors *ts;
-        assert_int_equal(npy_load(p, &ts), CMCR_OK);
+        assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_NPY, &ts), CMCR_OK);
         const cmcr_tensor *t = cmcr_tensors_at(ts, 0);
         assert_int_equal(t->ndim, 2);
         assert_int_equal(t->shape[0], 2);
@@ -194,7 +194,7 @@ static void test_versions_2_and_3(void **state)
     /* Header variations numpy's literal_eval would also accept. */
     char *p = craft("forms.npy", 1, 0, "{\"shape\": (2,3,),'fortran_order':False,  'descr':'=f4'}   ", v, sizeof v);
     cmcr_tensors *ts;
-    assert_int_equal(npy_load(p, &ts), CMCR_OK);
+    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_NPY, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_at(ts, 0)->shape[1], 3);
     cmcr_tensors_free(ts);
     free(p);
@@ -483,7 +483,7 @@ static void test_writer(void **state)
     assert_int_equal(cmcr_npy_writer_commit(w), CMCR_OK);
     assert_int_equal(file_len(p), 128);
     cmcr_tensors *ts;
-    assert_int_equal(npy_load(p, &ts), CMCR_OK);
+    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_NPY, &ts), CMCR_OK);
     const cmcr_tensor *t = cmcr_tensors_at(ts, 0);
     assert_int_equal(t->ndim, 2);
     assert_int_equal(t->shape[0], 0);

@@ -164,7 +164,7 @@ static void test_offset_order(void **state)
     for (int i = 0; i < 12; i++) data[i] = (unsigned char)i;
     char *p = craft("order.safetensors", json, data, sizeof data);
     cmcr_tensors *ts;
-    assert_int_equal(safetensors_load(p, &ts), CMCR_OK);
+    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_SAFETENSORS, &ts), CMCR_OK);
     assert_int_equal(cmcr_tensors_count(ts), 3);
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "a");
     assert_string_equal(cmcr_tensors_at(ts, 1)->name, "z");

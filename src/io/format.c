@@ -1,5 +1,6 @@
 /* format.c - which format a file is in, and loading/saving a tensor set by format. */
 #include "io/io.h"
+#include "runtime/file.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -48,6 +49,24 @@ cmcr_status cmcr_file_format(const char *path, cmcr_format *fmt)
     return format_of(magic, n, path, fmt);
 }
 
+typedef cmcr_status (*stream_loader)(FILE *f, const char *name, cmcr_tensors **out);
+
+static cmcr_status load_file(const char *path, stream_loader load, cmcr_tensors **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    return load(f, path, out);
+}
+
+static cmcr_status load_memory(const void *data, size_t len, const char *name, stream_loader load,
+                               cmcr_tensors **out)
+{
+    if (len == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", name);
+    FILE *f = file_open_memory(data, len);
+    if (!f) return core_fail(CMCR_ENOMEM, "%s: cannot open a stream over memory", name);
+    return load(f, name, out);
+}
+
 cmcr_status cmcr_tensors_load_memory(const void *data, size_t len, cmcr_format fmt, const char *name,
                                      cmcr_tensors **out)
 {
@@ -57,8 +76,8 @@ cmcr_status cmcr_tensors_load_memory(const void *data, size_t len, cmcr_format f
     cmcr_status st = fmt == CMCR_FORMAT_AUTO ? format_of(data, len < 8 ? len : 8, name, &fmt) : CMCR_OK;
     if (st) return st;
     switch (fmt) {
-    case CMCR_FORMAT_NPY: return npy_load_memory(data, len, name, out);
-    case CMCR_FORMAT_SAFETENSORS: return safetensors_load_memory(data, len, name, out);
+    case CMCR_FORMAT_NPY: return load_memory(data, len, name, npy_load_stream, out);
+    case CMCR_FORMAT_SAFETENSORS: return load_memory(data, len, name, safetensors_load_stream, out);
     case CMCR_FORMAT_PT: return pt_load_memory(data, len, name, out);
     default: return core_fail(CMCR_EINVAL, "%s: unknown format", name);
     }
@@ -72,8 +91,8 @@ cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **
         if (st) return st;
     }
     switch (fmt) {
-    case CMCR_FORMAT_NPY: return npy_load(path, out);
-    case CMCR_FORMAT_SAFETENSORS: return safetensors_load(path, out);
+    case CMCR_FORMAT_NPY: return load_file(path, npy_load_stream, out);
+    case CMCR_FORMAT_SAFETENSORS: return load_file(path, safetensors_load_stream, out);
     case CMCR_FORMAT_PT: return pt_load(path, out);
     default: return core_fail(CMCR_EINVAL, "%s: unknown format", path);
     }

@@ -20,15 +20,14 @@
 #define CMCR_MAX_NAME_BYTES 512                      /* tensor names and metadata keys */
 
 /* Format-specific readers/writers (npy.c, safetensors.c, pt.c). */
-cmcr_status npy_load(const char *path, cmcr_tensors **out);
 cmcr_status npy_save(const cmcr_tensor *t, const char *path);
-cmcr_status safetensors_load(const char *path, cmcr_tensors **out);
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path);
 cmcr_status pt_load(const char *path, cmcr_tensors **out);
 cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
-/* The same readers over len bytes in memory (name: what messages call the buffer). */
-cmcr_status npy_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
-cmcr_status safetensors_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
+/* .npy and .safetensors read a stream (a file, or memory: file_open_memory), which they close;
+ * name is what messages call it. .pt reads through libzip, from a file or from memory. */
+cmcr_status npy_load_stream(FILE *f, const char *name, cmcr_tensors **out);
+cmcr_status safetensors_load_stream(FILE *f, const char *name, cmcr_tensors **out);
 cmcr_status pt_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
 /* cmcr_npy_reader_open over an open stream (a file, or memory: file_open_memory), which the
  * reader then owns (and closes, also on failure). */

@@ -398,7 +398,7 @@ static cmcr_status read_npy_header(FILE *f, const char *path, struct npy_info *h
 }
 
 /* The whole array of the stream f (its header not read yet); closes f. */
-static cmcr_status load_stream(FILE *f, const char *path, cmcr_tensors **out)
+cmcr_status npy_load_stream(FILE *f, const char *path, cmcr_tensors **out)
 {
     struct npy_info h;
     cmcr_status st = read_npy_header(f, path, &h);
@@ -431,23 +431,6 @@ static cmcr_status load_stream(FILE *f, const char *path, cmcr_tensors **out)
     }
     *out = ts;
     return CMCR_OK;
-}
-
-cmcr_status npy_load(const char *path, cmcr_tensors **out)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    return load_stream(f, path, out);
-}
-
-cmcr_status npy_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out)
-{
-    *out = NULL;
-    if (len == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", name);
-    FILE *f = file_open_memory(data, len);
-    if (!f) return core_fail(CMCR_ENOMEM, "%s: cannot open a stream over memory", name);
-    return load_stream(f, name, out);
 }
 
 /* ------------------------------------------------------------------ writing */

@@ -413,7 +413,7 @@ static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
 }
 
 /* All the tensors of the stream f; closes f. */
-static cmcr_status load_stream(FILE *f, const char *path, cmcr_tensors **out)
+cmcr_status safetensors_load_stream(FILE *f, const char *path, cmcr_tensors **out)
 {
     cmcr_tensors *ts = cmcr_tensors_new();
     cmcr_status st = ts ? load_from(f, path, ts) : core_fail(CMCR_ENOMEM, "%s: out of memory", path);
@@ -424,23 +424,6 @@ static cmcr_status load_stream(FILE *f, const char *path, cmcr_tensors **out)
     }
     *out = ts;
     return CMCR_OK;
-}
-
-cmcr_status safetensors_load(const char *path, cmcr_tensors **out)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    return load_stream(f, path, out);
-}
-
-cmcr_status safetensors_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out)
-{
-    *out = NULL;
-    if (len == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", name);
-    FILE *f = file_open_memory(data, len);
-    if (!f) return core_fail(CMCR_ENOMEM, "%s: cannot open a stream over memory", name);
-    return load_stream(f, name, out);
 }
 
 /* ------------------------------------------------------------------ saving */
