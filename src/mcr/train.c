@@ -452,22 +452,20 @@ static void adam_segment(const cmcr_train_params *p, float *w, const float *g, f
     }
 }
 
+/* Tensor by tensor of the flat layout (head_tensors), weight decay where the table says. */
 void train_adam(cmcr_trainer *t, int64_t step, double lr)
 {
     float *w = t->model->params;
     size_t off = 0;
     for (int s = 0; s < 2; s++) {
-        const model_head *h = &t->model->heads[s];
-        int64_t seg[4] = {h->hid * h->shape.in_dim, 3 * h->hid, 0, 0};
-        if (h->shape.layers == 2) {
-            seg[2] = h->shape.out_dim * h->hid;
-            seg[3] = 3 * h->shape.out_dim;
-        }
-        for (int k = 0; k < 4; k++) { /* weight decay on Linear weights (even k) only */
-            double wd = (k % 2 == 0) ? t->p.weight_decay : 0.0;
-            adam_segment(&t->p, w + off, t->grad + off, t->adam_m + off, t->adam_v + off, seg[k], lr, wd, step);
-            off += (size_t)seg[k];
-        }
+        const cmcr_head_shape *sh = &t->model->heads[s].shape;
+        for (int blk = 0; blk < sh->layers; blk++)
+            for (int k = 0; k < HEAD_TENSORS; k++) {
+                int64_t n = head_tensor_params(sh, blk, &head_tensors[k]);
+                double wd = head_tensors[k].decay ? t->p.weight_decay : 0.0;
+                if (n > 0) adam_segment(&t->p, w + off, t->grad + off, t->adam_m + off, t->adam_v + off, n, lr, wd, step);
+                off += (size_t)n;
+            }
     }
 }
 
