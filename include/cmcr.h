@@ -305,6 +305,34 @@ typedef struct cmcr_train_params {
 
 CMCR_API cmcr_train_params cmcr_train_default_params(void);
 
+/* The scalar settings of cmcr_train_params, described, so that a program (the cmcr command, a
+ * binding) can offer, parse, check and show them without a copy of their defaults or ranges.
+ * The fields not described are shape_a, shape_b, seed, checkpoint_path, cache_dir, mpi_comm. */
+typedef enum cmcr_setting_type {
+    CMCR_SETTING_I64 = 0, /* int64_t */
+    CMCR_SETTING_INT,     /* int */
+    CMCR_SETTING_DOUBLE,  /* double */
+    CMCR_SETTING_BOOL     /* int, 0 or 1 */
+} cmcr_setting_type;
+
+typedef struct cmcr_setting {
+    const char *name;       /* the field, and its key in the parameters' JSON */
+    cmcr_setting_type type;
+    size_t offset;          /* offsetof(cmcr_train_params, <name>) */
+    double def;             /* the value cmcr_train_default_params gives it */
+    double lo, hi;          /* valid range, inclusive (integers: whole; hi HUGE_VAL: unbounded);
+                             * cmcr_trainer_new refuses values outside it, naming the setting */
+    const char *flag;       /* command-line flag, without "--" */
+    /* BOOL: the words the flag takes for 0 and for 1 ("--schedule constant|cosine"); both NULL:
+     * the flag takes no value and sets the opposite of def ("--no-consistency" sets 0). */
+    const char *words[2];
+    int stored;             /* 1: in cmcr_train_params_to_json (a run's mathematics) */
+    const char *help;       /* one line for --help */
+} cmcr_setting;
+
+/* The settings in order (stored ones first, as in the JSON); *count receives how many. */
+const cmcr_setting *cmcr_train_settings(size_t *count);
+
 /* Training data: the overlap modality embedded by both MCRs (row i = same item) and the
  * unpaired memories. The trainer copies what it needs, unless told to borrow. */
 typedef struct cmcr_train_data {

@@ -265,6 +265,58 @@ static void test_overflow_in_forward(void **state)
     cmcr_model_free(m);
 }
 
+/* head_tensors lays out a head as model.h documents it, decays only the Linear weights, and
+ * names the state_dict's keys as PyTorch does. */
+static void test_head_layout_table(void **state)
+{
+    (void)state;
+    const cmcr_head_shape shapes[2] = {{1, 6, 0, 4}, {2, 6, 8, 4}};
+    for (int i = 0; i < 2; i++) {
+        const cmcr_head_shape *s = &shapes[i];
+        int64_t hid = s->layers == 2 ? s->hidden : s->out_dim, in = s->in_dim, out = s->out_dim;
+        size_t np = head_param_count(s), nb = head_buffer_count(s);
+        float *p = calloc(np, sizeof(float)), *b = calloc(nb, sizeof(float));
+        model_head h;
+        memset(&h, 0, sizeof h);
+        head_bind(&h, s, p, b);
+        assert_ptr_equal(h.w1, p);
+        assert_ptr_equal(h.b1, p + hid * in);
+        assert_ptr_equal(h.g1, h.b1 + hid);
+        assert_ptr_equal(h.be1, h.g1 + hid);
+        assert_ptr_equal(h.rm1, b);
+        assert_ptr_equal(h.rv1, b + hid);
+        if (s->layers == 1) {
+            assert_int_equal(np, (size_t)(hid * in + 3 * hid));
+            assert_int_equal(nb, (size_t)(2 * hid));
+            assert_true(!h.w2 && !h.b2 && !h.g2 && !h.be2 && !h.rm2 && !h.rv2);
+        } else {
+            assert_ptr_equal(h.w2, h.be1 + hid);
+            assert_ptr_equal(h.b2, h.w2 + out * hid);
+            assert_ptr_equal(h.g2, h.b2 + out);
+            assert_ptr_equal(h.be2, h.g2 + out);
+            assert_int_equal(np, (size_t)(h.be2 + out - p));
+            assert_ptr_equal(h.rm2, h.rv1 + hid);
+            assert_ptr_equal(h.rv2, h.rm2 + out);
+            assert_int_equal(nb, (size_t)(h.rv2 + out - b));
+        }
+        free(p);
+        free(b);
+    }
+    for (int k = 0; k < HEAD_TENSORS; k++)
+        assert_int_equal(head_tensors[k].decay, strcmp(head_tensors[k].key, "0.weight") == 0);
+    cmcr_model *m;
+    cmcr_tensors *ts;
+    assert_int_equal(cmcr_model_new(&shapes[1], &shapes[0], 3, &m), CMCR_OK);
+    assert_int_equal(cmcr_model_to_tensors(m, &ts), CMCR_OK);
+    assert_int_equal(cmcr_tensors_count(ts), 3 * HEAD_TENSORS);
+    const char *keys[] = {"Head_A.net1.0.weight", "Head_A.net2.1.running_var", "Head_A.net2.1.num_batches_tracked",
+                          "Head_B.net.0.bias", "Head_B.net.1.num_batches_tracked"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) assert_non_null(cmcr_tensors_find(ts, keys[k]));
+    assert_int_equal(cmcr_tensors_find(ts, "Head_A.net1.0.weight")->shape[1], 6);
+    cmcr_tensors_free(ts);
+    cmcr_model_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_model_invariants_at_load),
         cmocka_unit_test(test_nonfinite_model_not_saved),
         cmocka_unit_test(test_overflow_in_forward),
+        cmocka_unit_test(test_head_layout_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

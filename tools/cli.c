@@ -14,6 +14,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+cli_opt cli_setting_opt(cli_setting *slot, const cmcr_setting *s, cmcr_train_params *p)
+{
+    *slot = (cli_setting){s, p};
+    return (cli_opt){s->flag, OPT_SETTING, slot, "", s->help};
+}
+
+/* What an option takes, as --help shows it: a setting's from its type. */
+static opt_kind value_kind(const cli_opt *o)
+{
+    if (o->kind != OPT_SETTING) return o->kind;
+    const cmcr_setting *s = ((const cli_setting *)o->dst)->s;
+    if (s->type == CMCR_SETTING_DOUBLE) return OPT_DOUBLE;
+    if (s->type != CMCR_SETTING_BOOL) return OPT_INT;
+    return s->words[0] ? OPT_STR : OPT_FLAG;
+}
+
 static const char *kind_meta(opt_kind k)
 {
     switch (k) {
@@ -24,19 +40,64 @@ static const char *kind_meta(opt_kind k)
     }
 }
 
+/* The default as --help shows it: a setting's is the library's, not a copy. */
+static const char *shown_default(const cli_opt *o, char *buf, size_t n)
+{
+    if (o->kind != OPT_SETTING) return o->def;
+    const cmcr_setting *s = ((const cli_setting *)o->dst)->s;
+    if (s->words[0]) snprintf(buf, n, "%s", s->words[s->def != 0]);
+    else if (s->type == CMCR_SETTING_DOUBLE) snprintf(buf, n, "%g", s->def);
+    else snprintf(buf, n, "%.0f", s->def);
+    return buf;
+}
+
 void cli_usage(const cli_cmd *cmd, FILE *to)
 {
     fprintf(to, "usage: cmcr %s [options]%s%s\n\n%s\n\noptions:\n", cmd->name, cmd->args[0] ? " " : "", cmd->args,
             cmd->summary);
     for (const cli_opt *o = cmd->opts; o && o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof left, "--%s%s", o->name, kind_meta(o->kind));
+        char left[64], buf[64];
+        const char *def = shown_default(o, buf, sizeof buf);
+        snprintf(left, sizeof left, "--%s%s", o->name, kind_meta(value_kind(o)));
         fprintf(to, "  %-24s %s", left, o->help);
-        if (!o->def) fprintf(to, " (required)");
-        else if (o->def[0] && o->kind != OPT_FLAG) fprintf(to, " (default: %s)", o->def);
+        if (!def) fprintf(to, " (required)");
+        else if (def[0] && value_kind(o) != OPT_FLAG) fprintf(to, " (default: %s)", def);
         fputc('\n', to);
     }
     fprintf(to, "  %-24s %s\n", "--help", "show this help and exit");
+}
+
+/* A setting's value into its field: -1, or the usage error's exit code. */
+static int set_setting(const char *cmd, const cli_setting *c, const char *text)
+{
+    const cmcr_setting *s = c->s;
+    char *f = (char *)c->p + s->offset;
+    int64_t v;
+    if (s->type == CMCR_SETTING_BOOL && !s->words[0]) {
+        *(int *)f = s->def == 0;
+        return -1;
+    }
+    if (s->type == CMCR_SETTING_BOOL) {
+        int d = s->def != 0; /* the default word first */
+        for (int w = 0; w < 2; w++) {
+            if (strcmp(text, s->words[w]) != 0) continue;
+            *(int *)f = w;
+            return -1;
+        }
+        return cli_error(cmd, 2, "--%s must be %s or %s, not '%s'", s->flag, s->words[d], s->words[!d], text);
+    }
+    if (s->type == CMCR_SETTING_DOUBLE)
+        return cmcr_parse_double(text, -HUGE_VAL, HUGE_VAL, (double *)f) ? cli_error(cmd, 2, "--%s: %s", s->flag,
+                                                                                   cmcr_last_error()) : -1;
+    if (cmcr_parse_int(text, INT64_MIN, INT64_MAX, &v)) return cli_error(cmd, 2, "--%s: %s", s->flag, cmcr_last_error());
+    if (s->type == CMCR_SETTING_I64) {
+        *(int64_t *)f = v;
+        return -1;
+    }
+    const cli_range r = {s->flag, v, (long long)s->lo, (long long)s->hi};
+    if (cli_check_ranges(cmd, &r, 1)) return 2;
+    *(int *)f = (int)v;
+    return -1;
 }
 
 /* Strict: the library's parsers (whole text, in range, finite), which also say what is wrong. */
@@ -52,6 +113,7 @@ static bool set_value(const cli_opt *o, const char *text)
         return true;
     }
     case OPT_DOUBLE: return cmcr_parse_double(text, -HUGE_VAL, HUGE_VAL, (double *)o->dst) == CMCR_OK;
+    case OPT_SETTING: break; /* set_setting */
     }
     return false;
 }
@@ -66,6 +128,11 @@ static const cli_opt *find_opt(const cli_cmd *cmd, const char *name)
 static int apply_defaults(const cli_cmd *cmd)
 {
     for (const cli_opt *o = cmd->opts; o && o->name; o++) {
+        if (o - cmd->opts >= CLI_MAX_OPTS) {
+            fprintf(stderr, "cmcr %s: internal error: more than %d options\n", cmd->name, CLI_MAX_OPTS);
+            return 2;
+        }
+        if (o->kind == OPT_SETTING) continue; /* its field holds the library's default */
         if (o->kind == OPT_FLAG) *(bool *)o->dst = false;
         else if (o->kind == OPT_STR) *(const char **)o->dst = (o->def && o->def[0]) ? o->def : NULL;
         else if (o->def && o->def[0] && !set_value(o, o->def)) {
@@ -80,7 +147,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
 {
     int npos = 0, rc = apply_defaults(cmd);
     if (rc >= 0) return rc;
-    bool seen[64] = {false};
+    bool seen[CLI_MAX_OPTS] = {false};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -100,14 +167,16 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
         key[klen] = '\0';
         const cli_opt *o = find_opt(cmd, key);
         if (!o) return cli_error(cmd->name, 2, "unknown option '--%s' (see --help)", key);
-        if (o->kind != OPT_FLAG) {
+        if (value_kind(o) != OPT_FLAG) {
             if (eq) val = eq + 1;
             else if (i + 1 < argc) val = argv[++i];
             else return cli_error(cmd->name, 2, "--%s needs a value", key);
         } else if (eq) {
             return cli_error(cmd->name, 2, "--%s takes no value", key);
         }
-        if (!set_value(o, val)) return cli_error(cmd->name, 2, "--%s: %s", key, cmcr_last_error());
+        if (o->kind == OPT_SETTING && (rc = set_setting(cmd->name, o->dst, val)) >= 0) return rc;
+        if (o->kind != OPT_SETTING && !set_value(o, val))
+            return cli_error(cmd->name, 2, "--%s: %s", key, cmcr_last_error());
         seen[o - cmd->opts] = true;
     }
     for (const cli_opt *o = cmd->opts; o && o->name; o++)

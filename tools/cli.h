@@ -4,11 +4,11 @@
 #include "cmcr.h"
 #include <stdbool.h>
 
-typedef enum { OPT_FLAG, OPT_STR, OPT_INT, OPT_DOUBLE } opt_kind;
+typedef enum { OPT_FLAG, OPT_STR, OPT_INT, OPT_DOUBLE, OPT_SETTING } opt_kind;
 
 /* One option: --name VALUE (or --name for flags). def is the default as text ("" = none);
  * required options have def NULL. The parsed value is written to dst (bool, const char *,
- * long long or double). */
+ * long long or double; for OPT_SETTING a cli_setting, see cli_setting_opt). */
 typedef struct cli_opt {
     const char *name;
     opt_kind kind;
@@ -16,6 +16,19 @@ typedef struct cli_opt {
     const char *def;
     const char *help;
 } cli_opt;
+
+#define CLI_MAX_OPTS 64
+
+/* A training setting (cmcr_train_settings) as an option: its flag, help and default come
+ * from the library, and its value goes into its field of *p (which holds the default
+ * already): a number parsed strictly (an int outside the setting's range is refused here,
+ * as the field could not hold it; the library checks the other ranges), one of s->words,
+ * or no value (the flag sets the opposite of the default). slot must outlive the option. */
+typedef struct cli_setting {
+    const cmcr_setting *s;
+    cmcr_train_params *p;
+} cli_setting;
+cli_opt cli_setting_opt(cli_setting *slot, const cmcr_setting *s, cmcr_train_params *p);
 
 typedef struct cli_cmd {
     const char *name;

@@ -21,10 +21,11 @@ static void on_signal(int sig)
 typedef struct train_args {
     const char *files[6]; /* overlap-a, overlap-b, memory-a, memory-b, pseudo-a, pseudo-b */
     char *owned[7];       /* the paths --resume took from the checkpoint (files) or derived (out) */
-    const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics, *schedule, *optimizer, *precision;
-    long long in_a, in_b, hidden, out_dim, layers, top_k, batch, epochs, warmup, seed, threads, every;
-    double tau_mem, sigma2, tau, lambda, lr, min_lr, wd, beta1, beta2, eps, momentum;
-    bool no_consistency, no_completion, no_intra, no_pseudo, squared, quiet;
+    const char *out, *preset, *checkpoint, *resume, *cache_dir, *metrics;
+    long long in_a, in_b, hidden, out_dim, layers, seed;
+    cmcr_train_params set; /* the settings (cmcr_train_settings) as given, else the library's defaults */
+    cli_setting slots[CLI_MAX_OPTS];
+    bool quiet;
 } train_args;
 
 enum { NFILES = 6 };
@@ -128,48 +129,31 @@ static int build_shape(const train_args *a, int64_t in_dim, cmcr_head_shape *s)
     return 0;
 }
 
-/* The word-valued options, checked before anything else (with --resume too, which ignores them). */
-static int check_choices(const train_args *a)
-{
-    if (strcmp(a->schedule, "cosine") && strcmp(a->schedule, "constant"))
-        return cli_error("train", 2, "--schedule must be cosine or constant, not '%s'", a->schedule);
-    if (strcmp(a->optimizer, "adam") && strcmp(a->optimizer, "adamw"))
-        return cli_error("train", 2, "--optimizer must be adam or adamw, not '%s'", a->optimizer);
-    if (cli_check_precision("train", a->precision)) return 2;
-    return 0;
-}
-
 static int build_params(const train_args *a, const inputs *in, cmcr_train_params *p)
 {
-    *p = cmcr_train_default_params();
+    *p = a->set;
     int rc = build_shape(a, a->in_a > 0 ? a->in_a : in->m[0].cols, &p->shape_a);
     if (!rc) rc = build_shape(a, a->in_b > 0 ? a->in_b : in->m[1].cols, &p->shape_b);
-    if (rc) return rc;
-    p->tau_mem = a->tau_mem;
-    p->agg_top_k = a->top_k;
-    p->sigma2 = a->sigma2;
-    p->tau = a->tau;
-    p->lambda_intra = a->lambda;
-    p->consistency = !a->no_consistency;
-    p->completion = !a->no_completion;
-    p->intra = !a->no_intra;
-    p->pseudo_pair = !a->no_pseudo;
-    p->intra_squared = a->squared;
-    p->batch = a->batch;
-    p->epochs = a->epochs;
-    p->lr = a->lr;
-    p->warmup_steps = a->warmup;
-    p->cosine = strcmp(a->schedule, "cosine") == 0;
-    p->min_lr = a->min_lr;
-    p->weight_decay = a->wd;
-    p->adamw = strcmp(a->optimizer, "adamw") == 0;
-    p->beta1 = a->beta1;
-    p->beta2 = a->beta2;
-    p->adam_eps = a->eps;
-    p->bn_momentum = a->momentum;
-    p->bf16 = strcmp(a->precision, "bf16") == 0;
     p->seed = (uint64_t)a->seed;
-    return 0;
+    return rc;
+}
+
+static size_t setting_size(const cmcr_setting *s)
+{
+    return s->type == CMCR_SETTING_I64 ? sizeof(int64_t) : s->type == CMCR_SETTING_DOUBLE ? sizeof(double)
+                                                                                          : sizeof(int);
+}
+
+/* With --resume: what the checkpoint stores from it (the run's mathematics), the other
+ * settings (threads, checkpoint interval) from the command line. */
+static cmcr_train_params resumed_params(const train_args *a, const cmcr_train_params *stored)
+{
+    cmcr_train_params p = *stored;
+    size_t n;
+    const cmcr_setting *s = cmcr_train_settings(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!s[i].stored) memcpy((char *)&p + s[i].offset, (const char *)&a->set + s[i].offset, setting_size(&s[i]));
+    return p;
 }
 
 /* Default cache: $XDG_CACHE_HOME/cmcr or ~/.cache/cmcr; "none" disables it. */
@@ -349,19 +333,17 @@ static int run_training(train_args *a)
         rc = cli_error("train", 2, "%s: --out is too long a name", a->out);
     const char *checkpoint = a->checkpoint ? a->checkpoint : ckpt_buf, *cache = cache_dir(a->cache_dir, cache_buf,
                                                                                           sizeof cache_buf);
-    int consistency = a->resume ? stored.consistency : !a->no_consistency;
+    int consistency = a->resume ? stored.consistency : a->set.consistency;
     if (!rc) rc = check_files(a, checkpoint, cache, consistency && !a->files[4] && !a->files[5]);
     inputs in;
     memset(&in, 0, sizeof in);
     if (!rc) rc = load_inputs(a, consistency, &in);
-    if (!rc) rc = a->resume ? (p = stored, 0) : build_params(a, &in, &p);
+    if (!rc) rc = a->resume ? (p = resumed_params(a, &stored), 0) : build_params(a, &in, &p);
     if ((rc = cli_agree(rc))) { /* with MPI ranks: all go on, or none */
         free_inputs(&in);
         return rc;
     }
     p.checkpoint_path = checkpoint;
-    p.checkpoint_every = a->every;
-    p.threads = (int)a->threads;
     p.cache_dir = cache;
     p.mpi_comm = cli_mpi_comm();
     if (!cli_leader()) a->quiet = 1; /* rank 0 reports for all */
@@ -403,72 +385,73 @@ static int run_training(train_args *a)
     return rc;
 }
 
+/* opts[*n..) = the settings with stored == stored, in the library's order. */
+static void add_settings(train_args *a, cli_opt *opts, size_t *n, int stored)
+{
+    size_t count;
+    const cmcr_setting *s = cmcr_train_settings(&count);
+    for (size_t i = 0; i < count; i++)
+        if (s[i].stored == stored) opts[(*n)++] = cli_setting_opt(&a->slots[i], &s[i], &a->set);
+}
+
+/* The options in --help's order: inputs, output and shape; the settings the checkpoint
+ * stores, then the seed (stored too); the other settings; files of the run. opts holds
+ * CLI_MAX_OPTS and the terminator; false when they do not fit. */
+static bool train_options(train_args *a, cli_opt *opts)
+{
+    const cli_opt head[] = {
+        {"overlap-a", OPT_STR, &a->files[0], "", "overlap modality embedded by MCR A (.npy, rows x width A)"},
+        {"overlap-b", OPT_STR, &a->files[1], "", "the same items embedded by MCR B (.npy, row i = row i of --overlap-a)"},
+        {"memory-a", OPT_STR, &a->files[2], "", "unpaired memory of A's other modality (.npy, any rows)"},
+        {"memory-b", OPT_STR, &a->files[3], "", "unpaired memory of B's other modality (.npy, any rows)"},
+        {"pseudo-a", OPT_STR, &a->files[4], "", "precomputed pseudo embeddings x_A (cmcr aggregate of --overlap-a over "
+         "--memory-a; one row per overlap row): replaces the memories"},
+        {"pseudo-b", OPT_STR, &a->files[5], "", "precomputed pseudo embeddings y_B, likewise (with --pseudo-a)"},
+        {"out", OPT_STR, &a->out, "", "model file to write (.safetensors keeps the training record; .pt loads in PyTorch)"},
+        {"preset", OPT_STR, &a->preset, "clap-clip", "projector architecture: clap-clip (2 layers) or ulip-clip (1 layer)"},
+        {"layers", OPT_INT, &a->layers, "0", "override the preset's layer count (1 or 2; 0 = preset)"},
+        {"hidden", OPT_INT, &a->hidden, "0", "override the hidden width (0 = preset)"},
+        {"out-dim", OPT_INT, &a->out_dim, "0", "override the output width (0 = preset)"},
+        {"in-a", OPT_INT, &a->in_a, "0", "input width of projector A (0 = width of --overlap-a)"},
+        {"in-b", OPT_INT, &a->in_b, "0", "input width of projector B (0 = width of --overlap-b)"}};
+    const cli_opt seed = {"seed", OPT_INT, &a->seed, "1", "random seed (initial weights, batch order, noise)"};
+    const cli_opt tail[] = {
+        {"checkpoint", OPT_STR, &a->checkpoint, "", "checkpoint file, .ckpt or .safetensors (default: OUT.ckpt)"},
+        {"resume", OPT_STR, &a->resume, "", "continue from this checkpoint: its parameters, and the input files not "
+         "given here from the paths it records (read only; they must hold its data). Outputs never come from it: "
+         "--out defaults to the checkpoint's name without .ckpt"},
+        {"cache-dir", OPT_STR, &a->cache_dir, "", "cache of pseudo embeddings (default $XDG_CACHE_HOME/cmcr or ~/.cache/cmcr; none = off)"},
+        {"metrics", OPT_STR, &a->metrics, "", "append one JSON line per step to this file (.jsonl, .json, .log or .txt)"},
+        {"quiet", OPT_FLAG, &a->quiet, "", "no progress output"}};
+    size_t n = sizeof head / sizeof *head, nsettings;
+    cmcr_train_settings(&nsettings);
+    if (n + 1 + nsettings + sizeof tail / sizeof *tail > CLI_MAX_OPTS) return false;
+    memcpy(opts, head, sizeof head);
+    add_settings(a, opts, &n, 1);
+    opts[n++] = seed;
+    add_settings(a, opts, &n, 0);
+    memcpy(opts + n, tail, sizeof tail);
+    n += sizeof tail / sizeof *tail;
+    opts[n] = (cli_opt){0};
+    return true;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     memset(&a, 0, sizeof a);
-    cli_opt opts[] = {
-        {"overlap-a", OPT_STR, &a.files[0], "", "overlap modality embedded by MCR A (.npy, rows x width A)"},
-        {"overlap-b", OPT_STR, &a.files[1], "", "the same items embedded by MCR B (.npy, row i = row i of --overlap-a)"},
-        {"memory-a", OPT_STR, &a.files[2], "", "unpaired memory of A's other modality (.npy, any rows)"},
-        {"memory-b", OPT_STR, &a.files[3], "", "unpaired memory of B's other modality (.npy, any rows)"},
-        {"pseudo-a", OPT_STR, &a.files[4], "", "precomputed pseudo embeddings x_A (cmcr aggregate of --overlap-a over "
-         "--memory-a; one row per overlap row): replaces the memories"},
-        {"pseudo-b", OPT_STR, &a.files[5], "", "precomputed pseudo embeddings y_B, likewise (with --pseudo-a)"},
-        {"out", OPT_STR, &a.out, "", "model file to write (.safetensors keeps the training record; .pt loads in PyTorch)"},
-        {"preset", OPT_STR, &a.preset, "clap-clip", "projector architecture: clap-clip (2 layers) or ulip-clip (1 layer)"},
-        {"layers", OPT_INT, &a.layers, "0", "override the preset's layer count (1 or 2; 0 = preset)"},
-        {"hidden", OPT_INT, &a.hidden, "0", "override the hidden width (0 = preset)"},
-        {"out-dim", OPT_INT, &a.out_dim, "0", "override the output width (0 = preset)"},
-        {"in-a", OPT_INT, &a.in_a, "0", "input width of projector A (0 = width of --overlap-a)"},
-        {"in-b", OPT_INT, &a.in_b, "0", "input width of projector B (0 = width of --overlap-b)"},
-        {"tau-mem", OPT_DOUBLE, &a.tau_mem, "0.01", "memory aggregation temperature (semantic consistency)"},
-        {"top-k", OPT_INT, &a.top_k, "0", "aggregate only the k most similar memory rows (0 = full softmax)"},
-        {"sigma2", OPT_DOUBLE, &a.sigma2, "0.004", "variance of the Gaussian noise (semantic completion)"},
-        {"tau", OPT_DOUBLE, &a.tau, "0.01", "InfoNCE temperature"},
-        {"lambda", OPT_DOUBLE, &a.lambda, "0.1", "weight of the intra-MCR alignment loss"},
-        {"no-consistency", OPT_FLAG, &a.no_consistency, "", "ablation: use s itself instead of memory aggregation"},
-        {"no-completion", OPT_FLAG, &a.no_completion, "", "ablation: no noise on the inputs"},
-        {"no-intra", OPT_FLAG, &a.no_intra, "", "ablation: no intra-MCR alignment loss"},
-        {"no-pseudo-pair", OPT_FLAG, &a.no_pseudo, "", "ablation: no InfoNCE on the pseudo pair (x_A, y_B)"},
-        {"intra-squared", OPT_FLAG, &a.squared, "", "squared L2 distance in the intra loss"},
-        {"batch", OPT_INT, &a.batch, "4096", "batch size (capped at the overlap rows; the last partial batch of an epoch is dropped)"},
-        {"epochs", OPT_INT, &a.epochs, "20", "passes over the overlap set"},
-        {"lr", OPT_DOUBLE, &a.lr, "0.001", "peak learning rate"},
-        {"warmup", OPT_INT, &a.warmup, "0", "linear warm-up steps"},
-        {"schedule", OPT_STR, &a.schedule, "cosine", "learning-rate schedule after warm-up: cosine or constant"},
-        {"min-lr", OPT_DOUBLE, &a.min_lr, "0", "final learning rate of the cosine schedule"},
-        {"weight-decay", OPT_DOUBLE, &a.wd, "0", "weight decay on Linear weights"},
-        {"optimizer", OPT_STR, &a.optimizer, "adam", "adam (L2 in the gradient) or adamw (decoupled decay)"},
-        {"beta1", OPT_DOUBLE, &a.beta1, "0.9", "Adam beta1"},
-        {"beta2", OPT_DOUBLE, &a.beta2, "0.999", "Adam beta2"},
-        {"adam-eps", OPT_DOUBLE, &a.eps, "1e-08", "Adam epsilon"},
-        {"bn-momentum", OPT_DOUBLE, &a.momentum, "0.1", "BatchNorm running-statistics momentum"},
-        {"precision", OPT_STR, &a.precision, "f32", "matrix products of the step and of memory aggregation: f32, or "
-         "bf16 (bfloat16 inputs, float32 sums and results, everything else float32; about 1.7x faster with "
-         "AVX512-BF16; aggregation with --top-k stays f32; needs oneDNN, see cmcr info)"},
-        {"seed", OPT_INT, &a.seed, "1", "random seed (initial weights, batch order, noise)"},
-        {"threads", OPT_INT, &a.threads, "0", "threads for BLAS and OpenMP (0 = all cores)"},
-        {"checkpoint", OPT_STR, &a.checkpoint, "", "checkpoint file, .ckpt or .safetensors (default: OUT.ckpt)"},
-        {"checkpoint-every", OPT_INT, &a.every, "50", "steps between checkpoints (0 = only at the end)"},
-        {"resume", OPT_STR, &a.resume, "", "continue from this checkpoint: its parameters, and the input files not "
-         "given here from the paths it records (read only; they must hold its data). Outputs never come from it: "
-         "--out defaults to the checkpoint's name without .ckpt"},
-        {"cache-dir", OPT_STR, &a.cache_dir, "", "cache of pseudo embeddings (default $XDG_CACHE_HOME/cmcr or ~/.cache/cmcr; none = off)"},
-        {"metrics", OPT_STR, &a.metrics, "", "append one JSON line per step to this file (.jsonl, .json, .log or .txt)"},
-        {"quiet", OPT_FLAG, &a.quiet, "", "no progress output"},
-        {0}};
+    a.set = cmcr_train_default_params();
+    cli_opt opts[CLI_MAX_OPTS + 1];
+    if (!train_options(&a, opts)) return cli_error("train", 2, "internal error: more than %d options", CLI_MAX_OPTS);
     cli_cmd cmd = {"train", "", "Train a C-MCR connection: projectors f_A, f_B aligned through the overlap modality, "
                    "with memory aggregation, noise, inter- and intra-MCR losses (DESIGN.md section 2). Ctrl-C writes a "
                    "checkpoint; --resume continues it.", 0, opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
-    const cli_range ranges[] = {{"threads", a.threads, 0, 65536}, {"layers", a.layers, 0, 2},
-                                {"hidden", a.hidden, 0, 65536}, {"out-dim", a.out_dim, 0, 65536},
-                                {"in-a", a.in_a, 0, 65536}, {"in-b", a.in_b, 0, 65536},
-                                {"seed", a.seed, 0, INT64_MAX}};
+    const cli_range ranges[] = {{"layers", a.layers, 0, 2}, {"hidden", a.hidden, 0, 65536},
+                                {"out-dim", a.out_dim, 0, 65536}, {"in-a", a.in_a, 0, 65536},
+                                {"in-b", a.in_b, 0, 65536}, {"seed", a.seed, 0, INT64_MAX}};
     if ((rc = cli_check_ranges("train", ranges, sizeof ranges / sizeof *ranges))) return rc;
-    if ((rc = check_choices(&a))) return rc;
     rc = run_training(&a);
     for (int i = 0; i <= NFILES; i++) free(a.owned[i]);
     return rc;

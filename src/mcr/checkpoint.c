@@ -7,34 +7,17 @@
  * seed_mix(seed, e) and the noise of step s from seed_mix(seed, s), so the step restores it
  * exactly and a resumed run equals the uninterrupted one. */
 #include "mcr/train.h"
+#include "mcr/train_settings.h"
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ parameters <-> JSON */
-
-typedef enum { F_INT, F_DBL, F_BOOL } field_kind;
-typedef struct field {
-    const char *name;
-    field_kind kind;
-    size_t offset;
-} field;
-
-#define FI(n) {#n, F_INT, offsetof(cmcr_train_params, n)}
-#define FD(n) {#n, F_DBL, offsetof(cmcr_train_params, n)}
-#define FB(n) {#n, F_BOOL, offsetof(cmcr_train_params, n)}
-
-/* The configuration that defines a run's mathematics (not where it writes, nor threads). */
-static const field fields[] = {
-    FD(tau_mem), FI(agg_top_k), FD(sigma2), FD(tau), FD(lambda_intra), FB(consistency), FB(completion),
-    FB(intra), FB(pseudo_pair), FB(intra_squared), FI(batch), FI(epochs), FD(lr), FI(warmup_steps),
-    FB(cosine), FD(min_lr), FD(weight_decay), FB(adamw), FD(beta1), FD(beta2), FD(adam_eps), FD(bn_momentum),
-    FB(bf16),
-};
 
 static cJSON *shape_json(const cmcr_head_shape *s)
 {
@@ -55,13 +38,13 @@ char *cmcr_train_params_to_json(const cmcr_train_params *p)
     char seed[32];
     snprintf(seed, sizeof seed, "%" PRIu64, p->seed); /* as a string: JSON numbers lose 64-bit precision */
     cJSON_AddStringToObject(o, "seed", seed);
-    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
-        const char *base = (const char *)p + fields[i].offset;
-        double v = fields[i].kind == F_DBL ? *(const double *)base
-                 : fields[i].kind == F_INT ? (double)*(const int64_t *)base
-                                           : (double)*(const int *)base;
-        if (fields[i].kind == F_BOOL) cJSON_AddBoolToObject(o, fields[i].name, v != 0);
-        else cJSON_AddNumberToObject(o, fields[i].name, v);
+    size_t n;
+    const cmcr_setting *set = cmcr_train_settings(&n);
+    for (size_t i = 0; i < n; i++) {
+        if (!set[i].stored) continue; /* how this run works (threads...), not its mathematics */
+        double v = train_setting_value(&set[i], p);
+        if (set[i].type == CMCR_SETTING_BOOL) cJSON_AddBoolToObject(o, set[i].name, v != 0);
+        else cJSON_AddNumberToObject(o, set[i].name, v);
     }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
@@ -98,20 +81,26 @@ static cmcr_status shape_from_json(const cJSON *o, cmcr_head_shape *s, const cha
     return CMCR_OK;
 }
 
-static cmcr_status field_from_json(const cJSON *o, const field *f, cmcr_train_params *p)
+static cmcr_status setting_from_json(const cJSON *o, const cmcr_setting *s, cmcr_train_params *p)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, f->name);
-    if (!v) return CMCR_OK; /* absent: keep the default */
-    char *base = (char *)p + f->offset;
-    if (f->kind == F_BOOL) {
-        if (!cJSON_IsBool(v)) return core_fail(CMCR_EFORMAT, "training parameters: %s must be true or false", f->name);
-        *(int *)base = cJSON_IsTrue(v);
-    } else {
-        if (!cJSON_IsNumber(v)) return core_fail(CMCR_EFORMAT, "training parameters: %s must be a number", f->name);
-        if (f->kind == F_DBL) *(double *)base = v->valuedouble;
-        else return json_int(v, -JSON_INT_MAX, JSON_INT_MAX, f->name, (int64_t *)base);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, s->name);
+    if (!v) return CMCR_OK; /* absent (written before the setting existed): keep the default */
+    void *field = train_setting_field(s, p);
+    if (s->type == CMCR_SETTING_BOOL) {
+        if (!cJSON_IsBool(v)) return core_fail(CMCR_EFORMAT, "training parameters: %s must be true or false", s->name);
+        *(int *)field = cJSON_IsTrue(v);
+        return CMCR_OK;
     }
-    return CMCR_OK;
+    if (!cJSON_IsNumber(v)) return core_fail(CMCR_EFORMAT, "training parameters: %s must be a number", s->name);
+    if (s->type == CMCR_SETTING_DOUBLE) {
+        *(double *)field = v->valuedouble;
+        return CMCR_OK;
+    }
+    if (s->type == CMCR_SETTING_I64) return json_int(v, -JSON_INT_MAX, JSON_INT_MAX, s->name, (int64_t *)field);
+    int64_t i = 0;
+    cmcr_status st = json_int(v, INT_MIN, INT_MAX, s->name, &i);
+    if (!st) *(int *)field = (int)i;
+    return st;
 }
 
 cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p)
@@ -127,7 +116,10 @@ cmcr_status cmcr_train_params_from_json(const char *json, cmcr_train_params *p)
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
     if (!st && seed && (!cJSON_IsString(seed) || cmcr_parse_u64(seed->valuestring, &p->seed)))
         st = core_fail(CMCR_EFORMAT, "training parameters: seed must be a string of decimal digits");
-    for (size_t i = 0; !st && i < sizeof fields / sizeof *fields; i++) st = field_from_json(o, &fields[i], p);
+    size_t n;
+    const cmcr_setting *set = cmcr_train_settings(&n);
+    for (size_t i = 0; !st && i < n; i++)
+        if (set[i].stored) st = setting_from_json(o, &set[i], p);
     cJSON_Delete(o);
     return st;
 }

@@ -5,6 +5,7 @@
 #include "runtime/rng.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,46 +26,76 @@ cmcr_status cmcr_preset_shape(const char *preset, cmcr_head_shape *out)
     return core_fail(CMCR_EINVAL, "unknown preset '%s' (known: clap-clip, ulip-clip)", preset);
 }
 
+#define VIEWS(f) {offsetof(model_head, f##1), offsetof(model_head, f##2)}
+const head_tensor head_tensors[HEAD_TENSORS] = {
+    /* key                      kind        decay  views */
+    {"0.weight",                HT_WEIGHT,  1,     VIEWS(w)},
+    {"0.bias",                  HT_VECTOR,  0,     VIEWS(b)},
+    {"1.weight",                HT_VECTOR,  0,     VIEWS(g)},
+    {"1.bias",                  HT_VECTOR,  0,     VIEWS(be)},
+    {"1.running_mean",          HT_RUNNING, 0,     VIEWS(rm)},
+    {"1.running_var",           HT_RUNNING, 0,     VIEWS(rv)},
+    {"1.num_batches_tracked",   HT_COUNT,   0,     VIEWS(nbt)},
+};
+
 static int64_t head_hid(const cmcr_head_shape *s) { return s->layers == 2 ? s->hidden : s->out_dim; }
+
+const char *head_block_name(const cmcr_head_shape *s, int blk)
+{
+    return s->layers == 1 ? "net" : blk == 0 ? "net1" : "net2";
+}
+
+void head_block_dims(const cmcr_head_shape *s, int blk, int64_t *out, int64_t *in)
+{
+    *out = blk == 0 ? head_hid(s) : s->out_dim;
+    *in = blk == 0 ? s->in_dim : head_hid(s);
+}
+
+int64_t head_tensor_params(const cmcr_head_shape *s, int blk, const head_tensor *t)
+{
+    int64_t out, in;
+    head_block_dims(s, blk, &out, &in);
+    return t->kind == HT_WEIGHT ? out * in : t->kind == HT_VECTOR ? out : 0;
+}
+
+int64_t head_tensor_buffers(const cmcr_head_shape *s, int blk, const head_tensor *t)
+{
+    int64_t out, in;
+    head_block_dims(s, blk, &out, &in);
+    return t->kind == HT_RUNNING ? out : 0;
+}
 
 size_t head_param_count(const cmcr_head_shape *s)
 {
-    int64_t hid = head_hid(s);
-    size_t n = (size_t)(hid * s->in_dim + 3 * hid);
-    if (s->layers == 2) n += (size_t)(s->out_dim * hid + 3 * s->out_dim);
-    return n;
+    int64_t n = 0;
+    for (int blk = 0; blk < s->layers; blk++)
+        for (int k = 0; k < HEAD_TENSORS; k++) n += head_tensor_params(s, blk, &head_tensors[k]);
+    return (size_t)n;
 }
 
 size_t head_buffer_count(const cmcr_head_shape *s)
 {
-    return (size_t)(2 * head_hid(s) + (s->layers == 2 ? 2 * s->out_dim : 0));
+    int64_t n = 0;
+    for (int blk = 0; blk < s->layers; blk++)
+        for (int k = 0; k < HEAD_TENSORS; k++) n += head_tensor_buffers(s, blk, &head_tensors[k]);
+    return (size_t)n;
 }
+
+/* The float view of tensor t in block blk. */
+static float **view(model_head *h, int blk, const head_tensor *t) { return (float **)((char *)h + t->view[blk]); }
 
 void head_bind(model_head *h, const cmcr_head_shape *s, float *p, float *b)
 {
-    int64_t hid = head_hid(s);
     h->shape = *s;
-    h->hid = hid;
-    h->w1 = p; p += hid * s->in_dim;
-    h->b1 = p; p += hid;
-    h->g1 = p; p += hid;
-    h->be1 = p; p += hid;
-    h->w2 = h->b2 = h->g2 = h->be2 = NULL;
-    if (s->layers == 2) {
-        h->w2 = p; p += s->out_dim * hid;
-        h->b2 = p; p += s->out_dim;
-        h->g2 = p; p += s->out_dim;
-        h->be2 = p;
-    }
-    if (b) {
-        h->rm1 = b; b += hid;
-        h->rv1 = b; b += hid;
-        h->rm2 = h->rv2 = NULL;
-        if (s->layers == 2) {
-            h->rm2 = b; b += s->out_dim;
-            h->rv2 = b;
+    h->hid = head_hid(s);
+    for (int blk = 0; blk < 2; blk++)
+        for (int k = 0; k < HEAD_TENSORS; k++) {
+            const head_tensor *t = &head_tensors[k];
+            float **next = t->kind == HT_RUNNING ? &b : &p; /* where its array continues */
+            if (t->kind == HT_COUNT || !*next) continue;    /* no buffers given: their views stay */
+            *view(h, blk, t) = blk < s->layers ? *next : NULL;
+            if (blk < s->layers) *next += head_tensor_params(s, blk, t) + head_tensor_buffers(s, blk, t);
         }
-    }
 }
 
 cmcr_status head_check_shape(const cmcr_head_shape *s, const char *what)
@@ -161,48 +192,23 @@ typedef struct key_slot {
     int64_t shape[2];
 } key_slot;
 
-static void add_slot(key_slot *slots, int *n, const char *prefix, const char *suffix, float *dst,
-                     int64_t *nbt, int ndim, int64_t d0, int64_t d1)
-{
-    key_slot *k = &slots[(*n)++];
-    snprintf(k->key, sizeof k->key, "%s.%s", prefix, suffix);
-    k->dst = dst;
-    k->nbt = nbt;
-    k->ndim = ndim;
-    k->shape[0] = d0;
-    k->shape[1] = d1;
-}
-
-static void add_layer_slots(key_slot *slots, int *n, const char *prefix, const char *seq, float *w,
-                            float *b, float *g, float *be, float *rm, float *rv, int64_t *nbt,
-                            int64_t out, int64_t in)
-{
-    char lin[32], bn[32];
-    snprintf(lin, sizeof lin, "%s.%s.0", prefix, seq);
-    snprintf(bn, sizeof bn, "%s.%s.1", prefix, seq);
-    add_slot(slots, n, lin, "weight", w, NULL, 2, out, in);
-    add_slot(slots, n, lin, "bias", b, NULL, 1, out, 0);
-    add_slot(slots, n, bn, "weight", g, NULL, 1, out, 0);
-    add_slot(slots, n, bn, "bias", be, NULL, 1, out, 0);
-    add_slot(slots, n, bn, "running_mean", rm, NULL, 1, out, 0);
-    add_slot(slots, n, bn, "running_var", rv, NULL, 1, out, 0);
-    add_slot(slots, n, bn, "num_batches_tracked", NULL, nbt, 0, 0, 0);
-}
-
-/* Fill slots (at most 14) for one head; returns the count. */
+/* Fill slots (at most 2 * HEAD_TENSORS) for one head, from head_tensors; returns the count. */
 static int head_slots(model_head *h, int side, key_slot *slots)
 {
     int n = 0;
-    const char *p = side_prefix[side];
-    if (h->shape.layers == 1) {
-        add_layer_slots(slots, &n, p, "net", h->w1, h->b1, h->g1, h->be1, h->rm1, h->rv1, &h->nbt1, h->hid,
-                        h->shape.in_dim);
-    } else {
-        add_layer_slots(slots, &n, p, "net1", h->w1, h->b1, h->g1, h->be1, h->rm1, h->rv1, &h->nbt1, h->hid,
-                        h->shape.in_dim);
-        add_layer_slots(slots, &n, p, "net2", h->w2, h->b2, h->g2, h->be2, h->rm2, h->rv2, &h->nbt2,
-                        h->shape.out_dim, h->hid);
-    }
+    for (int blk = 0; blk < h->shape.layers; blk++)
+        for (int k = 0; k < HEAD_TENSORS; k++) {
+            const head_tensor *t = &head_tensors[k];
+            key_slot *sl = &slots[n++];
+            int64_t out, in;
+            head_block_dims(&h->shape, blk, &out, &in);
+            snprintf(sl->key, sizeof sl->key, "%s.%s.%s", side_prefix[side], head_block_name(&h->shape, blk), t->key);
+            sl->dst = t->kind == HT_COUNT ? NULL : *view(h, blk, t);
+            sl->nbt = t->kind == HT_COUNT ? (int64_t *)((char *)h + t->view[blk]) : NULL;
+            sl->ndim = t->kind == HT_WEIGHT ? 2 : t->kind == HT_COUNT ? 0 : 1;
+            sl->shape[0] = t->kind == HT_COUNT ? 0 : out;
+            sl->shape[1] = t->kind == HT_WEIGHT ? in : 0;
+        }
     return n;
 }
 
@@ -276,7 +282,7 @@ cmcr_status model_check_to_write(const cmcr_model *m, const char *path)
 
 cmcr_status model_check(const cmcr_model *m, const char *what)
 {
-    key_slot slots[14];
+    key_slot slots[2 * HEAD_TENSORS];
     for (int side = 0; side < 2; side++) {
         model_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
         int n = head_slots(&h, side, slots);
@@ -328,7 +334,7 @@ static cmcr_status copy_meta(cmcr_model *m, const cmcr_tensors *ts)
 
 static cmcr_status fill_model(cmcr_model *m, const cmcr_tensors *ts, const char *origin)
 {
-    key_slot slots[14];
+    key_slot slots[2 * HEAD_TENSORS];
     size_t used = 0;
     for (int side = 0; side < 2; side++) {
         int n = head_slots(&m->heads[side], side, slots);
@@ -398,7 +404,7 @@ cmcr_status cmcr_model_to_tensors(const cmcr_model *m, cmcr_tensors **out)
     cmcr_tensors *ts = cmcr_tensors_new();
     if (!ts) return core_fail(CMCR_ENOMEM, "out of memory");
     cmcr_status st = CMCR_OK;
-    key_slot slots[14];
+    key_slot slots[2 * HEAD_TENSORS];
     for (int side = 0; side < 2 && !st; side++) {
         model_head h = m->heads[side]; /* head_slots wants a mutable head; views stay the model's */
         int n = head_slots(&h, side, slots);

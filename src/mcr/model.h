@@ -2,9 +2,11 @@
  *
  * Parameters of both heads live in one flat float array (so zeroing, saving and the
  * optimizer are one loop each); BatchNorm running statistics in another. A model_head holds
- * named views into them. Order: head A then head B; inside a head
+ * named views into them. Order: head A then head B; inside a head, block by block
+ * (Linear -> BatchNorm1d; one block, or two), the tensors of head_tensors in its order:
  *   w1[hid][in] b1[hid] g1[hid] be1[hid] (w2[out][hid] b2[out] g2[out] be2[out])
- * where hid is the first layer's width (= out for one-layer heads). */
+ * and likewise rm1 rv1 (rm2 rv2) in the buffers, where hid is the first block's width (= out
+ * for one-layer heads). */
 #ifndef CMCR_MODEL_H
 #define CMCR_MODEL_H
 #include "runtime/core.h"
@@ -29,6 +31,34 @@ struct cmcr_model {
     cmcr_tensors *meta; /* metadata only (no tensors) */
     char *origin;       /* the file it was loaded from, for errors (NULL: built in memory) */
 };
+
+/* The tensors of one block of a head: the one table that binding, counting, the optimizer's
+ * weight decay and the state_dict keys read. */
+typedef enum {
+    HT_WEIGHT,  /* parameter [out][in] */
+    HT_VECTOR,  /* parameter [out] */
+    HT_RUNNING, /* BatchNorm running statistic [out], in the buffers */
+    HT_COUNT    /* num_batches_tracked: an int64 scalar of its own */
+} head_tensor_kind;
+
+typedef struct head_tensor {
+    const char *key;       /* state_dict key after "Head_A.net1." ("0.weight") */
+    head_tensor_kind kind;
+    int decay;             /* weight decay applies (Linear weights only) */
+    size_t view[2];        /* offsetof(model_head, ...) of its view in block 1 and block 2 */
+} head_tensor;
+
+enum { HEAD_TENSORS = 7 };
+extern const head_tensor head_tensors[HEAD_TENSORS];
+
+/* Block blk's (0 or 1) name in the state_dict ("net" for one-layer heads, else "net1",
+ * "net2") and its output and input widths. */
+const char *head_block_name(const cmcr_head_shape *s, int blk);
+void head_block_dims(const cmcr_head_shape *s, int blk, int64_t *out, int64_t *in);
+/* Floats of tensor t in block blk: in the parameters (HT_WEIGHT, HT_VECTOR) or in the
+ * buffers (HT_RUNNING); 0 in the other array, and for HT_COUNT. */
+int64_t head_tensor_params(const cmcr_head_shape *s, int blk, const head_tensor *t);
+int64_t head_tensor_buffers(const cmcr_head_shape *s, int blk, const head_tensor *t);
 
 /* Number of parameters / buffer floats of one head. */
 size_t head_param_count(const cmcr_head_shape *s);

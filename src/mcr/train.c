@@ -2,6 +2,7 @@
  * (semantic completion), projectors in training mode, inter-MCR InfoNCE on the native and
  * pseudo pairs, intra-MCR alignment, Adam/AdamW with warm-up and cosine decay. */
 #include "mcr/train.h"
+#include "mcr/train_settings.h"
 #include "runtime/vmath.h"
 #include "nn/layers.h"
 
@@ -11,39 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-cmcr_train_params cmcr_train_default_params(void)
-{
-    cmcr_train_params p;
-    memset(&p, 0, sizeof p);
-    cmcr_preset_shape("clap-clip", &p.shape_a);
-    p.shape_b = p.shape_a;
-    p.tau_mem = 0.01;
-    p.sigma2 = 0.004;
-    p.tau = 0.01;
-    p.lambda_intra = 0.1;
-    p.consistency = p.completion = p.intra = p.pseudo_pair = 1;
-    p.batch = 4096;
-    p.epochs = 20;
-    p.lr = 1e-3;
-    p.cosine = 1;
-    p.beta1 = 0.9;
-    p.beta2 = 0.999;
-    p.adam_eps = 1e-8;
-    p.bn_momentum = 0.1;
-    p.seed = 1;
-    p.checkpoint_every = 50;
-    return p;
-}
-
 /* ------------------------------------------------------------------ validation */
 
-static cmcr_status check_range(double v, double lo, double hi, const char *name)
-{
-    if (!(v >= lo && v <= hi))
-        return core_fail(CMCR_EINVAL, "%s must be between %g and %g, not %g", name, lo, hi, v);
-    return CMCR_OK;
-}
-
+/* The table's ranges (mcr/train_settings.h), then what ties settings together. */
 static cmcr_status check_params(const cmcr_train_params *p)
 {
     cmcr_status st;
@@ -52,19 +23,8 @@ static cmcr_status check_params(const cmcr_train_params *p)
     if (p->shape_a.out_dim != p->shape_b.out_dim)
         return core_fail(CMCR_ESHAPE, "projectors A and B must share the output width (%lld vs %lld)",
                          (long long)p->shape_a.out_dim, (long long)p->shape_b.out_dim);
-    if ((st = check_range(p->tau_mem, 1e-6, 1e6, "tau_mem")) || (st = check_range(p->tau, 1e-6, 1e6, "tau")) ||
-        (st = check_range(p->sigma2, 0, 100, "sigma2")) || (st = check_range(p->lambda_intra, 0, 1e6, "lambda")) ||
-        (st = check_range(p->lr, 1e-12, 10, "learning rate")) || (st = check_range(p->min_lr, 0, p->lr, "min_lr")) ||
-        (st = check_range(p->weight_decay, 0, 10, "weight decay")) ||
-        (st = check_range(p->beta1, 0, 0.999999, "beta1")) || (st = check_range(p->beta2, 0, 0.999999999, "beta2")) ||
-        (st = check_range(p->adam_eps, 1e-30, 1, "adam eps")) ||
-        (st = check_range(p->bn_momentum, 0, 1, "BatchNorm momentum")))
-        return st;
-    if (p->batch < 2) return core_fail(CMCR_EINVAL, "batch must be at least 2 (BatchNorm needs 2 rows), not %lld",
-                                       (long long)p->batch);
-    if (p->epochs < 1) return core_fail(CMCR_EINVAL, "epochs must be at least 1");
-    if (p->warmup_steps < 0 || p->checkpoint_every < 0 || p->agg_top_k < 0 || p->threads < 0)
-        return core_fail(CMCR_EINVAL, "warm-up steps, checkpoint interval, top-k and threads must be >= 0");
+    if ((st = train_check_settings(p))) return st;
+    if (p->min_lr > p->lr) return core_fail(CMCR_EINVAL, "min_lr must be between 0 and %g, not %g", p->lr, p->min_lr);
     return CMCR_OK;
 }
 
@@ -490,22 +450,20 @@ static void adam_segment(const cmcr_train_params *p, float *w, const float *g, f
     }
 }
 
+/* Tensor by tensor of the flat layout (head_tensors), weight decay where the table says. */
 void train_adam(cmcr_trainer *t, int64_t step, double lr)
 {
     float *w = t->model->params;
     size_t off = 0;
     for (int s = 0; s < 2; s++) {
-        const model_head *h = &t->model->heads[s];
-        int64_t seg[4] = {h->hid * h->shape.in_dim, 3 * h->hid, 0, 0};
-        if (h->shape.layers == 2) {
-            seg[2] = h->shape.out_dim * h->hid;
-            seg[3] = 3 * h->shape.out_dim;
-        }
-        for (int k = 0; k < 4; k++) { /* weight decay on Linear weights (even k) only */
-            double wd = (k % 2 == 0) ? t->p.weight_decay : 0.0;
-            adam_segment(&t->p, w + off, t->grad + off, t->adam_m + off, t->adam_v + off, seg[k], lr, wd, step);
-            off += (size_t)seg[k];
-        }
+        const cmcr_head_shape *sh = &t->model->heads[s].shape;
+        for (int blk = 0; blk < sh->layers; blk++)
+            for (int k = 0; k < HEAD_TENSORS; k++) {
+                int64_t n = head_tensor_params(sh, blk, &head_tensors[k]);
+                double wd = head_tensors[k].decay ? t->p.weight_decay : 0.0;
+                if (n > 0) adam_segment(&t->p, w + off, t->grad + off, t->adam_m + off, t->adam_v + off, n, lr, wd, step);
+                off += (size_t)n;
+            }
     }
 }
 
