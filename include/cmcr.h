@@ -259,7 +259,8 @@ CMCR_API cmcr_status cmcr_project_npy(const cmcr_model *m, cmcr_side side, const
 
 /* ---------------------------------------------------------------- training */
 
-/* Every constant of the method and of the optimisation (DESIGN.md section 2). */
+/* Every constant of the method and of the optimisation (docs/method.md). Each scalar setting is
+ * one line of the table in src/mcr/train_settings.h, listed by cmcr_train_settings(). */
 typedef struct cmcr_train_params {
     cmcr_head_shape shape_a, shape_b; /* projector shapes (in_dim must match the data) */
     /* method */
@@ -331,7 +332,7 @@ typedef struct cmcr_setting {
 } cmcr_setting;
 
 /* The settings in order (stored ones first, as in the JSON); *count receives how many. */
-const cmcr_setting *cmcr_train_settings(size_t *count);
+CMCR_API const cmcr_setting *cmcr_train_settings(size_t *count);
 
 /* Training data: the overlap modality embedded by both MCRs (row i = same item) and the
  * unpaired memories. The trainer copies what it needs, unless told to borrow. */

@@ -444,7 +444,7 @@ int cmd_train(int argc, char **argv)
     cli_opt opts[CLI_MAX_OPTS + 1];
     if (!train_options(&a, opts)) return cli_error("train", 2, "internal error: more than %d options", CLI_MAX_OPTS);
     cli_cmd cmd = {"train", "", "Train a C-MCR connection: projectors f_A, f_B aligned through the overlap modality, "
-                   "with memory aggregation, noise, inter- and intra-MCR losses (DESIGN.md section 2). Ctrl-C writes a "
+                   "with memory aggregation, noise, inter- and intra-MCR losses (docs/method.md). Ctrl-C writes a "
                    "checkpoint; --resume continues it.", 0, opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
