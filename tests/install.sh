@@ -5,6 +5,8 @@
 # internal function does not link, and `nm -D` lists cmcr_ symbols only.
 . "$(dirname "$0")/lib.sh"
 BUILD=${CMCR_BUILD_DIR:?CMCR_BUILD_DIR not set}
+# a sanitizer build's library needs the programs built with the same sanitizers
+SAN=${CMCR_SANITIZE:+-fsanitize=$CMCR_SANITIZE}
 scratch install
 P=$T/prefix
 cmake --install "$BUILD" --prefix "$P" >"$T/install.log" 2>&1 || { cat "$T/install.log"; fail "cmake --install"; finish install; }
@@ -38,12 +40,12 @@ int main(void)
     return 0;
 }
 C
-PKG_CONFIG_PATH=$(dirname "$pc") cc -o "$T/prog" "$T/prog.c" $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs cmcr) \
+PKG_CONFIG_PATH=$(dirname "$pc") cc $SAN -o "$T/prog" "$T/prog.c" $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs cmcr) \
     -Wl,-rpath,"$(dirname "$lib")" 2>"$T/cc.log" || fail "build through pkg-config: $(cat "$T/cc.log")"
 [ -x "$T/prog" ] && { "$T/prog" | grep -q "^cmcr " || fail "the pkg-config program did not run"; }
 
 printf '#include <cmcr.h>\nvoid *core_xmalloc(unsigned long);\nint main(void) { return core_xmalloc(1) != 0; }\n' >"$T/internal.c"
-if cc -o "$T/internal" "$T/internal.c" $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs cmcr) 2>/dev/null; then
+if cc $SAN -o "$T/internal" "$T/internal.c" $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs cmcr) 2>/dev/null; then
     fail "a program linked an internal function (core_xmalloc) of libcmcr"
 fi
 
@@ -56,7 +58,7 @@ find_package(cmcr REQUIRED)
 add_executable(prog prog.c)
 target_link_libraries(prog PRIVATE cmcr::cmcr)
 CM
-if cmake -S "$T/cm" -B "$T/cm/build" -DCMAKE_PREFIX_PATH="$P" >"$T/cm.log" 2>&1 &&
+if cmake -S "$T/cm" -B "$T/cm/build" -DCMAKE_PREFIX_PATH="$P" -DCMAKE_C_FLAGS="$SAN" >"$T/cm.log" 2>&1 &&
     cmake --build "$T/cm/build" >>"$T/cm.log" 2>&1; then
     "$T/cm/build/prog" | grep -q "^cmcr " || fail "the find_package program did not run"
 else

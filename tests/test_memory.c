@@ -52,6 +52,7 @@ static void test_every_format(void **state)
         assert_int_equal(cmcr_tensors_load(path, CMCR_FORMAT_AUTO, &from_file), CMCR_OK);
         assert_int_equal(cmcr_tensors_load_memory(bytes, n, CMCR_FORMAT_AUTO, names[k], &from_mem), CMCR_OK);
         assert_same(from_file, from_mem);
+        cmcr_tensors_free(from_mem);
         cmcr_model *mm = NULL;
         assert_int_equal(cmcr_model_load_memory(bytes, n, names[k], &mm), CMCR_OK);
         float x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, ya[4], yb[4];
