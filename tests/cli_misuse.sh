@@ -166,6 +166,8 @@ refused 6 epochs "${TR[@]}" --out o.safetensors --epochs 1152921504606846976
 refused 6 --threads "${TR[@]}" --out o.safetensors --threads 4294967297
 refused 6 --layers "${TR[@]}" --out o.safetensors --layers 4294967298
 refused 6 --seed "${TR[@]}" --out o.safetensors --seed -1
+refused 6 --top-k "${TR[@]}" --out o.safetensors --top-k -3
+refused 6 --tau "${TR[@]}" --out o.safetensors --tau 0
 refused 6 --lr "${TR[@]}" --out o.safetensors --lr nan
 refused 6 --lr "${TR[@]}" --out o.safetensors --lr ' 0.001'
 edit m.safetensors.ckpt step.ckpt cmcr.step 12abc

@@ -694,30 +694,30 @@ static cmcr_status add_entries(zip_t *za, const cmcr_tensors *ts, const char *pa
     return st;
 }
 
-/* The archive's bytes, read back from libzip's in-memory source after zip_close. */
-static cmcr_status source_bytes(zip_source_t *src, const char *path, unsigned char **out, size_t *len)
+/* The archive built in memory, copied to path atomically in chunks (through the registry
+ * of temporary files, so a signal leaves nothing behind). */
+static cmcr_status source_to_file(zip_source_t *src, const char *path)
 {
-    zip_stat_t sb;
-    zip_stat_init(&sb);
-    if (zip_source_stat(src, &sb) != 0 || !(sb.valid & ZIP_STAT_SIZE) || zip_source_open(src) != 0)
+    if (zip_source_open(src) != 0)
         return core_fail(CMCR_EIO, "%s: cannot read back the archive built in memory", path);
-    unsigned char *b = core_xmalloc((size_t)sb.size);
-    zip_int64_t got = b ? zip_source_read(src, b, sb.size) : -1;
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = core_xmalloc(CHUNK);
+    afile out;
+    cmcr_status st = buf ? afile_open(&out, path) : core_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    zip_int64_t got = 0;
+    while (!st && (got = zip_source_read(src, buf, CHUNK)) > 0) st = afile_write(&out, buf, (size_t)got);
+    if (!st && got < 0) st = core_fail(CMCR_EIO, "%s: cannot read back the archive built in memory", path);
+    if (!st) st = afile_commit(&out);
+    else if (buf && out.path) afile_abort(&out);
     zip_source_close(src);
-    if (got < 0 || (zip_uint64_t)got != sb.size) {
-        free(b);
-        return core_fail(b ? CMCR_EIO : CMCR_ENOMEM, "%s: cannot read back the archive built in memory", path);
-    }
-    *out = b;
-    *len = (size_t)sb.size;
-    return CMCR_OK;
+    free(buf);
+    return st;
 }
 
-/* The zip archive, built in memory: libzip writing a file itself would use a temporary name
- * of its own, which the library's registry of temporary files (removed on a signal) cannot
- * know. The caller writes the bytes atomically. */
-static cmcr_status zip_to_memory(const cmcr_tensors *ts, const char *path, const wbuf *pickle, unsigned char **out,
-                                 size_t *len)
+/* The zip archive, built in memory and then written: libzip writing a file itself would use
+ * a temporary name of its own, which the library's registry of temporary files (removed on a
+ * signal) cannot know. */
+static cmcr_status write_zip(const cmcr_tensors *ts, const char *path, const wbuf *pickle)
 {
     zip_error_t ze;
     zip_error_init(&ze);
@@ -734,7 +734,7 @@ static cmcr_status zip_to_memory(const cmcr_tensors *ts, const char *path, const
     cmcr_status st = add_entries(za, ts, path, pickle);
     if (!st && zip_close(za) != 0) st = core_fail(CMCR_EIO, "%s: cannot build the archive: %s", path, zip_strerror(za));
     if (st) zip_discard(za);
-    if (!st) st = source_bytes(src, path, out, len);
+    if (!st) st = source_to_file(src, path);
     zip_source_free(src);
     return st;
 }
@@ -743,12 +743,8 @@ cmcr_status pt_save(const cmcr_tensors *ts, const char *path)
 {
     pwriter w;
     memset(&w, 0, sizeof w);
-    unsigned char *zip = NULL;
-    size_t len = 0;
     cmcr_status st = build_pickle(ts, path, &w);
-    if (!st) st = zip_to_memory(ts, path, &w.b, &zip, &len);
-    if (!st) st = cmcr_write_file(path, zip, len);
-    free(zip);
+    if (!st) st = write_zip(ts, path, &w.b);
     free(w.b.p);
     return st;
 }
