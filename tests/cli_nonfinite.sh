@@ -53,26 +53,9 @@ EOF
 
 echo "| case | command | exit | message |"
 echo "|---|---|---|---|"
-# check WHAT COMMAND...: fails as the header says; every string of the array NAMES (set
-# before the call) must appear in the message.
-check() {
-    local what=$1 f
-    shift
-    rm -f out.npy
-    "$@" >/dev/null 2>err.txt
-    local rc=$?
-    local lines
-    lines=$(wc -l <err.txt)
-    echo "| $what | \`${*#"$BIN" }\` | $rc | \`$(cat err.txt)\` |"
-    if [ $rc -eq 0 ]; then fail "$what: accepted"; fi
-    if [ $rc -ge 128 ]; then fail "$what: killed by a signal (crash)"; fi
-    if [ "$lines" -ne 1 ]; then fail "$what: $lines lines on stderr"; fi
-    for f in "${NAMES[@]}"; do
-        if ! grep -qF -- "$f" err.txt; then fail "$what: message does not name $f"; fi
-    done
-    if ls out.* 2>/dev/null | grep -q .; then fail "$what: left an output file"; fi
-    if ls ./*.tmp.* 2>/dev/null | grep -q .; then fail "$what: left a temporary file"; fi
-}
+# check WHAT COMMAND...: refused (tests/lib.sh's refusal); every string of the array NAMES
+# (set before the call) must appear in the message.
+check() { refusal "$@"; }
 P=(project --side a --in in.npy --out out.npy --block 2 --model)
 S=(similarity --side-a a --side-b b --a in.npy --b in_b.npy --out out.npy --model)
 R=(eval retrieval --query-side a --gallery-side b --query in.npy --gallery in.npy --model)

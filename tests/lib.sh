@@ -25,6 +25,27 @@ need_numpy() {
     exit 77
 }
 
+# refusal WHAT COMMAND...: COMMAND must be refused. Prints a table row for the docs, then
+# checks: exit non-zero and not by a signal; exactly one line on stderr, without control
+# bytes, containing every string of the array NAMES (set before the call); no out.* output
+# and no temporary file left in the current directory.
+refusal() {
+    local what=$1 f rc lines
+    shift
+    rm -f out.npy out.safetensors out.pt
+    "$@" >/dev/null 2>err.txt
+    rc=$?
+    lines=$(wc -l <err.txt)
+    echo "| $what | \`${*#"$BIN" }\` | $rc | \`$(cat err.txt)\` |"
+    [ $rc -ne 0 ] || fail "$what: accepted"
+    [ $rc -lt 128 ] || fail "$what: killed by a signal (crash)"
+    [ "$lines" -eq 1 ] || fail "$what: $lines lines on stderr"
+    for f in "${NAMES[@]}"; do grep -qF -- "$f" err.txt || fail "$what: message does not name $f"; done
+    ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' err.txt || fail "$what: raw control bytes on stderr"
+    ! ls out.* 2>/dev/null | grep -q . || fail "$what: left an output file"
+    ! ls ./*.tmp.* 2>/dev/null | grep -q . || fail "$what: left a temporary file"
+}
+
 # finish NAME: the verdict line, and exit 0 only when no check failed.
 finish() {
     if [ "$fails" -eq 0 ]; then
