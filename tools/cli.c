@@ -67,7 +67,6 @@ void cli_usage(const cli_cmd *cmd, FILE *to)
     fprintf(to, "  %-24s %s\n", "--help", "show this help and exit");
 }
 
-/* A setting's value into its field: -1, or the usage error's exit code. */
 /* The table's range, by the flag the user typed (the library checks it again, by field name). */
 static int setting_range_error(const char *cmd, const cmcr_setting *s, const char *text)
 {
@@ -76,6 +75,7 @@ static int setting_range_error(const char *cmd, const cmcr_setting *s, const cha
     return cli_error(cmd, 2, "--%s must be between %.10g and %.10g (got %s)", s->flag, s->lo, s->hi, text);
 }
 
+/* A setting's value into its field: -1, or the usage error's exit code. */
 static int set_setting(const char *cmd, const cli_setting *c, const char *text)
 {
     const cmcr_setting *s = c->s;
@@ -244,16 +244,24 @@ bool cli_is_tty(int fd) { return isatty(fd) == 1; }
 
 /* ------------------------------------------------------------------ inputs and outputs */
 
+/* The directory part of path into dir ("." for a bare name, "/" for "/name"); returns the
+ * last name. */
+static const char *dir_of(const char *path, char *dir, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(dir, n, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
+    return slash ? slash + 1 : path;
+}
+
 /* path with its directory resolved (realpath: symlinks, "." and ".."), the last name kept as
  * given, so that it works for a file that does not exist yet; false when the directory does
  * not exist. */
 static bool resolve(const char *path, char *out, size_t n)
 {
-    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
     char dir[PATH_MAX], real[PATH_MAX];
+    const char *base = dir_of(path, dir, sizeof dir);
     if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
         return realpath(path, out) != NULL; /* a directory: all of it */
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
     if (!realpath(dir, real)) return false;
     return snprintf(out, n, "%s/%s", strcmp(real, "/") ? real : "", base) < (int)n;
 }
@@ -298,9 +306,8 @@ bool cli_name_allowed(const char *path, const char *exts)
  * work, not found out after it). */
 static int check_writable_dir(const char *cmd, const cli_file *o)
 {
-    const char *slash = strrchr(o->path, '/');
     char dir[PATH_MAX];
-    snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - o->path) + (slash == o->path) : 1, slash ? o->path : ".");
+    dir_of(o->path, dir, sizeof dir);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_error(cmd, 2, "%s: %s goes into %s, which is not a directory", o->path, o->name, dir);
@@ -424,4 +431,11 @@ void cli_install_signals(void)
         sigemptyset(&sa.sa_mask);
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
     }
+}
+
+char *cli_printable(const char *s)
+{
+    size_t cap = 4 * strlen(s) + 8; /* every byte escaped at most to \xNN */
+    char *out = malloc(cap);
+    return out ? (char *)cmcr_printable(out, cap, s) : NULL;
 }

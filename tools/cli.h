@@ -21,9 +21,9 @@ typedef struct cli_opt {
 
 /* A training setting (cmcr_train_settings) as an option: its flag, help and default come
  * from the library, and its value goes into its field of *p (which holds the default
- * already): a number parsed strictly (an int outside the setting's range is refused here,
- * as the field could not hold it; the library checks the other ranges), one of s->words,
- * or no value (the flag sets the opposite of the default). slot must outlive the option. */
+ * already): a number parsed strictly and within the setting's range (refused naming the
+ * flag; the library checks again, naming the field), one of s->words, or no value (the flag
+ * sets the opposite of the default). slot must outlive the option. */
 typedef struct cli_setting {
     const cmcr_setting *s;
     cmcr_train_params *p;
@@ -94,6 +94,8 @@ int cli_check_ranges(const char *cmd, const cli_range *r, size_t n);
 /* SIGINT and SIGTERM: remove the library's temporary files (cmcr_remove_temp_files), then die
  * of the signal as usual. Installed for every command; train replaces it while it trains. */
 void cli_install_signals(void);
+/* s as printable one-line text (cmcr_printable, never cut), malloc'd; NULL when out of memory. */
+char *cli_printable(const char *s);
 /* Route library log messages to stderr (level <= max). */
 void cli_install_log(cmcr_log_level max);
 bool cli_is_tty(int fd);

@@ -47,9 +47,8 @@ int cmd_inspect(int argc, char **argv)
     for (size_t i = 0; i < cmcr_tensors_meta_count(ts); i++) {
         const char *k, *v;
         cmcr_tensors_meta_at(ts, i, &k, &v);
-        size_t cap = 4 * strlen(v) + 8; /* every byte escaped at most to \xNN */
-        char *shown = malloc(cap);
-        printf("  meta %s = %s\n", k, shown ? cmcr_printable(shown, cap, v) : "(out of memory)");
+        char *shown = cli_printable(v);
+        printf("  meta %s = %s\n", k, shown ? shown : "(out of memory)");
         free(shown);
     }
     cmcr_model *m;

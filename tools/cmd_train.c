@@ -29,10 +29,9 @@ typedef struct train_args {
 } train_args;
 
 enum { NFILES = 6 };
+/* The input files' flags, without "--": also their keys in the recorded provenance. */
 static const char *const file_flags[NFILES] = {"overlap-a", "overlap-b", "memory-a", "memory-b", "pseudo-a",
                                                "pseudo-b"};
-static const char *const file_opts[NFILES] = {"--overlap-a", "--overlap-b", "--memory-a", "--memory-b", "--pseudo-a",
-                                              "--pseudo-b"};
 
 /* ------------------------------------------------------------------ inputs */
 
@@ -50,16 +49,19 @@ static void free_inputs(inputs *in)
 /* True when s prints as itself on one line (see cmcr_printable). */
 static bool printable(const char *s)
 {
-    char buf[4096];
-    return strcmp(cmcr_printable(buf, sizeof buf, s), s) == 0;
+    char *shown = cli_printable(s);
+    bool same = shown && strcmp(shown, s) == 0;
+    free(shown);
+    return same;
 }
 
 /* A path as recorded in the model and the checkpoint: printable text (a path whose bytes are
  * not is recorded escaped, so the record stays valid UTF-8 metadata). */
 static void add_path(cJSON *o, const char *key, const char *path)
 {
-    char buf[4096];
-    cJSON_AddStringToObject(o, key, cmcr_printable(buf, sizeof buf, path));
+    char *shown = cli_printable(path);
+    cJSON_AddStringToObject(o, key, shown ? shown : "(out of memory)");
+    free(shown);
 }
 
 static cJSON *file_json(const char *path, const cmcr_matrix *m)
@@ -304,7 +306,11 @@ static int check_files(const train_args *a, const char *checkpoint, const char *
         {"--checkpoint", checkpoint, CLI_EXT_CKPT, a->resume, NULL}, /* training continues in it */
         {"--metrics", a->metrics, CLI_EXT_LOG, NULL, NULL},
         {"--cache-dir", aggregates ? cache : NULL, NULL, NULL, "agg-*.npy"}};
-    for (int i = 0; i < NFILES; i++) in[i] = (cli_file){file_opts[i], a->files[i], NULL, NULL, NULL};
+    char names[NFILES][16];
+    for (int i = 0; i < NFILES; i++) {
+        snprintf(names[i], sizeof names[i], "--%s", file_flags[i]);
+        in[i] = (cli_file){names[i], a->files[i], NULL, NULL, NULL};
+    }
     in[NFILES] = (cli_file){"--resume", a->resume, NULL, NULL, NULL};
     return cli_check_files("train", in, NFILES + 1, out, 4);
 }
