@@ -65,21 +65,18 @@ int64_t head_tensor_buffers(const cmcr_head_shape *s, int blk, const head_tensor
     return t->kind == HT_RUNNING ? out : 0;
 }
 
-size_t head_param_count(const cmcr_head_shape *s)
+/* per(t) summed over every tensor of every block of a head. */
+static size_t head_total(const cmcr_head_shape *s,
+                         int64_t (*per)(const cmcr_head_shape *, int, const head_tensor *))
 {
     int64_t n = 0;
     for (int blk = 0; blk < s->layers; blk++)
-        for (int k = 0; k < HEAD_TENSORS; k++) n += head_tensor_params(s, blk, &head_tensors[k]);
+        for (int k = 0; k < HEAD_TENSORS; k++) n += per(s, blk, &head_tensors[k]);
     return (size_t)n;
 }
 
-size_t head_buffer_count(const cmcr_head_shape *s)
-{
-    int64_t n = 0;
-    for (int blk = 0; blk < s->layers; blk++)
-        for (int k = 0; k < HEAD_TENSORS; k++) n += head_tensor_buffers(s, blk, &head_tensors[k]);
-    return (size_t)n;
-}
+size_t head_param_count(const cmcr_head_shape *s) { return head_total(s, head_tensor_params); }
+size_t head_buffer_count(const cmcr_head_shape *s) { return head_total(s, head_tensor_buffers); }
 
 /* The float view of tensor t in block blk. */
 static float **view(model_head *h, int blk, const head_tensor *t) { return (float **)((char *)h + t->view[blk]); }

@@ -142,7 +142,6 @@ cmcr_status cmcr_parse_double(const char *s, double lo, double hi, double *out)
 {
     char *end;
     if (!*s || isspace((unsigned char)*s)) return core_fail(CMCR_EINVAL, "'%s' is not a number", s);
-    errno = 0;
     double v = strtod(s, &end);
     if (*end) return core_fail(CMCR_EINVAL, "'%s' is not a number", s);
     if (!isfinite(v)) return core_fail(CMCR_EINVAL, "'%s' is not a finite number", s); /* (underflow is fine) */
