@@ -10,13 +10,6 @@
 
 enum { N = 16, DA = 6, DB = 5, HID = 8, OUT = 4 };
 
-static float *random_matrix(rng_state *r, int64_t rows, int64_t cols)
-{
-    float *x = malloc(sizeof(float) * (size_t)(rows * cols));
-    rng_fill_normal(r, x, rows * cols, 1.0);
-    return x;
-}
-
 typedef struct fixture {
     float *oa, *ob;
     cmcr_trainer *t;
@@ -26,7 +19,7 @@ static fixture make_trainer(void)
 {
     rng_state r;
     rng_seed(&r, 11);
-    fixture f = {random_matrix(&r, N, DA), random_matrix(&r, N, DB), NULL};
+    fixture f = {tu_normal_matrix(&r, N, DA), tu_normal_matrix(&r, N, DB), NULL};
     cmcr_train_params p = cmcr_train_default_params();
     p.shape_a = (cmcr_head_shape){2, DA, HID, OUT};
     p.shape_b = (cmcr_head_shape){2, DB, HID, OUT};

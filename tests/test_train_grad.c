@@ -21,13 +21,6 @@
 
 enum { N = 24, DA = 7, DB = 5, HID = 9, OUT = 6, MA = 30, MB = 40 };
 
-static float *random_matrix(rng_state *r, int64_t rows, int64_t cols)
-{
-    float *x = malloc(sizeof(float) * (size_t)(rows * cols));
-    rng_fill_normal(r, x, rows * cols, 1.0);
-    return x;
-}
-
 typedef struct problem {
     float *oa, *ob, *ma, *mb;
 } problem;
@@ -36,8 +29,8 @@ static problem make_problem(void)
 {
     rng_state r;
     rng_seed(&r, 7);
-    problem p = {random_matrix(&r, N, DA), random_matrix(&r, N, DB), random_matrix(&r, MA, DA),
-                 random_matrix(&r, MB, DB)};
+    problem p = {tu_normal_matrix(&r, N, DA), tu_normal_matrix(&r, N, DB), tu_normal_matrix(&r, MA, DA),
+                 tu_normal_matrix(&r, MB, DB)};
     return p;
 }
 
@@ -67,7 +60,7 @@ static cmcr_trainer *make_trainer(const problem *pr, int layers, void (*tweak)(c
     /* Perturb BatchNorm affine parameters away from 1/0 so their gradients are exercised. */
     rng_state r;
     rng_seed(&r, 3);
-    float *jitter = random_matrix(&r, 1, (int64_t)t->model->nparams);
+    float *jitter = tu_normal_matrix(&r, 1, (int64_t)t->model->nparams);
     for (size_t i = 0; i < t->model->nparams; i++) t->model->params[i] += 0.05f * jitter[i];
     free(jitter);
     int64_t idx[N];
@@ -96,7 +89,7 @@ static void check_tensor(cmcr_trainer *t, const float *grad, size_t off, size_t 
     rng_state r;
     rng_seed(&r, off + 11);
     double *d = malloc(sizeof(double) * n), norm = 0, analytic = 0;
-    float *z = random_matrix(&r, 1, (int64_t)n);
+    float *z = tu_normal_matrix(&r, 1, (int64_t)n);
     for (size_t i = 0; i < n; i++) {
         d[i] = z[i];
         norm += d[i] * d[i];

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "testutil.h"
+#include "runtime/rng.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +153,12 @@ void tu_expect_load_fail(cmcr_format fmt, const char *label, const char *path, c
     assert_non_null(strstr(msg, path));
     assert_non_null(strstr(msg, needle));
     assert_null(strchr(msg, '\n'));
+}
+
+float *tu_normal_matrix(rng_state *r, int64_t rows, int64_t cols)
+{
+    float *x = malloc(sizeof(float) * (size_t)(rows * cols));
+    assert_non_null(x);
+    rng_fill_normal(r, x, rows * cols, 1.0);
+    return x;
 }

@@ -33,6 +33,9 @@ const char *tu_python_torch(void);
  * names the file and contains needle. Prints "MSG label status message" for the docs. */
 void tu_expect_load_fail(cmcr_format fmt, const char *label, const char *path, cmcr_status want,
                          const char *needle);
+/* rows x cols standard normal draws from r (malloc'd; fails the test when out of memory). */
+struct rng_state; /* runtime/rng.h */
+float *tu_normal_matrix(struct rng_state *r, int64_t rows, int64_t cols);
 #define TU_SKIP 77
 /* Skip the running cmocka test, as skip() does (cmocka lists it as SKIPPED, and the program
  * still passes when the other tests pass), after printing "NOTE: <why>; <test> skipped".
