@@ -7,6 +7,7 @@
 #include "runtime/file.h"
 #include "runtime/half.h"
 #include "io/io.h"
+#include "runtime/vmath.h"
 
 #include <errno.h>
 #include <math.h>
@@ -581,17 +582,14 @@ static cmcr_status read_values(cmcr_npy_reader *r, float *out, uint64_t count)
     return CMCR_OK;
 }
 
+/* The library's one finiteness check (vm_check_finite), with what it means for a reader. */
 static cmcr_status check_finite(const cmcr_npy_reader *r, const float *x, int64_t rows)
 {
-    for (int64_t i = 0; i < rows; i++) {
-        for (int64_t c = 0; c < r->cols; c++) {
-            float v = x[i * r->cols + c];
-            if (!isfinite(v))
-                return core_fail(CMCR_EVALUE, "%s: row %lld contains %s (column %lld); embeddings must be finite",
-                                 r->path, (long long)(r->next + i), isnan(v) ? "NaN" : "Inf", (long long)c);
-        }
-    }
-    return CMCR_OK;
+    cmcr_status st = vm_check_finite(x, rows, r->cols, r->next, "%s", r->path);
+    if (!st) return CMCR_OK;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", cmcr_last_error());
+    return core_fail(st, "%s; embeddings must be finite", msg);
 }
 
 cmcr_status cmcr_npy_reader_read(cmcr_npy_reader *r, float *out, int64_t max_rows, int64_t *got)
