@@ -9,6 +9,7 @@ list (.gz or plain) or Hugging Face's vocab.json + merges.txt.
     clip_ref_tokenizer.py --out DIR --vocab PATH     test strings, their ids, an HF-layout vocab
     clip_ref_tokenizer.py --vocab PATH --text "a photo of a cat."   prints the ids
     clip_ref_tokenizer.py --vocab PATH --bench FILE  prompts/s over the strings of FILE
+    clip_ref_tokenizer.py --seeds DIR                seeds for fuzz/fuzz_tokenizer.c
 
 A relative --vocab is taken from $CMCR_TESTDATA (else $CMCR_TESTDATA_DEFAULT); when the file
 is absent the fixture is skipped (exit 77)."""
@@ -268,6 +269,32 @@ def unicode_tables(out):
                                                             regex.__version__))
 
 
+def write_seeds(out):
+    """fuzz_tokenizer's seeds (its first byte picks the mode: 0 text, 1 merge list, 2 HF files),
+    made from nothing but this script: no file of the test data is copied."""
+    os.makedirs(out, exist_ok=True)
+    strings = test_strings()
+    marks = ["DON'T", "\u0130stanbul", "\u03a3\u0391\u03a3", "\U0001F44D", "&amp;lt;", "&notit;", "&#0;", "&#x110000;",
+             "<|endoftext|>", "\x1c", "\u3000ideographic", "\u0645\u0631\u062d\u0628\u0627", "\u6771\u4eac",
+             "\u00bd", "a\u0345b", "\x00nul"]
+    picks = sorted({next(i for i, t in enumerate(strings) if m in t) for m in marks} | {0, 700, 1500, 2100})
+    for i in picks:
+        with open(os.path.join(out, "text_%04d" % i), "wb") as f:
+            f.write(b"\0" + strings[i].encode("utf-8")[:2000])
+    merges = "#version: 0.2\nt h\nth e</w>\ni n\nin g</w>\nc a\nca t</w>\nÃ ©\n"
+    with open(os.path.join(out, "merges_plain"), "wb") as f:
+        f.write(b"\1" + merges.encode("utf-8"))
+    with open(os.path.join(out, "merges_crlf"), "wb") as f:
+        f.write(b"\1" + merges.replace("\n", "\r\n").encode("utf-8"))
+    with open(os.path.join(out, "merges_gz"), "wb") as f:
+        f.write(b"\1" + gzip.compress(merges.encode("utf-8"), mtime=0))
+    base = list(bytes_to_unicode().values())
+    vocab = {t: i for i, t in enumerate(base + [b + "</w>" for b in base] + ["th", "the</w>", "<|startoftext|>",
+                                                                               "<|endoftext|>"])}
+    with open(os.path.join(out, "hf_small"), "wb") as f:
+        f.write(b"\2" + json.dumps(vocab, ensure_ascii=False).encode("utf-8") + b"\0#version: 0.2\nt h\nth e</w>\n")
+
+
 def resolve(path):
     if os.path.isabs(path):
         return path
@@ -293,7 +320,11 @@ def main():
     ap.add_argument("--unicode", action="store_true")
     ap.add_argument("--text")
     ap.add_argument("--bench")
+    ap.add_argument("--seeds")
     a = ap.parse_args()
+    if a.seeds:
+        write_seeds(a.seeds)
+        return
     if a.out and a.unicode:
         unicode_tables(a.out)
         gen_html_entities.main_out(a.out)

@@ -344,7 +344,9 @@ static void test_refuse_merge_files(void **state)
     expect_load_fail(p, CMCR_EFORMAT, "bad.txt", "line 3: invalid UTF-8");
     write_text(p, "");
     expect_load_fail(p, CMCR_EFORMAT, "bad.txt", "empty");
-    expect_load_fail(tu_path("missing.txt.gz"), CMCR_EIO, "missing.txt.gz", "No such file");
+    char *missing = tu_path("missing.txt.gz");
+    expect_load_fail(missing, CMCR_EIO, "missing.txt.gz", "No such file");
+    free(missing);
 
     /* A gzip'd list, damaged: a flipped byte in the deflate data, then cut short. */
     char *good = tu_path("m.txt.gz");

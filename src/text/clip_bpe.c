@@ -181,7 +181,9 @@ static const char *shown(char *buf, size_t cap, const char *s, size_t n)
  * *n gets their number. */
 static cmcr_status parse_merges(const char *text, size_t len, const char *name, size_t first, merge_line **out, size_t *n)
 {
-    *out = calloc(CLIP_BPE_MERGES, sizeof **out);
+    size_t lines = 1;
+    for (const char *p = text; lines <= first + CLIP_BPE_MERGES && (p = memchr(p, '\n', len - (size_t)(p - text))); p++) lines++;
+    *out = calloc(lines, sizeof **out);
     if (!*out) return core_fail(CMCR_ENOMEM, "%s: out of memory for the merges", name);
     *n = 0;
     size_t line = 0, i = 0;
