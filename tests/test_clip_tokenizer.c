@@ -388,7 +388,7 @@ static void byte_char(int b, char out[3])
 
 /* A small Hugging Face vocabulary in dir: the 512 base symbols, "th", "the</w>", the special
  * tokens, and `extra` (a JSON fragment) appended; merges.txt holds `merges`. */
-static void write_hf(const char *dir, const char *extra, const char *merges)
+static void write_hf_vocab(const char *dir, const char *extra, const char *merges, bool specials)
 {
     char path[512];
     snprintf(path, sizeof path, "%s/vocab.json", dir);
@@ -402,12 +402,17 @@ static void write_hf(const char *dir, const char *extra, const char *merges)
             fprintf(f, "\"%s%s%s\": %d, ", strcmp(u, "\"") == 0 ? "\\" : strcmp(u, "\\") == 0 ? "\\" : "", u,
                     w ? "</w>" : "", id++);
         }
-    fprintf(f, "\"th\": %d, \"the</w>\": %d, \"<|startoftext|>\": %d, \"<|endoftext|>\": %d%s}", id, id + 1, id + 2,
-            id + 3, extra);
+    if (specials)
+        fprintf(f, "\"th\": %d, \"the</w>\": %d, \"<|startoftext|>\": %d, \"<|endoftext|>\": %d%s}", id, id + 1,
+                id + 2, id + 3, extra);
+    else
+        fprintf(f, "\"th\": %d, \"the</w>\": %d, \"<|startoftext|>\": %d}", id, id + 1, id + 2);
     fclose(f);
     snprintf(path, sizeof path, "%s/merges.txt", dir);
     write_text(path, merges);
 }
+
+static void write_hf(const char *dir, const char *extra, const char *merges) { write_hf_vocab(dir, extra, merges, true); }
 
 static void test_small_hf_vocab(void **state)
 {
@@ -442,6 +447,8 @@ static void test_small_hf_vocab(void **state)
     expect_load_fail(dir, CMCR_EFORMAT, "vocab.json", "token 'zz': id 516.5");
     write_hf(dir, ", \"zz\": \"7\"", "#version: 0.2\n");
     expect_load_fail(dir, CMCR_EFORMAT, "vocab.json", "token 'zz': the id is not a number");
+    write_hf_vocab(dir, "", "#version: 0.2\n", false);
+    expect_load_fail(dir, CMCR_EFORMAT, "vocab.json", "the special token '<|endoftext|>' is missing");
     write_text(json, "{\"a\": 0, ");
     expect_load_fail(dir, CMCR_EFORMAT, "vocab.json", "not valid JSON");
     write_text(json, "[1, 2]");
