@@ -6,6 +6,7 @@
 #include "runtime/file.h"
 
 #include <cjson/cJSON.h>
+#include <utf8proc.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -59,7 +60,7 @@ typedef struct strmap {
     const char **key;
     size_t *len;
     int32_t *id;
-    size_t mask, count;
+    size_t mask;
     text_buf arena;
 } strmap;
 
@@ -95,41 +96,35 @@ static int32_t strmap_get(const strmap *m, const char *s, size_t n)
 }
 
 /* Set s -> id (a later id replaces an earlier one, as in Python's dict); s must outlive m.
- * Returns the id it had before, or -1. The table is sized for every entry up front. */
-static int32_t strmap_set(strmap *m, const char *s, size_t n, int32_t id)
+ * The table is sized for every entry up front. */
+static void strmap_set(strmap *m, const char *s, size_t n, int32_t id)
 {
     size_t i = strmap_slot(m, s, n);
-    int32_t old = m->key[i] ? m->id[i] : -1;
-    if (!m->key[i]) m->count++;
     m->key[i] = s;
     m->len[i] = n;
     m->id[i] = id;
-    return old;
 }
 
-/* OpenAI's bytes_to_unicode(): the printable bytes ('!'..'~', 0xA1..0xAC, 0xAE..0xFF) stand
- * for themselves, the others for U+0100 onwards in byte order. order[i] is the byte of base
- * id i (printable ones first), as list(bytes_to_unicode().values()) orders them. */
-static void byte_symbols(uint32_t cp[256], uint8_t order[256])
-{
-    int n = 0, extra = 0;
-    for (int b = 0; b < 256; b++)
-        if ((b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae)) cp[b] = (uint32_t)b, order[n++] = (uint8_t)b;
-    for (int b = 0; b < 256; b++)
-        if (!((b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae))) cp[b] = 256u + (uint32_t)extra++, order[n++] = (uint8_t)b;
-}
+/* The bytes that bytes_to_unicode() maps to themselves: '!'..'~', 0xA1..0xAC, 0xAE..0xFF. */
+static bool printable_byte(int b) { return (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || b >= 0xae; }
 
-/* The 512 base symbols' texts, in id order (the byte's character, then with "</w>"), in
- * m's arena; their offsets in off[], lengths in len[]. */
+/* OpenAI's bytes_to_unicode(): printable bytes stand for themselves, the others for U+0100
+ * onwards in byte order. order[i] is the byte of base id i (printable ones first, as
+ * list(bytes_to_unicode().values()) orders them). The 512 base symbols' texts (the byte's
+ * character; ids 256.. with "</w>") go into arena, at off[i], len[i] bytes long. */
 static bool base_texts(text_buf *arena, size_t off[512], size_t len[512], uint8_t order[256])
 {
     uint32_t cp[256];
-    byte_symbols(cp, order);
+    int n = 0, extra = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int b = 0; b < 256; b++)
+            if (printable_byte(b) == (pass == 0)) {
+                cp[b] = pass == 0 ? (uint32_t)b : 256u + (uint32_t)extra++;
+                order[n++] = (uint8_t)b;
+            }
     for (int i = 0; i < 512; i++) {
-        uint8_t u[8];
-        size_t k = cp[order[i % 256]] < 0x80 ? 1 : 2; /* every symbol is below U+0800 */
-        if (k == 1) u[0] = (uint8_t)cp[order[i % 256]];
-        else u[0] = (uint8_t)(0xc0 | cp[order[i % 256]] >> 6), u[1] = (uint8_t)(0x80 | (cp[order[i % 256]] & 0x3f));
+        utf8proc_uint8_t u[8];
+        size_t k = (size_t)utf8proc_encode_char((utf8proc_int32_t)cp[order[i % 256]], u);
         if (i >= 256) memcpy(u + k, "</w>", 4), k += 4;
         off[i] = arena->n;
         len[i] = k;
@@ -274,58 +269,57 @@ static cmcr_status check_utf8(const char *s, size_t len, const char *name)
                      (unsigned char)s[ok], ok);
 }
 
-/* OpenAI's form: vocabulary = base symbols, one token per merge, the two special tokens. */
+/* OpenAI's vocabulary: the base symbols, one token per merge (its two symbols joined), the two
+ * special tokens; a later id replaces an earlier one for the same text, as Python's dict
+ * does. Each merge's symbols must exist before it. The joined texts go into vocab's arena,
+ * reserved whole first so that the keys pointing into it stay put. */
+static cmcr_status openai_vocab(clip_bpe *t, strmap *vocab, const merge_line *ml, size_t n, const char *name)
+{
+    size_t off[512], blen[512], need = 0;
+    uint8_t order[256];
+    for (size_t r = 0; r < n; r++) need += ml[r].an + ml[r].bn;
+    if (!base_texts(&vocab->arena, off, blen, order) || !text_buf_reserve(&vocab->arena, need))
+        return core_fail(CMCR_ENOMEM, "%s: out of memory", name);
+    for (int i = 0; i < 512; i++) {
+        strmap_set(vocab, vocab->arena.p + off[i], blen[i], i);
+        if (i < 256) t->byte_id[order[i]] = i;
+        else t->byte_end_id[order[i - 256]] = i;
+    }
+    for (size_t r = 0; r < n; r++) {
+        const merge_line *m = &ml[r];
+        bool a_ok = strmap_get(vocab, m->a, m->an) >= 0;
+        if (!a_ok || strmap_get(vocab, m->b, m->bn) < 0) {
+            char buf[200];
+            return core_fail(CMCR_EFORMAT, "%s: line %zu: symbol '%s' is neither a byte symbol nor made by an earlier merge",
+                             name, m->line, a_ok ? shown(buf, sizeof buf, m->b, m->bn) : shown(buf, sizeof buf, m->a, m->an));
+        }
+        char *ab = vocab->arena.p + vocab->arena.n;
+        text_buf_put(&vocab->arena, m->a, m->an); /* reserved above: no reallocation */
+        text_buf_put(&vocab->arena, m->b, m->bn);
+        strmap_set(vocab, ab, m->an + m->bn, (int32_t)(512 + r));
+    }
+    t->sot = (int32_t)(512 + n);
+    t->eot = t->sot + 1;
+    t->n_vocab = t->eot + 1;
+    strmap_set(vocab, "<|startoftext|>", 15, t->sot);
+    strmap_set(vocab, "<|endoftext|>", 13, t->eot);
+    return CMCR_OK;
+}
+
+/* OpenAI's merge list, as text: the first line is a header, the merges follow. */
 static cmcr_status load_openai(const char *text, size_t len, const char *name, clip_bpe **out)
 {
     merge_line *ml = NULL;
     size_t n = 0;
+    strmap vocab = {0};
+    text_buf cat = {0};
+    clip_bpe *t = NULL;
     cmcr_status st = check_utf8(text, len, name);
     if (st == CMCR_OK) st = parse_merges(text, len, name, 1, &ml, &n);
-    strmap vocab;
-    text_buf cat = {0};
     if (st == CMCR_OK && !strmap_init(&vocab, 512 + n + 2)) st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
-    else if (st != CMCR_OK) vocab = (strmap){0};
-    clip_bpe *t = NULL;
     if (st == CMCR_OK) st = bpe_new(n, &t);
-    size_t off[512], blen[512];
-    uint8_t order[256];
-    if (st == CMCR_OK && !base_texts(&vocab.arena, off, blen, order)) st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
-    if (st == CMCR_OK) {
-        /* Merge results go into the arena too; reserve it all now so that keys stay put. */
-        size_t need = 0;
-        for (size_t r = 0; r < n; r++) need += ml[r].an + ml[r].bn;
-        need += 64;
-        char *p = realloc(vocab.arena.p, vocab.arena.n + need);
-        if (!p) st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
-        else vocab.arena.p = p, vocab.arena.cap = vocab.arena.n + need;
-    }
-    for (int i = 0; st == CMCR_OK && i < 512; i++) {
-        strmap_set(&vocab, vocab.arena.p + off[i], blen[i], i);
-        if (i < 256) t->byte_id[order[i]] = i;
-        else t->byte_end_id[order[i - 256]] = i;
-    }
-    for (size_t r = 0; st == CMCR_OK && r < n; r++) {
-        const merge_line *m = &ml[r];
-        const char *bad = strmap_get(&vocab, m->a, m->an) < 0 ? m->a : strmap_get(&vocab, m->b, m->bn) < 0 ? m->b : NULL;
-        if (bad) {
-            char buf[200];
-            st = core_fail(CMCR_EFORMAT, "%s: line %zu: symbol '%s' is neither a byte symbol nor made by an earlier merge",
-                           name, m->line, shown(buf, sizeof buf, bad, bad == m->a ? m->an : m->bn));
-            break;
-        }
-        char *ab = vocab.arena.p + vocab.arena.n;
-        text_buf_put(&vocab.arena, m->a, m->an); /* reserved above: cannot fail */
-        text_buf_put(&vocab.arena, m->b, m->bn);
-        strmap_set(&vocab, ab, m->an + m->bn, (int32_t)(512 + r));
-    }
-    if (st == CMCR_OK) {
-        t->sot = (int32_t)(512 + n);
-        t->eot = t->sot + 1;
-        t->n_vocab = t->eot + 1;
-        strmap_set(&vocab, "<|startoftext|>", 15, t->sot);
-        strmap_set(&vocab, "<|endoftext|>", 13, t->eot);
-        st = add_merges(t, &vocab, ml, n, &cat, name);
-    }
+    if (st == CMCR_OK) st = openai_vocab(t, &vocab, ml, n, name);
+    if (st == CMCR_OK) st = add_merges(t, &vocab, ml, n, &cat, name);
     text_buf_free(&cat);
     strmap_free(&vocab);
     free(ml);
