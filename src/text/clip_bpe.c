@@ -457,9 +457,9 @@ cmcr_status clip_bpe_load_hf_memory(const char *vocab_text, size_t vocab_len, co
                                     size_t merges_len, const char *merges_name, clip_bpe **out)
 {
     *out = NULL;
-    cJSON *root = cJSON_ParseWithLength(vocab_text, vocab_len);
+    const char *at = NULL; /* the error position of this call (cJSON_GetErrorPtr is process-wide) */
+    cJSON *root = cJSON_ParseWithLengthOpts(vocab_text, vocab_len, &at, 0);
     if (!root) {
-        const char *at = cJSON_GetErrorPtr();
         size_t off = at && at >= vocab_text && at <= vocab_text + vocab_len ? (size_t)(at - vocab_text) : 0;
         return core_fail(CMCR_EFORMAT, "%s: not valid JSON (error near byte %zu)", vocab_name, off);
     }
