@@ -137,6 +137,8 @@ for name in sorted(os.listdir(pt)):
             out += bytes([len(n)]) + n + struct.pack("<I", len(d)) + d
     open(f"{pt}/recipe_{name[:-3]}.bin", "wb").write(out)
 PYEOF
+# fuzz_tokenizer: texts of the tokenizer's test corpus, small merge lists and HF files.
+"$PY" "$ROOT/scripts/clip_ref_tokenizer.py" --seeds "$C/fuzz_tokenizer"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do
