@@ -10,6 +10,7 @@ mean and std in float32; channel first.
 
   clip_ref_image.py --out DIR [--assets DIR]   write the fixture (tests/test_image.c reads it)
   clip_ref_image.py --bench FILE...            time Pillow's open+convert+resize+crop (ms)
+  clip_ref_image.py --seeds DIR                small images for fuzz/corpus/fuzz_image
 
 The fixture: DIR/cases.txt, one case a line:
   ok NAME PATH W H    PATH decodes to NAME.rgb (W x H x 3 uint8, Pillow's convert("RGB")),
@@ -365,6 +366,38 @@ def make_fixture(out, assets):
     print(f"clip_ref_image.py: {len(lines)} cases in {out}")
 
 
+def make_seeds(out):
+    """Small files of every kind for fuzz/corpus/fuzz_image (fuzz/make_seeds.sh)."""
+    os.makedirs(out, exist_ok=True)
+    rgb = lambda w, h, seed: Image.fromarray(scene(w, h, 3, seed).astype(np.uint8), "RGB")
+    g = lambda w, h, seed, hi=255: scene(w, h, 1, seed, 0, hi)
+    pal = np.random.default_rng(60).integers(0, 256, (16, 3)).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    seeds = {
+        "baseline_420.jpg": pil_bytes(rgb(33, 25, 61), "JPEG", quality=80),
+        "baseline_444.jpg": pil_bytes(rgb(17, 9, 62), "JPEG", quality=90, subsampling=0),
+        "progressive.jpg": pil_bytes(rgb(40, 30, 63), "JPEG", quality=70, progressive=True),
+        "grey.jpg": pil_bytes(Image.fromarray(g(16, 16, 64).astype(np.uint8)[..., 0], "L"), "JPEG"),
+        "cmyk.jpg": pil_bytes(Image.fromarray(scene(24, 20, 4, 65).astype(np.uint8), "CMYK"), "JPEG"),
+        "exif.jpg": pil_bytes(rgb(12, 8, 66), "JPEG", exif=exif.tobytes()),
+        "rgb8.png": pil_bytes(rgb(20, 15, 67), "PNG"),
+        "rgba16_interlaced.png": png_bytes(scene(9, 11, 4, 68, 0, 65535), 16, 6, interlace=True),
+        "pal4_interlaced.png": png_bytes(g(13, 9, 69, 15), 4, 3, chunk(b"PLTE", pal.tobytes()), interlace=True),
+        "pal8_short_trns.png": png_bytes(g(10, 7, 70, 30), 8, 3, chunk(b"PLTE", pal[:5].tobytes())
+                                         + chunk(b"tRNS", b"\x00\x80")),
+        "grey1.png": png_bytes(g(19, 5, 71, 1), 1, 0),
+        "grey2_sub.png": png_bytes(g(7, 6, 72, 3), 2, 0, filt=1),
+        "grey16.png": png_bytes(g(8, 8, 73, 600), 16, 0),
+        "la16.png": png_bytes(scene(6, 5, 2, 74, 0, 65535), 16, 4),
+        "rgb_trns_gamma.png": png_bytes(scene(8, 6, 3, 75), 8, 2, chunk(b"gAMA", struct.pack(">I", 45455))
+                                        + chunk(b"tRNS", struct.pack(">HHH", 1, 2, 3)), idat_split=3),
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+
+
 def bench(files, runs=7):
     for p in files:
         t = []
@@ -380,9 +413,12 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--assets", help="folder of real photos (cmcr-assets); skipped when absent")
     ap.add_argument("--bench", nargs="+")
+    ap.add_argument("--seeds", help="write the fuzz_image seed corpus into this folder")
     a = ap.parse_args()
     if a.bench:
         bench(a.bench)
+    elif a.seeds:
+        make_seeds(a.seeds)
     elif a.out:
         assets = a.assets
         if os.environ.get("CMCR_TESTDATA"):
