@@ -98,11 +98,11 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
 }
 
-/* One output pixel: taps n at src (step bytes apart), weights k. */
-static inline void filter_px(const uint8_t *src, size_t step, const int32_t *k, int n, uint8_t *dst)
+/* One output pixel of the horizontal pass: n taps of RGB at src, weights k. */
+static inline void filter_px(const uint8_t *src, const int32_t *k, int n, uint8_t *dst)
 {
     int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0;
-    for (int t = 0; t < n; t++, src += step) {
+    for (int t = 0; t < n; t++, src += 3) {
         s0 += src[0] * k[t];
         s1 += src[1] * k[t];
         s2 += src[2] * k[t];
@@ -110,6 +110,20 @@ static inline void filter_px(const uint8_t *src, size_t step, const int32_t *k, 
     dst[0] = clip8(s0);
     dst[1] = clip8(s1);
     dst[2] = clip8(s2);
+}
+
+/* One output row of the vertical pass: n rows of len bytes (stride apart) from src, weights
+ * k, summed tap by tap over the whole row (integer sums: the order does not change them, and
+ * this order vectorises), in acc (len ints). */
+static void filter_rows(const uint8_t *src, size_t stride, const int32_t *k, int n, size_t len, int32_t *acc,
+                        uint8_t *dst)
+{
+    for (size_t i = 0; i < len; i++) acc[i] = 1 << (PRECISION_BITS - 1);
+    for (int t = 0; t < n; t++, src += stride) {
+        int32_t w = k[t];
+        for (size_t i = 0; i < len; i++) acc[i] += src[i] * w;
+    }
+    for (size_t i = 0; i < len; i++) dst[i] = clip8(acc[i]);
 }
 
 /* The window [x0, x0 + cw) x [y0, y0 + ch) of Pillow's resize of in to out_w x out_h, into
@@ -121,6 +135,7 @@ static cmcr_status resize_window(const image_rgb *in, int out_w, int out_h, int 
     size_t in_stride = (size_t)in->width * 3;
     coeffs hc = {0}, vc = {0};
     uint8_t *tmp = NULL;
+    int32_t *acc = NULL;
     cmcr_status st = CMCR_OK;
     int r0 = y0, r1 = y0 + ch; /* source rows the window needs */
     if (need_v) {
@@ -141,10 +156,14 @@ static cmcr_status resize_window(const image_rgb *in, int out_w, int out_h, int 
             const uint8_t *row = in->pixels + (size_t)r * in_stride;
             uint8_t *o = tmp + (size_t)(r - r0) * cw * 3;
             for (int x = 0; x < cw; x++)
-                filter_px(row + (size_t)hc.bound[2 * x] * 3, 3, hc.k + (size_t)x * hc.ksize, hc.bound[2 * x + 1], o + 3 * x);
+                filter_px(row + (size_t)hc.bound[2 * x] * 3, hc.k + (size_t)x * hc.ksize, hc.bound[2 * x + 1], o + 3 * x);
         }
         src = tmp;
         src_stride = (size_t)cw * 3;
+    }
+    if (need_v && !(acc = malloc((size_t)cw * 3 * sizeof *acc))) {
+        st = core_fail(CMCR_ENOMEM, "%s: cannot allocate a resize row of %d", name, cw);
+        goto done;
     }
     for (int y = 0; y < ch; y++) {
         uint8_t *o = dst + (size_t)y * cw * 3;
@@ -152,11 +171,11 @@ static cmcr_status resize_window(const image_rgb *in, int out_w, int out_h, int 
             memcpy(o, src + (size_t)y * src_stride, (size_t)cw * 3);
             continue;
         }
-        const uint8_t *col = src + (size_t)(vc.bound[2 * y] - r0) * src_stride;
-        const int32_t *k = vc.k + (size_t)y * vc.ksize;
-        for (int x = 0; x < cw; x++) filter_px(col + 3 * x, src_stride, k, vc.bound[2 * y + 1], o + 3 * x);
+        const uint8_t *top = src + (size_t)(vc.bound[2 * y] - r0) * src_stride;
+        filter_rows(top, src_stride, vc.k + (size_t)y * vc.ksize, vc.bound[2 * y + 1], (size_t)cw * 3, acc, o);
     }
 done:
+    free(acc);
     free(tmp);
     coeffs_free(&hc);
     coeffs_free(&vc);
