@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NAME_CAP 256
+#define NAME_CAP 1024 /* a file name as shown in messages (cmcr_printable cuts longer ones) */
 
 void image_rgb_free(image_rgb *im)
 {
