@@ -99,7 +99,8 @@ static void cmyk_row_to_rgb(const uint8_t *in, uint8_t *out, uint32_t w)
 static cmcr_status jpeg_run(jpeg_ctx *x, const void *data, size_t len)
 {
     if (setjmp(x->jump)) {
-        if (x->truncated) return core_fail(CMCR_EFORMAT, "%s: truncated JPEG (the data ends before the image does)", x->name);
+        if (x->truncated)
+            return core_fail(CMCR_EFORMAT, "%s: truncated JPEG (the data ends before the image does)", x->name);
         return core_fail(CMCR_EFORMAT, "%s: corrupt JPEG: %s", x->name, x->msg);
     }
     struct jpeg_decompress_struct *ci = &x->cinfo;

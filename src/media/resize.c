@@ -53,7 +53,8 @@ static cmcr_status coeffs_make(int in_size, int out_size, int first, int count, 
     c->bound = NULL;
     c->k = NULL;
     if (full_check && out_size > INT_MAX / (c->ksize * (int)sizeof(double)))
-        return core_fail(CMCR_ENOMEM, "%s: resize to %d needs %d coefficients per sample: too many (Pillow refuses too)",
+        return core_fail(CMCR_ENOMEM,
+                         "%s: resize to %d needs %d coefficients per sample: too many (Pillow refuses too)",
                          name, out_size, c->ksize);
     uint64_t nk = 0;
     double *w = malloc((size_t)c->ksize * sizeof *w);
@@ -156,7 +157,8 @@ static cmcr_status resize_window(const image_rgb *in, int out_w, int out_h, int 
             const uint8_t *row = in->pixels + (size_t)r * in_stride;
             uint8_t *o = tmp + (size_t)(r - r0) * cw * 3;
             for (int x = 0; x < cw; x++)
-                filter_px(row + (size_t)hc.bound[2 * x] * 3, hc.k + (size_t)x * hc.ksize, hc.bound[2 * x + 1], o + 3 * x);
+                filter_px(row + (size_t)hc.bound[2 * x] * 3, hc.k + (size_t)x * hc.ksize, hc.bound[2 * x + 1],
+                          o + 3 * x);
         }
         src = tmp;
         src_stride = (size_t)cw * 3;
@@ -237,7 +239,8 @@ void image_to_chw(const uint8_t *rgb, int32_t size, const float mean[3], const f
         float m = mean[c], sd = std[c];
         float *o = chw + c * plane;
         for (size_t i = 0; i < plane; i++) {
-            float x = (float)(rgb[3 * i + c] * (1.0 / 255.0)); /* NumPy: uint8 * Python float -> float64, then astype(float32) */
+            /* NumPy: uint8 array * Python float is float64, then astype(float32) */
+            float x = (float)(rgb[3 * i + c] * (1.0 / 255.0));
             o[i] = (x - m) / sd;
         }
     }
