@@ -352,6 +352,12 @@ static void test_prefixes_and_arguments(void **state)
     assert_int_equal(image_resize_bicubic(&small, 0, 4, "small", &out), CMCR_EINVAL);
     assert_null(out.pixels);
     assert_int_equal(image_resize_bicubic(&small, 4, -1, "small", &out), CMCR_EINVAL);
+    /* A shrink Pillow's int arithmetic cannot hold is refused before any pixel is read (the
+     * claimed width is far past the buffer). */
+    image_rgb huge = {INT32_MAX, 1, small.pixels};
+    assert_int_equal(image_resize_bicubic(&huge, 1, 1, "huge", &out), CMCR_ENOMEM);
+    assert_non_null(strstr(cmcr_last_error(), "huge"));
+    assert_null(out.pixels);
     image_rgb empty = {0, 0, NULL};
     assert_int_equal(image_clip_crop(&empty, 8, "empty", crop), CMCR_EINVAL);
     image_rgb_free(&small);

@@ -49,9 +49,13 @@ static cmcr_status coeffs_make(int in_size, int out_size, int first, int count, 
     float in0 = 0.0f, in1 = (float)in_size; /* Pillow's box is float[4] */
     double scale = (double)(in1 - in0) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
     double support = BICUBIC_SUPPORT * filterscale;
-    c->ksize = (int)ceil(support) * 2 + 1;
     c->bound = NULL;
     c->k = NULL;
+    double ksize = ceil(support) * 2 + 1; /* in double: a huge shrink would overflow Pillow's int */
+    if (ksize > INT_MAX / (int)sizeof(double))
+        return core_fail(CMCR_ENOMEM, "%s: resize from %d to %d needs %.0f coefficients per sample: too many", name,
+                         in_size, out_size, ksize);
+    c->ksize = (int)ksize;
     if (full_check && out_size > INT_MAX / (c->ksize * (int)sizeof(double)))
         return core_fail(CMCR_ENOMEM,
                          "%s: resize to %d needs %d coefficients per sample: too many (Pillow refuses too)",
