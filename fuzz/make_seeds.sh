@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Write the fuzzers' seed corpora (fuzz/corpus/<target>/): small valid files made by cmcr itself
-# (synth, train, convert) and by NumPy/PyTorch (Debian's /usr/bin/python3). Each seed is well
+# (synth, train, convert), by NumPy/PyTorch and, for images, by Pillow (Debian's /usr/bin/python3). Each seed is well
 # under 10 KB. The generated files are committed; rerun this only to refresh them.
 #   fuzz/make_seeds.sh [path/to/cmcr]      (default: build-fuzz/cmcr, else build/cmcr)
 set -euo pipefail
@@ -139,6 +139,8 @@ for name in sorted(os.listdir(pt)):
 PYEOF
 # fuzz_tokenizer: texts of the tokenizer's test corpus, small merge lists and HF files.
 "$PY" "$ROOT/scripts/clip_ref_tokenizer.py" --seeds "$C/fuzz_tokenizer"
+# fuzz_image: images for fuzz_image: small JPEGs and PNGs of every kind the decoder handles.
+"$PY" "$ROOT/scripts/clip_ref_image.py" --seeds "$C/fuzz_image"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do
