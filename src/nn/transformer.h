@@ -56,7 +56,7 @@ typedef struct tf_scratch {
     float *h;    /* rows x width: normalised input of a sub-layer, then attention output */
     float *qkv;  /* rows x 3 width */
     float *mlp;  /* rows x mlp */
-    float *att;  /* seqs x heads x (head size + 1) x tokens: per-pair keys (transposed) and scores */
+    float *att;  /* seqs x heads x tokens: a row of scores per (sequence, head) */
 } tf_scratch;
 
 /* Floats each tf_scratch member needs (h, qkv, mlp, att) for seqs x tokens rows. Returns
@@ -75,8 +75,8 @@ void tf_quickgelu(float *x, int64_t n);
 
 /* Scaled dot-product attention: qkv (seqs * tokens rows of 3 width: q, k, v) -> out (rows x
  * width), heads of width / heads columns, scores scaled by head_size^-1/2, softmax in float32;
- * with s->causal, row i attends to rows 0..i of its sequence. work: seqs x heads x
- * (head size + 1) x tokens floats. */
+ * with s->causal, row i attends to rows 0..i of its sequence. work: seqs x heads x tokens
+ * floats. */
 void tf_attention(float *out, const float *qkv, const tf_shape *s, int64_t seqs, int64_t tokens, float *work);
 
 /* x (seqs * tokens rows x width) through one block, in place. */
