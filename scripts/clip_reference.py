@@ -16,7 +16,10 @@ in the OpenAI/open_clip state-dict layout (.pt), and writes embeddings of fixed 
               with their own expected outputs (ref_fp16/, ref_bf16/: the same model with the
               weights rounded), torchscript.pt (torch.jit.trace; cmcr refuses it)
   small16/    vision 64 (1 head, 1 layer), text 64 (1 head, 1 layer), patch 16, embed 32:
-              openai.pt
+              hf/model.safetensors and openai.pt
+  tiny/       (--size tiny) image 8, patch 4, widths 64, one layer each, context 8, vocabulary
+              16, embed 8, float16: hf/, openai.pt and openai.safetensors, whose headers seed
+              the fuzz target fuzz_clip (fuzz/make_seeds.sh)
   full/       ViT-B/32 (vision 768 x 12, text 512 x 12, embed 512): hf/model.safetensors and
               openai.pt
 
@@ -36,6 +39,7 @@ from torch import nn
 SIZES = {
     "small": dict(image=224, patch=32, vw=192, vl=2, tw=128, tl=3, ctx=77, vocab=49408, embed=96),
     "small16": dict(image=224, patch=16, vw=64, vl=1, tw=64, tl=1, ctx=77, vocab=49408, embed=32),
+    "tiny": dict(image=8, patch=4, vw=64, vl=1, tw=64, tl=1, ctx=8, vocab=16, embed=8),
     "full": dict(image=224, patch=32, vw=768, vl=12, tw=512, tl=12, ctx=77, vocab=49408, embed=512),
 }
 
@@ -264,7 +268,11 @@ def rounded(m, dtype):
     return r.eval()
 
 
-def make(out, name, n, seed, extras):
+def halved(state):
+    return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+
+
+def make(out, name, n, seed, extras, half=False):
     c = SIZES[name]
     m = CLIP(c).eval()
     init_weights(m, seed)
@@ -274,19 +282,21 @@ def make(out, name, n, seed, extras):
     np.save(os.path.join(d, "pixels.npy"), pixels.numpy())
     np.save(os.path.join(d, "ids.npy"), ids.numpy())
     save_outputs(m, pixels, ids, os.path.join(d, "ref"))
-    hf = hf_state(m)
+    hf = halved(hf_state(m)) if half else hf_state(m)
     save_safetensors(hf, os.path.join(d, "hf", "model.safetensors"))
     with open(os.path.join(d, "hf", "config.json"), "w") as f:
         json.dump(hf_config(c), f, indent=1)
-    torch.save(openai_state(m), os.path.join(d, "openai.pt"))
+    oa = halved(openai_state(m)) if half else openai_state(m)
+    torch.save(oa, os.path.join(d, "openai.pt"))
+    if name == "tiny":
+        save_safetensors(oa, os.path.join(d, "openai.safetensors"))
     if not extras:
         return
     torch.save(hf, os.path.join(d, "hf", "pytorch_model.bin"))
     os.makedirs(os.path.join(d, "hf_bin"), exist_ok=True)
     torch.save(hf, os.path.join(d, "hf_bin", "pytorch_model.bin"))  # a folder with only the .bin
     os.makedirs(os.path.join(d, "hf_fp16"), exist_ok=True)
-    save_safetensors({k: v.half() if v.is_floating_point() else v for k, v in hf.items()},
-                     os.path.join(d, "hf_fp16", "model.safetensors"))
+    save_safetensors(halved(hf), os.path.join(d, "hf_fp16", "model.safetensors"))
     save_outputs(rounded(m, torch.float16), pixels, ids, os.path.join(d, "ref_fp16"))
     torch.save({k: v.bfloat16() if v.is_floating_point() else v for k, v in openai_state(m).items()},
                os.path.join(d, "openai_bf16.pt"))
@@ -317,7 +327,7 @@ def bench(size, batch, threads, runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
-    ap.add_argument("--size", choices=["small", "full"], required=True)
+    ap.add_argument("--size", choices=["small", "full", "tiny"], required=True)
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
@@ -332,6 +342,8 @@ def main():
     if a.size == "small":
         make(a.out, "small", 8, 10, True)
         make(a.out, "small16", 3, 20, False)
+    elif a.size == "tiny":
+        make(a.out, "tiny", 2, 40, False, half=True)
     else:
         make(a.out, "full", 4, 30, False)
 

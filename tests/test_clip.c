@@ -75,6 +75,7 @@ static void test_bf16_products(void **state)
     if (mm_bf16_check() != CMCR_OK) {
         float emb[96];
         assert_int_equal(clip_encode_image(m, r.pixels, 1, 1, emb, NULL), CMCR_EUNSUPPORTED);
+        assert_non_null(strstr(cmcr_last_error(), "bfloat16 products")); /* mm_bf16_check's reason */
         assert_int_equal(clip_encode_text(m, r.ids, 1, 1, emb), CMCR_EUNSUPPORTED);
         free_refs(&r);
         clip_model_free(m);

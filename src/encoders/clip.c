@@ -464,36 +464,42 @@ static cmcr_status build(clip_model *m, const cmcr_tensors *ts, int hf)
     return st;
 }
 
-cmcr_status clip_model_load(const char *path, clip_model **out)
+cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, clip_model **out)
 {
-    if (!path || !out) return core_fail(CMCR_EINVAL, "clip_model_load: NULL argument");
+    if (!ts || !name || !out) return core_fail(CMCR_EINVAL, "clip_model_from_tensors: NULL argument");
     *out = NULL;
-    char *file = NULL;
-    cmcr_status st = resolve(path, &file);
-    if (st) return st;
     clip_model *m = calloc(1, sizeof *m);
-    cmcr_tensors *ts = NULL;
-    if (!m) st = core_fail(CMCR_ENOMEM, "out of memory");
-    if (!st) {
-        cmcr_printable(m->name, sizeof m->name, file);
-        st = read_checkpoint(file, m->name, &ts);
-    }
-    if (!st) {
-        int hf = cmcr_tensors_find(ts, "vision_model.embeddings.patch_embedding.weight") != NULL;
-        if (!hf && !cmcr_tensors_find(ts, "visual.conv1.weight"))
-            st = core_fail(CMCR_EFORMAT, "%s: not a CLIP checkpoint: neither 'vision_model.embeddings.patch_embedding"
-                           ".weight' (Hugging Face) nor 'visual.conv1.weight' (OpenAI) is in it", m->name);
-        m->info.layout = hf ? "hf" : "openai";
-        if (!st) st = build(m, ts, hf);
-    }
-    cmcr_tensors_free(ts);
-    free(file);
+    if (!m) return core_fail(CMCR_ENOMEM, "out of memory");
+    cmcr_printable(m->name, sizeof m->name, name);
+    int hf = cmcr_tensors_find(ts, "vision_model.embeddings.patch_embedding.weight") != NULL;
+    m->info.layout = hf ? "hf" : "openai";
+    cmcr_status st = CMCR_OK;
+    if (!hf && !cmcr_tensors_find(ts, "visual.conv1.weight"))
+        st = core_fail(CMCR_EFORMAT, "%s: not a CLIP checkpoint: neither 'vision_model.embeddings.patch_embedding"
+                       ".weight' (Hugging Face) nor 'visual.conv1.weight' (OpenAI) is in it", m->name);
+    if (!st) st = build(m, ts, hf);
     if (st) {
         clip_model_free(m);
         return st;
     }
     *out = m;
     return CMCR_OK;
+}
+
+cmcr_status clip_model_load(const char *path, clip_model **out)
+{
+    if (!path || !out) return core_fail(CMCR_EINVAL, "clip_model_load: NULL argument");
+    *out = NULL;
+    char *file = NULL, name[1024];
+    cmcr_tensors *ts = NULL;
+    cmcr_status st = resolve(path, &file);
+    if (st) return st;
+    cmcr_printable(name, sizeof name, file);
+    st = read_checkpoint(file, name, &ts);
+    if (!st) st = clip_model_from_tensors(ts, file, out);
+    cmcr_tensors_free(ts);
+    free(file);
+    return st;
 }
 
 void clip_model_free(clip_model *m)
@@ -552,14 +558,17 @@ static cmcr_status run_new(const clip_model *m, const tower *t, int bf16, int64_
     return CMCR_OK;
 }
 
+/* bf16 products need oneDNN's (mm_bf16_check) and the bfloat16 weights made at load. */
 static cmcr_status check_bf16(const clip_model *m, int bf16)
 {
     if (!bf16) return CMCR_OK;
-    if (mm_bf16_check() != CMCR_OK || !m->params16) {
+    if (mm_bf16_check() != CMCR_OK) {
         char why[512];
         snprintf(why, sizeof why, "%s", cmcr_last_error());
-        return core_fail(CMCR_EUNSUPPORTED, "%s: %s", m->name, m->params16 ? why : "no bfloat16 weights");
+        return core_fail(CMCR_EUNSUPPORTED, "%s: %s", m->name, why);
     }
+    if (!m->params16)
+        return core_fail(CMCR_EUNSUPPORTED, "%s: bfloat16 products were not available when it was loaded", m->name);
     return CMCR_OK;
 }
 

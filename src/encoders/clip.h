@@ -23,6 +23,9 @@ typedef struct clip_info {
  * turn it into a plain state dict. Where bf16 products can run (mm_bf16_check), the weight
  * matrices are also kept in bfloat16 (half as much memory again). */
 cmcr_status clip_model_load(const char *path, clip_model **out);
+/* The same from tensors already loaded (a checkpoint read from memory: the fuzz target);
+ * name is what messages call them. ts is not kept. */
+cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, clip_model **out);
 void clip_model_free(clip_model *m);
 const clip_info *clip_model_info(const clip_model *m);
 /* Vision tower: pixels n x 3 x S x S (already normalised) -> emb n x embed_dim
