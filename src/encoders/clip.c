@@ -169,7 +169,7 @@ static cmcr_status bind_qkv(binder *b, tf_linear *l, int64_t w, const char *p)
         return st ? st : bind(b, bias, 0, 3 * w, 0, 0, 0, "%sattn.in_proj_bias", p);
     }
     for (int j = 0; j < 3; j++) {
-        const char *q = "qkv" + j;
+        const char *q = &"qkv"[j];
         cmcr_status st = bind(b, wt ? wt + j * w * w : NULL, 0, w, w, 0, 0, "%sself_attn.%.1s_proj.weight", p, q);
         if (!st) st = bind(b, bias ? bias + j * w : NULL, 0, w, 0, 0, 0, "%sself_attn.%.1s_proj.bias", p, q);
         if (st) return st;
@@ -459,14 +459,12 @@ static cmcr_status build(clip_model *m, const cmcr_tensors *ts, int hf)
     b.base = m->params;
     b.used = 0;
     st = bind_vision(&b, m, m->vis.blocks);
-    if (!st) st = bind_text(&b, m, m->txt.blocks);
-    if (!st && mm_bf16_check() == CMCR_OK) st = make_bf16(m, m->vis.blocks, m->txt.blocks);
-    return st;
+    return st ? st : bind_text(&b, m, m->txt.blocks);
 }
 
-cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, clip_model **out)
+/* The model of ts in float32 (no bfloat16 weights yet). */
+static cmcr_status from_tensors(const cmcr_tensors *ts, const char *name, clip_model **out)
 {
-    if (!ts || !name || !out) return core_fail(CMCR_EINVAL, "clip_model_from_tensors: NULL argument");
     *out = NULL;
     clip_model *m = calloc(1, sizeof *m);
     if (!m) return core_fail(CMCR_ENOMEM, "out of memory");
@@ -486,6 +484,26 @@ cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, cl
     return CMCR_OK;
 }
 
+/* The bfloat16 weights, where bf16 products can run; on failure frees *m. */
+static cmcr_status add_bf16(clip_model **m)
+{
+    cmcr_status st = mm_bf16_check() == CMCR_OK ? make_bf16(*m, (*m)->vis.blocks, (*m)->txt.blocks) : CMCR_OK;
+    if (st) {
+        clip_model_free(*m);
+        *m = NULL;
+    }
+    return st;
+}
+
+cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, clip_model **out)
+{
+    if (!ts || !name || !out) return core_fail(CMCR_EINVAL, "clip_model_from_tensors: NULL argument");
+    cmcr_status st = from_tensors(ts, name, out);
+    return st ? st : add_bf16(out);
+}
+
+/* The checkpoint is freed before the bfloat16 weights are made: at most two copies of the
+ * weights (the file's tensors and the float32 model) are held at once. */
 cmcr_status clip_model_load(const char *path, clip_model **out)
 {
     if (!path || !out) return core_fail(CMCR_EINVAL, "clip_model_load: NULL argument");
@@ -496,10 +514,10 @@ cmcr_status clip_model_load(const char *path, clip_model **out)
     if (st) return st;
     cmcr_printable(name, sizeof name, file);
     st = read_checkpoint(file, name, &ts);
-    if (!st) st = clip_model_from_tensors(ts, file, out);
+    if (!st) st = from_tensors(ts, file, out);
     cmcr_tensors_free(ts);
     free(file);
-    return st;
+    return st ? st : add_bf16(out);
 }
 
 void clip_model_free(clip_model *m)
