@@ -139,8 +139,19 @@ for name in sorted(os.listdir(pt)):
 PYEOF
 # fuzz_tokenizer: texts of the tokenizer's test corpus, small merge lists and HF files.
 "$PY" "$ROOT/scripts/clip_ref_tokenizer.py" --seeds "$C/fuzz_tokenizer"
-# fuzz_image: images for fuzz_image: small JPEGs and PNGs of every kind the decoder handles.
+# fuzz_image: small JPEGs and PNGs of every kind the decoder handles.
 "$PY" "$ROOT/scripts/clip_ref_image.py" --seeds "$C/fuzz_image"
+# fuzz_clip: the headers of scripts/clip_reference.py's tiny CLIP (HF and OpenAI layouts),
+# cut after the JSON; the harness appends the data they ask for (fuzz/fuzz_clip.c).
+mkdir -p "$C"/fuzz_clip
+"$PY" "$ROOT"/scripts/clip_reference.py --out "$T/clip" --size tiny >/dev/null
+"$PY" - "$T/clip/tiny" "$C/fuzz_clip" <<'PYEOF'
+import struct, sys
+src, out = sys.argv[1], sys.argv[2]
+for f, name in (("hf/model.safetensors", "hf_tiny_header"), ("openai.safetensors", "openai_tiny_header")):
+    b = open(f"{src}/{f}", "rb").read()
+    open(f"{out}/{name}.safetensors", "wb").write(b[:8 + struct.unpack("<Q", b[:8])[0]])
+PYEOF
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -1,0 +1,303 @@
+/* test_clip.c - the CLIP towers (src/encoders/clip.c) against the PyTorch reference
+ * (scripts/clip_reference.py --size small, fixture clip_small): every layout and weight
+ * dtype within 1e-4, bf16 products within a loose bound, and the refusals. */
+#include "testutil.h"
+#define CLIP_FIXTURE "clip_small"
+#include "clip_testutil.h"
+#include "runtime/matmul.h"
+#include "runtime/vmath.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The sizes scripts/clip_reference.py gives its "small" and "small16" models. */
+static void check_info(const clip_info *in, int small16)
+{
+    assert_int_equal(in->image_size, 224);
+    assert_int_equal(in->patch_size, small16 ? 16 : 32);
+    assert_int_equal(in->grid, small16 ? 14 : 7);
+    assert_int_equal(in->vision_width, small16 ? 64 : 192);
+    assert_int_equal(in->vision_layers, small16 ? 1 : 2);
+    assert_int_equal(in->vision_heads, small16 ? 1 : 3);
+    assert_int_equal(in->text_width, small16 ? 64 : 128);
+    assert_int_equal(in->text_layers, small16 ? 1 : 3);
+    assert_int_equal(in->text_heads, small16 ? 1 : 2);
+    assert_int_equal(in->context, 77);
+    assert_int_equal(in->vocab, 49408);
+    assert_int_equal(in->embed_dim, small16 ? 32 : 96);
+}
+
+static void test_layouts_f32(void **state)
+{
+    (void)state;
+    static const struct { const char *path, *layout, *model; } cases[] = {
+        {"small/hf", "hf", "small"},                       /* folder: model.safetensors */
+        {"small/hf/pytorch_model.bin", "hf", "small"},
+        {"small/hf_bin", "hf", "small"},                   /* folder with only the .bin */
+        {"small/openai.pt", "openai", "small"},
+        {"small16/openai.pt", "openai", "small16"},
+        {"small16/hf/model.safetensors", "hf", "small16"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        clip_model *m = load_ok(cases[i].path, cases[i].layout);
+        check_info(clip_model_info(m), strcmp(cases[i].model, "small16") == 0);
+        refs r = load_refs(cases[i].model, "ref");
+        expect_close(cases[i].path, run_towers(m, &r, 0));
+        free_refs(&r);
+        clip_model_free(m);
+    }
+}
+
+/* fp16 and bf16 checkpoints: converted at load, equal to PyTorch on the same rounded weights. */
+static void test_half_weights(void **state)
+{
+    (void)state;
+    clip_model *m = load_ok("small/hf_fp16", "hf");
+    refs r = load_refs("small", "ref_fp16");
+    expect_close("fp16 safetensors", run_towers(m, &r, 0));
+    free_refs(&r);
+    clip_model_free(m);
+    m = load_ok("small/openai_bf16.pt", "openai");
+    r = load_refs("small", "ref_bf16");
+    expect_close("bf16 .pt", run_towers(m, &r, 0));
+    free_refs(&r);
+    clip_model_free(m);
+}
+
+static void test_bf16_products(void **state)
+{
+    (void)state;
+    clip_model *m = load_ok("small/hf", "hf");
+    refs r = load_refs("small", "ref");
+    if (mm_bf16_check() != CMCR_OK) {
+        float emb[96];
+        assert_int_equal(clip_encode_image(m, r.pixels, 1, 1, emb, NULL), CMCR_EUNSUPPORTED);
+        assert_non_null(strstr(cmcr_last_error(), "bfloat16 products")); /* mm_bf16_check's reason */
+        assert_int_equal(clip_encode_text(m, r.ids, 1, 1, emb), CMCR_EUNSUPPORTED);
+        free_refs(&r);
+        clip_model_free(m);
+        tu_skip("bf16 products unavailable here (%s); checked that they are refused", cmcr_last_error());
+    }
+    errs e = run_towers(m, &r, 1);
+    print_errs("bf16 products", e);
+    /* Rounding to 8 bits per product: a few percent of the outputs' scale (about 1), far
+     * below what would be a wrong weight or layer (errors of the order of 1). */
+    assert_true(e.img < 0.1 && e.patch < 0.1 && e.txt < 0.1);
+    assert_true(e.img_n < 0.03 && e.patch_n < 0.03 && e.txt_n < 0.03);
+    free_refs(&r);
+    clip_model_free(m);
+}
+
+/* More sequences than one chunk (the towers cut batches into chunks of about 4096 token
+ * rows): small16's 197-token images run 20 per chunk, texts 53 per chunk. */
+static void test_chunks(void **state)
+{
+    (void)state;
+    clip_model *m = load_ok("small16/openai.pt", "openai");
+    refs r = load_refs("small16", "ref");
+    const int64_t n = 45, E = 32, S = 224, ctx = 77;
+    float *pix = malloc(sizeof(float) * (size_t)(n * 3 * S * S)), *img = malloc(sizeof(float) * (size_t)(n * E));
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)(2 * n * ctx));
+    float *txt = malloc(sizeof(float) * (size_t)(2 * n * E));
+    assert_true(pix && img && ids && txt);
+    for (int64_t i = 0; i < n; i++) memcpy(pix + i * 3 * S * S, r.pixels + i % r.n_img * 3 * S * S, sizeof(float) * 3 * S * S);
+    for (int64_t i = 0; i < 2 * n; i++) memcpy(ids + i * ctx, r.ids + i % r.n_txt * ctx, sizeof(int32_t) * ctx);
+    if (clip_encode_image(m, pix, n, 0, img, NULL)) fail_msg("%s", cmcr_last_error());
+    if (clip_encode_text(m, ids, 2 * n, 0, txt)) fail_msg("%s", cmcr_last_error());
+    double dn, d;
+    for (int64_t i = 0; i < n; i++) {
+        d = max_diff(img + i * E, r.img + i % r.n_img * E, E, E, &dn);
+        assert_true(d < TOL);
+    }
+    for (int64_t i = 0; i < 2 * n; i++) {
+        d = max_diff(txt + i * E, r.txt + i % r.n_txt * E, E, E, &dn);
+        assert_true(d < TOL);
+    }
+    free(pix);
+    free(img);
+    free(ids);
+    free(txt);
+    free_refs(&r);
+    clip_model_free(m);
+}
+
+typedef struct job {
+    const clip_model *m;
+    const refs *r;
+    float *out;
+    cmcr_status st;
+} job;
+
+static void *encode_job(void *arg)
+{
+    job *j = arg;
+    for (int k = 0; k < 3 && !j->st; k++) j->st = clip_encode_text(j->m, j->r->ids, j->r->n_txt, 0, j->out);
+    return NULL;
+}
+
+/* Concurrent calls on one model give the single-threaded results. */
+static void test_concurrent(void **state)
+{
+    (void)state;
+    clip_model *m = load_ok("small/openai.pt", "openai");
+    refs r = load_refs("small", "ref");
+    job jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (job){m, &r, malloc(sizeof(float) * (size_t)(r.n_txt * 96)), CMCR_OK};
+        assert_non_null(jobs[i].out);
+        assert_int_equal(pthread_create(&th[i], NULL, encode_job, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].st, CMCR_OK);
+        double dn, d = max_diff(jobs[i].out, r.txt, r.n_txt * 96, 96, &dn);
+        assert_true(d < TOL);
+        free(jobs[i].out);
+    }
+    free_refs(&r);
+    clip_model_free(m);
+}
+
+/* ------------------------------------------------------------------ refusals */
+
+static void expect_fail(const char *label, const char *path, cmcr_status want, const char *needle, const char *needle2)
+{
+    clip_model *m = (clip_model *)1;
+    cmcr_status got = clip_model_load(path, &m);
+    const char *msg = cmcr_last_error();
+    printf("MSG\t%s\t%s\t%s\n", label, cmcr_status_name(got), msg);
+    assert_null(m);
+    assert_int_equal(got, want);
+    assert_non_null(strstr(msg, path));
+    assert_non_null(strstr(msg, needle));
+    if (needle2) assert_non_null(strstr(msg, needle2));
+    assert_null(strchr(msg, '\n'));
+}
+
+/* small16's OpenAI checkpoint rewritten as safetensors to out, without tensor drop, with
+ * tensor grow's first dimension one larger, with a NaN in tensor poison. */
+static char *rewrite(const char *name, const char *drop, const char *grow, const char *poison)
+{
+    char *src = fx("small16/openai.pt"), *out = tu_path(name);
+    cmcr_tensors *ts = NULL, *o = cmcr_tensors_new();
+    assert_int_equal(cmcr_tensors_load(src, CMCR_FORMAT_PT, &ts), CMCR_OK);
+    for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {
+        const cmcr_tensor *t = cmcr_tensors_at(ts, i);
+        int64_t shape[CMCR_MAX_DIMS];
+        memcpy(shape, t->shape, sizeof shape);
+        void *data = t->data;
+        if (drop && strcmp(t->name, drop) == 0) continue;
+        if (grow && strcmp(t->name, grow) == 0) {
+            shape[0]++;
+            data = calloc(1, t->nbytes / (size_t)t->shape[0] * (size_t)shape[0]);
+            assert_non_null(data);
+        }
+        if (poison && strcmp(t->name, poison) == 0) {
+            assert_int_equal(t->dtype, CMCR_F32);
+            ((float *)t->data)[5] = NAN;
+        }
+        assert_int_equal(cmcr_tensors_add(o, t->name, t->dtype, t->ndim, shape, data), CMCR_OK);
+        if (data != t->data) free(data);
+    }
+    assert_int_equal(cmcr_tensors_save(o, out, CMCR_FORMAT_SAFETENSORS), CMCR_OK);
+    cmcr_tensors_free(ts);
+    cmcr_tensors_free(o);
+    free(src);
+    return out;
+}
+
+static void test_refuse_damaged(void **state)
+{
+    (void)state;
+    char *p = rewrite("missing.safetensors", "transformer.resblocks.0.mlp.c_fc.bias", NULL, NULL);
+    expect_fail("missing tensor", p, CMCR_EFORMAT, "missing tensor 'transformer.resblocks.0.mlp.c_fc.bias'", NULL);
+    free(p);
+    p = rewrite("shape.safetensors", NULL, "visual.transformer.resblocks.0.attn.in_proj_weight", NULL);
+    expect_fail("wrong shape", p, CMCR_ESHAPE, "tensor 'visual.transformer.resblocks.0.attn.in_proj_weight' has shape "
+                "[193, 64], expected [192, 64]", NULL);
+    free(p);
+    p = rewrite("nan.safetensors", NULL, NULL, "visual.proj");
+    expect_fail("NaN weight", p, CMCR_EVALUE, "tensor 'visual.proj'", "NaN");
+    free(p);
+    p = rewrite("nan_qkv.safetensors", NULL, NULL, "transformer.resblocks.0.attn.in_proj_weight");
+    expect_fail("NaN weight", p, CMCR_EVALUE, "tensor 'transformer.resblocks.0.attn.in_proj_weight': row 0 contains NaN "
+                "(column 5)", NULL);
+    free(p);
+    p = rewrite("notclip.safetensors", "visual.conv1.weight", NULL, NULL);
+    expect_fail("not CLIP", p, CMCR_EFORMAT, "not a CLIP checkpoint", NULL);
+    free(p);
+}
+
+static void test_refuse_files(void **state)
+{
+    (void)state;
+    char *ts = fx("small/torchscript.pt");
+    expect_fail("TorchScript", ts, CMCR_EUNSUPPORTED, "TorchScript", "state_dict()");
+    free(ts);
+    /* a truncated safetensors file (half of it) */
+    char *src = fx("small16/hf/model.safetensors"), *cut = tu_path("cut.safetensors");
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    tu_write_file(cut, buf, (size_t)n / 2);
+    expect_fail("truncated safetensors", cut, CMCR_EFORMAT, "go past the end of the data", NULL);
+    free(buf);
+    free(cut);
+    free(src);
+    /* a truncated .pt (zip) file */
+    src = fx("small16/openai.pt");
+    cut = tu_path("cut.pt");
+    assert_int_equal(tu_system("head -c 1000000 '%s' > '%s'", src, cut), 0);
+    expect_fail("truncated .pt", cut, CMCR_EFORMAT, "truncated", NULL);
+    free(cut);
+    free(src);
+    /* a folder without weights */
+    const char *dir = tu_tmpdir();
+    char *empty = tu_path("empty");
+    assert_int_equal(tu_system("mkdir -p '%s'", empty), 0);
+    expect_fail("no weights", empty, CMCR_EIO, "without model.safetensors or pytorch_model.bin", NULL);
+    free(empty);
+    (void)dir;
+}
+
+static void test_refuse_ids(void **state)
+{
+    (void)state;
+    clip_model *m = load_ok("small16/openai.pt", "openai");
+    refs r = load_refs("small16", "ref");
+    float emb[3 * 32];
+    int32_t *ids = malloc(sizeof(int32_t) * 77 * 2);
+    assert_non_null(ids);
+    memcpy(ids, r.ids, sizeof(int32_t) * 77 * 2);
+    ids[77 + 4] = 49408;
+    assert_int_equal(clip_encode_text(m, ids, 2, 0, emb), CMCR_EINVAL);
+    printf("MSG\tids out of range\t%s\n", cmcr_last_error());
+    assert_non_null(strstr(cmcr_last_error(), "row 1, position 4: id 49408 is outside 0..49407"));
+    ids[77 + 4] = -1;
+    assert_int_equal(clip_encode_text(m, ids, 2, 0, emb), CMCR_EINVAL);
+    assert_non_null(strstr(cmcr_last_error(), "id -1 is outside"));
+    free(ids);
+    free_refs(&r);
+    clip_model_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_layouts_f32),   cmocka_unit_test(test_half_weights),
+        cmocka_unit_test(test_bf16_products), cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_refuse_damaged),
+        cmocka_unit_test(test_refuse_files),  cmocka_unit_test(test_refuse_ids),
+    };
+    return tu_run_group(tests);
+}
