@@ -91,8 +91,9 @@ static void test_bf16_products(void **state)
     clip_model_free(m);
 }
 
-/* More sequences than one chunk (the towers cut batches into chunks of about 4096 token
- * rows): small16's 197-token images run 20 per chunk, texts 53 per chunk. */
+/* More sequences than one chunk (the towers cut batches into chunks of about 1024 token
+ * rows): small16's 197-token images run 5 per chunk, 77-token texts 13 per chunk, and each
+ * text chunk only up to its own last EOT. */
 static void test_chunks(void **state)
 {
     (void)state;
@@ -232,6 +233,42 @@ static void test_refuse_damaged(void **state)
     free(p);
 }
 
+/* A checkpoint of only the tensors the sizes are read from (zeros), vision width w. */
+static char *sizes_only(const char *name, int64_t w)
+{
+    static const struct { const char *key; int ndim; int64_t shape[4]; } keys[] = {
+        {"visual.conv1.weight", 4, {0, 3, 4, 4}}, {"visual.positional_embedding", 2, {5, 0}},
+        {"token_embedding.weight", 2, {16, 64}},  {"positional_embedding", 2, {8, 64}},
+        {"visual.proj", 2, {0, 8}},
+    };
+    cmcr_tensors *ts = cmcr_tensors_new();
+    float *zeros = calloc((size_t)(48 * w + 1024), sizeof(float));
+    assert_true(ts && zeros);
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        int64_t shape[4];
+        memcpy(shape, keys[i].shape, sizeof shape);
+        for (int d = 0; d < keys[i].ndim; d++) shape[d] = shape[d] ? shape[d] : w;
+        assert_int_equal(cmcr_tensors_add(ts, keys[i].key, CMCR_F32, keys[i].ndim, shape, zeros), CMCR_OK);
+    }
+    char *out = tu_path(name);
+    assert_int_equal(cmcr_tensors_save(ts, out, CMCR_FORMAT_SAFETENSORS), CMCR_OK);
+    cmcr_tensors_free(ts);
+    free(zeros);
+    return out;
+}
+
+/* Sizes read from shapes: a width that is not a multiple of 64, then (width 64) no layers. */
+static void test_refuse_sizes(void **state)
+{
+    (void)state;
+    char *p = sizes_only("w100.safetensors", 100);
+    expect_fail("width not a multiple of 64", p, CMCR_EUNSUPPORTED, "vision width 100 is not a multiple of 64", NULL);
+    free(p);
+    p = sizes_only("nolayers.safetensors", 64);
+    expect_fail("no layers", p, CMCR_EFORMAT, "the vision tower has no layers", NULL);
+    free(p);
+}
+
 static void test_refuse_files(void **state)
 {
     (void)state;
@@ -298,6 +335,7 @@ int main(void)
         cmocka_unit_test(test_bf16_products), cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_refuse_damaged),
         cmocka_unit_test(test_refuse_files),  cmocka_unit_test(test_refuse_ids),
+        cmocka_unit_test(test_refuse_sizes),
     };
     return tu_run_group(tests);
 }
