@@ -34,6 +34,7 @@ static const char *kind_meta(opt_kind k)
 {
     switch (k) {
     case OPT_STR: return " S";
+    case OPT_STRS: return " S...";
     case OPT_INT: return " N";
     case OPT_DOUBLE: return " X";
     default: return "";
@@ -121,9 +122,27 @@ static bool set_value(const cli_opt *o, const char *text)
         return true;
     }
     case OPT_DOUBLE: return cmcr_parse_double(text, -HUGE_VAL, HUGE_VAL, (double *)o->dst) == CMCR_OK;
-    case OPT_SETTING: break; /* set_setting */
+    case OPT_STRS:
+    case OPT_SETTING: break; /* set_strs, set_setting */
     }
     return false;
+}
+
+/* An OPT_STRS option at argv[i]: its values, the arguments up to the next option. Returns the
+ * index of its last value, or -1 after the usage error. */
+static int set_strs(const cli_cmd *cmd, const cli_opt *o, const char *eq, int i, int argc, char **argv)
+{
+    cli_strs *s = o->dst;
+    if (s->n) return cli_error(cmd->name, 2, "--%s given twice (give all its values after one --%s)", o->name, o->name), -1;
+    if (eq) {
+        *s = (cli_strs){&s->one, 1, (char *)eq + 1};
+        return i;
+    }
+    int j = i + 1;
+    while (j < argc && strncmp(argv[j], "--", 2) != 0) j++;
+    if (j == i + 1) return cli_error(cmd->name, 2, "--%s needs a value", o->name), -1;
+    *s = (cli_strs){argv + i + 1, j - i - 1, NULL};
+    return j - 1;
 }
 
 static const cli_opt *find_opt(const cli_cmd *cmd, const char *name)
@@ -143,6 +162,7 @@ static int apply_defaults(const cli_cmd *cmd)
         if (o->kind == OPT_SETTING) continue; /* its field holds the library's default */
         if (o->kind == OPT_FLAG) *(bool *)o->dst = false;
         else if (o->kind == OPT_STR) *(const char **)o->dst = (o->def && o->def[0]) ? o->def : NULL;
+        else if (o->kind == OPT_STRS) *(cli_strs *)o->dst = (cli_strs){NULL, 0, NULL};
         else if (o->def && o->def[0] && !set_value(o, o->def)) {
             fprintf(stderr, "cmcr %s: internal error: bad default for --%s\n", cmd->name, o->name);
             return 2;
@@ -175,6 +195,11 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
         key[klen] = '\0';
         const cli_opt *o = find_opt(cmd, key);
         if (!o) return cli_error(cmd->name, 2, "unknown option '--%s' (see --help)", key);
+        if (o->kind == OPT_STRS) {
+            if ((i = set_strs(cmd, o, eq, i, argc, argv)) < 0) return 2;
+            seen[o - cmd->opts] = true;
+            continue;
+        }
         if (value_kind(o) != OPT_FLAG) {
             if (eq) val = eq + 1;
             else if (i + 1 < argc) val = argv[++i];
@@ -374,6 +399,14 @@ int cli_read_lines(const char *cmd, const char *path, const char *what, int64_t 
     }
     fclose(f);
     out->len = len;
+    if (out->buf && memchr(out->buf, '\0', len)) {
+        cli_lines_free(out);
+        return cli_error(cmd, 1, "%s: contains a NUL byte, so it is not a text file of %s", path, what);
+    }
+    if (want < 0) { /* every line */
+        want = 1;
+        for (size_t i = 0; i < len; i++) want += out->buf[i] == '\n';
+    }
     out->items = malloc((size_t)(want > 0 ? want : 1) * sizeof *out->items);
     if (!out->buf) out->buf = malloc(1);
     if (!out->items || !out->buf) {

@@ -4,11 +4,20 @@
 #include "cmcr.h"
 #include <stdbool.h>
 
-typedef enum { OPT_FLAG, OPT_STR, OPT_INT, OPT_DOUBLE, OPT_SETTING } opt_kind;
+typedef enum { OPT_FLAG, OPT_STR, OPT_STRS, OPT_INT, OPT_DOUBLE, OPT_SETTING } opt_kind;
+
+/* The values of an OPT_STRS option: every argument after the flag up to the next option
+ * (--images a.jpg b.jpg --out x.npy), or the one value of --name=VALUE. Pointers into argv. */
+typedef struct cli_strs {
+    char **v;
+    int n;
+    char *one; /* the value of --name=VALUE */
+} cli_strs;
 
 /* One option: --name VALUE (or --name for flags). def is the default as text ("" = none);
  * required options have def NULL. The parsed value is written to dst (bool, const char *,
- * long long or double; for OPT_SETTING a cli_setting, see cli_setting_opt). */
+ * long long or double; a cli_strs for OPT_STRS; for OPT_SETTING a cli_setting, see
+ * cli_setting_opt). */
 typedef struct cli_opt {
     const char *name;
     opt_kind kind;
@@ -75,8 +84,9 @@ bool cli_name_allowed(const char *path, const char *exts);
 /* A text file of one item per line (labels, class names), read whole. A final newline is
  * optional and a line's trailing "\r" is dropped, so that a file edited on Windows gives the
  * same items. n counts every line; items holds the first `want` of them (pointers into buf).
- * len is the file's size (0: empty). 0, or 1 after printing the error (cannot open: "PATH:
- * cannot open WHAT"). Free with cli_lines_free. */
+ * len is the file's size (0: empty). want < 0: every line. A file with a NUL byte is refused.
+ * 0, or 1 after printing the error (cannot open: "PATH: cannot open WHAT"). Free with
+ * cli_lines_free. */
 typedef struct cli_lines {
     char *buf;
     char **items;
@@ -123,4 +133,5 @@ int cmd_demo(int argc, char **argv);
 int cmd_aggregate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
 #endif
