@@ -587,6 +587,55 @@ CMCR_API cmcr_status cmcr_mkdir_p(const char *path);
 /* Seconds on the monotonic clock (CLOCK_MONOTONIC) from an arbitrary start: for durations. */
 CMCR_API double cmcr_now_seconds(void);
 
+/* ---------------------------------------------------------------- encoders: CLIP */
+
+/* CLIP's image and text towers (OpenAI's ViT CLIP, e.g. Hugging Face's
+ * openai/clip-vit-base-patch32, the CLIP side of both released C-MCR connections): from
+ * JPEG/PNG files and prompts to the embeddings PyTorch computes (docs/encoders.md). A loaded
+ * model is read-only: several threads may embed with one model at once. */
+typedef struct cmcr_clip cmcr_clip;
+typedef struct cmcr_clip_info {
+    int32_t dim;        /* embedding width (512 for ViT-B/32) */
+    int32_t image_size; /* input side in pixels (224) */
+    int32_t patches;    /* patch tokens per image (49 for ViT-B/32) */
+    int32_t context;    /* token ids per prompt (77) */
+    int has_tokenizer;  /* 1: prompts can be embedded */
+    const char *layout; /* weights as found: "hf" (Hugging Face) or "openai" (OpenAI/open_clip) */
+} cmcr_clip_info;
+/* Load a model: a Hugging Face folder (model.safetensors or pytorch_model.bin, with vocab.json
+ * and merges.txt) or one weights file (.safetensors, .bin, .pt) in either key layout.
+ * tokenizer: a vocab.json (merges.txt beside it), a folder holding both, or OpenAI's
+ * bpe_simple_vocab_16e6.txt.gz; NULL looks beside the model for either. Without one the model
+ * embeds images only, and prompts are refused with a message that says so. */
+CMCR_API cmcr_status cmcr_clip_load(const char *model, const char *tokenizer, cmcr_clip **out);
+CMCR_API void cmcr_clip_free(cmcr_clip *c);
+CMCR_API cmcr_clip_info cmcr_clip_get_info(const cmcr_clip *c);
+/* Decode one JPEG or PNG and preprocess it as Hugging Face's CLIP image processor (Pillow's
+ * bicubic to 224 on the shortest side, centre crop, mean/std): pixels gets 3 x S x S floats
+ * (S = image_size). */
+CMCR_API cmcr_status cmcr_clip_pixels(const cmcr_clip *c, const char *path, float *pixels);
+CMCR_API cmcr_status cmcr_clip_pixels_memory(const cmcr_clip *c, const void *data, size_t len, const char *name,
+                                             float *pixels);
+/* The same for n files at once, in parallel, into pixels (n x 3 x S x S). ok (n bytes) tells
+ * which files were read (1) and which failed (0, their pixels zero). Returns CMCR_OK when
+ * all were read, else the first failure's status and message (cmcr_clip_pixels on one file
+ * gives any other's message). */
+CMCR_API cmcr_status cmcr_clip_pixels_files(const cmcr_clip *c, const char *const *paths, int64_t n,
+                                            float *pixels, unsigned char *ok);
+/* Embed n preprocessed images: emb (n x dim) from the class token; patches (NULL, or
+ * n x patches x dim) from each patch token through the same final norm and projection, for
+ * localisation. normalize: each row of emb and each patch vector L2-normalised (as C-MCR
+ * uses them). bf16: products in bfloat16 (cmcr_bf16_support), float32 otherwise. */
+CMCR_API cmcr_status cmcr_clip_embed_pixels(const cmcr_clip *c, const float *pixels, int64_t n, int bf16,
+                                            int normalize, float *emb, float *patches);
+/* CLIP's tokenizer (OpenAI's clip.tokenize with truncation): context ids for len bytes of
+ * UTF-8 text. name names the text in errors (e.g. "prompts.txt:3"). */
+CMCR_API cmcr_status cmcr_clip_tokenize(const cmcr_clip *c, const char *text, size_t len, const char *name,
+                                        int32_t *ids);
+/* Embed n token-id rows (n x context) with the text tower: emb n x dim. */
+CMCR_API cmcr_status cmcr_clip_embed_ids(const cmcr_clip *c, const int32_t *ids, int64_t n, int bf16, int normalize,
+                                         float *emb);
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */
