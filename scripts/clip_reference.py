@@ -150,7 +150,8 @@ def init_weights(m, seed):
             normal(lin.bias, 0.02)
 
 
-def openai_state(m):
+def openai_params(m):
+    """The model's parameters by their OpenAI state-dict names (the tensors themselves)."""
     s = {"visual.conv1.weight": m.conv1.weight, "visual.class_embedding": m.class_embedding,
          "visual.positional_embedding": m.vpos, "visual.ln_pre.weight": m.ln_pre.weight,
          "visual.ln_pre.bias": m.ln_pre.bias, "visual.ln_post.weight": m.ln_post.weight,
@@ -167,7 +168,11 @@ def openai_state(m):
                              ("mlp.c_fc", b.c_fc), ("mlp.c_proj", b.c_proj)):
                 s[p + dst + ".weight"] = mod.weight
                 s[p + dst + ".bias"] = mod.bias
-    return {k: v.detach().clone().contiguous() for k, v in s.items()}
+    return s
+
+
+def openai_state(m):
+    return {k: v.detach().clone().contiguous() for k, v in openai_params(m).items()}
 
 
 def hf_state(m):

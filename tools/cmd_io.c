@@ -308,7 +308,7 @@ int cmd_info(int argc, char **argv)
     if (!cmcr_mpi_support()) printf("MPI: not built in (configure with -DCMCR_MPI=ON)\n");
     else printf("MPI: built in; this run has %d rank%s\n", cli_ranks(), cli_ranks() == 1 ? "" : "s");
     int bf16 = cmcr_bf16_support(); /* when not, the last error says why */
-    printf("bfloat16 (train, aggregate, eval retrieval --precision bf16): %s\n",
+    printf("bfloat16 (train, aggregate, eval retrieval, embed --precision bf16): %s\n",
            bf16 ? "built in (oneDNN)" : cmcr_last_error());
     return 0;
 }
