@@ -16,6 +16,7 @@ import argparse
 import os
 import re
 import sys
+import time
 
 import numpy as np
 import torch
@@ -60,6 +61,8 @@ def main():
     ap.add_argument("--tokenizer")
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-normalize", action="store_true")
+    ap.add_argument("--time", action="store_true", help="print the time from the loaded model to the embeddings")
+    ap.add_argument("--batch", type=int, default=32, help="images per forward pass")
     a = ap.parse_args()
     torch.manual_seed(0)
     m = load(a.weights)
@@ -67,12 +70,18 @@ def main():
     os.makedirs(a.out, exist_ok=True)
     with torch.no_grad():
         if a.images:
-            size = m.c["image"]
-            pix = np.stack([clip_ref_image.rescale_normalize(
-                clip_ref_image.clip_resize_crop(clip_ref_image.load_rgb(p), size)) for p in a.images])
-            emb, patches = m.encode_image(torch.from_numpy(pix))
-            np.save(os.path.join(a.out, "image_emb.npy"), norm(emb.numpy()).astype(np.float32))
-            np.save(os.path.join(a.out, "patch_emb.npy"), norm(patches.numpy()).astype(np.float32))
+            size, embs, patches, t0 = m.c["image"], [], [], time.perf_counter()
+            for s in range(0, len(a.images), a.batch):
+                pix = np.stack([clip_ref_image.rescale_normalize(clip_ref_image.clip_resize_crop(
+                    clip_ref_image.load_rgb(p), size)) for p in a.images[s:s + a.batch]])
+                e, p = m.encode_image(torch.from_numpy(pix))
+                embs.append(e.numpy())
+                patches.append(p.numpy())
+            if a.time:
+                t = time.perf_counter() - t0
+                print(f"{len(a.images)} images in {t:.2f} s ({len(a.images) / t:.1f} images/s)")
+            np.save(os.path.join(a.out, "image_emb.npy"), norm(np.concatenate(embs)).astype(np.float32))
+            np.save(os.path.join(a.out, "patch_emb.npy"), norm(np.concatenate(patches)).astype(np.float32))
         if a.text:
             with open(a.text, encoding="utf-8", newline="") as f:
                 lines = f.read().split("\n")

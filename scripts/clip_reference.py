@@ -23,7 +23,8 @@ in the OpenAI/open_clip state-dict layout (.pt), and writes embeddings of fixed 
   full/       ViT-B/32 (vision 768 x 12, text 512 x 12, embed 512): hf/model.safetensors and
               openai.pt
 
---bench times the float32 towers at the given batch and thread count (medians of runs).
+--bench times the towers at the given batch and thread count (medians of runs), in float32 and
+under PyTorch's bfloat16 autocast.
 """
 import argparse
 import json
@@ -316,17 +317,18 @@ def bench(size, batch, threads, runs):
     init_weights(m, 1)
     pixels, ids = inputs(c, batch, 2)
     ids = ids.long()
-    for what, fn in (("images", lambda: m.encode_image(pixels)), ("prompts", lambda: m.encode_text(ids))):
-        times = []
-        with torch.no_grad():
-            fn()
-            for _ in range(runs):
-                t = time.perf_counter()
+    for prec in ("f32", "bf16"):  # bf16: PyTorch's own CPU autocast
+        for what, fn in (("images", lambda: m.encode_image(pixels)), ("prompts", lambda: m.encode_text(ids))):
+            times = []
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=prec == "bf16"):
                 fn()
-                times.append(time.perf_counter() - t)
-        med = sorted(times)[len(times) // 2]
-        print(f"torch f32 {size} {what}: batch {batch}, {threads} threads: {batch / med:.1f} {what}/s "
-              f"(median of {runs}: {med * 1000:.1f} ms)")
+                for _ in range(runs):
+                    t = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - t)
+            med = sorted(times)[len(times) // 2]
+            print(f"torch {prec:4} {size} {what}: batch {batch}, {threads} threads: {batch / med:.1f} {what}/s "
+                  f"(median of {runs}: {med * 1000:.1f} ms)")
 
 
 def main():

@@ -165,6 +165,14 @@ static void show(progress *p, int64_t done, int64_t total)
     else fprintf(stderr, "                 \n");
 }
 
+/* The closing line: what was written, and the rate since the model was loaded (reading the
+ * inputs, embedding; not loading or saving). */
+static void summary(const char *what, int64_t rows, const char *out, int dim, double t)
+{
+    fprintf(stderr, "cmcr embed: %lld %s -> %s (%lld x %d) in %.2f s (%.1f %s/s)\n", (long long)rows, what, out,
+            (long long)rows, dim, t, t > 0 ? (double)rows / t : 0.0, what);
+}
+
 /* ------------------------------------------------------------------ outputs */
 
 static int save_outputs(const embed_cli *a, const float *emb, const float *patches, int64_t rows, cmcr_clip_info in,
@@ -247,13 +255,14 @@ static int embed_images(const embed_cli *a, const cmcr_clip *c, const str_list *
     if (!rc && rows == 0)
         rc = cli_error("embed", 1, "no image could be read (%lld skipped; the first: %s)", (long long)skipped.n,
                        skipped.n ? skipped.v[0] : "?");
+    double secs = cmcr_now_seconds() - pr->start;
     if (!rc) rc = save_outputs(a, emb, patches, rows, in, &kept_names);
     if (!rc && skipped.n) {
         fprintf(stderr, "cmcr embed: skipped %lld of %lld images:\n", (long long)skipped.n, (long long)n);
         for (int64_t i = 0; i < skipped.n; i++) fprintf(stderr, "  %s\n", skipped.v[i]);
     }
     if (!rc && !a->quiet)
-        fprintf(stderr, "cmcr embed: %lld images -> %s (%lld x %d)\n", (long long)rows, a->out, (long long)rows, in.dim);
+        summary("images", rows, a->out, in.dim, secs);
     list_free(&kept_names);
     list_free(&skipped);
     free(pixels);
@@ -290,8 +299,9 @@ static int embed_text(const embed_cli *a, const cmcr_clip *c, progress *pr)
         show(pr, s + cnt, n);
     }
     str_list none = {0};
+    double secs = cmcr_now_seconds() - pr->start;
     if (!rc && (rc = save_outputs(a, emb, NULL, n, in, &none)) == 0 && !a->quiet)
-        fprintf(stderr, "cmcr embed: %lld prompts -> %s (%lld x %d)\n", (long long)n, a->out, (long long)n, in.dim);
+        summary("prompts", n, a->out, in.dim, secs);
     free(ids);
     free(emb);
     cli_lines_free(&lines);
