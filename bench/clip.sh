@@ -6,7 +6,10 @@
 #      bf16 autocast);
 #   2. from files, as a user runs it: 64 JPEG photos (1920x1080, or the shared photos) decoded,
 #      resized, cropped and embedded, batch 32: `cmcr embed` vs scripts/clip_embed_reference.py
-#      (Pillow + the same towers), after loading the weights, and the peak RSS of each process.
+#      (Pillow + the same towers), after loading the weights, and the peak RSS of each process;
+#   3. prompts from a file: the 80 COCO prompts "a photo of a {class}." x 8, tokenised and
+#      embedded, batch 32 (the reference pads a batch to its longest prompt, as Hugging Face's
+#      tokenizer does with padding=True; needs the shared CLIP vocabulary).
 # Medians of runs; the ratios are what to read (the machine is shared). See docs/benchmarks.md.
 #
 # Environment: BENCH_THREADS (default: nproc), BENCH_BUILD (default: <repo>/build-bench),
@@ -18,7 +21,7 @@ NIMG=64
 for arg in "$@"; do
     case "$arg" in
     --quick) RUNS=3; NIMG=32 ;;
-    -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: bench/clip.sh [--quick]" >&2; exit 2 ;;
     esac
 done
@@ -101,3 +104,35 @@ echo "ratio from files: cmcr f32 / torch f32 = $(ratio "$c_rate" "$t_rate")"
 import numpy as np
 a, b = np.load('$WORK/c_emb.npy'), np.load('$WORK/t_out/image_emb.npy')
 print(f'same embeddings: max abs difference {np.abs(a - b).max():.2e} over {a.shape[0]} images')"
+
+VOCAB=$DATA/tokenizers/clip/bpe_simple_vocab_16e6.txt.gz
+if [ ! -f "$VOCAB" ]; then
+    echo "== 3. prompts: skipped ($VOCAB is absent)"
+    exit 0
+fi
+echo "== 3. prompts from a file: 640 COCO prompts, batch 32, $THREADS threads (medians of $RUNS)"
+"$PY" - "$ROOT/scripts" "$WORK/prompts.txt" <<'PY_END'
+import sys
+sys.path.insert(0, sys.argv[1])
+from clip_ref_tokenizer import COCO
+open(sys.argv[2], "w").write("".join(f"a photo of a {c}.\n" for c in COCO * 8))
+PY_END
+: >"$WORK/c_text.txt"
+: >"$WORK/t_text.txt"
+for r in $(seq "$RUNS"); do
+    "$BUILD/cmcr" embed --model "$W/openai.pt" --tokenizer "$VOCAB" --text "$WORK/prompts.txt" \
+        --out "$WORK/c_text.npy" --batch 32 2>"$WORK/c_run.txt" || { cat "$WORK/c_run.txt"; exit 1; }
+    grep -o '([0-9.]* prompts/s)' "$WORK/c_run.txt" | tr -d '(' | cut -d' ' -f1 >>"$WORK/c_text.txt"
+    "$PY" "$ROOT/scripts/clip_embed_reference.py" --weights "$W/openai.pt" --time --text "$WORK/prompts.txt" \
+        --tokenizer "$VOCAB" --out "$WORK/t_out" --batch 32 >"$WORK/t_run.txt" 2>&1 || { cat "$WORK/t_run.txt"; exit 1; }
+    grep -o '([0-9.]* prompts/s)' "$WORK/t_run.txt" | tr -d '(' | cut -d' ' -f1 >>"$WORK/t_text.txt"
+done
+c_rate=$(median <"$WORK/c_text.txt")
+t_rate=$(median <"$WORK/t_text.txt")
+echo "cmcr embed --text:              $c_rate prompts/s"
+echo "PyTorch + reference tokenizer:  $t_rate prompts/s"
+echo "ratio prompts from a file: cmcr f32 / torch f32 = $(ratio "$c_rate" "$t_rate")"
+"$PY" -c "
+import numpy as np
+a, b = np.load('$WORK/c_text.npy'), np.load('$WORK/t_out/text_emb.npy')
+print(f'same embeddings: max abs difference {np.abs(a - b).max():.2e} over {a.shape[0]} prompts')"

@@ -62,7 +62,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--no-normalize", action="store_true")
     ap.add_argument("--time", action="store_true", help="print the time from the loaded model to the embeddings")
-    ap.add_argument("--batch", type=int, default=32, help="images per forward pass")
+    ap.add_argument("--batch", type=int, default=32, help="images or prompts per forward pass")
     a = ap.parse_args()
     torch.manual_seed(0)
     m = load(a.weights)
@@ -88,10 +88,16 @@ def main():
             if lines and lines[-1] == "":
                 lines.pop()  # a final newline ends the last line; it does not start another
             lines = [l[:-1] if l.endswith("\r") else l for l in lines]
-            tok = clip_ref_tokenizer.Tokenizer(a.tokenizer)
-            ids = torch.from_numpy(tok.tokenize(lines, m.c["ctx"])[0].astype(np.int64))
-            emb = m.encode_text(ids)
-            np.save(os.path.join(a.out, "text_emb.npy"), norm(emb.numpy()).astype(np.float32))
+            tok, embs, t0 = clip_ref_tokenizer.Tokenizer(a.tokenizer), [], time.perf_counter()
+            for s in range(0, len(lines), a.batch):
+                ids = torch.from_numpy(tok.tokenize(lines[s:s + a.batch], m.c["ctx"])[0].astype(np.int64))
+                # As Hugging Face's tokenizer pads a batch (padding=True): only up to its longest
+                # prompt. The causal mask makes the pooled rows the same as with 77 columns.
+                embs.append(m.encode_text(ids[:, :int(ids.argmax(-1).max()) + 1]).numpy())
+            if a.time:
+                t = time.perf_counter() - t0
+                print(f"{len(lines)} prompts in {t:.2f} s ({len(lines) / t:.1f} prompts/s)")
+            np.save(os.path.join(a.out, "text_emb.npy"), norm(np.concatenate(embs)).astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ class CLIP(nn.Module):
         return y[:, 0], y[:, 1:]
 
     def encode_text(self, ids):
-        x = self.tok(ids) + self.tpos
+        x = self.tok(ids) + self.tpos[:ids.shape[1]]  # ids may stop after the batch's last EOT
         for b in self.tblocks:
             x = b(x, True)
         x = self.ln_final(x)

@@ -320,18 +320,24 @@ static int check_options(const embed_cli *a)
     return cli_check_ranges("embed", r, 1);
 }
 
+/* Every input the user named (the images inside folders and lists cannot have an output's
+ * name: outputs are .npy and .txt, folders are searched for images only, and a list file
+ * is named here). */
 static int check_files(const embed_cli *a)
 {
-    cli_file in[40];
+    cli_file *in = malloc((size_t)(3 + a->images.n) * sizeof *in);
+    if (!in) return cli_error("embed", 1, "out of memory");
     int nin = 0;
     in[nin++] = (cli_file){"--model", a->model, NULL, NULL, NULL};
     in[nin++] = (cli_file){"--tokenizer", a->tokenizer, NULL, NULL, NULL};
     in[nin++] = (cli_file){"--text", a->text, NULL, NULL, NULL};
-    for (int i = 0; i < a->images.n && nin < 40; i++) in[nin++] = (cli_file){"--images", a->images.v[i], NULL, NULL, NULL};
+    for (int i = 0; i < a->images.n; i++) in[nin++] = (cli_file){"--images", a->images.v[i], NULL, NULL, NULL};
     cli_file out[3] = {{"--out", a->out, CLI_EXT_NPY, NULL, NULL},
                        {"--patches", a->patches, CLI_EXT_NPY, NULL, NULL},
                        {"--names", a->names, ".txt", NULL, NULL}};
-    return cli_check_files("embed", in, nin, out, 3);
+    int rc = cli_check_files("embed", in, nin, out, 3);
+    free(in);
+    return rc;
 }
 
 int cmd_embed(int argc, char **argv)
