@@ -52,14 +52,31 @@ static unsigned char *slurp_small(const char *path, size_t *n)
     return slurp(path, n);
 }
 
+/* 1 when this process maps the file path (/proc/self/maps), 0 when not, -1 when it cannot tell. */
+static int is_mapped(const char *path)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[4096];
+    size_t n = strlen(path);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, path);
+        found = at && (at[n] == '\n' || at[n] == ' ');
+    }
+    fclose(f);
+    return found;
+}
+
 /* The mapped load and the load from memory refuse path as the stream does: the same status and
- * the same message. */
+ * the same message; the refused mapping is gone. */
 static void expect_same_refusal(const char *path, cmcr_status want, const char *want_msg)
 {
     cmcr_tensors *ts = (cmcr_tensors *)1;
     assert_int_equal(tensors_load_mapped(path, CMCR_FORMAT_SAFETENSORS, &ts), want);
     assert_null(ts);
     assert_string_equal(cmcr_last_error(), want_msg);
+    assert_true(is_mapped(path) <= 0);
     size_t n = 0;
     unsigned char *buf = slurp_small(path, &n);
     if (!buf) return;
@@ -137,7 +154,8 @@ static void assert_same_sets(const cmcr_tensors *a, const cmcr_tensors *b)
 }
 
 /* path loaded by the stream (returned), and through the map and from memory, which must give
- * byte-identical sets; the mapped one views the file (with two tensors or more: contiguous). */
+ * byte-identical sets; the mapped one views the file (mapped until freed; with two tensors or
+ * more, contiguous). */
 static cmcr_tensors *load_each_way(const char *path)
 {
     cmcr_tensors *ts = NULL, *mapped = NULL, *mem = NULL;
@@ -145,12 +163,14 @@ static cmcr_tensors *load_each_way(const char *path)
     assert_int_equal(tensors_load_mapped(path, CMCR_FORMAT_AUTO, &mapped), CMCR_OK);
     assert_same_sets(ts, mapped);
     assert_true(contiguous(mapped));
+    assert_true(is_mapped(path) != 0);
     size_t n;
     unsigned char *buf = slurp(path, &n);
     assert_int_equal(cmcr_tensors_load_memory(buf, n, CMCR_FORMAT_SAFETENSORS, path, &mem), CMCR_OK);
     free(buf); /* the memory load copied what it needs */
     assert_same_sets(ts, mem);
     cmcr_tensors_free(mapped);
+    assert_true(is_mapped(path) <= 0); /* unmapped with the set */
     cmcr_tensors_free(mem);
     return ts;
 }
