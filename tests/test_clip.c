@@ -328,6 +328,32 @@ static void test_refuse_ids(void **state)
     clip_model_free(m);
 }
 
+/* A .safetensors checkpoint mapped (the default) and read whole (CMCR_NO_MMAP=1) gives the
+ * same model: bit-identical outputs, float32 and float16 weights. */
+static void test_mapped_same(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {"small/hf", "small/hf_fp16"};
+    refs r = load_refs("small", "ref");
+    int64_t ni = r.n_img * 96, nt = r.n_txt * 96;
+    float *out = malloc(sizeof(float) * (size_t)(2 * (ni + nt)));
+    assert_non_null(out);
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        for (int read = 0; read < 2; read++) {
+            if (read) assert_int_equal(setenv("CMCR_NO_MMAP", "1", 1), 0);
+            clip_model *m = load_ok(paths[i], "hf");
+            assert_int_equal(unsetenv("CMCR_NO_MMAP"), 0);
+            float *o = out + read * (ni + nt);
+            assert_int_equal(clip_encode_image(m, r.pixels, r.n_img, 0, o, NULL), CMCR_OK);
+            assert_int_equal(clip_encode_text(m, r.ids, r.n_txt, 0, o + ni), CMCR_OK);
+            clip_model_free(m);
+        }
+        assert_memory_equal(out, out + ni + nt, sizeof(float) * (size_t)(ni + nt));
+    }
+    free(out);
+    free_refs(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_refuse_damaged),
         cmocka_unit_test(test_refuse_files),  cmocka_unit_test(test_refuse_ids),
         cmocka_unit_test(test_refuse_sizes),
+        cmocka_unit_test(test_mapped_same),
     };
     return tu_run_group(tests);
 }

@@ -1,4 +1,5 @@
-/* test_safetensors.c - safetensors load/save, malformed headers, Python interop. */
+/* test_safetensors.c - safetensors load/save, malformed headers (through the stream, the map
+ * and memory alike), the mapped load, Python interop. */
 #include "testutil.h"
 #include "runtime/file.h"
 #include "io/io.h"
@@ -39,9 +40,73 @@ static char *craft(const char *name, const char *json, const void *data, size_t 
     return craft_raw(name, strlen(json), json, strlen(json), data, n);
 }
 
+/* Files up to this size are also loaded from memory (a copy of the file); larger ones are the
+ * sparse files of the limit tests. */
+#define MEMORY_MAX (1u << 20)
+
+/* The file read from memory (named path), or NULL when it is missing or too large. */
+static unsigned char *slurp_small(const char *path, size_t *n)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > MEMORY_MAX) return NULL;
+    return slurp(path, n);
+}
+
+/* 1 when this process maps the file path (/proc/self/maps), 0 when not, -1 when it cannot tell. */
+static int is_mapped(const char *path)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f) return -1;
+    char line[4096];
+    size_t n = strlen(path);
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, path);
+        found = at && (at[n] == '\n' || at[n] == ' ');
+    }
+    fclose(f);
+    return found;
+}
+
+/* The mapped load and the load from memory refuse path as the stream does: the same status and
+ * the same message; the refused mapping is gone. */
+static void expect_same_refusal(const char *path, cmcr_status want, const char *want_msg)
+{
+    cmcr_tensors *ts = (cmcr_tensors *)1;
+    assert_int_equal(tensors_load_mapped(path, CMCR_FORMAT_SAFETENSORS, &ts), want);
+    assert_null(ts);
+    assert_string_equal(cmcr_last_error(), want_msg);
+    assert_true(is_mapped(path) <= 0);
+    size_t n = 0;
+    unsigned char *buf = slurp_small(path, &n);
+    if (!buf) return;
+    ts = (cmcr_tensors *)1;
+    assert_int_equal(cmcr_tensors_load_memory(buf, n, CMCR_FORMAT_SAFETENSORS, path, &ts), want);
+    assert_null(ts);
+    assert_string_equal(cmcr_last_error(), want_msg);
+    free(buf);
+}
+
+/* Refused through the stream with st and a message naming path and needle, and the same way
+ * through the map and from memory. */
 static void expect_fail(const char *label, const char *path, cmcr_status st, const char *needle)
 {
     tu_expect_load_fail(CMCR_FORMAT_SAFETENSORS, label, path, st, needle);
+    char *msg = strdup(cmcr_last_error());
+    assert_non_null(msg);
+    expect_same_refusal(path, st, msg);
+    free(msg);
+}
+
+/* True when the tensors of ts lie back to back in memory, in set (= data) order: views of
+ * one buffer, as a mapping gives, never separate allocations. */
+static bool contiguous(const cmcr_tensors *ts)
+{
+    for (size_t i = 1; i < cmcr_tensors_count(ts); i++) {
+        const cmcr_tensor *a = cmcr_tensors_at(ts, i - 1), *b = cmcr_tensors_at(ts, i);
+        if ((const char *)a->data + a->nbytes != (const char *)b->data) return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------------ round trip */
@@ -88,6 +153,28 @@ static void assert_same_sets(const cmcr_tensors *a, const cmcr_tensors *b)
     }
 }
 
+/* path loaded by the stream (returned), and through the map and from memory, which must give
+ * byte-identical sets; the mapped one views the file (mapped until freed; with two tensors or
+ * more, contiguous). */
+static cmcr_tensors *load_each_way(const char *path)
+{
+    cmcr_tensors *ts = NULL, *mapped = NULL, *mem = NULL;
+    assert_int_equal(cmcr_tensors_load(path, CMCR_FORMAT_SAFETENSORS, &ts), CMCR_OK);
+    assert_int_equal(tensors_load_mapped(path, CMCR_FORMAT_AUTO, &mapped), CMCR_OK);
+    assert_same_sets(ts, mapped);
+    assert_true(contiguous(mapped));
+    assert_true(is_mapped(path) != 0);
+    size_t n;
+    unsigned char *buf = slurp(path, &n);
+    assert_int_equal(cmcr_tensors_load_memory(buf, n, CMCR_FORMAT_SAFETENSORS, path, &mem), CMCR_OK);
+    free(buf); /* the memory load copied what it needs */
+    assert_same_sets(ts, mem);
+    cmcr_tensors_free(mapped);
+    assert_true(is_mapped(path) <= 0); /* unmapped with the set */
+    cmcr_tensors_free(mem);
+    return ts;
+}
+
 static void test_roundtrip(void **state)
 {
     (void)state;
@@ -95,6 +182,9 @@ static void test_roundtrip(void **state)
     char *p = tu_path("rt.safetensors");
     assert_int_equal(cmcr_tensors_save(ts, p, CMCR_FORMAT_AUTO), CMCR_OK);
     assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_AUTO, &back), CMCR_OK);
+    assert_same_sets(ts, back);
+    cmcr_tensors_free(back);
+    back = load_each_way(p);
     assert_same_sets(ts, back);
     cmcr_tensors_free(back);
     /* A set without metadata has no "__metadata__" key. */
@@ -163,8 +253,7 @@ static void test_offset_order(void **state)
     unsigned char data[12];
     for (int i = 0; i < 12; i++) data[i] = (unsigned char)i;
     char *p = craft("order.safetensors", json, data, sizeof data);
-    cmcr_tensors *ts;
-    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_SAFETENSORS, &ts), CMCR_OK);
+    cmcr_tensors *ts = load_each_way(p);
     assert_int_equal(cmcr_tensors_count(ts), 3);
     assert_string_equal(cmcr_tensors_at(ts, 0)->name, "a");
     assert_string_equal(cmcr_tensors_at(ts, 1)->name, "z");
@@ -333,8 +422,7 @@ static void test_hostile_names(void **state)
     p = craft("textual.safetensors",
               "{\"a\\\\u0000\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
               "\"__metadata__\":{\"k\":\"line\\r\\n\"}}", data, 4);
-    cmcr_tensors *ok = NULL;
-    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_SAFETENSORS, &ok), CMCR_OK);
+    cmcr_tensors *ok = load_each_way(p);
     assert_non_null(cmcr_tensors_find(ok, "a\\u0000"));
     assert_string_equal(cmcr_tensors_get_meta(ok, "k"), "line\r\n");
     cmcr_tensors_free(ok);
@@ -379,7 +467,12 @@ static void test_malformed_sizes(void **state)
     p = tu_path("missing.safetensors");
     expect_fail("missing file", p, CMCR_EIO, "cannot open");
     free(p);
+    p = tu_path("a-folder.safetensors");
+    assert_int_equal(tu_system("mkdir -p '%s'", p), 0);
+    expect_fail("a folder", p, CMCR_EIO, "not a regular file");
+    free(p);
 }
+
 
 static void test_too_many_tensors(void **state)
 {
@@ -419,6 +512,129 @@ static void test_over_limit_sparse(void **state)
     expect_fail("64 GiB of data in one file", p, CMCR_ENOMEM, "more than the limit of 68719476736 per file");
     assert_int_equal(unlink(p), 0);
     free(p);
+}
+
+/* ------------------------------------------------------------------ mapping */
+
+/* Every cut of a good file (each length short of whole) is refused, through the map and from
+ * memory exactly as through the stream. */
+static void test_truncated_each_length(void **state)
+{
+    (void)state;
+    cmcr_tensors *ts = sample_set();
+    char *p = tu_path("whole.safetensors"), *cut = tu_path("cut.safetensors");
+    assert_int_equal(safetensors_save(ts, p), CMCR_OK);
+    size_t n;
+    unsigned char *buf = slurp(p, &n);
+    for (size_t len = 0; len < n; len++) {
+        tu_write_file(cut, buf, len);
+        cmcr_tensors *got = (cmcr_tensors *)1;
+        cmcr_status st = cmcr_tensors_load(cut, CMCR_FORMAT_SAFETENSORS, &got);
+        assert_int_not_equal(st, CMCR_OK);
+        assert_null(got);
+        assert_non_null(strstr(cmcr_last_error(), cut));
+        char *msg = strdup(cmcr_last_error());
+        assert_non_null(msg);
+        expect_same_refusal(cut, st, msg);
+        free(msg);
+    }
+    free(buf);
+    free(cut);
+    free(p);
+    cmcr_tensors_free(ts);
+}
+
+/* Safetensors data need not be aligned: a header of 109 bytes puts the data at byte 117, so the
+ * mapped F32 tensors sit at odd addresses, and read right (memcpy, no misaligned loads: the
+ * UBSan build would stop at one). */
+static void test_unaligned_views(void **state)
+{
+    (void)state;
+    const char *json = "{\"h\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]},"
+                       "\"w\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[2,14]}} ";
+    unsigned char data[14] = {0x00, 0x3c}; /* F16 1.0, then 0.5, -2, 1e-3 */
+    float w[3] = {0.5f, -2.0f, 1e-3f};
+    memcpy(data + 2, w, sizeof w);
+    char *p = craft("odd.safetensors", json, data, sizeof data);
+    cmcr_tensors *ts = NULL;
+    assert_int_equal(tensors_load_mapped(p, CMCR_FORMAT_SAFETENSORS, &ts), CMCR_OK);
+    const cmcr_tensor *h = cmcr_tensors_find(ts, "h"), *t = cmcr_tensors_find(ts, "w");
+    assert_true(h && t);
+    assert_int_not_equal((uintptr_t)h->data % 2, 0);
+    assert_int_not_equal((uintptr_t)t->data % 4, 0);
+    float one, got[3];
+    cmcr_tensor_to_f32(h, &one);
+    cmcr_tensor_to_f32(t, got);
+    assert_true(one == 1.0f);
+    assert_memory_equal(got, w, sizeof w);
+    cmcr_tensors_free(ts);
+    cmcr_tensors_free(load_each_way(p));
+    free(p);
+}
+
+/* CMCR_NO_MMAP=1 reads the file into separate allocations; "0" or "" maps it. */
+static void test_no_mmap_switch(void **state)
+{
+    (void)state;
+    cmcr_tensors *ts = sample_set(), *back = NULL;
+    char *p = tu_path("switch.safetensors");
+    assert_int_equal(safetensors_save(ts, p), CMCR_OK);
+    static const struct { const char *value; bool mapped; } cases[] = {{"1", false}, {"0", true}, {"", true}};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(setenv("CMCR_NO_MMAP", cases[i].value, 1), 0);
+        assert_int_equal(tensors_load_mapped(p, CMCR_FORMAT_SAFETENSORS, &back), CMCR_OK);
+        assert_same_sets(ts, back);
+        assert_true(contiguous(back) == cases[i].mapped);
+        cmcr_tensors_free(back);
+    }
+    assert_int_equal(unsetenv("CMCR_NO_MMAP"), 0);
+    cmcr_tensors_free(ts);
+    free(p);
+}
+
+/* Resident pages of this process (/proc/self/statm), or -1. */
+static long resident_pages(void)
+{
+    long size, resident = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f) return -1;
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) resident = -1;
+    fclose(f);
+    return resident;
+}
+
+/* tensors_release drops a mapped tensor's pages from the process (the RSS falls by about its
+ * size) and a later read sees the same bytes; on a set that was read it does nothing. */
+static void test_release(void **state)
+{
+    (void)state;
+    const int64_t n = 4 << 20; /* 16 MiB of F32 */
+    long page = sysconf(_SC_PAGESIZE);
+    if (resident_pages() < 0 || page <= 0) tu_skip("no /proc/self/statm here");
+    float *w = malloc((size_t)n * sizeof *w);
+    assert_non_null(w);
+    for (int64_t i = 0; i < n; i++) w[i] = (float)i;
+    cmcr_tensors *src = cmcr_tensors_new(), *mapped = NULL;
+    assert_int_equal(cmcr_tensors_add(src, "w", CMCR_F32, 1, &n, w), CMCR_OK);
+    char *p = tu_path("big.safetensors");
+    assert_int_equal(safetensors_save(src, p), CMCR_OK);
+    assert_int_equal(tensors_load_mapped(p, CMCR_FORMAT_SAFETENSORS, &mapped), CMCR_OK);
+    const cmcr_tensor *t = cmcr_tensors_at(mapped, 0);
+    long before = resident_pages();
+    assert_memory_equal(t->data, w, t->nbytes); /* touches every page */
+    long touched = resident_pages(), tensor_pages = (long)(t->nbytes / (size_t)page);
+    assert_true(touched - before > tensor_pages / 2);
+    tensors_release(mapped, t);
+    long released = resident_pages();
+    assert_true(touched - released > tensor_pages * 9 / 10);
+    assert_memory_equal(t->data, w, t->nbytes); /* read again from the page cache */
+    tensors_release(src, cmcr_tensors_at(src, 0)); /* not mapped: a no-op */
+    assert_memory_equal(cmcr_tensors_at(src, 0)->data, w, t->nbytes);
+    cmcr_tensors_free(mapped);
+    cmcr_tensors_free(src);
+    assert_int_equal(unlink(p), 0);
+    free(p);
+    free(w);
 }
 
 /* ------------------------------------------------------------------ Python interop */
@@ -499,8 +715,7 @@ static void test_python_interop(void **state)
     assert_int_equal(tu_system("%s '%s' '%s'", py, script, tu_tmpdir()), 0);
     /* The Python-written file. */
     char *pp = tu_path("py.safetensors");
-    cmcr_tensors *back;
-    assert_int_equal(cmcr_tensors_load(pp, CMCR_FORMAT_AUTO, &back), CMCR_OK);
+    cmcr_tensors *back = load_each_way(pp);
     assert_int_equal(cmcr_tensors_count(back), 3);
     static const char *order = "aiz";
     static const cmcr_dtype types[3] = {CMCR_F16, CMCR_I64, CMCR_F32};
@@ -542,6 +757,10 @@ int main(void)
         cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_too_many_tensors),
         cmocka_unit_test(test_over_limit_sparse),
+        cmocka_unit_test(test_truncated_each_length),
+        cmocka_unit_test(test_unaligned_views),
+        cmocka_unit_test(test_no_mmap_switch),
+        cmocka_unit_test(test_release),
         cmocka_unit_test(test_python_interop),
     };
     return tu_run_group(tests);

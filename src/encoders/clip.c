@@ -1,11 +1,13 @@
 /* clip.c - CLIP's vision and text towers (see clip.h and docs/encoders.md).
  *
- * Loading: the checkpoint is read whole by io/ (cmcr_tensors_load), its layout told by one
- * key, its sizes read from a few shapes; then every tensor is checked (present, float, the
- * shape the sizes imply) before anything is allocated, and copied in float32 into one block
- * (q, k and v of the HF layout packed into one qkv matrix; OpenAI's in x out projections
- * transposed to PyTorch's out x in), checked finite, and the checkpoint freed. */
+ * Loading: the checkpoint is mapped by io/ (a .safetensors file: tensors_load_mapped; a .pt
+ * file is read whole), its layout told by one key, its sizes read from a few shapes; then
+ * every tensor is checked (present, float, the shape the sizes imply) before anything is
+ * allocated, and copied in float32 into one block (q, k and v of the HF layout packed into one
+ * qkv matrix; OpenAI's in x out projections transposed to PyTorch's out x in), checked finite,
+ * its mapped pages released as it goes (tensors_release), and the checkpoint freed. */
 #include "encoders/clip.h"
+#include "io/io.h"
 #include "nn/transformer.h"
 #include "runtime/half.h"
 #include "runtime/matmul.h"
@@ -116,6 +118,7 @@ static cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shap
     if (transpose && !(src = core_xmalloc((size_t)cmcr_tensor_numel(t) * sizeof(float))))
         return core_fail(CMCR_ENOMEM, "%s: out of memory converting tensor '%s'", b->file, key);
     cmcr_tensor_to_f32(t, src);
+    tensors_release(b->ts, t); /* a mapped file's pages: converted, not needed again */
     cmcr_status st = vm_check_finite(src, rows, cols, 0, "%s: tensor '%s'", b->file, key);
     if (transpose) {
         for (int64_t i = 0; i < rows; i++)
@@ -402,7 +405,7 @@ static cmcr_status read_checkpoint(const char *file, const char *name, cmcr_tens
                          ".state_dict(), 'clip_state_dict.pt')\"", name, name);
     if (!st && fmt == CMCR_FORMAT_NPY)
         return core_fail(CMCR_EFORMAT, "%s: a .npy array, not a CLIP checkpoint", name);
-    return st ? st : cmcr_tensors_load(file, fmt, ts);
+    return st ? st : tensors_load_mapped(file, fmt, ts);
 }
 
 /* The Linear weights in bfloat16, in one block. */
@@ -503,8 +506,10 @@ cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, cl
     return st ? st : add_bf16(out);
 }
 
-/* The checkpoint is freed before the bfloat16 weights are made: at most two copies of the
- * weights (the file's tensors and the float32 model) are held at once. */
+/* The checkpoint is freed before the bfloat16 weights are made. A mapped .safetensors file
+ * costs no copy (its pages are released once converted): about one copy of the weights, the
+ * float32 model, is held at once; a .pt file (or CMCR_NO_MMAP=1) costs two, the file's tensors
+ * and the float32 model. */
 cmcr_status clip_model_load(const char *path, clip_model **out)
 {
     if (!path || !out) return core_fail(CMCR_EINVAL, "clip_model_load: NULL argument");

@@ -21,7 +21,8 @@ typedef struct clip_info {
  * load. Errors name the file and the tensor (missing, wrong shape with expected vs actual,
  * non-finite values). A TorchScript archive (OpenAI's ViT-B-32.pt) is refused with how to
  * turn it into a plain state dict. Where bf16 products can run (mm_bf16_check), the weight
- * matrices are also kept in bfloat16 (half as much memory again). */
+ * matrices are also kept in bfloat16 (half as much memory again). A .safetensors file is
+ * mapped while loading, not copied (env CMCR_NO_MMAP=1: read whole; docs/encoders.md, Memory). */
 cmcr_status clip_model_load(const char *path, clip_model **out);
 /* The same from tensors already loaded (a checkpoint read from memory: the fuzz target);
  * name is what messages call them. ts is not kept. */

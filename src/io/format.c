@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------ format dispatch */
@@ -77,7 +78,7 @@ cmcr_status cmcr_tensors_load_memory(const void *data, size_t len, cmcr_format f
     if (st) return st;
     switch (fmt) {
     case CMCR_FORMAT_NPY: return load_memory(data, len, name, npy_load_stream, out);
-    case CMCR_FORMAT_SAFETENSORS: return load_memory(data, len, name, safetensors_load_stream, out);
+    case CMCR_FORMAT_SAFETENSORS: return safetensors_load_memory(data, len, name, out);
     case CMCR_FORMAT_PT: return pt_load_memory(data, len, name, out);
     default: return core_fail(CMCR_EINVAL, "%s: unknown format", name);
     }
@@ -96,6 +97,24 @@ cmcr_status cmcr_tensors_load(const char *path, cmcr_format fmt, cmcr_tensors **
     case CMCR_FORMAT_PT: return pt_load(path, out);
     default: return core_fail(CMCR_EINVAL, "%s: unknown format", path);
     }
+}
+
+/* CMCR_NO_MMAP set to anything but "" or "0": read files whole rather than map them. */
+static bool mapping_off(void)
+{
+    const char *e = getenv("CMCR_NO_MMAP");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+cmcr_status tensors_load_mapped(const char *path, cmcr_format fmt, cmcr_tensors **out)
+{
+    *out = NULL;
+    if (fmt == CMCR_FORMAT_AUTO) {
+        cmcr_status st = cmcr_file_format(path, &fmt);
+        if (st) return st;
+    }
+    if (fmt == CMCR_FORMAT_SAFETENSORS && !mapping_off()) return safetensors_load_mapped(path, out);
+    return cmcr_tensors_load(path, fmt, out);
 }
 
 cmcr_status cmcr_tensors_save(const cmcr_tensors *ts, const char *path, cmcr_format fmt)

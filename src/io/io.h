@@ -29,6 +29,22 @@ cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
 cmcr_status npy_load_stream(FILE *f, const char *name, cmcr_tensors **out);
 cmcr_status safetensors_load_stream(FILE *f, const char *name, cmcr_tensors **out);
 cmcr_status pt_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
+/* .safetensors from len bytes in memory, the tensors copied out of them; the same parser and
+ * checks as the stream, from a different source. */
+cmcr_status safetensors_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out);
+/* .safetensors mapped (mmap, PROT_READ, MAP_PRIVATE) rather than read: the same checks, then
+ * every tensor views the mapping, which the set owns (munmap on cmcr_tensors_free). Nothing is
+ * copied and pages are read from the page cache as they are touched. Views are read-only and
+ * need not be aligned for their dtype (read them with memcpy or cmcr_tensor_to_f32). The
+ * usual mmap caveat: a file truncated or rewritten in place while mapped changes under the
+ * set, or kills the process with SIGBUS on the next read of a page past its new end (files
+ * replaced by rename, as cmcr writes them, are safe). Where the file cannot be mapped (mmap
+ * fails, e.g. a filesystem without it) it is read as safetensors_load_stream does. */
+cmcr_status safetensors_load_mapped(const char *path, cmcr_tensors **out);
+/* cmcr_tensors_load, except that a .safetensors file is mapped (safetensors_load_mapped) unless
+ * the environment sets CMCR_NO_MMAP (to anything but "" or "0"): for loaders that convert the
+ * tensors (and release them, tensors_release) rather than keep them. */
+cmcr_status tensors_load_mapped(const char *path, cmcr_format fmt, cmcr_tensors **out);
 /* cmcr_npy_reader_open over an open stream (a file, or memory: file_open_memory), which the
  * reader then owns (and closes, also on failure). */
 cmcr_status npy_reader_open_stream(FILE *f, const char *name, cmcr_npy_reader **out);
@@ -44,6 +60,14 @@ cmcr_status tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dty
 /* Give ts a malloc'd buffer to own (freed with ts, or at once if this fails), so that several
  * tensors can view it with tensors_add_view: the storage of a .pt file, read once. */
 cmcr_status tensors_own(cmcr_tensors *ts, void *block);
+/* Give ts a read-only mapping (mmap, len bytes) to own: unmapped with ts, or at once if this
+ * fails (a set owns one at most). Tensors that view it (tensors_add_view) must not be written. */
+cmcr_status tensors_own_map(cmcr_tensors *ts, void *addr, size_t len);
+/* A hint that t's bytes will not be read again soon. When t views ts's mapping, the whole pages
+ * inside its bytes leave the process's resident memory (madvise MADV_DONTNEED: they stay in
+ * the page cache, and a later read maps them again, unchanged); otherwise nothing happens. A
+ * loader that converts a mapped file tensor by tensor so holds about one copy of the weights. */
+void tensors_release(const cmcr_tensors *ts, const cmcr_tensor *t);
 /* Add a tensor whose data lies inside a buffer ts owns (no copy). */
 cmcr_status tensors_add_view(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
                                   const int64_t *shape, void *data);

@@ -2,18 +2,24 @@
  * UTF-8 JSON {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {...}},
  * then the tensor bytes, offsets relative to the end of the header. As in the reference
  * implementation, the tensors cover the data exactly: no byte is shared, skipped or left over,
- * so loading allocates no more than the file holds. */
+ * so loading allocates no more than the file holds.
+ *
+ * One parser reads three sources: a stream (a file read as it goes), bytes in memory (copied
+ * out), and a read-only mapping of the file (viewed in place, owned by the set). */
 #include "runtime/core.h"
 #include "runtime/file.h"
 #include "io/io.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #define ST_META_KEY "__metadata__"
 #define ST_MAX_JSON_INT 9007199254740992.0 /* 2^53: from here on JSON numbers lose precision */
@@ -26,6 +32,15 @@ struct st_entry {
     uint64_t begin, end;
     size_t index; /* position in the JSON object, to keep sorting deterministic */
 };
+
+/* Where the bytes come from: a stream f, or size bytes at bytes (NULL when size is 0) that the
+ * tensors view (a mapping the set owns) or copy (the caller's buffer). */
+typedef struct st_source {
+    FILE *f;
+    const unsigned char *bytes;
+    uint64_t size;
+    bool view;
+} st_source;
 
 /* ------------------------------------------------------------------ dtype names */
 
@@ -82,20 +97,34 @@ static bool valid_text(const unsigned char *s, size_t n, size_t *bad_at)
     return true;
 }
 
+/* n bytes at offset off of the source into buf. */
+static cmcr_status src_read(const st_source *src, uint64_t off, void *buf, size_t n, const char *path)
+{
+    if (src->f) {
+        if (fseeko(src->f, (off_t)off, SEEK_SET) != 0)
+            return core_fail(CMCR_EIO, "%s: seek failed: %s", path, strerror(errno));
+        return read_exact(src->f, buf, n, path);
+    }
+    if (off > src->size || n > src->size - off) /* the callers' checks make this unreachable */
+        return core_fail(CMCR_EFORMAT, "%s: unexpected end of file", path);
+    if (n) memcpy(buf, src->bytes + off, n);
+    return CMCR_OK;
+}
+
 /* Reads the size field and the JSON text (NUL-terminated); *data_size is what follows. */
-static cmcr_status read_header_text(FILE *f, const char *path, char **text, uint64_t *hsize,
+static cmcr_status read_header_text(const st_source *src, const char *path, char **text, uint64_t *hsize,
                                     uint64_t *data_size)
 {
     unsigned char b[8];
     *text = NULL;
-    uint64_t size = 0;
-    cmcr_status sz = file_stream_size(f, path, &size);
+    uint64_t size = src->size;
+    cmcr_status sz = src->f ? file_stream_size(src->f, path, &size) : CMCR_OK;
     if (sz) return sz;
     if (size == 0) return core_fail(CMCR_EFORMAT, "%s: file is empty", path);
     if (size < 8)
         return core_fail(CMCR_EFORMAT, "%s: file is %llu bytes, too short for the 8-byte safetensors header size",
                          path, (unsigned long long)size);
-    cmcr_status s = read_exact(f, b, 8, path);
+    cmcr_status s = src_read(src, 0, b, 8, path);
     if (s) return s;
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | b[i];
@@ -108,7 +137,7 @@ static cmcr_status read_header_text(FILE *f, const char *path, char **text, uint
                          (unsigned long long)n, (unsigned long long)CMCR_MAX_HEADER_BYTES);
     char *t = core_xmalloc((size_t)n + 1);
     if (!t) return core_fail(CMCR_ENOMEM, "%s: cannot allocate %llu bytes", path, (unsigned long long)n);
-    s = read_exact(f, t, (size_t)n, path);
+    s = src_read(src, 8, t, (size_t)n, path);
     if (s) {
         free(t);
         return s;
@@ -370,16 +399,20 @@ static cmcr_status parse_entries(const char *path, const cJSON *root, uint64_t d
 
 /* ------------------------------------------------------------------ loading */
 
-static cmcr_status read_tensor(FILE *f, const char *path, uint64_t data_start, const struct st_entry *e,
+/* Tensor e, data_start bytes into the source: a view of the mapping, or a copy of its bytes. */
+static cmcr_status read_tensor(const st_source *src, const char *path, uint64_t data_start, const struct st_entry *e,
                                cmcr_tensors *ts)
 {
     size_t nbytes = (size_t)(e->end - e->begin);
+    cmcr_status st;
+    if (src->view) {
+        void *at = (void *)(uintptr_t)(src->bytes + data_start + e->begin); /* read-only: never written */
+        st = tensors_add_view(ts, e->name, e->dtype, e->ndim, e->shape, at);
+        return st ? core_fail_prefix(st, path) : CMCR_OK;
+    }
     void *data = core_xmalloc(nbytes);
     if (!data) return core_fail(CMCR_ENOMEM, "%s: tensor '%s': cannot allocate %zu bytes", path, e->name, nbytes);
-    cmcr_status st = CMCR_OK;
-    if (fseeko(f, (off_t)(data_start + e->begin), SEEK_SET) != 0)
-        st = core_fail(CMCR_EIO, "%s: seek failed: %s", path, strerror(errno));
-    if (!st) st = read_exact(f, data, nbytes, path);
+    st = src_read(src, data_start + e->begin, data, nbytes, path);
     if (st) {
         free(data);
         return st;
@@ -388,11 +421,11 @@ static cmcr_status read_tensor(FILE *f, const char *path, uint64_t data_start, c
     return st ? core_fail_prefix(st, path) : CMCR_OK;
 }
 
-static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
+static cmcr_status load_from(const st_source *src, const char *path, cmcr_tensors *ts)
 {
     char *text;
     uint64_t hsize = 0, data_size = 0;
-    cmcr_status st = read_header_text(f, path, &text, &hsize, &data_size);
+    cmcr_status st = read_header_text(src, path, &text, &hsize, &data_size);
     if (st) return st;
     if (data_size > CMCR_MAX_LOAD_BYTES) {
         free(text);
@@ -406,24 +439,76 @@ static cmcr_status load_from(FILE *f, const char *path, cmcr_tensors *ts)
     struct st_entry *e = NULL;
     size_t n = 0;
     st = parse_entries(path, root, data_size, ts, &e, &n);
-    for (size_t i = 0; i < n && !st; i++) st = read_tensor(f, path, 8 + hsize, &e[i], ts);
+    for (size_t i = 0; i < n && !st; i++) st = read_tensor(src, path, 8 + hsize, &e[i], ts);
     free(e);
     cJSON_Delete(root); /* entry names point into the JSON tree */
     return st;
 }
 
-/* All the tensors of the stream f; closes f. */
-cmcr_status safetensors_load_stream(FILE *f, const char *path, cmcr_tensors **out)
+/* Loads src into ts (a new set, or NULL when that failed) and hands it out; frees it on failure. */
+static cmcr_status load_set(const st_source *src, const char *path, cmcr_tensors *ts, cmcr_tensors **out)
 {
-    cmcr_tensors *ts = cmcr_tensors_new();
-    cmcr_status st = ts ? load_from(f, path, ts) : core_fail(CMCR_ENOMEM, "%s: out of memory", path);
-    fclose(f);
+    cmcr_status st = ts ? load_from(src, path, ts) : core_fail(CMCR_ENOMEM, "%s: out of memory", path);
     if (st) {
         cmcr_tensors_free(ts);
         return st;
     }
     *out = ts;
     return CMCR_OK;
+}
+
+/* All the tensors of the stream f; closes f. */
+cmcr_status safetensors_load_stream(FILE *f, const char *path, cmcr_tensors **out)
+{
+    st_source src = {.f = f};
+    cmcr_status st = load_set(&src, path, cmcr_tensors_new(), out);
+    fclose(f);
+    return st;
+}
+
+cmcr_status safetensors_load_memory(const void *data, size_t len, const char *name, cmcr_tensors **out)
+{
+    st_source src = {.bytes = data, .size = len};
+    return load_set(&src, name, cmcr_tensors_new(), out);
+}
+
+/* fd mapped whole (its size in *size), or NULL when it is not a non-empty regular file or
+ * cannot be mapped. */
+static void *map_file(int fd, uint64_t *size)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size <= 0 || (uint64_t)sb.st_size > SIZE_MAX)
+        return NULL;
+    void *p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    *size = (uint64_t)sb.st_size;
+    return p == MAP_FAILED ? NULL : p;
+}
+
+cmcr_status safetensors_load_mapped(const char *path, cmcr_tensors **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    uint64_t size = 0;
+    void *map = map_file(fd, &size);
+    if (!map) { /* read instead: the stream's checks name what is wrong (empty, not a regular file) */
+        FILE *f = fdopen(fd, "rb");
+        if (f) return safetensors_load_stream(f, path, out);
+        close(fd);
+        return core_fail(CMCR_EIO, "%s: cannot open: %s", path, strerror(errno));
+    }
+    close(fd); /* the mapping stays */
+    cmcr_tensors *ts = cmcr_tensors_new();
+    if (!ts) {
+        munmap(map, (size_t)size);
+        return core_fail(CMCR_ENOMEM, "%s: out of memory", path);
+    }
+    cmcr_status st = tensors_own_map(ts, map, (size_t)size); /* on failure, unmapped */
+    if (st) {
+        cmcr_tensors_free(ts);
+        return core_fail_prefix(st, path);
+    }
+    st_source src = {.bytes = map, .size = size, .view = true};
+    return load_set(&src, path, ts, out);
 }
 
 /* ------------------------------------------------------------------ saving */

@@ -1,4 +1,5 @@
 /* tensors.c - dtypes, the named tensor set and the one rule for names in every format. */
+#define _DEFAULT_SOURCE /* madvise and MADV_DONTNEED (glibc's posix_madvise ignores POSIX_MADV_DONTNEED) */
 #include "runtime/core.h"
 #include "runtime/half.h"
 #include "io/io.h"
@@ -9,6 +10,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 struct meta_entry {
     char *key;
@@ -16,12 +19,14 @@ struct meta_entry {
 };
 
 /* Tensors view buffers the set owns: one per tensor, except that the tensors of one .pt
- * storage share it. */
+ * storage share it; or, for a mapped .safetensors file, the one read-only mapping. */
 struct cmcr_tensors {
     cmcr_tensor *items;
     size_t count, cap;
     void **blocks;
     size_t nblocks, blocks_cap;
+    void *map; /* mmap'd, map_len bytes; NULL when none */
+    size_t map_len;
     struct meta_entry *meta;
     size_t meta_count, meta_cap;
 };
@@ -166,6 +171,7 @@ void cmcr_tensors_free(cmcr_tensors *ts)
     if (!ts) return;
     for (size_t i = 0; i < ts->count; i++) free((char *)ts->items[i].name);
     for (size_t i = 0; i < ts->nblocks; i++) free(ts->blocks[i]);
+    if (ts->map) munmap(ts->map, ts->map_len);
     for (size_t i = 0; i < ts->meta_count; i++) {
         free(ts->meta[i].key);
         free(ts->meta[i].value);
@@ -190,6 +196,28 @@ cmcr_status tensors_own(cmcr_tensors *ts, void *block)
     }
     ts->blocks[ts->nblocks++] = block;
     return CMCR_OK;
+}
+
+cmcr_status tensors_own_map(cmcr_tensors *ts, void *addr, size_t len)
+{
+    if (ts->map) {
+        munmap(addr, len);
+        return core_fail(CMCR_EINVAL, "a tensor set owns one mapping at most");
+    }
+    ts->map = addr;
+    ts->map_len = len;
+    return CMCR_OK;
+}
+
+/* Only the whole pages inside t's bytes: the pages at either end may hold a neighbour's bytes
+ * (dropping them would be harmless, only slower: they would be read again). */
+void tensors_release(const cmcr_tensors *ts, const cmcr_tensor *t)
+{
+    uintptr_t lo = (uintptr_t)ts->map, hi = lo + ts->map_len, at = (uintptr_t)t->data;
+    long page = sysconf(_SC_PAGESIZE);
+    if (!ts->map || page <= 0 || at < lo || at > hi || t->nbytes > hi - at) return;
+    uintptr_t p = (uintptr_t)page, begin = (at + p - 1) / p * p, end = (at + t->nbytes) / p * p;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
 }
 
 cmcr_status tensors_add_view(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
