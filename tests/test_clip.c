@@ -334,6 +334,14 @@ static void test_refuse_config(void **state)
         clip_model_free(m);
         free(d);
     }
+    /* a repeated key: the last one counts, as in Python's json */
+    d = config_folder("act_repeat", "{\"text_config\": {\"hidden_act\": \"quick_gelu\", \"hidden_act\": \"gelu\"}, "
+                                    "\"vision_config\": {\"hidden_act\": \"relu\"}, \"vision_config\": {}}");
+    assert_int_equal(clip_model_load(d, &m), CMCR_OK);
+    assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
+    assert_string_equal(clip_model_info(m)->text_activation, "gelu");
+    clip_model_free(m);
+    free(d);
     /* the towers may differ */
     d = config_folder("act_mixed", "{\"text_config\": {\"hidden_act\": \"gelu\"}}");
     assert_int_equal(clip_model_load(d, &m), CMCR_OK);

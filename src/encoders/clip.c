@@ -384,6 +384,16 @@ static char *config_beside(const char *file)
     return p;
 }
 
+/* The member key of object o, or NULL: the last one when the key repeats, as Python's json
+ * (Hugging Face's reader) keeps it; cJSON's own lookup returns the first. */
+static const cJSON *member(const cJSON *o, const char *key)
+{
+    const cJSON *found = NULL;
+    for (const cJSON *c = cJSON_IsObject(o) ? o->child : NULL; c; c = c->next)
+        if (c->string && strcmp(c->string, key) == 0) found = c;
+    return found;
+}
+
 /* One tower's hidden_act, as Hugging Face's CLIPConfig reads it: the legacy
  * "<tower>_config_dict" wins over "<tower>_config"; a missing section or key is
  * CLIPTextConfig's / CLIPVisionConfig's default, "quick_gelu". */
@@ -391,15 +401,15 @@ static cmcr_status tower_act(const cJSON *root, const char *which, const char *c
 {
     char key[32], shown[256];
     snprintf(key, sizeof key, "%s_config_dict", which);
-    const cJSON *sec = cJSON_GetObjectItemCaseSensitive(root, key);
+    const cJSON *sec = member(root, key);
     if (!cJSON_IsObject(sec)) {
         snprintf(key, sizeof key, "%s_config", which);
-        sec = cJSON_GetObjectItemCaseSensitive(root, key);
+        sec = member(root, key);
     }
     *a = TF_QUICKGELU;
     if (!sec || cJSON_IsNull(sec)) return CMCR_OK;
     if (!cJSON_IsObject(sec)) return core_fail(CMCR_EFORMAT, "%s: '%s' is not a JSON object", cfg, key);
-    const cJSON *h = cJSON_GetObjectItemCaseSensitive(sec, "hidden_act");
+    const cJSON *h = member(sec, "hidden_act");
     if (!h) return CMCR_OK;
     if (!cJSON_IsString(h))
         return core_fail(CMCR_EFORMAT, "%s: '%s.hidden_act' is not a string", cfg, key);
@@ -457,6 +467,18 @@ static cmcr_status choose_acts(const char *file, const char *override, acts *a)
                  act_name(a->vis), act_name(a->txt), act_name(want));
     *a = (acts){want, want};
     return CMCR_OK;
+}
+
+cmcr_status clip_config_activations(const char *json, size_t len, const char *name, const char **vision,
+                                    const char **text)
+{
+    acts a = {TF_QUICKGELU, TF_QUICKGELU};
+    if (!json || !name || !vision || !text) return core_fail(CMCR_EINVAL, "clip_config_activations: NULL argument");
+    char shown[1024];
+    cmcr_status st = parse_config(json, len, cmcr_printable(shown, sizeof shown, name), &a);
+    *vision = st ? NULL : act_name(a.vis);
+    *text = st ? NULL : act_name(a.txt);
+    return st;
 }
 
 static void set_acts(clip_model *m, const acts *a)

@@ -43,6 +43,12 @@ cmcr_status clip_model_load_with(const char *path, const clip_load_opts *o, clip
 /* The same from tensors already loaded (a checkpoint read from memory: the fuzz target);
  * name is what messages call them. ts is not kept. QuickGELU in both towers (no config). */
 cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, clip_model **out);
+/* The towers' activations ("quick_gelu" or "gelu"; NULL on failure) from the text of a
+ * Hugging Face config.json (len bytes, not NUL-terminated; name is what messages call it):
+ * what clip_model_load reads beside the weights, refusing the same things (the fuzz target
+ * fuzz_clip_config). */
+cmcr_status clip_config_activations(const char *json, size_t len, const char *name, const char **vision,
+                                    const char **text);
 void clip_model_free(clip_model *m);
 const clip_info *clip_model_info(const clip_model *m);
 /* Vision tower: pixels n x 3 x S x S (already normalised) -> emb n x embed_dim
