@@ -152,6 +152,20 @@ for f, name in (("hf/model.safetensors", "hf_tiny_header"), ("openai.safetensors
     b = open(f"{src}/{f}", "rb").read()
     open(f"{out}/{name}.safetensors", "wb").write(b[:8 + struct.unpack("<Q", b[:8])[0]])
 PYEOF
+# fuzz_clip_config: the tiny model's Hugging Face config.json as written (quick_gelu), with
+# "gelu", with the towers differing, and with a legacy text_config_dict that says "relu".
+mkdir -p "$C"/fuzz_clip_config
+"$PY" - "$T/clip/tiny/hf/config.json" "$C/fuzz_clip_config" <<'PYEOF'
+import json, sys
+src, out = sys.argv[1], sys.argv[2]
+c = json.load(open(src))
+open(f"{out}/quick_gelu.json", "w").write(json.dumps(c, indent=1))
+for name, vis, txt in (("gelu", "gelu", "gelu"), ("mixed", "quick_gelu", "gelu")):
+    c["vision_config"]["hidden_act"], c["text_config"]["hidden_act"] = vis, txt
+    open(f"{out}/{name}.json", "w").write(json.dumps(c, indent=1))
+c["text_config_dict"] = {"hidden_act": "relu"}
+open(f"{out}/legacy_dict.json", "w").write(json.dumps(c))
+PYEOF
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -14,7 +14,9 @@ in the OpenAI/open_clip state-dict layout (.pt), and writes embeddings of fixed 
   small/      vision 192 wide (3 heads, 2 layers), text 128 (2 heads, 3 layers), patch 32,
               embed 96: hf/ (safetensors, bin, config), openai.pt, hf_fp16/ and openai_bf16.pt
               with their own expected outputs (ref_fp16/, ref_bf16/: the same model with the
-              weights rounded), torchscript.pt (torch.jit.trace; cmcr refuses it)
+              weights rounded), torchscript.pt (torch.jit.trace; cmcr refuses it), and
+              hf_gelu/: the same weights with a config.json that says "gelu" for both
+              towers, whose outputs (exact GELU in the MLPs) are ref_gelu/
   small16/    vision 64 (1 head, 1 layer), text 64 (1 head, 1 layer), patch 16, embed 32:
               hf/model.safetensors and openai.pt
   tiny/       (--size tiny) image 8, patch 4, widths 64, one layer each, context 8, vocabulary
@@ -50,10 +52,13 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
+ACTS = {"quick_gelu": QuickGELU, "gelu": nn.GELU}  # nn.GELU(): exact, erf-based (HF's "gelu")
+
+
 class Block(nn.Module):
     """Pre-LN residual block: x + attn(ln_1 x), then x + mlp(ln_2 x); heads = width / 64."""
 
-    def __init__(self, w):
+    def __init__(self, w, act="quick_gelu"):
         super().__init__()
         self.heads = w // 64
         self.ln_1 = nn.LayerNorm(w, eps=1e-5)
@@ -62,7 +67,7 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(w, eps=1e-5)
         self.c_fc = nn.Linear(w, 4 * w)
         self.c_proj = nn.Linear(4 * w, w)
-        self.act = QuickGELU()
+        self.act = ACTS[act]()
 
     def attn(self, x, causal):
         n, t, w = x.shape
@@ -81,21 +86,22 @@ class Block(nn.Module):
 
 
 class CLIP(nn.Module):
-    def __init__(self, c):
+    def __init__(self, c, act="quick_gelu"):
         super().__init__()
         self.c = c
+        self.act = act
         g = c["image"] // c["patch"]
         vw, tw = c["vw"], c["tw"]
         self.conv1 = nn.Conv2d(3, vw, c["patch"], c["patch"], bias=False)
         self.class_embedding = nn.Parameter(torch.zeros(vw))
         self.vpos = nn.Parameter(torch.zeros(g * g + 1, vw))
         self.ln_pre = nn.LayerNorm(vw)
-        self.vblocks = nn.ModuleList(Block(vw) for _ in range(c["vl"]))
+        self.vblocks = nn.ModuleList(Block(vw, act) for _ in range(c["vl"]))
         self.ln_post = nn.LayerNorm(vw)
         self.proj = nn.Parameter(torch.zeros(vw, c["embed"]))  # in x out, as OpenAI's
         self.tok = nn.Embedding(c["vocab"], tw)
         self.tpos = nn.Parameter(torch.zeros(c["ctx"], tw))
-        self.tblocks = nn.ModuleList(Block(tw) for _ in range(c["tl"]))
+        self.tblocks = nn.ModuleList(Block(tw, act) for _ in range(c["tl"]))
         self.ln_final = nn.LayerNorm(tw)
         self.text_projection = nn.Parameter(torch.zeros(tw, c["embed"]))
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
@@ -228,15 +234,15 @@ def save_safetensors(state, path):
             f.write(b)
 
 
-def hf_config(c):
+def hf_config(c, act="quick_gelu"):
     return {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": c["embed"],
             "vision_config": {"hidden_size": c["vw"], "num_hidden_layers": c["vl"],
                               "num_attention_heads": c["vw"] // 64, "intermediate_size": 4 * c["vw"],
-                              "image_size": c["image"], "patch_size": c["patch"], "hidden_act": "quick_gelu"},
+                              "image_size": c["image"], "patch_size": c["patch"], "hidden_act": act},
             "text_config": {"hidden_size": c["tw"], "num_hidden_layers": c["tl"],
                             "num_attention_heads": c["tw"] // 64, "intermediate_size": 4 * c["tw"],
                             "max_position_embeddings": c["ctx"], "vocab_size": c["vocab"],
-                            "hidden_act": "quick_gelu"}}
+                            "hidden_act": act}}
 
 
 def inputs(c, n, seed):
@@ -269,7 +275,7 @@ def save_outputs(m, pixels, ids, out):
 
 def rounded(m, dtype):
     """The same model with every weight rounded to dtype (computed in float32)."""
-    r = CLIP(m.c)
+    r = CLIP(m.c, m.act)
     r.load_state_dict({k: v.to(dtype).float() for k, v in m.state_dict().items()})
     return r.eval()
 
@@ -308,6 +314,13 @@ def make(out, name, n, seed, extras, half=False):
                os.path.join(d, "openai_bf16.pt"))
     save_outputs(rounded(m, torch.bfloat16), pixels, ids, os.path.join(d, "ref_bf16"))
     torch.jit.save(torch.jit.trace(m, pixels[:1]), os.path.join(d, "torchscript.pt"))
+    gelu = CLIP(c, "gelu").eval()  # the same weights with exact GELU, as a Hugging Face folder
+    gelu.load_state_dict(m.state_dict())
+    save_outputs(gelu, pixels, ids, os.path.join(d, "ref_gelu"))
+    os.makedirs(os.path.join(d, "hf_gelu"), exist_ok=True)
+    save_safetensors(hf, os.path.join(d, "hf_gelu", "model.safetensors"))
+    with open(os.path.join(d, "hf_gelu", "config.json"), "w") as f:
+        json.dump(hf_config(c, "gelu"), f, indent=1)
 
 
 def bench(size, batch, threads, runs):

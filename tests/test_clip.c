@@ -1,9 +1,11 @@
 /* test_clip.c - the CLIP towers (src/encoders/clip.c) against the PyTorch reference
  * (scripts/clip_reference.py --size small, fixture clip_small): every layout and weight
- * dtype within 1e-4, bf16 products within a loose bound, and the refusals. */
+ * dtype within 1e-4, bf16 products within a loose bound, QuickGELU and exact GELU towers
+ * (config.json, the override), and the refusals. */
 #include "testutil.h"
 #define CLIP_FIXTURE "clip_small"
 #include "clip_testutil.h"
+#include "nn/transformer.h"
 #include "runtime/matmul.h"
 #include "runtime/vmath.h"
 
@@ -163,12 +165,199 @@ static void test_concurrent(void **state)
     clip_model_free(m);
 }
 
+/* ------------------------------------------------------------------ activations */
+
+static void expect_fail_with(const char *label, const char *path, const clip_load_opts *o, cmcr_status want,
+                             const char *needle, const char *needle2);
+static void expect_fail(const char *label, const char *path, cmcr_status want, const char *needle, const char *needle2);
+
+/* tf_gelu against the exact GELU in double (erf from libm), and tf_quickgelu against its
+ * formula, over [-12, 12]: 200003 values, so the parallel chunks and an odd tail both run. */
+static void test_activation_layers(void **state)
+{
+    (void)state;
+    const int64_t n = 200003;
+    float *x = malloc(sizeof(float) * (size_t)n), *g = malloc(sizeof(float) * (size_t)n);
+    float *q = malloc(sizeof(float) * (size_t)n);
+    assert_true(x && g && q);
+    for (int64_t i = 0; i < n; i++) g[i] = q[i] = x[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+    tf_gelu(g, n);
+    tf_quickgelu(q, n);
+    double worst_g = 0, worst_q = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = x[i], eg = 0.5 * v * (1 + erf(v / sqrt(2.0))), eq = v / (1 + exp(-1.702 * v));
+        double dg = fabs(g[i] - eg) / (1 + fabs(v)), dq = fabs(q[i] - eq) / (1 + fabs(v));
+        worst_g = dg > worst_g || isnan(dg) ? dg : worst_g;
+        worst_q = dq > worst_q || isnan(dq) ? dq : worst_q;
+    }
+    printf("GELU: max |error| / (1 + |x|) %.2e; QuickGELU %.2e\n", worst_g, worst_q);
+    assert_true(worst_g < 2e-7);
+    assert_true(worst_q < 2e-7);
+    assert_true(g[n / 2] == 0.0f); /* x = 0 */
+    /* the two differ by up to about 0.02: a test comparing them would see it */
+    float a = -2.0f, b = -2.0f; /* -0.0455 and -0.0644 */
+    tf_gelu(&a, 1);
+    tf_quickgelu(&b, 1);
+    assert_true(fabsf(a - b) > 0.01f);
+    free(x);
+    free(g);
+    free(q);
+}
+
+static char warned[2048];
+
+static void keep_warning(cmcr_log_level level, const char *message, void *user)
+{
+    (void)user;
+    if (level == CMCR_LOG_WARN) snprintf(warned, sizeof warned, "%s", message);
+}
+
+static clip_model *load_act(const char *rel, const char *override, const char *want_act)
+{
+    char *p = fx(rel);
+    clip_model *m = NULL;
+    clip_load_opts o = {override};
+    if (clip_model_load_with(p, &o, &m)) fail_msg("%s", cmcr_last_error());
+    assert_string_equal(clip_model_info(m)->activation, want_act);
+    assert_string_equal(clip_model_info(m)->text_activation, want_act);
+    free(p);
+    return m;
+}
+
+/* A Hugging Face folder whose config.json says "gelu": within 1e-4 of PyTorch's nn.GELU()
+ * model; the same weights as QuickGELU (the old behaviour) are far from it and equal to the
+ * QuickGELU reference; the override turns an OpenAI state dict into the GELU model. */
+static void test_gelu_model(void **state)
+{
+    (void)state;
+    refs rg = load_refs("small", "ref_gelu"), rq = load_refs("small", "ref");
+    clip_model *m = load_ok("small/hf_gelu", "hf");
+    assert_string_equal(clip_model_info(m)->activation, "gelu");
+    assert_string_equal(clip_model_info(m)->text_activation, "gelu");
+    expect_close("GELU folder", run_towers(m, &rg, 0));
+    clip_model_free(m);
+    m = load_act("small/hf_gelu/model.safetensors", NULL, "gelu"); /* a file with config.json beside */
+    expect_close("GELU file", run_towers(m, &rg, 0));
+    clip_model_free(m);
+
+    cmcr_set_log(keep_warning, NULL);
+    warned[0] = 0;
+    m = load_act("small/hf_gelu", "quick_gelu", "quick_gelu");
+    cmcr_set_log(NULL, NULL);
+    printf("WARN\t%s\n", warned);
+    assert_non_null(strstr(warned, "config.json: hidden_act is gelu (vision) and gelu (text); using quick_gelu"));
+    errs e = run_towers(m, &rg, 0);
+    print_errs("GELU weights as QuickGELU, against the GELU reference", e);
+    assert_true(e.img > 100 * TOL && e.patch > 100 * TOL && e.txt > 100 * TOL);
+    expect_close("GELU weights as QuickGELU, against the QuickGELU reference", run_towers(m, &rq, 0));
+    clip_model_free(m);
+
+    m = load_ok("small/openai.pt", "openai"); /* no config.json beside: OpenAI's QuickGELU */
+    assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
+    clip_model_free(m);
+    m = load_ok("small/hf", "hf"); /* config.json: "quick_gelu" */
+    assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
+    clip_model_free(m);
+    m = load_act("small/openai.pt", "gelu", "gelu");
+    expect_close("OpenAI layout, gelu override", run_towers(m, &rg, 0));
+    clip_model_free(m);
+    free_refs(&rg);
+    free_refs(&rq);
+}
+
+/* A folder tu_tmpdir()/name holding small16's weights (a link) and config text. */
+static char *config_folder(const char *name, const char *config)
+{
+    char *dir = tu_path(name), *w = fx("small16/hf/model.safetensors");
+    assert_int_equal(tu_system("mkdir -p '%s' && ln -sf '%s' '%s/model.safetensors'", dir, w, dir), 0);
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    tu_write_file(cfg, config, strlen(config));
+    free(w);
+    return dir;
+}
+
+/* config.json refusals (one line naming it), missing keys as HF's defaults, and what the
+ * override does with a config it cannot use. */
+static void test_refuse_config(void **state)
+{
+    (void)state;
+    char *d = config_folder("act_new", "{\"text_config\": {\"hidden_act\": \"gelu_new\"}}");
+    expect_fail("hidden_act gelu_new", d, CMCR_EUNSUPPORTED, "config.json: 'text_config.hidden_act' is \"gelu_new\"",
+                NULL);
+    free(d);
+    d = config_folder("act_relu", "{\"vision_config\": {\"hidden_act\": \"relu\"}, \"text_config\": {}}");
+    expect_fail("hidden_act relu", d, CMCR_EUNSUPPORTED, "config.json: 'vision_config.hidden_act' is \"relu\"", NULL);
+    free(d);
+    /* the legacy *_config_dict wins over *_config, as in HF's CLIPConfig */
+    d = config_folder("act_dict", "{\"text_config\": {\"hidden_act\": \"gelu\"}, "
+                                  "\"text_config_dict\": {\"hidden_act\": \"silu\"}}");
+    expect_fail("hidden_act in text_config_dict", d, CMCR_EUNSUPPORTED, "'text_config_dict.hidden_act' is \"silu\"",
+                NULL);
+    free(d);
+    d = config_folder("act_num", "{\"vision_config\": {\"hidden_act\": 3}}");
+    expect_fail("hidden_act a number", d, CMCR_EFORMAT, "config.json: 'vision_config.hidden_act' is not a string", NULL);
+    free(d);
+    d = config_folder("act_sec", "{\"vision_config\": \"gelu\"}");
+    expect_fail("section not an object", d, CMCR_EFORMAT, "config.json: 'vision_config' is not a JSON object", NULL);
+    free(d);
+    d = config_folder("act_broken", "{\"text_config\": {\"hidden_act\": \"gelu\"");
+    expect_fail("config.json not JSON", d, CMCR_EFORMAT, "config.json: not valid JSON", NULL);
+    char file[4200], cfg[4200];
+    snprintf(file, sizeof file, "%s/model.safetensors", d); /* the weights file: the same config beside it */
+    snprintf(cfg, sizeof cfg, "%s/config.json: not valid JSON", d);
+    clip_model *m = (clip_model *)1;
+    assert_int_equal(clip_model_load(file, &m), CMCR_EFORMAT);
+    assert_null(m);
+    assert_non_null(strstr(cmcr_last_error(), cfg));
+    /* an override still loads, and says why it ignored the config */
+    cmcr_set_log(keep_warning, NULL);
+    warned[0] = 0;
+    assert_int_equal(clip_model_load_with(d, &(clip_load_opts){"gelu"}, &m), CMCR_OK);
+    cmcr_set_log(NULL, NULL);
+    printf("WARN\t%s\n", warned);
+    assert_non_null(strstr(warned, "not valid JSON"));
+    assert_non_null(strstr(warned, "using activation gelu as asked"));
+    assert_string_equal(clip_model_info(m)->activation, "gelu");
+    clip_model_free(m);
+    expect_fail_with("unknown override", d, &(clip_load_opts){"swish"}, CMCR_EINVAL,
+                     "activation 'swish' is neither quick_gelu nor gelu", NULL);
+    free(d);
+    /* no hidden_act, no sections, null sections: HF's default, quick_gelu */
+    static const char *const defaults[] = {"{}", "{\"text_config\": null, \"vision_config\": {\"hidden_size\": 64}}",
+                                           "{\"model_type\": \"clip\", \"text_config_dict\": null}"};
+    for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++) {
+        d = config_folder("act_default", defaults[i]);
+        assert_int_equal(clip_model_load(d, &m), CMCR_OK);
+        assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
+        assert_string_equal(clip_model_info(m)->text_activation, "quick_gelu");
+        clip_model_free(m);
+        free(d);
+    }
+    /* a repeated key: the last one counts, as in Python's json */
+    d = config_folder("act_repeat", "{\"text_config\": {\"hidden_act\": \"quick_gelu\", \"hidden_act\": \"gelu\"}, "
+                                    "\"vision_config\": {\"hidden_act\": \"relu\"}, \"vision_config\": {}}");
+    assert_int_equal(clip_model_load(d, &m), CMCR_OK);
+    assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
+    assert_string_equal(clip_model_info(m)->text_activation, "gelu");
+    clip_model_free(m);
+    free(d);
+    /* the towers may differ */
+    d = config_folder("act_mixed", "{\"text_config\": {\"hidden_act\": \"gelu\"}}");
+    assert_int_equal(clip_model_load(d, &m), CMCR_OK);
+    assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
+    assert_string_equal(clip_model_info(m)->text_activation, "gelu");
+    clip_model_free(m);
+    free(d);
+}
+
 /* ------------------------------------------------------------------ refusals */
 
-static void expect_fail(const char *label, const char *path, cmcr_status want, const char *needle, const char *needle2)
+static void expect_fail_with(const char *label, const char *path, const clip_load_opts *o, cmcr_status want,
+                             const char *needle, const char *needle2)
 {
     clip_model *m = (clip_model *)1;
-    cmcr_status got = clip_model_load(path, &m);
+    cmcr_status got = clip_model_load_with(path, o, &m);
     const char *msg = cmcr_last_error();
     printf("MSG\t%s\t%s\t%s\n", label, cmcr_status_name(got), msg);
     assert_null(m);
@@ -177,6 +366,11 @@ static void expect_fail(const char *label, const char *path, cmcr_status want, c
     assert_non_null(strstr(msg, needle));
     if (needle2) assert_non_null(strstr(msg, needle2));
     assert_null(strchr(msg, '\n'));
+}
+
+static void expect_fail(const char *label, const char *path, cmcr_status want, const char *needle, const char *needle2)
+{
+    expect_fail_with(label, path, NULL, want, needle, needle2);
 }
 
 /* small16's OpenAI checkpoint rewritten as safetensors to out, without tensor drop, with
@@ -361,7 +555,8 @@ int main(void)
         cmocka_unit_test(test_bf16_products), cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_refuse_damaged),
         cmocka_unit_test(test_refuse_files),  cmocka_unit_test(test_refuse_ids),
-        cmocka_unit_test(test_refuse_sizes),
+        cmocka_unit_test(test_refuse_sizes),  cmocka_unit_test(test_activation_layers),
+        cmocka_unit_test(test_gelu_model),    cmocka_unit_test(test_refuse_config),
         cmocka_unit_test(test_mapped_same),
     };
     return tu_run_group(tests);

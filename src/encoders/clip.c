@@ -9,10 +9,12 @@
 #include "encoders/clip.h"
 #include "io/io.h"
 #include "nn/transformer.h"
+#include "runtime/file.h"
 #include "runtime/half.h"
 #include "runtime/matmul.h"
 #include "runtime/vmath.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -353,6 +355,143 @@ static void set_towers(clip_model *m)
     m->txt.tokens = in->context;
 }
 
+/* ------------------------------------------------------------------ activation */
+
+/* The towers' MLP activation. Nothing in the weights tells QuickGELU from GELU: a Hugging
+ * Face config.json beside them does (text_config / vision_config "hidden_act"), an explicit
+ * choice (clip_load_opts) overrides it, and without either the towers keep OpenAI's
+ * QuickGELU. */
+typedef struct acts {
+    tf_act vis, txt;
+} acts;
+
+#define CLIP_MAX_CONFIG (16u << 20) /* a config.json is a few kB */
+
+static const char *act_name(tf_act a) { return a == TF_GELU ? "gelu" : "quick_gelu"; }
+
+static int act_parse(const char *s, tf_act *a)
+{
+    if (strcmp(s, "quick_gelu") == 0) *a = TF_QUICKGELU;
+    else if (strcmp(s, "gelu") == 0) *a = TF_GELU;
+    else return 0;
+    return 1;
+}
+
+/* The config.json in the weights file's folder (malloc'd), NULL when out of memory. */
+static char *config_beside(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    size_t dir = slash ? (size_t)(slash - file) + 1 : 0, n = dir + sizeof "config.json";
+    char *p = core_xmalloc(n);
+    if (p) snprintf(p, n, "%.*sconfig.json", (int)dir, file);
+    return p;
+}
+
+/* The member key of object o, or NULL: the last one when the key repeats, as Python's json
+ * (Hugging Face's reader) keeps it; cJSON's own lookup returns the first. */
+static const cJSON *member(const cJSON *o, const char *key)
+{
+    const cJSON *found = NULL;
+    for (const cJSON *c = cJSON_IsObject(o) ? o->child : NULL; c; c = c->next)
+        if (c->string && strcmp(c->string, key) == 0) found = c;
+    return found;
+}
+
+/* One tower's hidden_act, as Hugging Face's CLIPConfig reads it: the legacy
+ * "<tower>_config_dict" wins over "<tower>_config"; a missing section or key is
+ * CLIPTextConfig's / CLIPVisionConfig's default, "quick_gelu". */
+static cmcr_status tower_act(const cJSON *root, const char *which, const char *cfg, tf_act *a)
+{
+    char key[32], shown[256];
+    snprintf(key, sizeof key, "%s_config_dict", which);
+    const cJSON *sec = member(root, key);
+    if (!cJSON_IsObject(sec)) {
+        snprintf(key, sizeof key, "%s_config", which);
+        sec = member(root, key);
+    }
+    *a = TF_QUICKGELU;
+    if (!sec || cJSON_IsNull(sec)) return CMCR_OK;
+    if (!cJSON_IsObject(sec)) return core_fail(CMCR_EFORMAT, "%s: '%s' is not a JSON object", cfg, key);
+    const cJSON *h = member(sec, "hidden_act");
+    if (!h) return CMCR_OK;
+    if (!cJSON_IsString(h))
+        return core_fail(CMCR_EFORMAT, "%s: '%s.hidden_act' is not a string", cfg, key);
+    if (!act_parse(h->valuestring, a))
+        return core_fail(CMCR_EUNSUPPORTED, "%s: '%s.hidden_act' is \"%s\"; cmcr's CLIP towers run \"quick_gelu\" and "
+                         "\"gelu\" only", cfg, key, cmcr_printable(shown, sizeof shown, h->valuestring));
+    return CMCR_OK;
+}
+
+/* Both towers' activations from config json (len bytes; cfg names it in messages). */
+static cmcr_status parse_config(const char *json, size_t len, const char *cfg, acts *a)
+{
+    const char *at = NULL; /* this call's error position (cJSON_GetErrorPtr is process-wide) */
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &at, 0);
+    if (!root) {
+        size_t off = at && at >= json && at <= json + len ? (size_t)(at - json) : 0;
+        return core_fail(CMCR_EFORMAT, "%s: not valid JSON (error near byte %zu); it is read for the towers' "
+                         "activation (hidden_act)", cfg, off);
+    }
+    cmcr_status st = cJSON_IsObject(root) ? CMCR_OK : core_fail(CMCR_EFORMAT, "%s: not a JSON object", cfg);
+    if (!st) st = tower_act(root, "vision", cfg, &a->vis);
+    if (!st) st = tower_act(root, "text", cfg, &a->txt);
+    cJSON_Delete(root);
+    return st;
+}
+
+/* The activations for the weights in file: config.json beside it when there is one, else
+ * QuickGELU; an override (quick_gelu or gelu, both towers) wins, with a warning where it
+ * contradicts the config, whose problems then only warn too. */
+static cmcr_status choose_acts(const char *file, const char *override, acts *a)
+{
+    char shown[1024], cfg[1024];
+    tf_act want = TF_QUICKGELU;
+    *a = (acts){TF_QUICKGELU, TF_QUICKGELU};
+    if (override && !act_parse(override, &want))
+        return core_fail(CMCR_EINVAL, "%s: activation '%s' is neither quick_gelu nor gelu",
+                         cmcr_printable(shown, sizeof shown, file), cmcr_printable(cfg, sizeof cfg, override));
+    char *path = config_beside(file);
+    if (!path) return core_fail(CMCR_ENOMEM, "out of memory");
+    cmcr_printable(cfg, sizeof cfg, path);
+    struct stat sb;
+    unsigned char *json = NULL;
+    size_t len = 0;
+    cmcr_status st = CMCR_OK;
+    if (stat(path, &sb) == 0) {
+        st = file_read_all(path, CLIP_MAX_CONFIG, &json, &len);
+        if (!st) st = parse_config((const char *)json, len, cfg, a);
+    }
+    free(json);
+    free(path);
+    if (!override) return st;
+    if (st) core_log(CMCR_LOG_WARN, "%s; using activation %s as asked", cmcr_last_error(), act_name(want));
+    else if (a->vis != want || a->txt != want)
+        core_log(CMCR_LOG_WARN, "%s: hidden_act is %s (vision) and %s (text); using %s as asked", cfg,
+                 act_name(a->vis), act_name(a->txt), act_name(want));
+    *a = (acts){want, want};
+    return CMCR_OK;
+}
+
+cmcr_status clip_config_activations(const char *json, size_t len, const char *name, const char **vision,
+                                    const char **text)
+{
+    acts a = {TF_QUICKGELU, TF_QUICKGELU};
+    if (!json || !name || !vision || !text) return core_fail(CMCR_EINVAL, "clip_config_activations: NULL argument");
+    char shown[1024];
+    cmcr_status st = parse_config(json, len, cmcr_printable(shown, sizeof shown, name), &a);
+    *vision = st ? NULL : act_name(a.vis);
+    *text = st ? NULL : act_name(a.txt);
+    return st;
+}
+
+static void set_acts(clip_model *m, const acts *a)
+{
+    m->vis.shape.act = a->vis;
+    m->txt.shape.act = a->txt;
+    m->info.activation = act_name(a->vis);
+    m->info.text_activation = act_name(a->txt);
+}
+
 /* ------------------------------------------------------------------ loading */
 
 /* The file to read for path: path itself, or in a folder its model.safetensors, else its
@@ -475,6 +614,7 @@ static cmcr_status from_tensors(const cmcr_tensors *ts, const char *name, clip_m
     cmcr_printable(m->name, sizeof m->name, name);
     int hf = cmcr_tensors_find(ts, "vision_model.embeddings.patch_embedding.weight") != NULL;
     m->info.layout = hf ? "hf" : "openai";
+    m->info.activation = m->info.text_activation = "quick_gelu";
     cmcr_status st = CMCR_OK;
     if (!hf && !cmcr_tensors_find(ts, "visual.conv1.weight"))
         st = core_fail(CMCR_EFORMAT, "%s: not a CLIP checkpoint: neither 'vision_model.embeddings.patch_embedding"
@@ -510,21 +650,26 @@ cmcr_status clip_model_from_tensors(const cmcr_tensors *ts, const char *name, cl
  * costs no copy (its pages are released once converted): about one copy of the weights, the
  * float32 model, is held at once; a .pt file (or CMCR_NO_MMAP=1) costs two, the file's tensors
  * and the float32 model. */
-cmcr_status clip_model_load(const char *path, clip_model **out)
+cmcr_status clip_model_load_with(const char *path, const clip_load_opts *o, clip_model **out)
 {
     if (!path || !out) return core_fail(CMCR_EINVAL, "clip_model_load: NULL argument");
     *out = NULL;
     char *file = NULL, name[1024];
     cmcr_tensors *ts = NULL;
+    acts act;
     cmcr_status st = resolve(path, &file);
     if (st) return st;
     cmcr_printable(name, sizeof name, file);
-    st = read_checkpoint(file, name, &ts);
+    st = choose_acts(file, o ? o->activation : NULL, &act); /* before the (large) read */
+    if (!st) st = read_checkpoint(file, name, &ts);
     if (!st) st = from_tensors(ts, file, out);
+    if (!st) set_acts(*out, &act);
     cmcr_tensors_free(ts);
     free(file);
     return st ? st : add_bf16(out);
 }
+
+cmcr_status clip_model_load(const char *path, clip_model **out) { return clip_model_load_with(path, NULL, out); }
 
 void clip_model_free(clip_model *m)
 {

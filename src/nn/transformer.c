@@ -83,6 +83,28 @@ void tf_quickgelu(float *x, int64_t n)
     for (int64_t i = 0; i < n; i += CHUNK) quickgelu_range(x + i, n - i < CHUNK ? n - i : CHUNK);
 }
 
+/* erfc(a) for a >= 0 by Abramowitz & Stegun 7.1.26, t = 1 / (1 + p a):
+ * t (a1 + t (a2 + ...)) e^(-a^2). Then 1 + erf(z) is 2 - erfc(|z|) for z >= 0 and erfc(|z|)
+ * below: no cancellation for negative z, where GELU's value is small. */
+CMCR_VECTOR_CLONES
+static void gelu_range(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float a = fabsf(x[i]) * 0.70710678f;
+        float t = 1.0f / (1.0f + 0.3275911f * a);
+        float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
+        q *= vm_exp_nonpositive(-a * a);
+        x[i] *= 0.5f * (x[i] >= 0 ? 2.0f - q : q);
+    }
+}
+
+void tf_gelu(float *x, int64_t n)
+{
+    enum { CHUNK = 16384 };
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i += CHUNK) gelu_range(x + i, n - i < CHUNK ? n - i : CHUNK);
+}
+
 /* Softmax of each row of s (rows x n, in place); with causal, row i over columns 0..i only
  * (the rest set to 0). */
 CMCR_VECTOR_CLONES
@@ -160,7 +182,8 @@ cmcr_status tf_block_forward(const tf_prec *p, float *x, const tf_block *b, cons
     tf_layernorm(w->h, x, &b->ln2, rows, s->width);
     st = tf_linear_forward(p, w->mlp, w->h, &b->fc1, rows);
     if (st) return st;
-    tf_quickgelu(w->mlp, rows * s->mlp);
+    if (s->act == TF_GELU) tf_gelu(w->mlp, rows * s->mlp);
+    else tf_quickgelu(w->mlp, rows * s->mlp);
     st = tf_linear_forward(p, w->qkv, w->mlp, &b->fc2, rows);
     if (st) return st;
     add_into(x, w->qkv, n);

@@ -1,6 +1,6 @@
 /* transformer.h - inference layers of pre-LN transformers (CLIP's towers; later CLAP's
  * RoBERTa and ULIP's PointBERT): LayerNorm, multi-head self-attention over a packed qkv
- * projection, QuickGELU, the MLP and the residual block.
+ * projection, the activations (QuickGELU, exact GELU), the MLP and the residual block.
  *
  * Activations are row-major: a batch of `seqs` sequences of `tokens` rows each, `width`
  * columns, sequence after sequence (seqs * tokens rows in all). The Linear layers run on all
@@ -35,11 +35,17 @@ typedef struct tf_block {
     tf_linear qkv, out, fc1, fc2;
 } tf_block;
 
+/* The MLP's activation. TF_QUICKGELU (0, so a zeroed tf_shape keeps OpenAI CLIP's) is
+ * x * sigmoid(1.702 x); TF_GELU the exact, erf-based GELU (torch.nn.GELU() by default, Hugging
+ * Face's "gelu"): open_clip's LAION ViTs, RoBERTa, HTSAT. */
+typedef enum tf_act { TF_QUICKGELU = 0, TF_GELU = 1 } tf_act;
+
 /* The block's shape: width = heads * head size; mlp the hidden width; causal: each row sees
- * itself and the rows before it only (text towers). */
+ * itself and the rows before it only (text towers); act the MLP's activation. */
 typedef struct tf_shape {
     int64_t width, heads, mlp;
     int causal;
+    tf_act act;
 } tf_shape;
 
 /* How products run: bf16 == 0 in float32 (mm_linear); bf16 == 1 through mm_bf16_matmul on
@@ -70,8 +76,13 @@ void tf_layernorm(float *y, const float *x, const tf_norm *ln, int64_t rows, int
  * (oneDNN refusing the product). */
 cmcr_status tf_linear_forward(const tf_prec *p, float *y, const float *x, const tf_linear *l, int64_t rows);
 
-/* x * sigmoid(1.702 x) in place (CLIP's activation). */
+/* x * sigmoid(1.702 x) in place (OpenAI CLIP's activation). */
 void tf_quickgelu(float *x, int64_t n);
+
+/* x * (1 + erf(x / sqrt 2)) / 2 in place: the exact GELU. erf as PyTorch's own vectorised CPU
+ * kernel computes it (Abramowitz & Stegun 7.1.26, absolute error below 1.5e-7), so the result
+ * is within about 2e-7 (1 + |x|) of the exact value, as close as torch.nn.GELU()'s. */
+void tf_gelu(float *x, int64_t n);
 
 /* Scaled dot-product attention: qkv (seqs * tokens rows of 3 width: q, k, v) -> out (rows x
  * width), heads of width / heads columns, scores scaled by head_size^-1/2, softmax in float32;
