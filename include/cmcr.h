@@ -601,13 +601,23 @@ typedef struct cmcr_clip_info {
     int32_t context;    /* token ids per prompt (77) */
     int has_tokenizer;  /* 1: prompts can be embedded */
     const char *layout; /* weights as found: "hf" (Hugging Face) or "openai" (OpenAI/open_clip) */
+    const char *activation, *text_activation; /* the towers' MLP activation: "quick_gelu" or "gelu" */
 } cmcr_clip_info;
-/* Load a model: a Hugging Face folder (model.safetensors or pytorch_model.bin, with vocab.json
- * and merges.txt) or one weights file (.safetensors, .bin, .pt) in either key layout.
- * tokenizer: a vocab.json (merges.txt beside it), a folder holding both, or OpenAI's
- * bpe_simple_vocab_16e6.txt.gz; NULL looks beside the model for either. Without one the model
- * embeds images only, and prompts are refused with a message that says so. */
-CMCR_API cmcr_status cmcr_clip_load(const char *model, const char *tokenizer, cmcr_clip **out);
+typedef struct cmcr_clip_options {
+    /* A vocab.json (merges.txt beside it), a folder holding both, or OpenAI's
+     * bpe_simple_vocab_16e6.txt.gz; NULL looks beside the model for either. Without one the
+     * model embeds images only, and prompts are refused with a message that says so. */
+    const char *tokenizer;
+    /* "quick_gelu" (OpenAI's models) or "gelu" (open_clip's LAION models) for both towers;
+     * NULL takes each tower's from the Hugging Face config.json beside the weights (an unknown
+     * one is refused), else quick_gelu: nothing in a state dict tells them apart. */
+    const char *activation;
+} cmcr_clip_options;
+CMCR_API cmcr_clip_options cmcr_clip_default_options(void); /* all NULL */
+/* Load a model: a Hugging Face folder (model.safetensors or pytorch_model.bin, with
+ * config.json, vocab.json and merges.txt) or one weights file (.safetensors, .bin, .pt) in
+ * either key layout. A .safetensors file is mapped, not copied. opts may be NULL (defaults). */
+CMCR_API cmcr_status cmcr_clip_load(const char *model, const cmcr_clip_options *opts, cmcr_clip **out);
 CMCR_API void cmcr_clip_free(cmcr_clip *c);
 CMCR_API cmcr_clip_info cmcr_clip_get_info(const cmcr_clip *c);
 /* Decode one JPEG or PNG and preprocess it as Hugging Face's CLIP image processor (Pillow's

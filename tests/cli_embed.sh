@@ -69,6 +69,16 @@ close patches.npy ref/patch_emb.npy 1e-4
 [ ! -s err.txt ] || fail "--quiet printed: $(cat err.txt)"
 close img2.npy img.npy 1e-5
 
+# 2b. The activation: a Hugging Face folder whose config.json says gelu runs GELU (and says so);
+#     the same weights from the OpenAI .pt need --activation gelu to give the same rows.
+"$BIN" embed --model "$F/hf_gelu" --images imgs --out gelu.npy 2>err.txt || { cat err.txt; fail "embed, gelu folder"; }
+grep -q "hf layout, gelu" err.txt || fail "the summary does not say gelu: $(cat err.txt)"
+"$BIN" embed --model "$F/openai.pt" --activation gelu --images imgs --out gelu2.npy --quiet || fail "--activation gelu"
+close gelu2.npy gelu.npy 1e-5
+"$BIN" embed --model "$F/openai.pt" --images imgs --out quick.npy --quiet || fail "openai.pt, default activation"
+"$PY" -c 'import numpy as np, sys; sys.exit(not abs(np.load("quick.npy") - np.load("gelu.npy")).max() > 1e-3)' ||
+    fail "the activation changes nothing: the check above could not tell them apart"
+
 # 3. bf16 products: close to float32 (the bound is loose; the measured error is printed).
 if "$BIN" info 2>/dev/null | grep -q "^bfloat16.*built in"; then
     "$BIN" embed --model "$F/hf" --images imgs --out img_bf16.npy --precision bf16 --quiet || fail "bf16"
@@ -109,6 +119,8 @@ NAMES=(--images --text)
 refusal "both --images and --text" "$BIN" embed --model "$F/hf" --images imgs --text photos.txt --out out.npy
 NAMES=(--patches)
 refusal "--patches with prompts" "$BIN" embed --model "$F/hf" --text photos.txt --out out.npy --patches p.npy
+NAMES=(--activation relu)
+refusal "an unknown activation" "$BIN" embed --model "$F/hf" --images imgs --out out.npy --activation relu
 NAMES=(--batch)
 refusal "batch 0" "$BIN" embed --model "$F/hf" --images imgs --out out.npy --batch 0
 NAMES=(out.txt)

@@ -258,7 +258,11 @@ static void test_gelu_model(void **state)
     m = load_ok("small/hf", "hf"); /* config.json: "quick_gelu" */
     assert_string_equal(clip_model_info(m)->activation, "quick_gelu");
     clip_model_free(m);
+    cmcr_set_log(keep_warning, NULL);
+    warned[0] = 0;
     m = load_act("small/openai.pt", "gelu", "gelu");
+    cmcr_set_log(NULL, NULL);
+    assert_string_equal(warned, ""); /* no config.json beside it: nothing contradicts the override */
     expect_close("OpenAI layout, gelu override", run_towers(m, &rg, 0));
     clip_model_free(m);
     free_refs(&rg);

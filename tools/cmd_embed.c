@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 
 typedef struct embed_cli {
-    const char *model, *tokenizer, *text, *out, *patches, *names, *precision;
+    const char *model, *tokenizer, *activation, *text, *out, *patches, *names, *precision;
     cli_strs images;
     long long batch;
     bool no_normalize, skip_bad, quiet;
@@ -165,12 +165,15 @@ static void show(progress *p, int64_t done, int64_t total)
     else fprintf(stderr, "                 \n");
 }
 
-/* The closing line: what was written, and the rate since the model was loaded (reading the
- * inputs, embedding; not loading or saving). */
-static void summary(const char *what, int64_t rows, const char *out, int dim, double t)
+/* The closing line: what was written, the rate since the model was loaded (reading the
+ * inputs, embedding; not loading or saving), and the layout and activation the weights ran
+ * with. */
+static void summary(const char *what, int64_t rows, const char *out, cmcr_clip_info in, double t)
 {
-    fprintf(stderr, "cmcr embed: %lld %s -> %s (%lld x %d) in %.2f s (%.1f %s/s)\n", (long long)rows, what, out,
-            (long long)rows, dim, t, t > 0 ? (double)rows / t : 0.0, what);
+    const char *act = strcmp(what, "images") == 0 ? in.activation : in.text_activation;
+    fprintf(stderr, "cmcr embed: %lld %s -> %s (%lld x %d) in %.2f s (%.1f %s/s); weights in the %s layout, %s\n",
+            (long long)rows, what, out, (long long)rows, in.dim, t, t > 0 ? (double)rows / t : 0.0, what, in.layout,
+            act);
 }
 
 /* ------------------------------------------------------------------ outputs */
@@ -262,7 +265,7 @@ static int embed_images(const embed_cli *a, const cmcr_clip *c, const str_list *
         for (int64_t i = 0; i < skipped.n; i++) fprintf(stderr, "  %s\n", skipped.v[i]);
     }
     if (!rc && !a->quiet)
-        summary("images", rows, a->out, in.dim, secs);
+        summary("images", rows, a->out, in, secs);
     list_free(&kept_names);
     list_free(&skipped);
     free(pixels);
@@ -301,7 +304,7 @@ static int embed_text(const embed_cli *a, const cmcr_clip *c, progress *pr)
     str_list none = {0};
     double secs = cmcr_now_seconds() - pr->start;
     if (!rc && (rc = save_outputs(a, emb, NULL, n, in, &none)) == 0 && !a->quiet)
-        summary("prompts", n, a->out, in.dim, secs);
+        summary("prompts", n, a->out, in, secs);
     free(ids);
     free(emb);
     cli_lines_free(&lines);
@@ -310,12 +313,15 @@ static int embed_text(const embed_cli *a, const cmcr_clip *c, progress *pr)
 
 /* ------------------------------------------------------------------ the command */
 
+
 static int check_options(const embed_cli *a)
 {
     if ((a->images.n > 0) == (a->text != NULL)) return cli_error("embed", 2, "give either --images or --text (see --help)");
     if (a->patches && !a->images.n) return cli_error("embed", 2, "--patches needs --images");
     if (a->names && !a->images.n) return cli_error("embed", 2, "--names needs --images (prompts keep the text file's order)");
     if (cli_check_precision("embed", a->precision)) return 2;
+    if (a->activation && strcmp(a->activation, "quick_gelu") != 0 && strcmp(a->activation, "gelu") != 0)
+        return cli_error("embed", 2, "--activation must be quick_gelu or gelu, not '%s'", a->activation);
     cli_range r[] = {{"batch", a->batch, 1, 4096}};
     return cli_check_ranges("embed", r, 1);
 }
@@ -347,6 +353,8 @@ int cmd_embed(int argc, char **argv)
         {"model", OPT_STR, &a.model, NULL, "CLIP weights: a Hugging Face folder or a .safetensors/.bin/.pt file"},
         {"tokenizer", OPT_STR, &a.tokenizer, "", "vocab.json (merges.txt beside it) or bpe_simple_vocab_16e6.txt.gz; "
                                                  "default: found beside the model"},
+        {"activation", OPT_STR, &a.activation, "", "quick_gelu or gelu for both towers; default: the model's "
+                                                   "config.json, else quick_gelu (OpenAI's models)"},
         {"images", OPT_STRS, &a.images, "", "images (JPEG, PNG), folders of them (searched at any depth) or list "
                                             "files (.txt/.lst, one path per line)"},
         {"text", OPT_STR, &a.text, "", "a text file of prompts, one per line"},
@@ -365,7 +373,10 @@ int cmd_embed(int argc, char **argv)
     if (rc >= 0) return rc;
     if ((rc = check_options(&a)) || (rc = check_files(&a))) return rc;
     cmcr_clip *c;
-    if (cmcr_clip_load(a.model, a.tokenizer, &c)) return cli_fail("embed");
+    cmcr_clip_options co = cmcr_clip_default_options();
+    co.tokenizer = a.tokenizer;
+    co.activation = a.activation;
+    if (cmcr_clip_load(a.model, &co, &c)) return cli_fail("embed");
     progress pr = {!a.quiet && cli_is_tty(2), a.text ? "prompts" : "images", cmcr_now_seconds(), 0};
     if (a.text) {
         rc = embed_text(&a, c, &pr);

@@ -457,7 +457,8 @@ static cmcr_status choose_acts(const char *file, const char *override, acts *a)
     unsigned char *json = NULL;
     size_t len = 0;
     cmcr_status st = CMCR_OK;
-    if (stat(path, &sb) == 0) {
+    bool have = stat(path, &sb) == 0;
+    if (have) {
         st = file_read_all(path, CLIP_MAX_CONFIG, &json, &len);
         if (!st) st = parse_config((const char *)json, len, cfg, a);
     }
@@ -465,7 +466,7 @@ static cmcr_status choose_acts(const char *file, const char *override, acts *a)
     free(path);
     if (!override) return st;
     if (st) core_log(CMCR_LOG_WARN, "%s; using activation %s as asked", cmcr_last_error(), act_name(want));
-    else if (a->vis != want || a->txt != want)
+    else if (have && (a->vis != want || a->txt != want))
         core_log(CMCR_LOG_WARN, "%s: hidden_act is %s (vision) and %s (text); using %s as asked", cfg,
                  act_name(a->vis), act_name(a->txt), act_name(want));
     *a = (acts){want, want};

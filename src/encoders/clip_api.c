@@ -65,8 +65,17 @@ static cmcr_status find_tokenizer(const char *model, clip_bpe **out)
     return CMCR_OK;
 }
 
-cmcr_status cmcr_clip_load(const char *model, const char *tokenizer, cmcr_clip **out)
+cmcr_clip_options cmcr_clip_default_options(void)
 {
+    cmcr_clip_options o = {NULL, NULL};
+    return o;
+}
+
+cmcr_status cmcr_clip_load(const char *model, const cmcr_clip_options *opts, cmcr_clip **out)
+{
+    cmcr_clip_options o = opts ? *opts : cmcr_clip_default_options();
+    const char *tokenizer = o.tokenizer;
+    clip_load_opts lo = {o.activation};
     *out = NULL;
     if (!model || !*model) return core_fail(CMCR_EINVAL, "cmcr_clip_load: no model path");
     cmcr_clip *c = calloc(1, sizeof *c);
@@ -74,7 +83,7 @@ cmcr_status cmcr_clip_load(const char *model, const char *tokenizer, cmcr_clip *
         free(c);
         return core_fail(CMCR_ENOMEM, "%s: out of memory", model);
     }
-    cmcr_status st = clip_model_load(model, &c->model);
+    cmcr_status st = clip_model_load_with(model, &lo, &c->model);
     if (!st) st = tokenizer ? clip_bpe_load(tokenizer, &c->bpe) : find_tokenizer(model, &c->bpe);
     if (!st && c->bpe && clip_bpe_vocab_size(c->bpe) != clip_model_info(c->model)->vocab)
         st = core_fail(CMCR_ESHAPE, "%s: the tokenizer has %d tokens but the model's token embedding has %d rows",
@@ -100,7 +109,8 @@ void cmcr_clip_free(cmcr_clip *c)
 cmcr_clip_info cmcr_clip_get_info(const cmcr_clip *c)
 {
     const clip_info *i = clip_model_info(c->model);
-    cmcr_clip_info r = {i->embed_dim, i->image_size, i->grid * i->grid, i->context, c->bpe != NULL, i->layout};
+    cmcr_clip_info r = {i->embed_dim, i->image_size,      i->grid * i->grid, i->context,
+                        c->bpe != NULL, i->layout, i->activation, i->text_activation};
     return r;
 }
 
