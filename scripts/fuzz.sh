@@ -26,16 +26,15 @@ cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 work=$dir/fuzz-work
-fails=0
-summary=()
-for t in "${targets[@]}"; do
-    bin=$dir/fuzz/$t
-    w=$work/$t
+# run_one TARGET: fuzz it for $secs seconds on one core, then replay its regression inputs;
+# writes $work/TARGET/line (the summary line) and $work/TARGET/fails (0, 1 or 2).
+run_one() {
+    local t=$1 bin=$dir/fuzz/$1 w=$work/$1 rc=0 f=0
     rm -rf "$w"
     mkdir -p "$w/corpus"
     cp fuzz/corpus/"$t"/* "$w/corpus/"
+    local start end execs peak cov line
     start=$(date +%s.%N)
-    rc=0
     "$bin" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$w/" "$w/corpus" >"$w/log" 2>&1 || rc=$?
     end=$(date +%s.%N)
@@ -45,29 +44,47 @@ for t in "${targets[@]}"; do
     line=$(printf '%-18s %10s execs %7.1f s  cov %-5s peak rss %s MB  corpus %d files' "$t" "${execs:-?}" \
         "$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')" "${cov:-?}" "${peak:-?}" "$(ls "$w/corpus" | wc -l)")
     if [ $rc -ne 0 ]; then
-        fails=$((fails + 1))
+        f=$((f + 1))
         line="$line  FAILED (exit $rc)"
-        echo "=== $t failed; end of $w/log:" >&2
-        tail -40 "$w/log" >&2
-        ls "$w"/crash-* "$w"/leak-* "$w"/timeout-* "$w"/oom-* 2>/dev/null >&2 || true
+        {
+            echo "=== $t failed; end of $w/log:"
+            tail -40 "$w/log"
+            ls "$w"/crash-* "$w"/leak-* "$w"/timeout-* "$w"/oom-* 2>/dev/null || true
+        } >"$w/failure"
     fi
-    echo "$line"
-    summary+=("$line")
-
     # Replay the reproducers of bugs found before: each must now run cleanly.
-    reg=fuzz/regressions/$t
+    local reg=fuzz/regressions/$t
     if [ -d "$reg" ] && [ -n "$(ls -A "$reg")" ]; then
         rc=0
         "$bin" -rss_limit_mb=2048 -timeout=10 "$reg"/* >"$w/regressions.log" 2>&1 || rc=$?
-        n=$(ls "$reg" | wc -l)
         if [ $rc -ne 0 ]; then
-            fails=$((fails + 1))
-            echo "$t: regressions FAILED (exit $rc); end of $w/regressions.log:" >&2
-            tail -40 "$w/regressions.log" >&2
+            f=$((f + 1))
+            { echo "$t: regressions FAILED (exit $rc); end of $w/regressions.log:"; tail -40 "$w/regressions.log"; } >>"$w/failure"
         else
-            echo "$t: $n regression input(s) replayed cleanly"
+            echo "$t: $(ls "$reg" | wc -l) regression input(s) replayed cleanly" >"$w/regressions"
         fi
     fi
+    echo "$line" >"$w/line"
+    echo "$f" >"$w/fails"
+}
+
+# As many targets at once as there are cores (each fuzzer is one process on one core).
+jobs_max=$(nproc)
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+    run_one "$t" &
+done
+wait
+fails=0
+summary=()
+for t in "${targets[@]}"; do
+    w=$work/$t
+    [ -f "$w/failure" ] && cat "$w/failure" >&2
+    [ -f "$w/regressions" ] && cat "$w/regressions"
+    line=$(cat "$w/line" 2>/dev/null || echo "$t: no result (the run died)")
+    echo "$line"
+    summary+=("$line")
+    fails=$((fails + $(cat "$w/fails" 2>/dev/null || echo 1)))
 done
 echo "--- fuzzing summary ($secs s per target)"
 printf '%s\n' "${summary[@]}"
