@@ -60,7 +60,9 @@ typedef enum cmcr_log_level {
 } cmcr_log_level;
 
 typedef void (*cmcr_log_fn)(cmcr_log_level level, const char *message, void *user);
-/* Install a log callback (NULL silences the library, which is the default). */
+/* Install a log callback (NULL silences the library, which is the default). It may be called
+ * from the library's worker threads (cmcr_clip_pixels_files decodes in parallel), so it must
+ * be safe to call from several threads at once. */
 CMCR_API void cmcr_set_log(cmcr_log_fn fn, void *user);
 
 /* Strict number parsing, for command-line flags and numbers stored in files: the whole of s
@@ -605,8 +607,9 @@ typedef struct cmcr_clip_info {
 } cmcr_clip_info;
 typedef struct cmcr_clip_options {
     /* A vocab.json (merges.txt beside it), a folder holding both, or OpenAI's
-     * bpe_simple_vocab_16e6.txt.gz; NULL looks beside the model for either. Without one the
-     * model embeds images only, and prompts are refused with a message that says so. */
+     * bpe_simple_vocab_16e6.txt.gz: it must load and match the model's vocabulary. NULL looks
+     * beside the model for either; without one, or when the one found there cannot be used,
+     * the model embeds images only and prompts are refused with the reason. */
     const char *tokenizer;
     /* "quick_gelu" (OpenAI's models) or "gelu" (open_clip's LAION models) for both towers;
      * NULL takes each tower's from the Hugging Face config.json beside the weights (an unknown

@@ -115,6 +115,7 @@ NAMES=(bad/text.jpg)
 refusal "only bad images, --skip-bad" "$BIN" embed --model "$F/hf" --images bad/text.jpg --out out.npy --skip-bad
 
 # 6. Refusals before any work.
+printf 'a dog\n' >one.txt
 NAMES=(--images --text)
 refusal "both --images and --text" "$BIN" embed --model "$F/hf" --images imgs --text photos.txt --out out.npy
 NAMES=(--patches)
@@ -134,6 +135,47 @@ refusal "a missing image" "$BIN" embed --model "$F/hf" --images missing.jpg --ou
 NAMES=(notes.dat "not a JPEG or PNG")
 cp imgs/notes.txt notes.dat
 refusal "a file that is not an image, named directly" "$BIN" embed --model "$F/hf" --images imgs/a.jpg notes.dat --out out.npy
+# The review's cases: an output that is a file the run reads although it is not named on the
+# command line (the tokenizer's merges.txt beside a vocab.json; a path inside a list file), a
+# path with a line break under --names, a name with a line break in a message, an empty value.
+HF=${CMCR_FIXTURES}/clip_tokens/hf # made from the shared vocabulary when it is there
+[ ! -f "$VOCAB" ] || [ -f "$HF/vocab.json" ] || fail "$HF/vocab.json is missing although $VOCAB is there"
+if [ -f "$HF/vocab.json" ]; then
+    mkdir -p tok
+    cp "$HF/vocab.json" "$HF/merges.txt" tok/
+    cp tok/merges.txt merges.keep
+    NAMES=(tok/merges.txt "never overwritten")
+    refusal "--names is the tokenizer's merges.txt" "$BIN" embed --model "$F/hf" --tokenizer tok/vocab.json \
+        --images imgs/a.jpg --out out.npy --names tok/merges.txt
+    cmp -s tok/merges.txt merges.keep || fail "merges.txt was changed"
+fi
+printf 'imgs/a.jpg\nkeep.txt\n' >inlist.lst
+echo "not an image" >keep.txt
+NAMES=(keep.txt "never overwritten")
+refusal "--names is a path inside the list" "$BIN" embed --model "$F/hf" --images inlist.lst --out out.npy \
+    --names keep.txt --skip-bad
+[ "$(cat keep.txt)" = "not an image" ] || fail "keep.txt was changed"
+mkdir -p nl
+cp imgs/a.jpg "nl/x
+y.jpg"
+NAMES=('nl/x\x0ay.jpg' "line break")
+refusal "a path with a line break under --names" "$BIN" embed --model "$F/hf" --images nl --out out.npy --names n2.txt
+NAMES=('no\x0asuch.jpg')
+refusal "a missing image whose name has a line break" "$BIN" embed --model "$F/hf" --images "no
+such.jpg" --out out.npy
+NAMES=(--images)
+refusal "an empty --images=" "$BIN" embed --model "$F/hf" --images= --out out.npy
+# A vocab.json beside the weights that belongs to another model does not stop images; prompts
+# are then refused with the reason.
+mkdir -p other
+cp "$F/openai.pt" other/
+echo '{"a": 0}' >other/vocab.json
+echo '#version: 0.2' >other/merges.txt
+"$BIN" embed --model other/openai.pt --images imgs/a.jpg --out other.npy --quiet 2>err.txt ||
+    fail "an unusable tokenizer beside the weights stopped an image run: $(cat err.txt)"
+NAMES=(other/vocab.json "cannot embed prompts" --tokenizer)
+refusal "prompts with an unusable tokenizer beside the weights" "$BIN" embed --model other/openai.pt --text one.txt --out out.npy
+
 NAMES=(empty "no images")
 mkdir empty
 refusal "a folder without images" "$BIN" embed --model "$F/hf" --images empty --out out.npy
@@ -155,12 +197,9 @@ if [ -f "$VOCAB" ]; then
     "$BIN" embed --model "$F/openai.pt" --tokenizer "$VOCAB" --text prompts.txt --out text.npy --batch 2 2>err.txt ||
         { cat err.txt; fail "embed prompts"; }
     close text.npy ref/text_emb.npy 1e-4
-    HF=${CMCR_FIXTURES}/clip_tokens
-    if [ -f "$HF/vocab.json" ]; then
-        "$BIN" embed --model "$F/hf" --tokenizer "$HF/vocab.json" --text prompts.txt --out text_hf.npy --quiet ||
-            fail "embed prompts with vocab.json"
-        close text_hf.npy text.npy 1e-5
-    fi
+    "$BIN" embed --model "$F/hf" --tokenizer "$HF/vocab.json" --text prompts.txt --out text_hf.npy --quiet ||
+        fail "embed prompts with vocab.json"
+    close text_hf.npy text.npy 1e-5
     printf 'fine\nbad \xff byte\n' >badutf.txt
     NAMES=(badutf.txt:2)
     refusal "a prompt that is not UTF-8" "$BIN" embed --model "$F/openai.pt" --tokenizer "$VOCAB" --text badutf.txt --out out.npy

@@ -134,6 +134,7 @@ static int set_strs(const cli_cmd *cmd, const cli_opt *o, const char *eq, int i,
 {
     cli_strs *s = o->dst;
     if (s->n) return cli_error(cmd->name, 2, "--%s given twice (give all its values after one --%s)", o->name, o->name), -1;
+    if (eq && !eq[1]) return cli_error(cmd->name, 2, "--%s needs a value", o->name), -1;
     if (eq) {
         *s = (cli_strs){&s->one, 1, (char *)eq + 1};
         return i;

@@ -44,6 +44,15 @@ static bool list_push(str_list *l, char *s)
     return true;
 }
 
+/* An error about a path as the user's file system spells it: shown printable, on one line. */
+static int path_error(const char *fmt, const char *path)
+{
+    char *shown = cli_printable(path);
+    int rc = cli_error("embed", 1, fmt, shown ? shown : "(out of memory)");
+    free(shown);
+    return rc;
+}
+
 static char *join_path(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -68,9 +77,9 @@ static int by_name(const void *a, const void *b) { return strcmp(*(char *const *
 /* The images under dir, at any depth (hidden entries skipped), in the order of their paths. */
 static int add_folder(const char *dir, str_list *out, int depth)
 {
-    if (depth > 64) return cli_error("embed", 1, "%s: folders nested more than 64 deep", dir);
+    if (depth > 64) return path_error("%s: folders nested more than 64 deep (a link loop?)", dir);
     DIR *d = opendir(dir);
-    if (!d) return cli_error("embed", 1, "%s: cannot open folder", dir);
+    if (!d) return path_error("%s: cannot open folder", dir);
     str_list here = {0};
     struct dirent *e;
     int rc = 0;
@@ -121,7 +130,7 @@ static int add_list(const char *path, str_list *out)
 static bool is_list_name(const char *p)
 {
     size_t n = strlen(p);
-    return (n > 4 && strcmp(p + n - 4, ".txt") == 0) || (n > 4 && strcmp(p + n - 4, ".lst") == 0);
+    return n > 4 && (strcasecmp(p + n - 4, ".txt") == 0 || strcasecmp(p + n - 4, ".lst") == 0);
 }
 
 /* --images: image files, folders (searched for .jpg, .jpeg and .png) and list files (.txt,
@@ -132,15 +141,16 @@ static int collect_images(const cli_strs *args, str_list *out)
         const char *a = args->v[i];
         struct stat st;
         int rc;
-        if (stat(a, &st) != 0) return cli_error("embed", 1, "%s: cannot open image, folder or list", a);
+        if (stat(a, &st) != 0) return path_error("%s: cannot open image, folder or list", a);
         if (S_ISDIR(st.st_mode)) rc = add_folder(a, out, 0);
         else if (is_list_name(a)) rc = add_list(a, out);
         else rc = list_push(out, strdup(a)) ? 0 : cli_error("embed", 1, "out of memory");
         if (rc) return rc;
     }
     if (out->n == 0)
-        return cli_error("embed", 1, "--images %s%s: no images found (folders are searched for .jpg, .jpeg and .png)",
-                         args->v[0], args->n > 1 ? " ..." : "");
+        return path_error(args->n > 1 ? "--images %s ...: no images found (folders are searched for .jpg, .jpeg and .png)"
+                                      : "--images %s: no images found (folders are searched for .jpg, .jpeg and .png)",
+                          args->v[0]);
     return 0;
 }
 
@@ -150,7 +160,15 @@ typedef struct progress {
     bool on;
     const char *what;
     double start, last;
+    bool open; /* a progress line without its newline is on the terminal */
 } progress;
+
+/* Ends an open progress line, so that a message after it starts on its own line. */
+static void progress_break(progress *p)
+{
+    if (p->open) fputc('\n', stderr);
+    p->open = false;
+}
 
 static void show(progress *p, int64_t done, int64_t total)
 {
@@ -161,8 +179,9 @@ static void show(progress *p, int64_t done, int64_t total)
     double el = t - p->start, rate = el > 0 ? (double)done / el : 0;
     fprintf(stderr, "\rembedding %s: %lld/%lld (%.1f%%), %.1f/s", p->what, (long long)done, (long long)total,
             total ? 100.0 * (double)done / (double)total : 100.0, rate);
-    if (done < total && rate > 0) fprintf(stderr, ", about %.0f s left   ", (double)(total - done) / rate);
-    else fprintf(stderr, "                 \n");
+    p->open = done < total;
+    if (p->open && rate > 0) fprintf(stderr, ", about %.0f s left   ", (double)(total - done) / rate);
+    else if (!p->open) fprintf(stderr, "                 \n");
 }
 
 /* The closing line: what was written, the rate since the model was loaded (reading the
@@ -170,10 +189,13 @@ static void show(progress *p, int64_t done, int64_t total)
  * with. */
 static void summary(const char *what, int64_t rows, const char *out, cmcr_clip_info in, double t)
 {
-    const char *act = strcmp(what, "images") == 0 ? in.activation : in.text_activation;
+    bool images = strcmp(what, "images") == 0;
+    const char *act = images ? in.activation : in.text_activation, *one = images ? "image" : "prompt";
+    char *shown = cli_printable(out);
     fprintf(stderr, "cmcr embed: %lld %s -> %s (%lld x %d) in %.2f s (%.1f %s/s); weights in the %s layout, %s\n",
-            (long long)rows, what, out, (long long)rows, in.dim, t, t > 0 ? (double)rows / t : 0.0, what, in.layout,
-            act);
+            (long long)rows, rows == 1 ? one : what, shown ? shown : "(out of memory)", (long long)rows, in.dim, t,
+            t > 0 ? (double)rows / t : 0.0, what, in.layout, act);
+    free(shown);
 }
 
 /* ------------------------------------------------------------------ outputs */
@@ -242,14 +264,17 @@ static int embed_images(const embed_cli *a, const cmcr_clip *c, const str_list *
         int64_t cnt = n - s < b ? n - s : b, k = cnt;
         cmcr_status st = cmcr_clip_pixels_files(c, (const char *const *)files->v + s, cnt, pixels, ok);
         if (st && !a->skip_bad) {
+            progress_break(pr);
             rc = cli_error("embed", 1, "%s (--skip-bad goes on without such files)", cmcr_last_error());
             break;
         }
         if (st) k = drop_bad(c, files->v + s, cnt, ok, pixels, each, &skipped);
         float *pp = patches ? patches + (size_t)rows * in.patches * in.dim : NULL;
         if (k && cmcr_clip_embed_pixels(c, pixels, k, strcmp(a->precision, "bf16") == 0, !a->no_normalize,
-                                        emb + (size_t)rows * in.dim, pp))
+                                        emb + (size_t)rows * in.dim, pp)) {
+            progress_break(pr);
             rc = cli_fail("embed");
+        }
         for (int64_t i = 0; !rc && i < cnt; i++)
             if (ok[i] && !list_push(&kept_names, strdup(files->v[s + i]))) rc = cli_error("embed", 1, "out of memory");
         rows += k;
@@ -297,8 +322,10 @@ static int embed_text(const embed_cli *a, const cmcr_clip *c, progress *pr)
     for (int64_t s = 0; !rc && s < n; s += a->batch) {
         int64_t cnt = n - s < a->batch ? n - s : a->batch;
         if (cmcr_clip_embed_ids(c, ids + s * in.context, cnt, strcmp(a->precision, "bf16") == 0, !a->no_normalize,
-                                emb + s * in.dim))
+                                emb + s * in.dim)) {
+            progress_break(pr);
             rc = cli_fail("embed");
+        }
         show(pr, s + cnt, n);
     }
     str_list none = {0};
@@ -326,24 +353,64 @@ static int check_options(const embed_cli *a)
     return cli_check_ranges("embed", r, 1);
 }
 
-/* Every input the user named (the images inside folders and lists cannot have an output's
- * name: outputs are .npy and .txt, folders are searched for images only, and a list file
- * is named here). */
-static int check_files(const embed_cli *a)
+/* The folder of path, malloc'd: path itself when it is a folder. */
+static char *folder_of(const char *path)
 {
-    cli_file *in = malloc((size_t)(3 + a->images.n) * sizeof *in);
-    if (!in) return cli_error("embed", 1, "out of memory");
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return strdup(path);
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+}
+
+/* Files the library may read beside the model or the tokenizer (config.json for the
+ * activation, the tokenizer's files, the weights of a folder). */
+static const char *const companions[] = {"config.json", "vocab.json", "merges.txt", "bpe_simple_vocab_16e6.txt.gz",
+                                         "model.safetensors", "pytorch_model.bin"};
+
+static int add_companions(const char *path, str_list *out)
+{
+    char *dir = folder_of(path);
+    bool ok = dir != NULL;
+    for (size_t i = 0; ok && i < sizeof companions / sizeof companions[0]; i++) ok = list_push(out, join_path(dir, companions[i]));
+    free(dir);
+    return ok ? 0 : cli_error("embed", 1, "out of memory");
+}
+
+/* Before any work: no output may be any file this run reads: the model and what lies beside
+ * it, the tokenizer's files, the prompts, every image (also those found in folders and list
+ * files) and the list files themselves. */
+static int check_files(const embed_cli *a, const str_list *files)
+{
+    str_list extra = {0};
+    int rc = add_companions(a->model, &extra);
+    if (!rc && a->tokenizer) rc = add_companions(a->tokenizer, &extra);
+    size_t n = 3 + (size_t)extra.n + (size_t)a->images.n + (size_t)files->n;
+    cli_file *in = rc ? NULL : malloc(n * sizeof *in);
+    if (!rc && !in) rc = cli_error("embed", 1, "out of memory");
+    if (rc) return list_free(&extra), rc;
     int nin = 0;
     in[nin++] = (cli_file){"--model", a->model, NULL, NULL, NULL};
     in[nin++] = (cli_file){"--tokenizer", a->tokenizer, NULL, NULL, NULL};
     in[nin++] = (cli_file){"--text", a->text, NULL, NULL, NULL};
+    for (int64_t i = 0; i < extra.n; i++) in[nin++] = (cli_file){"file beside the model or tokenizer", extra.v[i], NULL, NULL, NULL};
     for (int i = 0; i < a->images.n; i++) in[nin++] = (cli_file){"--images", a->images.v[i], NULL, NULL, NULL};
+    for (int64_t i = 0; i < files->n; i++) in[nin++] = (cli_file){"image", files->v[i], NULL, NULL, NULL};
     cli_file out[3] = {{"--out", a->out, CLI_EXT_NPY, NULL, NULL},
                        {"--patches", a->patches, CLI_EXT_NPY, NULL, NULL},
                        {"--names", a->names, ".txt", NULL, NULL}};
-    int rc = cli_check_files("embed", in, nin, out, 3);
+    rc = cli_check_files("embed", in, nin, out, 3);
     free(in);
+    list_free(&extra);
     return rc;
+}
+
+/* --names writes one path per line: a path with a line break would shift every row after it. */
+static int check_names(const embed_cli *a, const str_list *files)
+{
+    for (int64_t i = 0; a->names && i < files->n; i++)
+        if (strpbrk(files->v[i], "\r\n")) return path_error("%s: a path with a line break cannot be listed in --names", files->v[i]);
+    return 0;
 }
 
 int cmd_embed(int argc, char **argv)
@@ -371,21 +438,20 @@ int cmd_embed(int argc, char **argv)
     char *pos[8];
     int rc = cli_parse(&cmd, argc, argv, pos);
     if (rc >= 0) return rc;
-    if ((rc = check_options(&a)) || (rc = check_files(&a))) return rc;
+    if ((rc = check_options(&a))) return rc;
+    str_list files = {0};
+    if (a.images.n) rc = collect_images(&a.images, &files);
+    if (!rc) rc = check_names(&a, &files);
+    if (!rc) rc = check_files(&a, &files);
+    if (rc) return list_free(&files), rc;
     cmcr_clip *c;
     cmcr_clip_options co = cmcr_clip_default_options();
     co.tokenizer = a.tokenizer;
     co.activation = a.activation;
-    if (cmcr_clip_load(a.model, &co, &c)) return cli_fail("embed");
-    progress pr = {!a.quiet && cli_is_tty(2), a.text ? "prompts" : "images", cmcr_now_seconds(), 0};
-    if (a.text) {
-        rc = embed_text(&a, c, &pr);
-    } else {
-        str_list files = {0};
-        rc = collect_images(&a.images, &files);
-        if (!rc) rc = embed_images(&a, c, &files, &pr);
-        list_free(&files);
-    }
+    if (cmcr_clip_load(a.model, &co, &c)) return list_free(&files), cli_fail("embed");
+    progress pr = {!a.quiet && cli_is_tty(2), a.text ? "prompts" : "images", cmcr_now_seconds(), 0, false};
+    rc = a.text ? embed_text(&a, c, &pr) : embed_images(&a, c, &files, &pr);
+    list_free(&files);
     cmcr_clip_free(c);
     return rc;
 }

@@ -17,8 +17,9 @@ static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 
 struct cmcr_clip {
     clip_model *model;
-    clip_bpe *bpe; /* NULL: no tokenizer found */
-    char *origin;  /* the model's path, for messages */
+    clip_bpe *bpe;   /* NULL: no tokenizer */
+    char *origin;    /* the model's path, for messages */
+    char *no_tokens; /* why there is no tokenizer, for cmcr_clip_tokenize's refusal */
 };
 
 static bool is_dir(const char *path)
@@ -33,35 +34,79 @@ static bool is_file(const char *path)
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* dir + "/" + name into buf (cap bytes); false when it does not fit. */
-static bool join(char *buf, size_t cap, const char *dir, const char *name)
+/* dir + "/" + name, malloc'd (NULL when out of memory). */
+static char *join(const char *dir, const char *name)
 {
-    return (size_t)snprintf(buf, cap, "%s/%s", dir, name) < cap;
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s/%s", dir, name);
+    return s;
 }
 
-/* The folder a model lives in: the model itself when it is one, else its file's folder. */
-static bool model_dir(const char *model, char *buf, size_t cap)
+/* The folder a model lives in, malloc'd: the model itself when it is one, else its file's
+ * folder. */
+static char *model_dir(const char *model)
 {
-    if (is_dir(model)) return (size_t)snprintf(buf, cap, "%s", model) < cap;
+    if (is_dir(model)) return strdup(model);
     const char *slash = strrchr(model, '/');
-    if (!slash) return (size_t)snprintf(buf, cap, ".") < cap;
+    if (!slash) return strdup(".");
     size_t n = slash == model ? 1 : (size_t)(slash - model);
-    if (n >= cap) return false;
-    memcpy(buf, model, n);
-    buf[n] = '\0';
-    return true;
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, model, n);
+        d[n] = '\0';
+    }
+    return d;
 }
 
-/* A tokenizer beside the model: Hugging Face's vocab.json (+ merges.txt), else OpenAI's merge
- * list. NULL *out when there is neither. */
-static cmcr_status find_tokenizer(const char *model, clip_bpe **out)
+/* The tokenizer file beside the model, malloc'd: Hugging Face's vocab.json (with merges.txt),
+ * else OpenAI's merge list; NULL when there is neither (or out of memory). */
+static char *tokenizer_beside(const char *model)
 {
     static const char *const names[] = {"vocab.json", "bpe_simple_vocab_16e6.txt.gz"};
-    char dir[4096], path[4200];
-    *out = NULL;
-    if (!model_dir(model, dir, sizeof dir)) return CMCR_OK;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (join(path, sizeof path, dir, names[i]) && is_file(path)) return clip_bpe_load(path, out);
+    char *dir = model_dir(model), *path = NULL;
+    for (size_t i = 0; dir && !path && i < sizeof names / sizeof names[0]; i++) {
+        path = join(dir, names[i]);
+        if (path && !is_file(path)) {
+            free(path);
+            path = NULL;
+        }
+    }
+    free(dir);
+    return path;
+}
+
+/* Load the tokenizer at path and check it against the model's vocabulary. */
+static cmcr_status load_tokenizer(cmcr_clip *c, const char *path)
+{
+    cmcr_status st = clip_bpe_load(path, &c->bpe);
+    int32_t want = clip_model_info(c->model)->vocab;
+    if (!st && clip_bpe_vocab_size(c->bpe) != want) {
+        char shown[1024];
+        st = core_fail(CMCR_ESHAPE, "%s: the tokenizer has %d tokens but the model's token embedding has %d rows",
+                       cmcr_printable(shown, sizeof shown, path), (int)clip_bpe_vocab_size(c->bpe), (int)want);
+    }
+    if (st) {
+        clip_bpe_free(c->bpe);
+        c->bpe = NULL;
+    }
+    return st;
+}
+
+/* A tokenizer found beside the model that cannot be used does not stop the model from
+ * embedding images: prompts are refused later, with the reason. */
+static cmcr_status find_tokenizer(cmcr_clip *c)
+{
+    char *path = tokenizer_beside(c->origin), shown[1024];
+    const char *why = "no tokenizer beside the model (vocab.json + merges.txt, or bpe_simple_vocab_16e6.txt.gz)";
+    char buf[2048];
+    if (path && load_tokenizer(c, path) != CMCR_OK) {
+        snprintf(buf, sizeof buf, "the tokenizer found beside the model cannot be used (%s)", cmcr_last_error());
+        why = buf;
+    }
+    free(path);
+    if (!c->bpe && !(c->no_tokens = strdup(why))) return core_fail(CMCR_ENOMEM, "%s: out of memory",
+                                                                   cmcr_printable(shown, sizeof shown, c->origin));
     return CMCR_OK;
 }
 
@@ -84,11 +129,7 @@ cmcr_status cmcr_clip_load(const char *model, const cmcr_clip_options *opts, cmc
         return core_fail(CMCR_ENOMEM, "%s: out of memory", model);
     }
     cmcr_status st = clip_model_load_with(model, &lo, &c->model);
-    if (!st) st = tokenizer ? clip_bpe_load(tokenizer, &c->bpe) : find_tokenizer(model, &c->bpe);
-    if (!st && c->bpe && clip_bpe_vocab_size(c->bpe) != clip_model_info(c->model)->vocab)
-        st = core_fail(CMCR_ESHAPE, "%s: the tokenizer has %d tokens but the model's token embedding has %d rows",
-                       tokenizer ? tokenizer : model, (int)clip_bpe_vocab_size(c->bpe),
-                       (int)clip_model_info(c->model)->vocab);
+    if (!st) st = tokenizer ? load_tokenizer(c, tokenizer) : find_tokenizer(c);
     if (st) {
         cmcr_clip_free(c);
         return st;
@@ -103,11 +144,13 @@ void cmcr_clip_free(cmcr_clip *c)
     clip_model_free(c->model);
     clip_bpe_free(c->bpe);
     free(c->origin);
+    free(c->no_tokens);
     free(c);
 }
 
 cmcr_clip_info cmcr_clip_get_info(const cmcr_clip *c)
 {
+    if (!c) return (cmcr_clip_info){0};
     const clip_info *i = clip_model_info(c->model);
     cmcr_clip_info r = {i->embed_dim, i->image_size,      i->grid * i->grid, i->context,
                         c->bpe != NULL, i->layout, i->activation, i->text_activation};
@@ -128,6 +171,7 @@ static cmcr_status preprocess(const cmcr_clip *c, const image_rgb *im, const cha
 
 cmcr_status cmcr_clip_pixels(const cmcr_clip *c, const char *path, float *pixels)
 {
+    if (!c || !path || !pixels) return core_fail(CMCR_EINVAL, "cmcr_clip_pixels: NULL argument");
     image_rgb im = {0};
     cmcr_status st = image_decode_file(path, &im);
     if (!st) st = preprocess(c, &im, path, pixels);
@@ -137,6 +181,7 @@ cmcr_status cmcr_clip_pixels(const cmcr_clip *c, const char *path, float *pixels
 
 cmcr_status cmcr_clip_pixels_memory(const cmcr_clip *c, const void *data, size_t len, const char *name, float *pixels)
 {
+    if (!c || !data || !name || !pixels) return core_fail(CMCR_EINVAL, "cmcr_clip_pixels_memory: NULL argument");
     image_rgb im = {0};
     cmcr_status st = image_decode_memory(data, len, name, &im);
     if (!st) st = preprocess(c, &im, name, pixels);
@@ -147,6 +192,8 @@ cmcr_status cmcr_clip_pixels_memory(const cmcr_clip *c, const void *data, size_t
 cmcr_status cmcr_clip_pixels_files(const cmcr_clip *c, const char *const *paths, int64_t n, float *pixels,
                                    unsigned char *ok)
 {
+    if (!c || !paths || !pixels || !ok || n < 0)
+        return core_fail(CMCR_EINVAL, "cmcr_clip_pixels_files: NULL argument or negative count");
     int32_t s = clip_model_info(c->model)->image_size;
     size_t each = (size_t)3 * (size_t)s * (size_t)s;
     /* One image per thread: decoding is serial inside libjpeg and libpng. The messages of
@@ -173,6 +220,7 @@ static void normalize_rows(float *x, int64_t rows, int64_t cols)
 cmcr_status cmcr_clip_embed_pixels(const cmcr_clip *c, const float *pixels, int64_t n, int bf16, int normalize,
                                    float *emb, float *patches)
 {
+    if (!c) return core_fail(CMCR_EINVAL, "cmcr_clip_embed_pixels: NULL model");
     const clip_info *i = clip_model_info(c->model);
     cmcr_status st = clip_encode_image(c->model, pixels, n, bf16, emb, patches);
     if (st || !normalize) return st;
@@ -183,17 +231,18 @@ cmcr_status cmcr_clip_embed_pixels(const cmcr_clip *c, const float *pixels, int6
 
 cmcr_status cmcr_clip_tokenize(const cmcr_clip *c, const char *text, size_t len, const char *name, int32_t *ids)
 {
+    char shown[1024];
+    if (!c) return core_fail(CMCR_EINVAL, "cmcr_clip_tokenize: NULL model");
     if (!c->bpe)
-        return core_fail(CMCR_EINVAL,
-                         "%s: no tokenizer: none beside the model (vocab.json + merges.txt, or "
-                         "bpe_simple_vocab_16e6.txt.gz); name one (--tokenizer)",
-                         c->origin);
+        return core_fail(CMCR_EINVAL, "%s: cannot embed prompts: %s; name a tokenizer (--tokenizer)",
+                         cmcr_printable(shown, sizeof shown, c->origin), c->no_tokens ? c->no_tokens : "none");
     return clip_bpe_encode(c->bpe, text, len, name, ids, clip_model_info(c->model)->context, NULL);
 }
 
 cmcr_status cmcr_clip_embed_ids(const cmcr_clip *c, const int32_t *ids, int64_t n, int bf16, int normalize,
                                 float *emb)
 {
+    if (!c) return core_fail(CMCR_EINVAL, "cmcr_clip_embed_ids: NULL model");
     cmcr_status st = clip_encode_text(c->model, ids, n, bf16, emb);
     if (!st && normalize) normalize_rows(emb, n, clip_model_info(c->model)->embed_dim);
     return st;
