@@ -615,8 +615,12 @@ typedef struct cmcr_clip_options {
      * NULL takes each tower's from the Hugging Face config.json beside the weights (an unknown
      * one is refused), else quick_gelu: nothing in a state dict tells them apart. */
     const char *activation;
+    /* 1: float32 products only: no bfloat16 copy of the weights is kept (it costs half the
+     * float32 weights' memory, 300 MB for ViT-B/32), and bf16 embeds are refused. 0 (default):
+     * the copy is made where bf16 products can run (cmcr_bf16_support). */
+    int float32_only;
 } cmcr_clip_options;
-CMCR_API cmcr_clip_options cmcr_clip_default_options(void); /* all NULL */
+CMCR_API cmcr_clip_options cmcr_clip_default_options(void); /* NULL, NULL, 0 */
 /* Load a model: a Hugging Face folder (model.safetensors or pytorch_model.bin, with
  * config.json, vocab.json and merges.txt) or one weights file (.safetensors, .bin, .pt) in
  * either key layout. A .safetensors file is mapped, not copied. opts may be NULL (defaults). */

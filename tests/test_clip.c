@@ -93,6 +93,26 @@ static void test_bf16_products(void **state)
     clip_model_free(m);
 }
 
+/* Loaded float32 only: the same float32 embeddings, and bf16 products refused, naming the
+ * file and why (no bfloat16 copy of the weights was kept). */
+static void test_float32_only(void **state)
+{
+    (void)state;
+    char *path = fx("small/hf");
+    clip_model *m = NULL;
+    refs r = load_refs("small", "ref");
+    assert_int_equal(clip_model_load_with(path, &(clip_load_opts){NULL, 1}, &m), CMCR_OK);
+    free(path);
+    expect_close("float32 only", run_towers(m, &r, 0));
+    float emb[96];
+    assert_int_equal(clip_encode_image(m, r.pixels, 1, 1, emb, NULL), CMCR_EUNSUPPORTED);
+    printf("MSG\t%s\n", cmcr_last_error());
+    assert_non_null(strstr(cmcr_last_error(), "model.safetensors"));
+    assert_true(strstr(cmcr_last_error(), "without bfloat16 weights") || strstr(cmcr_last_error(), "bfloat16 products"));
+    free_refs(&r);
+    clip_model_free(m);
+}
+
 /* More sequences than one chunk (the towers cut batches into chunks of about 1024 token
  * rows): small16's 197-token images run 5 per chunk, 77-token texts 13 per chunk, and each
  * text chunk only up to its own last EOT. */
@@ -216,7 +236,7 @@ static clip_model *load_act(const char *rel, const char *override, const char *w
 {
     char *p = fx(rel);
     clip_model *m = NULL;
-    clip_load_opts o = {override};
+    clip_load_opts o = {override, 0};
     if (clip_model_load_with(p, &o, &m)) fail_msg("%s", cmcr_last_error());
     assert_string_equal(clip_model_info(m)->activation, want_act);
     assert_string_equal(clip_model_info(m)->text_activation, want_act);
@@ -317,14 +337,14 @@ static void test_refuse_config(void **state)
     /* an override still loads, and says why it ignored the config */
     cmcr_set_log(keep_warning, NULL);
     warned[0] = 0;
-    assert_int_equal(clip_model_load_with(d, &(clip_load_opts){"gelu"}, &m), CMCR_OK);
+    assert_int_equal(clip_model_load_with(d, &(clip_load_opts){"gelu", 0}, &m), CMCR_OK);
     cmcr_set_log(NULL, NULL);
     printf("WARN\t%s\n", warned);
     assert_non_null(strstr(warned, "not valid JSON"));
     assert_non_null(strstr(warned, "using activation gelu as asked"));
     assert_string_equal(clip_model_info(m)->activation, "gelu");
     clip_model_free(m);
-    expect_fail_with("unknown override", d, &(clip_load_opts){"swish"}, CMCR_EINVAL,
+    expect_fail_with("unknown override", d, &(clip_load_opts){"swish", 0}, CMCR_EINVAL,
                      "activation 'swish' is neither quick_gelu nor gelu", NULL);
     free(d);
     /* no hidden_act, no sections, null sections: HF's default, quick_gelu */
@@ -556,7 +576,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_layouts_f32),   cmocka_unit_test(test_half_weights),
-        cmocka_unit_test(test_bf16_products), cmocka_unit_test(test_chunks),
+        cmocka_unit_test(test_bf16_products), cmocka_unit_test(test_float32_only),
+        cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_concurrent),    cmocka_unit_test(test_refuse_damaged),
         cmocka_unit_test(test_refuse_files),  cmocka_unit_test(test_refuse_ids),
         cmocka_unit_test(test_refuse_sizes),  cmocka_unit_test(test_activation_layers),

@@ -448,6 +448,7 @@ int cmd_embed(int argc, char **argv)
     cmcr_clip_options co = cmcr_clip_default_options();
     co.tokenizer = a.tokenizer;
     co.activation = a.activation;
+    co.float32_only = strcmp(a.precision, "f32") == 0; /* no bfloat16 copy of the weights */
     if (cmcr_clip_load(a.model, &co, &c)) return list_free(&files), cli_fail("embed");
     progress pr = {!a.quiet && cli_is_tty(2), a.text ? "prompts" : "images", cmcr_now_seconds(), 0, false};
     rc = a.text ? embed_text(&a, c, &pr) : embed_images(&a, c, &files, &pr);

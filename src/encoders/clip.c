@@ -667,7 +667,7 @@ cmcr_status clip_model_load_with(const char *path, const clip_load_opts *o, clip
     if (!st) set_acts(*out, &act);
     cmcr_tensors_free(ts);
     free(file);
-    return st ? st : add_bf16(out);
+    return st || (o && o->float32_only) ? st : add_bf16(out);
 }
 
 cmcr_status clip_model_load(const char *path, clip_model **out) { return clip_model_load_with(path, NULL, out); }
@@ -739,7 +739,7 @@ static cmcr_status check_bf16(const clip_model *m, int bf16)
         return core_fail(CMCR_EUNSUPPORTED, "%s: %s", m->name, why);
     }
     if (!m->params16)
-        return core_fail(CMCR_EUNSUPPORTED, "%s: bfloat16 products were not available when it was loaded", m->name);
+        return core_fail(CMCR_EUNSUPPORTED, "%s: loaded without bfloat16 weights (float32 only)", m->name);
     return CMCR_OK;
 }
 

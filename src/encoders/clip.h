@@ -25,6 +25,9 @@ typedef struct clip_info {
  * config.json that cannot be used, is logged as a warning). */
 typedef struct clip_load_opts {
     const char *activation;
+    /* 1: keep no bfloat16 copy of the weights (bf16 products are then refused); it costs half
+     * the float32 weights' memory, made at load where bf16 products can run. */
+    int float32_only;
 } clip_load_opts;
 
 /* Load weights: a Hugging Face model folder (model.safetensors, else pytorch_model.bin), or

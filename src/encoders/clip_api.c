@@ -112,7 +112,7 @@ static cmcr_status find_tokenizer(cmcr_clip *c)
 
 cmcr_clip_options cmcr_clip_default_options(void)
 {
-    cmcr_clip_options o = {NULL, NULL};
+    cmcr_clip_options o = {NULL, NULL, 0};
     return o;
 }
 
@@ -120,7 +120,7 @@ cmcr_status cmcr_clip_load(const char *model, const cmcr_clip_options *opts, cmc
 {
     cmcr_clip_options o = opts ? *opts : cmcr_clip_default_options();
     const char *tokenizer = o.tokenizer;
-    clip_load_opts lo = {o.activation};
+    clip_load_opts lo = {o.activation, o.float32_only};
     *out = NULL;
     if (!model || !*model) return core_fail(CMCR_EINVAL, "cmcr_clip_load: no model path");
     cmcr_clip *c = calloc(1, sizeof *c);
