@@ -45,21 +45,6 @@ static char *vocab_path(void)
     return NULL;
 }
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *p = malloc((size_t)len + 1);
-    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    p[len] = 0;
-    *n = (size_t)len;
-    return p;
-}
-
 /* The reference corpus: strings (length-prefixed UTF-8), ids (N x 77) and token counts. */
 typedef struct corpus {
     size_t n;
@@ -85,7 +70,7 @@ static bool corpus_load(corpus *c, const char *test)
     }
     size_t n;
     *c = (corpus){0};
-    c->raw = slurp(sp, &n);
+    c->raw = tu_read_file(sp, &n);
     assert_true(n >= 12 && memcmp(c->raw, "CLIPSTR1", 8) == 0);
     c->n = le32(c->raw + 8);
     c->s = calloc(c->n, sizeof *c->s);
@@ -170,7 +155,7 @@ static void test_reference_openai_gz(void **state)
     }
     /* The uncompressed merge list is the same vocabulary. */
     size_t n;
-    unsigned char *gz = slurp(vp, &n);
+    unsigned char *gz = tu_read_file(vp, &n);
     char *plain = tu_path("bpe_simple_vocab_16e6.txt");
     assert_int_equal(tu_system("gzip -dc '%s' > '%s'", vp, plain), 0);
     clip_bpe *p = NULL;
@@ -354,7 +339,7 @@ static void test_refuse_merge_files(void **state)
     for (int k = 0; k < 2000; k++) gzprintf(g, "%s\n", k == 0 ? "#version: 0.2" : "t h");
     assert_int_equal(gzclose(g), Z_OK);
     size_t n;
-    unsigned char *data = slurp(good, &n);
+    unsigned char *data = tu_read_file(good, &n);
     clip_bpe *t = NULL;
     assert_int_equal(clip_bpe_load(good, &t), CMCR_OK);
     clip_bpe_free(t);
@@ -609,7 +594,7 @@ static void test_unicode_word_split(void **state)
     char *path = fixture("clip_unicode", "classes.bin");
     if (!path) tu_skip("fixture clip_unicode absent (no Python reference)");
     size_t n;
-    unsigned char *cls = slurp(path, &n);
+    unsigned char *cls = tu_read_file(path, &n);
     assert_int_equal(n, 0x110000);
     clip_text tx;
     assert_int_equal(clip_text_init(&tx), CMCR_OK);
@@ -656,7 +641,7 @@ static void test_unicode_clean(void **state)
     char *path = fixture("clip_unicode", "lower.bin"), *cpath = fixture("clip_unicode", "classes.bin");
     if (!path || !cpath) tu_skip("fixture clip_unicode absent (no Python reference)");
     size_t n, nc;
-    unsigned char *low = slurp(path, &n), *cls = slurp(cpath, &nc);
+    unsigned char *low = tu_read_file(path, &n), *cls = tu_read_file(cpath, &nc);
     clip_text tx;
     assert_int_equal(clip_text_init(&tx), CMCR_OK);
     text_buf out = {0};
@@ -696,7 +681,7 @@ static void test_html_table_generated(void **state)
     char committed[1024];
     snprintf(committed, sizeof committed, "%s/src/text/html_entities.h", src);
     size_t a, b;
-    unsigned char *x = slurp(made, &a), *y = slurp(committed, &b);
+    unsigned char *x = tu_read_file(made, &a), *y = tu_read_file(committed, &b);
     if (a != b || memcmp(x, y, a) != 0)
         fail_msg("src/text/html_entities.h differs from what scripts/gen_html_entities.py writes today: rerun it");
     free(x), free(y), free(made);

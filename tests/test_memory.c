@@ -7,20 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)len + 1);
-    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    *n = (size_t)len;
-    return b;
-}
-
 static void assert_same(const cmcr_tensors *a, const cmcr_tensors *b)
 {
     assert_int_equal(cmcr_tensors_count(a), cmcr_tensors_count(b));
@@ -47,7 +33,7 @@ static void test_every_format(void **state)
         char *path = tu_path(names[k]);
         assert_int_equal(cmcr_tensors_save(ts, path, CMCR_FORMAT_AUTO), CMCR_OK);
         size_t n;
-        unsigned char *bytes = slurp(path, &n);
+        unsigned char *bytes = tu_read_file(path, &n);
         cmcr_tensors *from_file = NULL, *from_mem = NULL;
         assert_int_equal(cmcr_tensors_load(path, CMCR_FORMAT_AUTO, &from_file), CMCR_OK);
         assert_int_equal(cmcr_tensors_load_memory(bytes, n, CMCR_FORMAT_AUTO, names[k], &from_mem), CMCR_OK);
@@ -76,7 +62,7 @@ static void test_every_format(void **state)
     char *npy = tu_path("r.npy");
     assert_int_equal(cmcr_matrix_save_npy(npy, rows, 2, 3), CMCR_OK);
     size_t n;
-    unsigned char *bytes = slurp(npy, &n);
+    unsigned char *bytes = tu_read_file(npy, &n);
     cmcr_tensors *t = NULL;
     assert_int_equal(cmcr_tensors_load_memory(bytes, n, CMCR_FORMAT_AUTO, NULL, &t), CMCR_OK);
     assert_memory_equal(cmcr_tensors_at(t, 0)->data, rows, sizeof rows);

@@ -97,6 +97,22 @@ void tu_write_file(const char *path, const void *data, size_t n)
     fclose(f);
 }
 
+unsigned char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = malloc((size_t)len + 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    p[len] = 0;
+    *n = (size_t)len;
+    return p;
+}
+
 int tu_system(const char *fmt, ...)
 {
     char cmd[8192];

@@ -20,6 +20,8 @@ const char *tu_tmpdir(void);
 char *tu_path(const char *name);
 /* Write bytes to a file. */
 void tu_write_file(const char *path, const void *data, size_t n);
+/* A whole file, malloc'd with a NUL after its *n bytes (the test fails when it cannot be read). */
+unsigned char *tu_read_file(const char *path, size_t *n);
 /* Run a shell command; returns its exit status (or -1). */
 int tu_system(const char *fmt, ...);
 /* Path of the cmcr binary ($CMCR_BIN). */
