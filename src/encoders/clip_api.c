@@ -212,11 +212,6 @@ cmcr_status cmcr_clip_pixels_files(const cmcr_clip *c, const char *const *paths,
     return CMCR_OK;
 }
 
-static void normalize_rows(float *x, int64_t rows, int64_t cols)
-{
-    for (int64_t i = 0; i < rows; i++) vm_normalize_row(x + i * cols, x + i * cols, cols);
-}
-
 cmcr_status cmcr_clip_embed_pixels(const cmcr_clip *c, const float *pixels, int64_t n, int bf16, int normalize,
                                    float *emb, float *patches)
 {
@@ -224,8 +219,8 @@ cmcr_status cmcr_clip_embed_pixels(const cmcr_clip *c, const float *pixels, int6
     const clip_info *i = clip_model_info(c->model);
     cmcr_status st = clip_encode_image(c->model, pixels, n, bf16, emb, patches);
     if (st || !normalize) return st;
-    normalize_rows(emb, n, i->embed_dim);
-    if (patches) normalize_rows(patches, n * i->grid * i->grid, i->embed_dim);
+    cmcr_normalize_rows(emb, n, i->embed_dim);
+    if (patches) cmcr_normalize_rows(patches, n * i->grid * i->grid, i->embed_dim);
     return CMCR_OK;
 }
 
@@ -244,6 +239,6 @@ cmcr_status cmcr_clip_embed_ids(const cmcr_clip *c, const int32_t *ids, int64_t 
 {
     if (!c) return core_fail(CMCR_EINVAL, "cmcr_clip_embed_ids: NULL model");
     cmcr_status st = clip_encode_text(c->model, ids, n, bf16, emb);
-    if (!st && normalize) normalize_rows(emb, n, clip_model_info(c->model)->embed_dim);
+    if (!st && normalize) cmcr_normalize_rows(emb, n, clip_model_info(c->model)->embed_dim);
     return st;
 }
