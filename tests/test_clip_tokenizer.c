@@ -133,18 +133,27 @@ static size_t check_corpus(const clip_bpe *t, const corpus *c, bool print)
 
 /* ------------------------------------------------------------------ the reference corpus */
 
+/* The reference corpus and OpenAI's vocabulary from the test data (*vp: its path, for the
+ * caller to free), or the test skipped, saying which is missing. */
+static clip_bpe *corpus_and_vocab(corpus *c, char **vp, const char *test)
+{
+    *vp = vocab_path();
+    if (!*vp) tu_skip("%s not in the test data", VOCAB_REL);
+    if (!corpus_load(c, test)) {
+        free(*vp);
+        skip();
+    }
+    clip_bpe *t = NULL;
+    assert_int_equal(clip_bpe_load(*vp, &t), CMCR_OK);
+    return t;
+}
+
 static void test_reference_openai_gz(void **state)
 {
     (void)state;
     corpus c;
-    char *vp = vocab_path();
-    if (!vp) tu_skip("%s not in the test data", VOCAB_REL);
-    if (!corpus_load(&c, __func__)) {
-        free(vp);
-        skip();
-    }
-    clip_bpe *t = NULL;
-    assert_int_equal(clip_bpe_load(vp, &t), CMCR_OK);
+    char *vp;
+    clip_bpe *t = corpus_and_vocab(&c, &vp, __func__);
     assert_int_equal(clip_bpe_vocab_size(t), 49408);
     assert_int_equal(check_corpus(t, &c, true), 0);
     /* Without a count the encoder may stop early: the ids must not change. */
@@ -154,8 +163,6 @@ static void test_reference_openai_gz(void **state)
         assert_memory_equal(ids, c.ids + i * CTX, sizeof ids);
     }
     /* The uncompressed merge list is the same vocabulary. */
-    size_t n;
-    unsigned char *gz = tu_read_file(vp, &n);
     char *plain = tu_path("bpe_simple_vocab_16e6.txt");
     assert_int_equal(tu_system("gzip -dc '%s' > '%s'", vp, plain), 0);
     clip_bpe *p = NULL;
@@ -163,7 +170,6 @@ static void test_reference_openai_gz(void **state)
     assert_int_equal(clip_bpe_vocab_size(p), 49408);
     assert_int_equal(check_corpus(p, &c, true), 0);
     clip_bpe_free(p);
-    free(gz);
     free(plain);
     clip_bpe_free(t);
     corpus_free(&c);
@@ -194,14 +200,13 @@ static void test_reference_hf(void **state)
 
 /* ------------------------------------------------------------------ known ids, truncation */
 
-static clip_bpe *real_vocab(const char *test)
+static clip_bpe *real_vocab(void)
 {
     char *vp = vocab_path();
     if (!vp) return NULL;
     clip_bpe *t = NULL;
     assert_int_equal(clip_bpe_load(vp, &t), CMCR_OK);
     free(vp);
-    (void)test;
     return t;
 }
 
@@ -217,7 +222,7 @@ static void expect_ids(const clip_bpe *t, const char *s, const int32_t *want, in
 static void test_known_ids(void **state)
 {
     (void)state;
-    clip_bpe *t = real_vocab(__func__);
+    clip_bpe *t = real_vocab();
     if (!t) tu_skip("%s not in the test data", VOCAB_REL);
     /* From OpenAI's clip.tokenize, and checked with scripts/clip_ref_tokenizer.py --text. */
     expect_ids(t, "a photo of a cat.", (const int32_t[]){49406, 320, 1125, 539, 320, 2368, 269, 49407}, 8);
@@ -232,7 +237,7 @@ static void test_known_ids(void **state)
 static void test_truncation(void **state)
 {
     (void)state;
-    clip_bpe *t = real_vocab(__func__);
+    clip_bpe *t = real_vocab();
     if (!t) tu_skip("%s not in the test data", VOCAB_REL);
     const char *s = "a photo of a cat.";
     int32_t full[CTX], ids[CTX];
@@ -522,14 +527,8 @@ static void test_threads(void **state)
 {
     (void)state;
     corpus c;
-    char *vp = vocab_path();
-    if (!vp) tu_skip("%s not in the test data", VOCAB_REL);
-    if (!corpus_load(&c, __func__)) {
-        free(vp);
-        skip();
-    }
-    clip_bpe *t = NULL;
-    assert_int_equal(clip_bpe_load(vp, &t), CMCR_OK);
+    char *vp;
+    clip_bpe *t = corpus_and_vocab(&c, &vp, __func__);
     pthread_t th[4];
     job jobs[4];
     for (int k = 0; k < 4; k++) {
