@@ -270,9 +270,7 @@ bool cli_is_tty(int fd) { return isatty(fd) == 1; }
 
 /* ------------------------------------------------------------------ inputs and outputs */
 
-/* The directory part of path into dir ("." for a bare name, "/" for "/name"); returns the
- * last name. */
-static const char *dir_of(const char *path, char *dir, size_t n)
+const char *cli_dir_of(const char *path, char *dir, size_t n)
 {
     const char *slash = strrchr(path, '/');
     snprintf(dir, n, "%.*s", slash ? (int)(slash - path) + (slash == path) : 1, slash ? path : ".");
@@ -285,7 +283,7 @@ static const char *dir_of(const char *path, char *dir, size_t n)
 static bool resolve(const char *path, char *out, size_t n)
 {
     char dir[PATH_MAX], real[PATH_MAX];
-    const char *base = dir_of(path, dir, sizeof dir);
+    const char *base = cli_dir_of(path, dir, sizeof dir);
     if (!*base || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
         return realpath(path, out) != NULL; /* a directory: all of it */
     if (!realpath(dir, real)) return false;
@@ -333,7 +331,7 @@ bool cli_name_allowed(const char *path, const char *exts)
 static int check_writable_dir(const char *cmd, const cli_file *o)
 {
     char dir[PATH_MAX];
-    dir_of(o->path, dir, sizeof dir);
+    cli_dir_of(o->path, dir, sizeof dir);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
         return cli_error(cmd, 2, "%s: %s goes into %s, which is not a directory", o->path, o->name, dir);

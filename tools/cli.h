@@ -79,6 +79,9 @@ typedef struct cli_file {
  * directory is resolved: links and symlinks included) nor as another output. 0, or the usage
  * error (exit 2) naming the file. */
 int cli_check_files(const char *cmd, const cli_file *in, int nin, const cli_file *out, int nout);
+/* The directory part of path into dir ("." for a bare name, "/" for "/name"); returns the
+ * last name. */
+const char *cli_dir_of(const char *path, char *dir, size_t n);
 /* Whether path ends in one of the endings of exts (as in cli_file). */
 bool cli_name_allowed(const char *path, const char *exts);
 /* A text file of one item per line (labels, class names), read whole. A final newline is

@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -358,9 +359,9 @@ static char *folder_of(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return strdup(path);
-    const char *slash = strrchr(path, '/');
-    if (!slash) return strdup(".");
-    return strndup(path, slash == path ? 1 : (size_t)(slash - path));
+    char dir[PATH_MAX];
+    cli_dir_of(path, dir, sizeof dir);
+    return strdup(dir);
 }
 
 /* Files the library may read beside the model or the tokenizer (config.json for the
