@@ -7,18 +7,17 @@
  * qkv matrix; OpenAI's in x out projections transposed to PyTorch's out x in), checked finite,
  * its mapped pages released as it goes (tensors_release), and the checkpoint freed. */
 #include "encoders/clip.h"
+#include "encoders/bind.h"
 #include "io/io.h"
 #include "nn/transformer.h"
 #include "runtime/file.h"
 #include "runtime/half.h"
 #include "runtime/matmul.h"
-#include "runtime/vmath.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,124 +59,25 @@ struct clip_model {
 
 /* ------------------------------------------------------------------ binding tensors */
 
-/* Walks the checkpoint's tensors twice: first with base NULL, checking every tensor and
- * counting the floats they need; then copying them into base. */
-typedef struct binder {
-    const cmcr_tensors *ts;
-    const char *file;
-    int hf;
-    float *base;
-    uint64_t used;
-} binder;
-
-static float *take(binder *b, uint64_t n)
+/* What a missing tensor's message says the checkpoint is. */
+static const char *layout_what(int hf)
 {
-    float *p = b->base ? b->base + b->used : NULL;
-    b->used += n;
-    return p;
-}
-
-static void dims_str(char *out, size_t cap, const int64_t *d, int n)
-{
-    size_t k = (size_t)snprintf(out, cap, "[");
-    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(out + k, cap - k, i ? ", %lld" : "%lld", (long long)d[i]);
-    if (k < cap) snprintf(out + k, cap - k, "]");
-}
-
-static const cmcr_tensor *find_key(const binder *b, const char *key)
-{
-    return cmcr_tensors_find(b->ts, key);
-}
-
-static cmcr_status missing(const binder *b, const char *key)
-{
-    return core_fail(CMCR_EFORMAT, "%s: missing tensor '%s' (a CLIP checkpoint in the %s layout)", b->file, key,
-                     b->hf ? "Hugging Face" : "OpenAI");
-}
-
-/* Check tensor key against shape (ndim dims) and, in the copy pass, write it into dst as
- * float32: transposed when transpose (a 2-D a x b tensor becomes b x a). */
-static cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shape, int transpose, const char *key)
-{
-    const cmcr_tensor *t = find_key(b, key);
-    if (!t) return missing(b, key);
-    int64_t want[4];
-    for (int i = 0; i < ndim; i++) want[i] = transpose ? shape[ndim - 1 - i] : shape[i];
-    int same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == want[i];
-    if (!same) {
-        char got[128], exp[128];
-        dims_str(got, sizeof got, t->shape, t->ndim);
-        dims_str(exp, sizeof exp, want, ndim);
-        return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %s", b->file, key, got, exp);
-    }
-    if (t->dtype != CMCR_F32 && t->dtype != CMCR_F16 && t->dtype != CMCR_BF16 && t->dtype != CMCR_F64)
-        return core_fail(CMCR_EFORMAT, "%s: tensor '%s' is %s, expected floating point", b->file, key,
-                         cmcr_dtype_name(t->dtype));
-    if (!dst) return CMCR_OK;
-    int64_t rows = ndim > 1 ? want[0] : 1, cols = cmcr_tensor_numel(t) / (rows ? rows : 1);
-    float *src = dst;
-    if (transpose && !(src = core_xmalloc((size_t)cmcr_tensor_numel(t) * sizeof(float))))
-        return core_fail(CMCR_ENOMEM, "%s: out of memory converting tensor '%s'", b->file, key);
-    cmcr_tensor_to_f32(t, src);
-    tensors_release(b->ts, t); /* a mapped file's pages: converted, not needed again */
-    cmcr_status st = vm_check_finite(src, rows, cols, 0, "%s: tensor '%s'", b->file, key);
-    if (transpose) {
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
-        free(src);
-    }
-    return st;
-}
-
-/* bind_key with the key formatted from fmt; shape given as up to 4 dims (unused: 0). */
-static cmcr_status bind(binder *b, float *dst, int transpose, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                        const char *fmt, ...) CMCR_PRINTF(8, 9);
-static cmcr_status bind(binder *b, float *dst, int transpose, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                        const char *fmt, ...)
-{
-    char key[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(key, sizeof key, fmt, ap);
-    va_end(ap);
-    int64_t shape[4] = {d0, d1, d2, d3};
-    int ndim = d3 ? 4 : d2 ? 3 : d1 ? 2 : 1;
-    return bind_key(b, dst, ndim, shape, transpose, key);
-}
-
-/* A LayerNorm's weight and bias: prefix + ".weight" / ".bias". */
-static cmcr_status bind_norm(binder *b, tf_norm *ln, int64_t w, const char *prefix)
-{
-    float *g = take(b, (uint64_t)w), *bias = take(b, (uint64_t)w);
-    ln->g = g;
-    ln->b = bias;
-    ln->eps = 1e-5f;
-    cmcr_status st = bind(b, g, 0, w, 0, 0, 0, "%s.weight", prefix);
-    return st ? st : bind(b, bias, 0, w, 0, 0, 0, "%s.bias", prefix);
-}
-
-static cmcr_status bind_linear(binder *b, tf_linear *l, int64_t out, int64_t in, const char *prefix)
-{
-    float *w = take(b, (uint64_t)out * (uint64_t)in), *bias = take(b, (uint64_t)out);
-    *l = (tf_linear){.w = w, .b = bias, .in = in, .out = out};
-    cmcr_status st = bind(b, w, 0, out, in, 0, 0, "%s.weight", prefix);
-    return st ? st : bind(b, bias, 0, out, 0, 0, 0, "%s.bias", prefix);
+    return hf ? "a CLIP checkpoint in the Hugging Face layout" : "a CLIP checkpoint in the OpenAI layout";
 }
 
 /* The packed qkv projection: HF keeps q, k and v apart (each w x w), OpenAI packs them. */
 static cmcr_status bind_qkv(binder *b, tf_linear *l, int64_t w, const char *p)
 {
-    float *wt = take(b, 3 * (uint64_t)w * (uint64_t)w), *bias = take(b, 3 * (uint64_t)w);
+    float *wt = bind_take(b, 3 * (uint64_t)w * (uint64_t)w), *bias = bind_take(b, 3 * (uint64_t)w);
     *l = (tf_linear){.w = wt, .b = bias, .in = w, .out = 3 * w};
-    if (!b->hf) {
-        cmcr_status st = bind(b, wt, 0, 3 * w, w, 0, 0, "%sattn.in_proj_weight", p);
-        return st ? st : bind(b, bias, 0, 3 * w, 0, 0, 0, "%sattn.in_proj_bias", p);
+    if (!b->layout) {
+        cmcr_status st = bind_fmt(b, wt, 0, 3 * w, w, 0, 0, "%sattn.in_proj_weight", p);
+        return st ? st : bind_fmt(b, bias, 0, 3 * w, 0, 0, 0, "%sattn.in_proj_bias", p);
     }
     for (int j = 0; j < 3; j++) {
         const char *q = &"qkv"[j];
-        cmcr_status st = bind(b, wt ? wt + j * w * w : NULL, 0, w, w, 0, 0, "%sself_attn.%.1s_proj.weight", p, q);
-        if (!st) st = bind(b, bias ? bias + j * w : NULL, 0, w, 0, 0, 0, "%sself_attn.%.1s_proj.bias", p, q);
+        cmcr_status st = bind_fmt(b, wt ? wt + j * w * w : NULL, 0, w, w, 0, 0, "%sself_attn.%.1s_proj.weight", p, q);
+        if (!st) st = bind_fmt(b, bias ? bias + j * w : NULL, 0, w, 0, 0, 0, "%sself_attn.%.1s_proj.bias", p, q);
         if (st) return st;
     }
     return CMCR_OK;
@@ -187,11 +87,11 @@ static cmcr_status bind_qkv(binder *b, tf_linear *l, int64_t w, const char *p)
 static cmcr_status bind_block(binder *b, tf_block *blk, int64_t w, const char *prefix, int64_t i)
 {
     char p[128], k[160];
-    if (b->hf) snprintf(p, sizeof p, "%s.encoder.layers.%lld.", prefix, (long long)i);
+    if (b->layout) snprintf(p, sizeof p, "%s.encoder.layers.%lld.", prefix, (long long)i);
     else snprintf(p, sizeof p, "%stransformer.resblocks.%lld.", prefix, (long long)i);
     const char *names[2][6] = {{"attn.out_proj", "ln_1", "ln_2", "mlp.c_fc", "mlp.c_proj"},
                                {"self_attn.out_proj", "layer_norm1", "layer_norm2", "mlp.fc1", "mlp.fc2"}};
-    const char *const *n = names[b->hf];
+    const char *const *n = names[b->layout];
     cmcr_status st = bind_qkv(b, &blk->qkv, w, p);
 #define KEY(j) (snprintf(k, sizeof k, "%s%s", p, n[j]), k)
     if (!st) st = bind_linear(b, &blk->out, w, w, KEY(0));
@@ -207,10 +107,10 @@ static cmcr_status bind_block(binder *b, tf_block *blk, int64_t w, const char *p
 static cmcr_status bind_proj(binder *b, tf_linear *l, int64_t out, int64_t in, const char *hf_key,
                              const char *oa_key)
 {
-    float *w = take(b, (uint64_t)out * (uint64_t)in);
+    float *w = bind_take(b, (uint64_t)out * (uint64_t)in);
     *l = (tf_linear){.w = w, .in = in, .out = out};
-    if (b->hf) return bind(b, w, 0, out, in, 0, 0, "%s.weight", hf_key);
-    return bind(b, w, 1, out, in, 0, 0, "%s", oa_key);
+    if (b->layout) return bind_fmt(b, w, 0, out, in, 0, 0, "%s.weight", hf_key);
+    return bind_fmt(b, w, 1, out, in, 0, 0, "%s", oa_key);
 }
 
 static cmcr_status bind_blocks(binder *b, tower *t, const char *name, tf_block *blocks)
@@ -227,16 +127,16 @@ static cmcr_status bind_vision(binder *b, clip_model *m, tf_block *blocks)
     const clip_info *in = &m->info;
     tower *t = &m->vis;
     const int64_t w = in->vision_width, P = in->patch_size;
-    int hf = b->hf;
-    float *pw = take(b, (uint64_t)w * 3 * (uint64_t)(P * P));
+    int hf = b->layout;
+    float *pw = bind_take(b, (uint64_t)w * 3 * (uint64_t)(P * P));
     m->patch = (tf_linear){.w = pw, .in = 3 * P * P, .out = w};
-    cmcr_status st = bind(b, pw, 0, w, 3, P, P, "%s", hf ? "vision_model.embeddings.patch_embedding.weight"
+    cmcr_status st = bind_fmt(b, pw, 0, w, 3, P, P, "%s", hf ? "vision_model.embeddings.patch_embedding.weight"
                                                          : "visual.conv1.weight");
-    m->class_emb = take(b, (uint64_t)w);
-    if (!st) st = bind(b, m->class_emb, 0, w, 0, 0, 0, "%s", hf ? "vision_model.embeddings.class_embedding"
+    m->class_emb = bind_take(b, (uint64_t)w);
+    if (!st) st = bind_fmt(b, m->class_emb, 0, w, 0, 0, 0, "%s", hf ? "vision_model.embeddings.class_embedding"
                                                                  : "visual.class_embedding");
-    t->pos = take(b, (uint64_t)(t->tokens * w));
-    if (!st) st = bind(b, t->pos, 0, t->tokens, w, 0, 0, "%s", hf ? "vision_model.embeddings.position_embedding.weight"
+    t->pos = bind_take(b, (uint64_t)(t->tokens * w));
+    if (!st) st = bind_fmt(b, t->pos, 0, t->tokens, w, 0, 0, "%s", hf ? "vision_model.embeddings.position_embedding.weight"
                                                                    : "visual.positional_embedding");
     if (!st) st = bind_norm(b, &t->ln_pre, w, hf ? "vision_model.pre_layrnorm" : "visual.ln_pre");
     if (!st) st = bind_blocks(b, t, hf ? "vision_model" : "visual.", blocks);
@@ -250,12 +150,12 @@ static cmcr_status bind_text(binder *b, clip_model *m, tf_block *blocks)
     const clip_info *in = &m->info;
     tower *t = &m->txt;
     const int64_t w = in->text_width;
-    int hf = b->hf;
-    m->tok = take(b, (uint64_t)in->vocab * (uint64_t)w);
-    cmcr_status st = bind(b, m->tok, 0, in->vocab, w, 0, 0, "%s", hf ? "text_model.embeddings.token_embedding.weight"
+    int hf = b->layout;
+    m->tok = bind_take(b, (uint64_t)in->vocab * (uint64_t)w);
+    cmcr_status st = bind_fmt(b, m->tok, 0, in->vocab, w, 0, 0, "%s", hf ? "text_model.embeddings.token_embedding.weight"
                                                                       : "token_embedding.weight");
-    t->pos = take(b, (uint64_t)(t->tokens * w));
-    if (!st) st = bind(b, t->pos, 0, t->tokens, w, 0, 0, "%s", hf ? "text_model.embeddings.position_embedding.weight"
+    t->pos = bind_take(b, (uint64_t)(t->tokens * w));
+    if (!st) st = bind_fmt(b, t->pos, 0, t->tokens, w, 0, 0, "%s", hf ? "text_model.embeddings.position_embedding.weight"
                                                                    : "positional_embedding");
     if (!st) st = bind_blocks(b, t, hf ? "text_model" : "", blocks);
     if (!st) st = bind_norm(b, &t->ln_post, w, hf ? "text_model.final_layer_norm" : "ln_final");
@@ -265,37 +165,13 @@ static cmcr_status bind_text(binder *b, clip_model *m, tf_block *blocks)
 
 /* ------------------------------------------------------------------ sizes from shapes */
 
-/* Dimension axis of tensor key, which must have ndim dimensions, into *out; checked to lie in
- * [lo, hi]. */
-static cmcr_status dim_of(const binder *b, const char *key, int ndim, int axis, int64_t lo, int64_t hi, int32_t *out)
-{
-    const cmcr_tensor *t = find_key(b, key);
-    if (!t) return missing(b, key);
-    if (t->ndim != ndim) {
-        char got[128];
-        dims_str(got, sizeof got, t->shape, t->ndim);
-        return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %d dimensions", b->file, key, got, ndim);
-    }
-    int64_t v = t->shape[axis];
-    if (v < lo || v > hi)
-        return core_fail(CMCR_EUNSUPPORTED, "%s: tensor '%s' has %lld in dimension %d, outside %lld..%lld", b->file,
-                         key, (long long)v, axis, (long long)lo, (long long)hi);
-    *out = (int32_t)v;
-    return CMCR_OK;
-}
-
 /* Layers counted as consecutive indices whose first LayerNorm is present. */
-static int32_t count_layers(const binder *b, const char *fmt_prefix)
+static int32_t count_layers(const binder *b, int hf, const char *prefix)
 {
-    char key[160];
-    int32_t n = 0;
-    while (n < CLIP_MAX_LAYERS) {
-        snprintf(key, sizeof key, b->hf ? "%s.encoder.layers.%d.layer_norm1.weight" : "%stransformer.resblocks.%d.ln_1.weight",
-                 fmt_prefix, n);
-        if (!find_key(b, key)) break;
-        n++;
-    }
-    return n;
+    char fmt[160];
+    snprintf(fmt, sizeof fmt, hf ? "%s.encoder.layers.%%d.layer_norm1.weight" : "%stransformer.resblocks.%%d.ln_1.weight",
+             prefix);
+    return bind_count(b, fmt, CLIP_MAX_LAYERS);
 }
 
 static cmcr_status check_heads(const binder *b, const char *what, int32_t width, int32_t layers, int32_t *heads)
@@ -305,24 +181,24 @@ static cmcr_status check_heads(const binder *b, const char *what, int32_t width,
                          b->file, what, width);
     if (layers < 1)
         return core_fail(CMCR_EFORMAT, "%s: the %s tower has no layers (no '%s' key)", b->file, what,
-                         b->hf ? "*.encoder.layers.0.layer_norm1.weight" : "*transformer.resblocks.0.ln_1.weight");
+                         b->layout ? "*.encoder.layers.0.layer_norm1.weight" : "*transformer.resblocks.0.ln_1.weight");
     *heads = width / 64;
     return CMCR_OK;
 }
 
 static cmcr_status read_sizes(const binder *b, clip_info *in)
 {
-    int hf = b->hf;
+    int hf = b->layout;
     int32_t vpos, vpos_w, p2;
-    cmcr_status st = dim_of(b, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight", 4, 0, 1,
+    cmcr_status st = bind_dim(b, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight", 4, 0, 1,
                             CLIP_MAX_WIDTH, &in->vision_width);
-    if (!st) st = dim_of(b, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight", 4, 3, 1,
+    if (!st) st = bind_dim(b, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight", 4, 3, 1,
                          CLIP_MAX_PATCH, &in->patch_size);
-    if (!st) st = dim_of(b, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight", 4, 2, 1,
+    if (!st) st = bind_dim(b, hf ? "vision_model.embeddings.patch_embedding.weight" : "visual.conv1.weight", 4, 2, 1,
                          CLIP_MAX_PATCH, &p2);
     const char *vp = hf ? "vision_model.embeddings.position_embedding.weight" : "visual.positional_embedding";
-    if (!st) st = dim_of(b, vp, 2, 0, 2, (int64_t)CLIP_MAX_GRID * CLIP_MAX_GRID + 1, &vpos);
-    if (!st) st = dim_of(b, vp, 2, 1, 1, CLIP_MAX_WIDTH, &vpos_w);
+    if (!st) st = bind_dim(b, vp, 2, 0, 2, (int64_t)CLIP_MAX_GRID * CLIP_MAX_GRID + 1, &vpos);
+    if (!st) st = bind_dim(b, vp, 2, 1, 1, CLIP_MAX_WIDTH, &vpos_w);
     if (st) return st;
     in->grid = (int32_t)lround(sqrt((double)(vpos - 1)));
     if (p2 != in->patch_size || (int64_t)in->grid * in->grid != vpos - 1)
@@ -331,14 +207,14 @@ static cmcr_status read_sizes(const binder *b, clip_info *in)
     in->image_size = in->grid * in->patch_size;
     const char *tok = hf ? "text_model.embeddings.token_embedding.weight" : "token_embedding.weight";
     const char *tp = hf ? "text_model.embeddings.position_embedding.weight" : "positional_embedding";
-    st = dim_of(b, tok, 2, 0, 2, CLIP_MAX_VOCAB, &in->vocab);
-    if (!st) st = dim_of(b, tok, 2, 1, 1, CLIP_MAX_WIDTH, &in->text_width);
-    if (!st) st = dim_of(b, tp, 2, 0, 1, CLIP_MAX_CONTEXT, &in->context);
-    if (!st) st = hf ? dim_of(b, "visual_projection.weight", 2, 0, 1, CLIP_MAX_WIDTH, &in->embed_dim)
-                     : dim_of(b, "visual.proj", 2, 1, 1, CLIP_MAX_WIDTH, &in->embed_dim);
+    st = bind_dim(b, tok, 2, 0, 2, CLIP_MAX_VOCAB, &in->vocab);
+    if (!st) st = bind_dim(b, tok, 2, 1, 1, CLIP_MAX_WIDTH, &in->text_width);
+    if (!st) st = bind_dim(b, tp, 2, 0, 1, CLIP_MAX_CONTEXT, &in->context);
+    if (!st) st = hf ? bind_dim(b, "visual_projection.weight", 2, 0, 1, CLIP_MAX_WIDTH, &in->embed_dim)
+                     : bind_dim(b, "visual.proj", 2, 1, 1, CLIP_MAX_WIDTH, &in->embed_dim);
     if (st) return st;
-    in->vision_layers = count_layers(b, hf ? "vision_model" : "visual.");
-    in->text_layers = count_layers(b, hf ? "text_model" : "");
+    in->vision_layers = count_layers(b, hf, hf ? "vision_model" : "visual.");
+    in->text_layers = count_layers(b, hf, hf ? "text_model" : "");
     st = check_heads(b, "vision", in->vision_width, in->vision_layers, &in->vision_heads);
     return st ? st : check_heads(b, "text", in->text_width, in->text_layers, &in->text_heads);
 }
@@ -585,7 +461,7 @@ static cmcr_status make_bf16(clip_model *m, tf_block *vb, tf_block *tb)
 
 static cmcr_status build(clip_model *m, const cmcr_tensors *ts, int hf)
 {
-    binder b = {.ts = ts, .file = m->name, .hf = hf};
+    binder b = {.ts = ts, .file = m->name, .what = layout_what(hf), .layout = hf};
     cmcr_status st = read_sizes(&b, &m->info);
     if (st) return st;
     set_towers(m);

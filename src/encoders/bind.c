@@ -1,0 +1,125 @@
+/* bind.c - checking and copying an encoder's tensors (see bind.h). */
+#include "encoders/bind.h"
+#include "io/io.h"
+#include "runtime/vmath.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+float *bind_take(binder *b, uint64_t n)
+{
+    float *p = b->base ? b->base + b->used : NULL;
+    b->used += n;
+    return p;
+}
+
+void bind_dims_str(char *out, size_t cap, const int64_t *d, int n)
+{
+    size_t k = (size_t)snprintf(out, cap, "[");
+    for (int i = 0; i < n && k < cap; i++) k += (size_t)snprintf(out + k, cap - k, i ? ", %lld" : "%lld", (long long)d[i]);
+    if (k < cap) snprintf(out + k, cap - k, "]");
+}
+
+const cmcr_tensor *bind_find(const binder *b, const char *key) { return cmcr_tensors_find(b->ts, key); }
+
+cmcr_status bind_missing(const binder *b, const char *key)
+{
+    return core_fail(CMCR_EFORMAT, "%s: missing tensor '%s' (%s)", b->file, key, b->what);
+}
+
+cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shape, int transpose, const char *key)
+{
+    const cmcr_tensor *t = bind_find(b, key);
+    if (!t) return bind_missing(b, key);
+    int64_t want[4];
+    for (int i = 0; i < ndim; i++) want[i] = transpose ? shape[ndim - 1 - i] : shape[i];
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == want[i];
+    if (!same) {
+        char got[128], exp[128];
+        bind_dims_str(got, sizeof got, t->shape, t->ndim);
+        bind_dims_str(exp, sizeof exp, want, ndim);
+        return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %s", b->file, key, got, exp);
+    }
+    if (t->dtype != CMCR_F32 && t->dtype != CMCR_F16 && t->dtype != CMCR_BF16 && t->dtype != CMCR_F64)
+        return core_fail(CMCR_EFORMAT, "%s: tensor '%s' is %s, expected floating point", b->file, key,
+                         cmcr_dtype_name(t->dtype));
+    if (!dst) return CMCR_OK;
+    int64_t rows = ndim > 1 ? want[0] : 1, cols = cmcr_tensor_numel(t) / (rows ? rows : 1);
+    float *src = dst;
+    if (transpose && !(src = core_xmalloc((size_t)cmcr_tensor_numel(t) * sizeof(float))))
+        return core_fail(CMCR_ENOMEM, "%s: out of memory converting tensor '%s'", b->file, key);
+    cmcr_tensor_to_f32(t, src);
+    tensors_release(b->ts, t); /* a mapped file's pages: converted, not needed again */
+    cmcr_status st = vm_check_finite(src, rows, cols, 0, "%s: tensor '%s'", b->file, key);
+    if (transpose) {
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];
+        free(src);
+    }
+    return st;
+}
+
+cmcr_status bind_fmt(binder *b, float *dst, int transpose, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const char *fmt, ...)
+{
+    char key[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(key, sizeof key, fmt, ap);
+    va_end(ap);
+    int64_t shape[4] = {d0, d1, d2, d3};
+    int ndim = d3 ? 4 : d2 ? 3 : d1 ? 2 : 1;
+    return bind_key(b, dst, ndim, shape, transpose, key);
+}
+
+cmcr_status bind_norm(binder *b, tf_norm *ln, int64_t w, const char *prefix)
+{
+    float *g = bind_take(b, (uint64_t)w), *bias = bind_take(b, (uint64_t)w);
+    ln->g = g;
+    ln->b = bias;
+    ln->eps = 1e-5f;
+    cmcr_status st = bind_fmt(b, g, 0, w, 0, 0, 0, "%s.weight", prefix);
+    return st ? st : bind_fmt(b, bias, 0, w, 0, 0, 0, "%s.bias", prefix);
+}
+
+cmcr_status bind_linear(binder *b, tf_linear *l, int64_t out, int64_t in, const char *prefix)
+{
+    float *w = bind_take(b, (uint64_t)out * (uint64_t)in), *bias = bind_take(b, (uint64_t)out);
+    *l = (tf_linear){.w = w, .b = bias, .in = in, .out = out};
+    cmcr_status st = bind_fmt(b, w, 0, out, in, 0, 0, "%s.weight", prefix);
+    return st ? st : bind_fmt(b, bias, 0, out, 0, 0, 0, "%s.bias", prefix);
+}
+
+cmcr_status bind_dim(const binder *b, const char *key, int ndim, int axis, int64_t lo, int64_t hi, int32_t *out)
+{
+    const cmcr_tensor *t = bind_find(b, key);
+    if (!t) return bind_missing(b, key);
+    if (t->ndim != ndim) {
+        char got[128];
+        bind_dims_str(got, sizeof got, t->shape, t->ndim);
+        return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %d dimensions", b->file, key, got, ndim);
+    }
+    int64_t v = t->shape[axis];
+    if (v < lo || v > hi)
+        return core_fail(CMCR_EUNSUPPORTED, "%s: tensor '%s' has %lld in dimension %d, outside %lld..%lld", b->file,
+                         key, (long long)v, axis, (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return CMCR_OK;
+}
+
+int32_t bind_count(const binder *b, const char *fmt, int32_t max)
+{
+    char key[256];
+    int32_t n = 0;
+    while (n < max) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        snprintf(key, sizeof key, fmt, n);
+#pragma GCC diagnostic pop
+        if (!bind_find(b, key)) break;
+        n++;
+    }
+    return n;
+}

@@ -1,0 +1,60 @@
+/* bind.h - checking a checkpoint's tensors against the shapes an encoder expects, and copying
+ * them into one float32 block: the loading scheme every encoder shares (see
+ * docs/encoders.md, Loading).
+ *
+ * An encoder binds its parameters twice with the same code: first with base == NULL, which
+ * checks each tensor (present, floating point, the expected shape) and counts the floats
+ * they take; then, once one block of that many floats is allocated, with base set, which
+ * converts each tensor to float32 into its place, checks it finite and releases its pages
+ * (a mapped .safetensors file). Nothing is allocated before every tensor has passed. */
+#ifndef CMCR_ENCODERS_BIND_H
+#define CMCR_ENCODERS_BIND_H
+#include "nn/transformer.h"
+#include "runtime/core.h"
+
+#include <stdint.h>
+
+typedef struct binder {
+    const cmcr_tensors *ts;
+    const char *file; /* what messages call the checkpoint */
+    const char *what; /* the model a missing tensor belongs to: "a CLIP checkpoint in the ... layout" */
+    int layout;       /* which key layout, in the encoder's own terms (CLIP: 1 = Hugging Face's) */
+    float *base;      /* NULL in the checking pass */
+    uint64_t used;    /* floats taken so far */
+} binder;
+
+/* The next n floats of the block (NULL in the checking pass). */
+float *bind_take(binder *b, uint64_t n);
+
+/* The tensor named key, or NULL. */
+const cmcr_tensor *bind_find(const binder *b, const char *key);
+
+/* "FILE: missing tensor 'KEY' (WHAT)". */
+cmcr_status bind_missing(const binder *b, const char *key);
+
+/* Check tensor key against shape (ndim dims) and, in the copy pass, write it into dst as
+ * float32: transposed when transpose (a 2-D a x b tensor becomes b x a). */
+cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shape, int transpose, const char *key);
+
+/* bind_key with the key formatted from fmt; the shape given as up to 4 dims (unused: 0). */
+cmcr_status bind_fmt(binder *b, float *dst, int transpose, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                     const char *fmt, ...) CMCR_PRINTF(8, 9);
+
+/* A LayerNorm's weight and bias (prefix + ".weight" / ".bias"), width w, eps 1e-5. */
+cmcr_status bind_norm(binder *b, tf_norm *ln, int64_t w, const char *prefix);
+
+/* A Linear layer out x in with its bias (prefix + ".weight" / ".bias"). */
+cmcr_status bind_linear(binder *b, tf_linear *l, int64_t out, int64_t in, const char *prefix);
+
+/* Dimension axis of tensor key, which must have ndim dimensions, into *out, checked to lie
+ * in [lo, hi]. */
+cmcr_status bind_dim(const binder *b, const char *key, int ndim, int axis, int64_t lo, int64_t hi, int32_t *out);
+
+/* How many consecutive indices 0, 1, ... (at most max) name a present tensor: fmt holds
+ * one %d (e.g. "text_branch.encoder.layer.%d.output.dense.weight"). */
+int32_t bind_count(const binder *b, const char *fmt, int32_t max);
+
+/* "[512, 768]" */
+void bind_dims_str(char *out, size_t cap, const int64_t *d, int n);
+
+#endif
