@@ -92,6 +92,14 @@ base = torch.randn(4, 6, generator=g)
 torch.save({"w": base, "view": base[1:3], "row": base[2], "h": torch.randn(3, generator=g).half(),
             "bf": torch.randn(2, 2, generator=g).bfloat16(), "d": torch.randn(2, generator=g).double(),
             "n": torch.tensor(7), "i": torch.arange(4, dtype=torch.int32)}, f"{pt}/torch_mixed.pt")
+# A training checkpoint (LAION-CLAP's / ULIP's shape): state_dict with "module." keys beside an
+# optimizer's state and an argparse.Namespace (opaque placeholders: NEWOBJ, BUILD, bytes).
+import argparse, numpy
+w = torch.nn.Parameter(torch.randn(3, 2, generator=g))
+opt = torch.optim.Adam([w]); w.sum().backward(); opt.step()
+torch.save({"epoch": 2, "state_dict": {"module.w": base, "module.n": torch.tensor(7)},
+            "optimizer": opt.state_dict(), "args": argparse.Namespace(lr=0.1, s=numpy.float64(2), b=b"x")},
+           f"{pt}/torch_training.pt")
 # A released-checkpoint-like state_dict: Linear + BatchNorm1d heads, saved by torch itself.
 def head(layers, i, h, o):
     mods = [torch.nn.Linear(i, h), torch.nn.BatchNorm1d(h), torch.nn.ReLU()]

@@ -11,6 +11,14 @@
       and write the expected values to REF.txt.
   pt_interop.py --write-noncontig OUT.pt
       torch.save a transposed (non-contiguous) view, which cmcr must refuse.
+  pt_interop.py --write OUT.pt --training [--drop-unused] [--ref REF.txt]
+      the same state_dict inside a training checkpoint shaped like LAION-CLAP's and ULIP's:
+      {"epoch", "name", "state_dict" (keys prefixed "module."), "optimizer" (Adam state,
+      with a bool tensor), "args" (an argparse.Namespace holding a numpy scalar and bytes)};
+      with --drop-unused, the optimizer's storages are removed from the archive, so a reader
+      that touched them would fail.
+  pt_interop.py --write-object-entry OUT.pt
+      a state_dict with an argparse.Namespace among its values, which cmcr must refuse.
 
 Reference listing: one line per tensor, tab-separated: name, dtype (F32, F16, BF16, F64,
 I32, I64), shape as comma-separated sizes (empty for 0-d), raw little-endian bytes in hex.
@@ -136,9 +144,49 @@ def sample_state_dict():
     return sd
 
 
-def write(out, ref, protocol):
+def training_checkpoint(sd):
+    """A checkpoint as training scripts save it (LAION-CLAP, ULIP): the state_dict of a
+    DataParallel model beside objects of other classes."""
+    import argparse as ap
+    import collections
+    import numpy as np
+    w = nn.Parameter(torch.randn(3, 2))
+    opt = torch.optim.Adam([w], lr=1e-3)
+    w.sum().backward()
+    opt.step()
+    optimizer = opt.state_dict()
+    optimizer["state"][0]["mask"] = torch.ones(3, dtype=torch.bool)
+    args = ap.Namespace(lr=1e-4, seed=np.float64(3.0), model="HTSAT-tiny", tag=b"\x00raw", sizes=(1, 2))
+    state = collections.OrderedDict(("module." + k, v) for k, v in sd.items())
+    return {"epoch": 7, "name": "run-1", "state_dict": state, "optimizer": optimizer, "args": args}
+
+
+def drop_entries(path, keep):
+    """Rewrite the zip at path with only the data entries of the storages in keep."""
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        items = [(i, z.read(i.filename)) for i in z.infolist()]
+    with zipfile.ZipFile(path, "w") as z:
+        for info, data in items:
+            parts = info.filename.split("/")
+            if len(parts) == 3 and parts[1] == "data" and parts[2] not in keep:
+                continue
+            z.writestr(info, data)
+
+
+def storage_keys(sd):
+    """The zip keys torch.save gives the storages of sd's tensors (in first-seen order)."""
+    seen = {}
+    for t in sd.values():
+        seen.setdefault(t.storage().data_ptr(), len(seen))
+    return {str(i) for i in range(len(seen))}
+
+
+def write(out, ref, protocol, training=False, drop_unused=False):
     sd = sample_state_dict()
-    torch.save(sd, out, pickle_protocol=protocol)
+    torch.save(training_checkpoint(sd) if training else sd, out, pickle_protocol=protocol)
+    if drop_unused:
+        drop_entries(out, storage_keys(sd))
     if ref:
         with open(ref, "w") as f:
             for name, t in sd.items():
@@ -155,11 +203,17 @@ def main():
     ap.add_argument("--ref")
     ap.add_argument("--protocol", type=int, default=2)
     ap.add_argument("--write-noncontig")
+    ap.add_argument("--training", action="store_true")
+    ap.add_argument("--drop-unused", action="store_true")
+    ap.add_argument("--write-object-entry")
     a = ap.parse_args()
     if a.write:
-        write(a.write, a.ref, a.protocol)
+        write(a.write, a.ref, a.protocol, a.training, a.drop_unused)
     elif a.write_noncontig:
         torch.save({"transposed": torch.arange(12.0).reshape(3, 4).t()}, a.write_noncontig)
+    elif a.write_object_entry:
+        import argparse as ap2
+        torch.save({"w": torch.ones(2), "args": ap2.Namespace(lr=0.1)}, a.write_object_entry)
     elif a.file:
         # weights_only (PyTorch >= 1.13) also proves the file uses only safe globals
         sd = torch.load(a.file, map_location="cpu", weights_only=True)

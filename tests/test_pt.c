@@ -393,6 +393,32 @@ static void test_cmcr_reads_torch(void **state)
     }
     assert_int_equal(tu_system("%s %s --write-noncontig %s", py, script, path), 0);
     expect_refused("torch.save of a transposed view", path, CMCR_EUNSUPPORTED, "non-contiguous");
+    assert_int_equal(tu_system("%s %s --write-object-entry %s", py, script, path), 0);
+    expect_refused("an argparse.Namespace among the state_dict's values", path, CMCR_EUNSUPPORTED,
+                   "entry 'args' is an object of class 'argparse.Namespace'");
+    free(script);
+    free(path);
+    free(ref);
+}
+
+/* A training checkpoint (LAION-CLAP's and ULIP's shape): its state_dict is read, without the
+ * "module." prefix, and nothing else: the optimizer's storages are not even in the archive,
+ * and the argparse.Namespace, numpy scalar, bytes and bool tensor beside it stay opaque. */
+static void test_training_checkpoint(void **state)
+{
+    (void)state;
+    const char *py = torch_python();
+    if (!py) tu_skip("no python with torch: training checkpoints written by torch.save");
+    char *script = script_path(), *path = tu_path("train.pt"), *ref = tu_path("train.ref");
+    static const int protocols[] = {2, 4};
+    for (int i = 0; i < 2; i++) {
+        cmcr_tensors *ts = NULL;
+        assert_int_equal(tu_system("%s %s --write %s --training --drop-unused --ref %s --protocol %d", py, script,
+                                   path, ref, protocols[i]), 0);
+        assert_int_equal(pt_load(path, &ts), CMCR_OK);
+        check_reference(ts, ref); /* the names without "module.", every value bit for bit */
+        cmcr_tensors_free(ts);
+    }
     free(script);
     free(path);
     free(ref);
@@ -724,6 +750,20 @@ static void test_hostile_globals(void **state)
     pb_op(&p, 0x80), pb_op(&p, 2), pb_global(&p, "collections", "OrderedDict"), pb_str(&p, "x");
     pb_op(&p, 0x85), pb_op(&p, 'R'), pb_op(&p, '.');
     refuse_pickle("OrderedDict called with arguments", &p, -1, CMCR_EUNSUPPORTED, "arguments");
+
+    /* other classes: NEWOBJ and BUILD make an inert placeholder, refused where a value is needed */
+    pb_op(&p, 0x80), pb_op(&p, 2), pb_global(&p, "os", "system"), pb_op(&p, ')'), pb_op(&p, 0x81);
+    pb_op(&p, '}'), pb_op(&p, 'b'), pb_op(&p, '.');
+    refuse_pickle("NEWOBJ + BUILD of os.system", &p, -1, CMCR_EUNSUPPORTED, "an object of class 'os.system'");
+    pb_op(&p, 0x80), pb_op(&p, 4), pb_global(&p, "collections", "OrderedDict"), pb_op(&p, ')');
+    pb_op(&p, '}'), pb_op(&p, 0x92), pb_op(&p, '.');
+    refuse_pickle("NEWOBJ_EX on an allowed global", &p, -1, CMCR_EUNSUPPORTED, "NEWOBJ_EX on an allowed global");
+    pb_op(&p, 0x80), pb_op(&p, 2), pb_op(&p, ']'), pb_op(&p, 0x81), pb_op(&p, '.');
+    refuse_pickle("NEWOBJ without a class", &p, -1, CMCR_EFORMAT, "stack is empty");
+    pb_op(&p, 0x80), pb_op(&p, 2), pb_global(&p, "os", "system"), pb_op(&p, ')'), pb_op(&p, 'R');
+    pb_op(&p, ')'), pb_op(&p, 'R'), pb_op(&p, '.');
+    refuse_pickle("REDUCE calling an opaque object", &p, -1, CMCR_EUNSUPPORTED,
+                  "REDUCE applies an opaque object; only allowed globals can be called");
 }
 
 static void test_hostile_structure(void **state)
@@ -1025,6 +1065,7 @@ int main(void)
         cmocka_unit_test(test_hostile_tensors),  cmocka_unit_test(test_hostile_names),
         cmocka_unit_test(test_views_share_storage), cmocka_unit_test(test_claims_past_the_file),
         cmocka_unit_test(test_torch_reads_cmcr), cmocka_unit_test(test_cmcr_reads_torch),
+        cmocka_unit_test(test_training_checkpoint),
         cmocka_unit_test(test_released_checkpoint),
     };
     int rc = tu_run_group(tests);

@@ -113,8 +113,9 @@ static cmcr_status new_value(parser *p, pk_kind kind, pk_value **out)
 
 const char *pk_kind_desc(pk_kind k)
 {
-    static const char *names[] = {"None", "a bool", "an int", "a float", "a str", "a tuple",
-                                  "a list", "a dict", "a global", "a storage", "a tensor"};
+    static const char *names[] = {"None",   "a bool",   "an int",    "a float",    "a str",    "a tuple",
+                                  "a list", "a dict",   "a global",  "a storage",  "a tensor", "a bytes object",
+                                  "an opaque object"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -261,30 +262,42 @@ static bool resolve_known(const char *mod, size_t mlen, const char *name, size_t
     return true;
 }
 
+/* An allowed global is pushed as such; any other as an opaque placeholder carrying its name. */
 static cmcr_status push_global(parser *p, const char *mod, size_t mlen, const char *name, size_t nlen)
 {
-    pk_global which = PG_ORDERED_DICT;
+    pk_global which = PG_OPAQUE;
     cmcr_dtype dtype = CMCR_F32;
-    if (!resolve_known(mod, mlen, name, nlen, &which, &dtype)) {
-        char shown[160];
-        global_display(shown, sizeof shown, mod, mlen, name, nlen);
-        if (same(mod, mlen, "torch") && nlen > 7 && memcmp(name + nlen - 7, "Storage", 7) == 0)
-            return core_fail(CMCR_EUNSUPPORTED,
-                             "%s: pickle uses storage type '%s', which cmcr does not support "
-                             "(only Float, Half, BFloat16, Double, Long and Int storages)",
-                             p->origin, shown);
-        return core_fail(CMCR_EUNSUPPORTED,
-                         "%s: pickle refers to global '%s', which is not allowed (only "
-                         "collections.OrderedDict, torch._utils._rebuild_tensor_v2, "
-                         "torch._utils._rebuild_parameter, torch.*Storage)",
-                         p->origin, shown);
-    }
+    char *shown = NULL;
     pk_value *v;
-    cmcr_status st = new_value(p, PK_GLOBAL, &v);
+    cmcr_status st = CMCR_OK;
+    if (!resolve_known(mod, mlen, name, nlen, &which, &dtype)) {
+        which = PG_OPAQUE;
+        st = alloc(p, 160, (void **)&shown);
+        if (!st) global_display(shown, 160, mod, mlen, name, nlen);
+    }
+    if (!st) st = new_value(p, PK_GLOBAL, &v);
     if (st) return st;
     v->u.global.which = which;
     v->u.global.dtype = dtype;
+    v->u.global.name = shown;
     return push(p, v);
+}
+
+/* An opaque object standing for what calling global g would have made. */
+static cmcr_status new_object(parser *p, const char *name, pk_value **out)
+{
+    cmcr_status st = new_value(p, PK_OBJECT, out);
+    if (!st) (*out)->u.global.name = name;
+    return st;
+}
+
+const char *pk_object_name(const pk_value *v) { return v && v->kind == PK_OBJECT ? v->u.global.name : NULL; }
+
+bool pk_object_is_tensor(const pk_value *v)
+{
+    const char *n = pk_object_name(v);
+    size_t len = n ? strlen(n) : 0;
+    return len > 13 && memcmp(n, "torch.", 6) == 0 && strcmp(n + len - 7, "Storage") == 0;
 }
 
 /* ------------------------------------------------------------------ REDUCE and BINPERSID */
@@ -324,6 +337,7 @@ static cmcr_status rebuild_tensor(parser *p, const pk_value *args, pk_value **ou
     pk_value *const *a = args->u.seq.items;
     if (n != 6 && n != 7)
         return bad(p, CMCR_EFORMAT, "_rebuild_tensor_v2 takes 6 or 7 arguments, not %zu", n);
+    if (pk_object_is_tensor(a[0])) return new_object(p, a[0]->u.global.name, out); /* a dtype not read */
     cmcr_status st = want(p, a[0], PK_STORAGE, "the tensor's storage");
     if (!st) st = want(p, a[1], PK_INT, "the storage offset");
     if (!st && a[1]->u.i < 0) return bad(p, CMCR_EFORMAT, "negative storage offset");
@@ -367,6 +381,7 @@ static cmcr_status apply(parser *p, const pk_value *fn, const pk_value *args, pk
     case PG_STORAGE:
         return bad(p, CMCR_EUNSUPPORTED, "REDUCE would call %s, which is not allowed",
                    pk_storage_name(fn->u.global.dtype));
+    case PG_OPAQUE: return new_object(p, fn->u.global.name, out);
     }
     return bad(p, CMCR_EFORMAT, "REDUCE on an unknown global");
 }
@@ -394,6 +409,9 @@ static cmcr_status persistent_load(parser *p, const pk_value *pid, pk_value **ou
                    "persistent id has %zu items, not 5 (storage, type, key, location, numel)",
                    pid->u.seq.n);
     pk_value *const *a = pid->u.seq.items;
+    if (a[0]->kind == PK_STR && strcmp(a[0]->u.str.s, "storage") == 0 && a[1]->kind == PK_GLOBAL &&
+        a[1]->u.global.which == PG_OPAQUE) /* a storage of a dtype cmcr does not read: never read */
+        return new_object(p, a[1]->u.global.name, out);
     if (a[0]->kind != PK_STR ||
         strcmp(a[0]->u.str.s, "storage") != 0 || a[1]->kind != PK_GLOBAL ||
         a[1]->u.global.which != PG_STORAGE || a[2]->kind != PK_STR || a[3]->kind != PK_STR ||
@@ -648,13 +666,13 @@ static cmcr_status op_binfloat(parser *p)
     return push(p, v);
 }
 
-static cmcr_status push_string(parser *p, uint64_t n)
+static cmcr_status push_sized(parser *p, pk_kind kind, uint64_t n)
 {
     const unsigned char *b;
     pk_value *v;
     char *s;
     cmcr_status st = take(p, n, &b);
-    if (!st) st = new_value(p, PK_STR, &v);
+    if (!st) st = new_value(p, kind, &v);
     if (!st) st = alloc(p, (size_t)n + 1, (void **)&s);
     if (st) return st;
     memcpy(s, b, (size_t)n);
@@ -663,6 +681,8 @@ static cmcr_status push_string(parser *p, uint64_t n)
     return push(p, v);
 }
 
+static cmcr_status push_string(parser *p, uint64_t n) { return push_sized(p, PK_STR, n); }
+
 /* A string whose length is in the next len_bytes bytes. */
 static cmcr_status sized_string(parser *p, int len_bytes)
 {
@@ -670,6 +690,18 @@ static cmcr_status sized_string(parser *p, int len_bytes)
     cmcr_status st = read_uint(p, len_bytes, &n);
     return st ? st : push_string(p, n);
 }
+
+/* A bytes object (an optimizer's or argparse.Namespace's, beside a state_dict). */
+static cmcr_status sized_bytes(parser *p, int len_bytes)
+{
+    uint64_t n;
+    cmcr_status st = read_uint(p, len_bytes, &n);
+    return st ? st : push_sized(p, PK_BYTES, n);
+}
+
+static cmcr_status op_short_bytes(parser *p) { return sized_bytes(p, 1); }
+static cmcr_status op_bytes4(parser *p) { return sized_bytes(p, 4); }
+static cmcr_status op_bytes8(parser *p) { return sized_bytes(p, 8); }
 
 static cmcr_status op_short_str(parser *p) { return sized_string(p, 1); }
 static cmcr_status op_str4(parser *p) { return sized_string(p, 4); }
@@ -767,11 +799,30 @@ static cmcr_status op_build(parser *p)
     pk_value *state, *obj;
     cmcr_status st = pop(p, &state);
     if (!st) st = top(p, &obj);
-    if (!st && obj->kind != PK_DICT)
-        return bad(p, CMCR_EUNSUPPORTED, "BUILD on %s (only dicts may carry state)",
+    if (!st && obj->kind != PK_DICT && obj->kind != PK_OBJECT)
+        return bad(p, CMCR_EUNSUPPORTED, "BUILD on %s (only dicts and opaque objects may carry state)",
                    pk_kind_desc(obj->kind));
-    return st; /* the state (torch's _metadata) is ignored */
+    return st; /* the state (torch's _metadata, an object's attributes) is ignored */
 }
+
+/* NEWOBJ / NEWOBJ_EX: cls.__new__(cls, *args[, **kwargs]), allowed only on an opaque global:
+ * it makes a placeholder, and nothing is constructed. */
+static cmcr_status new_object_of(parser *p, bool kwargs)
+{
+    pk_value *kw = NULL, *args, *cls, *v;
+    cmcr_status st = kwargs ? pop(p, &kw) : CMCR_OK;
+    if (!st) st = pop(p, &args);
+    if (!st) st = pop(p, &cls);
+    if (st) return st;
+    if (cls->kind != PK_GLOBAL || cls->u.global.which != PG_OPAQUE)
+        return bad(p, CMCR_EUNSUPPORTED, "%s on %s (only other classes' objects are kept, as opaque placeholders)",
+                   p->op_name, cls->kind == PK_GLOBAL ? "an allowed global" : pk_kind_desc(cls->kind));
+    st = new_object(p, cls->u.global.name, &v);
+    return st ? st : push(p, v);
+}
+
+static cmcr_status op_newobj(parser *p) { return new_object_of(p, false); }
+static cmcr_status op_newobj_ex(parser *p) { return new_object_of(p, true); }
 
 /* Every pickle opcode by byte; fn NULL = known but refused. */
 static const struct opinfo {
@@ -792,14 +843,14 @@ static const struct opinfo {
     ['p'] = {"PUT", NULL}, ['q'] = {"BINPUT", op_binput}, ['r'] = {"LONG_BINPUT", op_long_binput},
     ['s'] = {"SETITEM", op_setitem}, ['t'] = {"TUPLE", op_tuple}, [')'] = {"EMPTY_TUPLE", op_empty_tuple},
     ['u'] = {"SETITEMS", op_setitems}, ['G'] = {"BINFLOAT", op_binfloat},
-    [0x80] = {"PROTO", op_proto}, [0x81] = {"NEWOBJ", NULL}, [0x82] = {"EXT1", NULL},
+    [0x80] = {"PROTO", op_proto}, [0x81] = {"NEWOBJ", op_newobj}, [0x82] = {"EXT1", NULL},
     [0x83] = {"EXT2", NULL}, [0x84] = {"EXT4", NULL}, [0x85] = {"TUPLE1", op_tuple1},
     [0x86] = {"TUPLE2", op_tuple2}, [0x87] = {"TUPLE3", op_tuple3}, [0x88] = {"NEWTRUE", op_newtrue},
     [0x89] = {"NEWFALSE", op_newfalse}, [0x8a] = {"LONG1", op_long1}, [0x8b] = {"LONG4", NULL},
-    ['B'] = {"BINBYTES", NULL}, ['C'] = {"SHORT_BINBYTES", NULL},
+    ['B'] = {"BINBYTES", op_bytes4}, ['C'] = {"SHORT_BINBYTES", op_short_bytes},
     [0x8c] = {"SHORT_BINUNICODE", op_short_str}, [0x8d] = {"BINUNICODE8", op_str8},
-    [0x8e] = {"BINBYTES8", NULL}, [0x8f] = {"EMPTY_SET", NULL}, [0x90] = {"ADDITEMS", NULL},
-    [0x91] = {"FROZENSET", NULL}, [0x92] = {"NEWOBJ_EX", NULL}, [0x93] = {"STACK_GLOBAL", op_stack_global},
+    [0x8e] = {"BINBYTES8", op_bytes8}, [0x8f] = {"EMPTY_SET", NULL}, [0x90] = {"ADDITEMS", NULL},
+    [0x91] = {"FROZENSET", NULL}, [0x92] = {"NEWOBJ_EX", op_newobj_ex}, [0x93] = {"STACK_GLOBAL", op_stack_global},
     [0x94] = {"MEMOIZE", op_memoize}, [0x95] = {"FRAME", op_frame}, [0x96] = {"BYTEARRAY8", NULL},
     [0x97] = {"NEXT_BUFFER", NULL}, [0x98] = {"READONLY_BUFFER", NULL},
 };

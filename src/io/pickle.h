@@ -1,11 +1,16 @@
 /* pickle.h - a safe interpreter for the pickles inside PyTorch checkpoints (not installed).
  *
- * Only the opcodes torch.save emits (protocols 2-5) are understood, and only an allow-list
- * of globals: collections.OrderedDict, torch._utils._rebuild_tensor_v2,
+ * Only the opcodes torch.save emits (protocols 2-5) are understood, and globals are of two
+ * kinds. The allow-list - collections.OrderedDict, torch._utils._rebuild_tensor_v2,
  * torch._utils._rebuild_parameter and the torch.<Type>Storage classes of the dtypes cmcr
- * supports. Nothing is ever "called": REDUCE on an allowed global builds a plain value
- * (a dict, or a tensor description). All values live in one arena freed with pk_free, so
- * no error path can leak, and no value is ever walked recursively (cycles are harmless).
+ * supports - builds plain values (a dict, a tensor description). Every other global (an
+ * argparse.Namespace beside a training checkpoint's state_dict, an optimizer's numpy scalar,
+ * a storage of a dtype cmcr does not read) becomes an opaque placeholder: calling it (REDUCE,
+ * NEWOBJ) gives an opaque object that keeps only the global's name, BUILD on it is ignored,
+ * and a tensor over such a storage is opaque too. Nothing is ever called or constructed, so
+ * a placeholder is inert; a reader that finds one where it needs a value refuses it, naming
+ * the global (pk_object_name). All values live in one arena freed with pk_free, so no error
+ * path can leak, and no value is ever walked recursively (cycles are harmless).
  */
 #ifndef CMCR_PICKLE_H
 #define CMCR_PICKLE_H
@@ -30,14 +35,17 @@ typedef enum pk_kind {
     PK_DICT,    /* items holds key, value, key, value... in insertion order */
     PK_GLOBAL,  /* one of the allowed globals */
     PK_STORAGE, /* a persistent id resolved to a storage reference */
-    PK_TENSOR   /* the result of _rebuild_tensor_v2 */
+    PK_TENSOR,  /* the result of _rebuild_tensor_v2 */
+    PK_BYTES,   /* a bytes object (u.str) */
+    PK_OBJECT   /* an opaque placeholder (u.global.name): see above */
 } pk_kind;
 
 typedef enum pk_global {
     PG_ORDERED_DICT,
     PG_REBUILD_TENSOR,
     PG_REBUILD_PARAMETER,
-    PG_STORAGE
+    PG_STORAGE,
+    PG_OPAQUE /* any other global: a placeholder */
 } pk_global;
 
 typedef struct pk_storage {
@@ -73,7 +81,8 @@ struct pk_value {
         struct {
             pk_global which;
             cmcr_dtype dtype; /* PG_STORAGE only */
-        } global;
+            const char *name; /* "module.name", escaped for messages (PG_OPAQUE, PK_OBJECT) */
+        } global; /* PK_GLOBAL and PK_OBJECT */
         pk_storage storage;
         pk_tensor *tensor; /* separate, to keep every other value small */
     } u;
@@ -86,6 +95,11 @@ typedef struct pk_arena pk_arena;
 cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
                      pk_value **root);
 void pk_free(pk_arena *arena);
+
+/* An opaque object's global ("argparse.Namespace", "torch.BoolStorage"), and whether it
+ * stands for a tensor over a storage of a dtype cmcr does not read. */
+const char *pk_object_name(const pk_value *v);
+bool pk_object_is_tensor(const pk_value *v);
 
 /* "a dict", "an int", "a tensor", ... for messages. */
 const char *pk_kind_desc(pk_kind k);

@@ -6,6 +6,10 @@
  * sizes and strides. Only contiguous views are accepted. Each storage is read once and the
  * tensors that view it share its bytes, so a file's tensors take no more memory than its
  * distinct storages, which are checked against the file's size before any is read.
+ *
+ * A training checkpoint - a dict holding "state_dict" beside other entries (epoch, optimizer
+ * state, an argparse.Namespace) - gives its state_dict, without DataParallel's "module."
+ * prefix; nothing else of it is built or read (pickle.h: opaque placeholders).
  */
 #include "io/pickle.h"
 #include "runtime/file.h"
@@ -266,6 +270,15 @@ static cmcr_status check_entry(const loader *L, size_t i, const pk_value *key, c
                          pk_kind_desc(key->kind));
     cmcr_status st = tensors_check_name(CMCR_EFORMAT, "state_dict key", key->u.str.s, key->u.str.len);
     if (st) return core_fail_prefix(st, L->path);
+    if (pk_object_is_tensor(val))
+        return core_fail(CMCR_EUNSUPPORTED,
+                         "%s: tensor '%s' has storage type '%s', which cmcr does not support (only Float, Half, "
+                         "BFloat16, Double, Long and Int storages)", L->path, key->u.str.s, pk_object_name(val));
+    if (val->kind == PK_OBJECT)
+        return core_fail(CMCR_EUNSUPPORTED,
+                         "%s: entry '%s' is an object of class '%s', not a tensor (only state_dicts of tensors "
+                         "can be loaded; other classes are never constructed)", L->path, key->u.str.s,
+                         pk_object_name(val));
     if (val->kind != PK_TENSOR)
         return core_fail(CMCR_EUNSUPPORTED,
                          "%s: entry '%s' is %s, not a tensor (only state_dicts of tensors can be loaded)",
@@ -273,29 +286,62 @@ static cmcr_status check_entry(const loader *L, size_t i, const pk_value *key, c
     return CMCR_OK;
 }
 
-/* The (name, tensor) pairs of the root dict, in order. A bare tensor is named "tensor". */
+/* A training checkpoint ({"state_dict": {...}, "epoch": ..., "optimizer": ...}, as LAION-CLAP
+ * and ULIP save them) gives its state_dict; the other entries are never looked at (their
+ * objects are opaque placeholders, their storages never read). Any other root is itself. */
+static const pk_value *state_dict_of(const pk_value *root)
+{
+    if (root->kind != PK_DICT) return root;
+    for (size_t i = 0; i + 1 < root->u.seq.n; i += 2) {
+        const pk_value *k = root->u.seq.items[i], *v = root->u.seq.items[i + 1];
+        if (k->kind == PK_STR && strcmp(k->u.str.s, "state_dict") == 0 && k->u.str.len == 10 && v->kind == PK_DICT)
+            return v;
+    }
+    return root;
+}
+
+/* torch.nn.DataParallel's "module." prefix, when every key has it, is not part of the names. */
+static size_t common_prefix(const pk_value *dict)
+{
+    static const char prefix[] = "module.";
+    size_t n = dict->u.seq.n / 2, len = sizeof prefix - 1;
+    for (size_t i = 0; i < n; i++) {
+        const pk_value *k = dict->u.seq.items[2 * i];
+        if (k->kind != PK_STR || k->u.str.len <= len || memcmp(k->u.str.s, prefix, len) != 0) return 0;
+    }
+    return n ? len : 0;
+}
+
+/* The (name, tensor) pairs of the state dict, in order. A bare tensor is named "tensor". */
 static cmcr_status collect_items(loader *L, const pk_value *root)
 {
     bool bare = root->kind == PK_TENSOR;
+    if (root->kind == PK_OBJECT || root->kind == PK_GLOBAL)
+        return core_fail(CMCR_EUNSUPPORTED, "%s: the checkpoint holds %s '%s', not a state_dict of tensors "
+                         "(other classes are never constructed)", L->path,
+                         root->kind == PK_OBJECT ? "an object of class" : "the global",
+                         root->u.global.name ? root->u.global.name : "(allowed)");
     if (!bare && root->kind != PK_DICT)
         return core_fail(CMCR_EUNSUPPORTED, "%s: the checkpoint holds %s, not a state_dict of tensors",
                          L->path, pk_kind_desc(root->kind));
-    size_t n = bare ? 1 : root->u.seq.n / 2;
+    const pk_value *sd = bare ? root : state_dict_of(root);
+    size_t n = bare ? 1 : sd->u.seq.n / 2;
     if (n > CMCR_MAX_TENSORS)
         return core_fail(CMCR_ENOMEM, "%s: %zu tensors, more than the limit of %d", L->path, n,
                          CMCR_MAX_TENSORS);
-    L->items = core_xmalloc(n * sizeof *L->items);
+    L->items = core_xmalloc((n ? n : 1) * sizeof *L->items);
     if (!L->items) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     L->n = n;
     if (bare) {
         L->items[0] = (item){"tensor", root->u.tensor, NULL};
         return CMCR_OK;
     }
+    size_t skip = common_prefix(sd);
     for (size_t i = 0; i < n; i++) {
-        const pk_value *key = root->u.seq.items[2 * i], *val = root->u.seq.items[2 * i + 1];
+        const pk_value *key = sd->u.seq.items[2 * i], *val = sd->u.seq.items[2 * i + 1];
         cmcr_status st = check_entry(L, i, key, val);
         if (st) return st;
-        L->items[i] = (item){key->u.str.s, val->u.tensor, NULL};
+        L->items[i] = (item){key->u.str.s + skip, val->u.tensor, NULL};
     }
     return CMCR_OK;
 }
