@@ -25,6 +25,18 @@ static void print_head(const char *side, cmcr_head_shape s)
                (long long)s.in_dim, (long long)s.hidden, (long long)s.hidden, (long long)s.out_dim);
 }
 
+/* Which encoder each side takes, for the released connections' shapes (the official
+ * cmcr_model.py): the two files map their heads the opposite way round. */
+static void print_sides(const char *preset)
+{
+    if (strcmp(preset, "clap-clip") == 0)
+        printf("  as in the released clap_clip.pt: side a (Head_A) projects CLAP embeddings (audio, text), "
+               "side b (Head_B) CLIP embeddings (image, text)\n");
+    else if (strcmp(preset, "ulip-clip") == 0)
+        printf("  as in the released ulip_clip.pt: side a (Head_A) projects CLIP embeddings (image, text), "
+               "side b (Head_B) ULIP embeddings (point cloud, text)\n");
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     cli_opt opts[] = {{0}};
@@ -53,9 +65,11 @@ int cmd_inspect(int argc, char **argv)
     }
     cmcr_model *m;
     if (cmcr_model_from_tensors(ts, pos[0], &m) == CMCR_OK) {
-        printf("C-MCR model, preset %s\n", cmcr_model_preset(m));
+        const char *preset = cmcr_model_preset(m);
+        printf("C-MCR model, preset %s\n", preset);
         print_head("a (Head_A)", cmcr_model_shape(m, CMCR_SIDE_A));
         print_head("b (Head_B)", cmcr_model_shape(m, CMCR_SIDE_B));
+        print_sides(preset);
         cmcr_model_free(m);
     }
     cmcr_tensors_free(ts);
