@@ -610,17 +610,17 @@ static void test_unicode_word_split(void **state)
         size_t len = probe.n + p2.n + p3.n;
         piece want[9];
         int nw = expected_words((char)(cls[c] & ~0x20), ch, chn, want);
-        clip_words w;
-        assert_int_equal(clip_words_begin(&w, &tx, s, len), CMCR_OK);
+        text_words w;
+        assert_int_equal(text_words_begin(&w, tx.words, s, len), CMCR_OK);
         size_t a, b;
         int k = 0, rc;
         bool same = true;
-        while ((rc = clip_words_next(&w, "probe", &a, &b)) == 1) {
+        while ((rc = text_words_next(&w, "probe", &a, &b)) == 1) {
             if (k >= nw || b - a != want[k].n || memcmp(s + a, want[k].s, want[k].n) != 0) same = false;
             k++;
         }
         assert_int_equal(rc, 0);
-        clip_words_end(&w);
+        text_words_end(&w);
         if (!same || k != nw) {
             if (cls[c] >= 'a') bad_unassigned++;
             else if (++bad_assigned <= 10) printf("U+%04X: split differs from the reference (class %c)\n", c, cls[c]);
