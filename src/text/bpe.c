@@ -302,7 +302,7 @@ static bool split_line(const char *s, size_t n, bpe_line *m)
 cmcr_status bpe_parse_merges(const char *text, size_t len, const char *name, size_t max, bpe_line **out, size_t *n)
 {
     size_t lines = 1;
-    for (const char *p = text; lines <= 1 + max && (p = memchr(p, '\n', len - (size_t)(p - text))); p++) lines++;
+    for (const char *p = text; lines - 1 <= max && (p = memchr(p, '\n', len - (size_t)(p - text))); p++) lines++;
     *out = calloc(lines, sizeof **out);
     if (!*out) return core_fail(CMCR_ENOMEM, "%s: out of memory for the merges", name);
     *n = 0;
