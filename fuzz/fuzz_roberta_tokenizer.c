@@ -12,7 +12,7 @@
 #include <string.h>
 
 /* A vocabulary of the specials, the 256 byte symbols and a few merges (over "the", " the",
- * "é" and a repeated letter), so that BPE has work to do on most inputs. */
+ * "é" (the symbols Ã ©) and a repeated letter), so that BPE has work to do on most inputs. */
 static const roberta_bpe *small_vocab(void)
 {
     static roberta_bpe *t; /* made once; the fuzzer's process ends without freeing it */
@@ -24,11 +24,13 @@ static const roberta_bpe *small_vocab(void)
         u[bpe_byte_char(b, u)] = '\0';
         n += (size_t)snprintf(json + n, sizeof json - n, ", \"%s%s\": %d", b == '"' || b == '\\' ? "\\" : "", u, 4 + b);
     }
-    snprintf(json + n, sizeof json - n, ", \"\xc4\xa0t\": 260, \"he\": 261, \"\xc4\xa0the\": 262, \"\xc3\xa9\": 263, "
+    snprintf(json + n, sizeof json - n, ", \"\xc4\xa0t\": 260, \"he\": 261, \"\xc4\xa0the\": 262, \"\xc3\x83\xc2\xa9\": 263, "
                                         "\"aa\": 264, \"aaaa\": 265, \"<mask>\": 266}");
-    static const char merges[] = "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n\xc3 \xa9\na a\naa aa\n";
-    if (roberta_bpe_load_memory(json, strlen(json), "small.json", merges, sizeof merges - 1, "small.txt", &t) != CMCR_OK)
+    static const char merges[] = "#version: 0.2\n\xc4\xa0 t\nh e\n\xc4\xa0t he\n\xc3\x83 \xc2\xa9\na a\naa aa\n";
+    if (roberta_bpe_load_memory(json, strlen(json), "small.json", merges, sizeof merges - 1, "small.txt", &t) != CMCR_OK) {
+        fprintf(stderr, "%s\n", cmcr_last_error());
         abort();
+    }
     return t;
 }
 

@@ -484,6 +484,35 @@ void bpe_apply(const bpe_table *t, bpe_scratch *s, int32_t n)
     }
 }
 
+/* ------------------------------------------------------------------ encoding */
+
+cmcr_status bpe_check_text(const char *text, size_t len, size_t max, const char *name)
+{
+    if (len > max)
+        return core_fail(CMCR_ENOMEM, "%s: text of %zu bytes is longer than the tokenizer's limit of %zu bytes", name, len,
+                         max);
+    size_t ok = text_utf8_check(text, len);
+    if (ok != len)
+        return core_fail(CMCR_EVALUE, "%s: invalid UTF-8 at byte %zu (0x%02x)", name, ok, (unsigned char)text[ok]);
+    return CMCR_OK;
+}
+
+cmcr_status bpe_encode_words(const pcre2_code *re, const char *s, size_t len, const char *name, bpe_word_fn fn,
+                             const void *ctx, bpe_scratch *sc, bpe_out *o)
+{
+    text_words w;
+    cmcr_status st = text_words_begin(&w, re, s, len);
+    size_t a, b;
+    int rc = 0;
+    while (st == CMCR_OK && !bpe_out_full(o) && (rc = text_words_next(&w, name, &a, &b)) == 1) {
+        if (!bpe_scratch_fit(sc, b - a)) st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
+        else fn(ctx, (const unsigned char *)s + a, (int32_t)(b - a), sc, o);
+    }
+    if (rc < 0) st = CMCR_EVALUE;
+    text_words_end(&w);
+    return st;
+}
+
 /* ------------------------------------------------------------------ Hugging Face's files */
 
 static char *join(const char *dir, const char *file)

@@ -140,6 +140,33 @@ void bpe_scratch_free(bpe_scratch *s);
  * (ids < 0 never merge); the result is the list from index 0 along s->next (-1 ends it). */
 void bpe_apply(const bpe_table *t, bpe_scratch *s, int32_t n);
 
+/* ------------------------------------------------------------------ encoding */
+
+/* CMCR_ENOMEM when text is longer than max bytes, CMCR_EVALUE when it is not valid UTF-8
+ * ("name: invalid UTF-8 at byte N (0xXX)"), else CMCR_OK. */
+cmcr_status bpe_check_text(const char *text, size_t len, size_t max, const char *name);
+
+/* The ids being written after a leading special token: room for max; all are counted. */
+typedef struct bpe_out {
+    int32_t *ids;
+    int64_t max, count;
+    bool need_count; /* false: encoding may stop once the room is full */
+} bpe_out;
+static inline void bpe_emit(bpe_out *o, int32_t id)
+{
+    if (o->count < o->max) o->ids[1 + o->count] = id;
+    o->count++;
+}
+static inline bool bpe_out_full(const bpe_out *o) { return !o->need_count && o->count >= o->max; }
+
+/* What a tokenizer does with one word w[0..n) (bytes; s has room for n symbols): emit its
+ * tokens into o. */
+typedef void (*bpe_word_fn)(const void *ctx, const unsigned char *w, int32_t n, bpe_scratch *s, bpe_out *o);
+/* re.findall of re over s[0..len), each word through fn, until o is full (bpe_out_full).
+ * CMCR_ENOMEM or CMCR_EVALUE (a PCRE2 match limit) name `name`. */
+cmcr_status bpe_encode_words(const pcre2_code *re, const char *s, size_t len, const char *name, bpe_word_fn fn,
+                             const void *ctx, bpe_scratch *sc, bpe_out *o);
+
 /* ------------------------------------------------------------------ Hugging Face's files */
 
 /* path names Hugging Face's layout when it is a folder (path/vocab.json, path/merges.txt) or a

@@ -265,39 +265,17 @@ static void bpe_word(const clip_bpe *t, bpe_scratch *s, const unsigned char *w, 
 
 /* ------------------------------------------------------------------ clip.tokenize */
 
-typedef struct out_ids {
-    int32_t *ids;
-    int64_t max, count; /* room for max BPE tokens after <|startoftext|>; all counted */
-} out_ids;
-
-static void emit(out_ids *o, int32_t id)
+/* One word of the cleaned text: a special token's text is its id (OpenAI's BPE cache holds
+ * them), any other word goes through BPE with </w>. */
+static void clip_word(const void *ctx, const unsigned char *w, int32_t n, bpe_scratch *s, bpe_out *o)
 {
-    if (o->count < o->max) o->ids[1 + o->count] = id;
-    o->count++;
-}
-
-static cmcr_status encode_words(const clip_bpe *t, const char *s, size_t len, const char *name, out_ids *o,
-                                bool need_count)
-{
-    text_words w;
-    bpe_scratch sc = {0};
-    cmcr_status st = text_words_begin(&w, t->text.words, s, len);
-    size_t a, b;
-    int rc = 0;
-    while (st == CMCR_OK && (need_count || o->count < o->max) && (rc = text_words_next(&w, name, &a, &b)) == 1) {
-        size_t n = b - a;
-        if (n == 15 && memcmp(s + a, "<|startoftext|>", 15) == 0) emit(o, t->sot);
-        else if (n == 13 && memcmp(s + a, "<|endoftext|>", 13) == 0) emit(o, t->eot);
-        else if (!bpe_scratch_fit(&sc, n)) st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
-        else {
-            bpe_word(t, &sc, (const unsigned char *)s + a, (int32_t)n);
-            for (int32_t p = 0; p >= 0; p = sc.next[p]) emit(o, sc.id[p]);
-        }
+    const clip_bpe *t = ctx;
+    if (n == 15 && memcmp(w, "<|startoftext|>", 15) == 0) bpe_emit(o, t->sot);
+    else if (n == 13 && memcmp(w, "<|endoftext|>", 13) == 0) bpe_emit(o, t->eot);
+    else {
+        bpe_word(t, s, w, n);
+        for (int32_t p = 0; p >= 0; p = s->next[p]) bpe_emit(o, s->id[p]);
     }
-    if (rc < 0) st = CMCR_EVALUE;
-    text_words_end(&w);
-    bpe_scratch_free(&sc);
-    return st;
 }
 
 cmcr_status clip_bpe_encode(const clip_bpe *t, const char *text, size_t len, const char *name, int32_t *ids,
@@ -308,18 +286,16 @@ cmcr_status clip_bpe_encode(const clip_bpe *t, const char *text, size_t len, con
     if (!t || !ids || context < 2 || (!text && len))
         return core_fail(CMCR_EINVAL, "%s: clip_bpe_encode needs a tokenizer, ids and a context of at least 2", name);
     memset(ids, 0, (size_t)context * sizeof *ids);
-    if (len > CLIP_BPE_MAX_TEXT)
-        return core_fail(CMCR_ENOMEM, "%s: text of %zu bytes is longer than the tokenizer's limit of %zu bytes", name, len,
-                         CLIP_BPE_MAX_TEXT);
     if (!text) text = "";
-    size_t ok = text_utf8_check(text, len);
-    if (ok != len)
-        return core_fail(CMCR_EVALUE, "%s: invalid UTF-8 at byte %zu (0x%02x)", name, ok, (unsigned char)text[ok]);
+    cmcr_status st = bpe_check_text(text, len, CLIP_BPE_MAX_TEXT, name);
+    if (st != CMCR_OK) return st;
     text_buf clean = {0};
-    out_ids o = {ids, context - 2, 0};
-    cmcr_status st = clip_text_clean(&t->text, text, len, &clean) ? CMCR_OK : core_fail(CMCR_ENOMEM, "%s: out of memory", name);
-    if (st == CMCR_OK) st = encode_words(t, clean.p ? clean.p : "", clean.n, name, &o, n_tokens != NULL);
+    bpe_scratch sc = {0};
+    bpe_out o = {ids, context - 2, 0, n_tokens != NULL};
+    if (!clip_text_clean(&t->text, text, len, &clean)) st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
+    if (st == CMCR_OK) st = bpe_encode_words(t->text.words, clean.p ? clean.p : "", clean.n, name, clip_word, t, &sc, &o);
     text_buf_free(&clean);
+    bpe_scratch_free(&sc);
     if (st != CMCR_OK) {
         memset(ids, 0, (size_t)context * sizeof *ids);
         return st;

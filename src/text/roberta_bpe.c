@@ -109,43 +109,14 @@ cmcr_status roberta_bpe_load(const char *path, roberta_bpe **out)
 
 /* ------------------------------------------------------------------ encoding */
 
-/* The ids being written: room for max tokens after <s>; all are counted. */
-typedef struct out_ids {
-    int32_t *ids;
-    int64_t max, count;
-    bool need_count; /* false: stop once the room is full */
-} out_ids;
-
-static void emit(out_ids *o, int32_t id)
-{
-    if (o->count < o->max) o->ids[1 + o->count] = id;
-    o->count++;
-}
-
-static bool full(const out_ids *o) { return !o->need_count && o->count >= o->max; }
-
-/* _tokenize(piece): the pattern's words, each as byte symbols through BPE; a symbol missing
+/* _tokenize() of one word of the pattern: its bytes as symbols through BPE; a symbol missing
  * from the vocabulary gives <unk>. */
-static cmcr_status encode_piece(const roberta_bpe *t, const char *s, size_t len, const char *name, bpe_scratch *sc,
-                                out_ids *o)
+static void roberta_word(const void *ctx, const unsigned char *w, int32_t n, bpe_scratch *s, bpe_out *o)
 {
-    text_words w;
-    cmcr_status st = text_words_begin(&w, t->words, s, len);
-    size_t a, b;
-    int rc = 0;
-    while (st == CMCR_OK && !full(o) && (rc = text_words_next(&w, name, &a, &b)) == 1) {
-        int32_t n = (int32_t)(b - a);
-        if (!bpe_scratch_fit(sc, (size_t)n)) {
-            st = core_fail(CMCR_ENOMEM, "%s: out of memory", name);
-            break;
-        }
-        for (int32_t i = 0; i < n; i++) sc->id[i] = t->byte_id[(unsigned char)s[a + (size_t)i]];
-        bpe_apply(&t->merges, sc, n);
-        for (int32_t p = 0; p >= 0; p = sc->next[p]) emit(o, sc->id[p] >= 0 ? sc->id[p] : t->special[SP_UNK]);
-    }
-    if (rc < 0) st = CMCR_EVALUE;
-    text_words_end(&w);
-    return st;
+    const roberta_bpe *t = ctx;
+    for (int32_t i = 0; i < n; i++) s->id[i] = t->byte_id[w[i]];
+    bpe_apply(&t->merges, s, n);
+    for (int32_t p = 0; p >= 0; p = s->next[p]) bpe_emit(o, s->id[p] >= 0 ? s->id[p] : t->special[SP_UNK]);
 }
 
 /* The special token starting at s[i], or -1. No special token is a prefix of another and
@@ -177,18 +148,18 @@ static size_t rstrip_end(const char *s, size_t len)
 /* tokenize(): the text cut at the special tokens (each its own id); <mask> is an AddedToken
  * with lstrip=True, so the piece before it loses its trailing whitespace; empty pieces give
  * nothing, the others go through _tokenize. */
-static cmcr_status encode_text(const roberta_bpe *t, const char *s, size_t len, const char *name, out_ids *o)
+static cmcr_status encode_text(const roberta_bpe *t, const char *s, size_t len, const char *name, bpe_out *o)
 {
     bpe_scratch sc = {0};
     cmcr_status st = CMCR_OK;
     size_t start = 0;
-    for (size_t i = 0; st == CMCR_OK && !full(o) && i <= len; i++) {
+    for (size_t i = 0; st == CMCR_OK && !bpe_out_full(o) && i <= len; i++) {
         int k = i < len ? special_at(s, len, i) : -1;
         if (k < 0 && i < len) continue;
         size_t end = k == SP_MASK ? start + rstrip_end(s + start, i - start) : i;
-        if (end > start) st = encode_piece(t, s + start, end - start, name, &sc, o);
+        if (end > start) st = bpe_encode_words(t->words, s + start, end - start, name, roberta_word, t, &sc, o);
         if (k < 0) break;
-        emit(o, t->special[k]);
+        bpe_emit(o, t->special[k]);
         start = i + strlen(special_text[k]);
         i = start - 1;
     }
@@ -211,15 +182,11 @@ cmcr_status roberta_bpe_encode(const roberta_bpe *t, const char *text, size_t le
         return core_fail(CMCR_EINVAL, "%s: roberta_bpe_encode needs a tokenizer, ids and a context of at least 2", name);
     int32_t pad = t->special[SP_PAD];
     fill(ids, context, pad);
-    if (len > ROBERTA_BPE_MAX_TEXT)
-        return core_fail(CMCR_ENOMEM, "%s: text of %zu bytes is longer than the tokenizer's limit of %zu bytes", name, len,
-                         ROBERTA_BPE_MAX_TEXT);
     if (!text) text = "";
-    size_t ok = text_utf8_check(text, len);
-    if (ok != len)
-        return core_fail(CMCR_EVALUE, "%s: invalid UTF-8 at byte %zu (0x%02x)", name, ok, (unsigned char)text[ok]);
-    out_ids o = {ids, context - 2, 0, n_tokens != NULL};
-    cmcr_status st = encode_text(t, text, len, name, &o);
+    cmcr_status st = bpe_check_text(text, len, ROBERTA_BPE_MAX_TEXT, name);
+    if (st != CMCR_OK) return st;
+    bpe_out o = {ids, context - 2, 0, n_tokens != NULL};
+    st = encode_text(t, text, len, name, &o);
     if (st != CMCR_OK) {
         fill(ids, context, pad);
         return st;
