@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -127,6 +128,37 @@ static void expect_message(const char *file, const char *needle)
     assert_non_null(strstr(m, file));
     assert_non_null(strstr(m, needle));
     assert_null(strchr(m, '\n'));
+}
+
+/* A tokenizer's check of the whole corpus: the number of strings that differ. */
+typedef size_t (*corpus_check_fn)(const void *t, const corpus *c, bool print);
+typedef struct corpus_job {
+    corpus_check_fn check;
+    const void *t;
+    const corpus *c;
+    size_t bad;
+} corpus_job;
+
+static void *corpus_job_run(void *arg)
+{
+    corpus_job *j = arg;
+    for (int rep = 0; rep < 3; rep++) j->bad += j->check(j->t, j->c, false);
+    return NULL;
+}
+
+/* 4 threads sharing one tokenizer t, 3 passes over c each: no string may differ. */
+static void corpus_threads(corpus_check_fn check, const void *t, const corpus *c)
+{
+    pthread_t th[4];
+    corpus_job jobs[4];
+    for (int k = 0; k < 4; k++) {
+        jobs[k] = (corpus_job){check, t, c, 0};
+        assert_int_equal(pthread_create(&th[k], NULL, corpus_job_run, &jobs[k]), 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        assert_int_equal(pthread_join(th[k], NULL), 0);
+        assert_int_equal(jobs[k].bad, 0);
+    }
 }
 
 static void write_text(const char *path, const char *s) { tu_write_file(path, s, strlen(s)); }

@@ -7,7 +7,6 @@
 #include "text/clip_bpe.h"
 #include "text/clip_text.h"
 
-#include <pthread.h>
 #include <utf8proc.h>
 #include <zlib.h>
 
@@ -400,18 +399,8 @@ static void test_refuse_texts(void **state)
 
 /* ------------------------------------------------------------------ threads */
 
-typedef struct job {
-    const clip_bpe *t;
-    const corpus *c;
-    size_t bad;
-} job;
-
-static void *run_job(void *arg)
-{
-    job *j = arg;
-    for (int rep = 0; rep < 3; rep++) j->bad += check_corpus(j->t, j->c, false);
-    return NULL;
-}
+/* check_corpus for corpus_threads. */
+static size_t check_any(const void *t, const corpus *c, bool print) { return check_corpus(t, c, print); }
 
 static void test_threads(void **state)
 {
@@ -419,16 +408,7 @@ static void test_threads(void **state)
     corpus c;
     char *vp;
     clip_bpe *t = corpus_and_vocab(&c, &vp, __func__);
-    pthread_t th[4];
-    job jobs[4];
-    for (int k = 0; k < 4; k++) {
-        jobs[k] = (job){t, &c, 0};
-        assert_int_equal(pthread_create(&th[k], NULL, run_job, &jobs[k]), 0);
-    }
-    for (int k = 0; k < 4; k++) {
-        assert_int_equal(pthread_join(th[k], NULL), 0);
-        assert_int_equal(jobs[k].bad, 0);
-    }
+    corpus_threads(check_any, t, &c);
     clip_bpe_free(t);
     corpus_free(&c);
     free(vp);
