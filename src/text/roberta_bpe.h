@@ -41,7 +41,8 @@ int32_t roberta_bpe_pad_id(const roberta_bpe *t);
  * *n_tokens (may be NULL) the number of tokens before truncation. name names the text in
  * errors (e.g. "prompts.txt:12"). Re-entrant: threads may encode with one tokenizer at once.
  * context >= 2; invalid UTF-8 gives CMCR_EVALUE, texts over ROBERTA_BPE_MAX_TEXT bytes
- * CMCR_ENOMEM. On failure ids holds the pad id and the counts are 0. */
+ * CMCR_ENOMEM. The counts are 0 on any failure; once the arguments pass (CMCR_EINVAL), ids
+ * holds the pad id on failure. */
 cmcr_status roberta_bpe_encode(const roberta_bpe *t, const char *text, size_t len, const char *name, int32_t *ids,
                                int32_t context, int32_t *n_real, int64_t *n_tokens);
 
