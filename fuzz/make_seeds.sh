@@ -147,6 +147,8 @@ for name in sorted(os.listdir(pt)):
 PYEOF
 # fuzz_tokenizer: texts of the tokenizer's test corpus, small merge lists and HF files.
 "$PY" "$ROOT/scripts/clip_ref_tokenizer.py" --seeds "$C/fuzz_tokenizer"
+# fuzz_roberta_tokenizer: texts of RoBERTa's test strings, and a small vocab.json + merges.txt.
+"$PY" "$ROOT/scripts/clap_ref_tokenizer.py" --seeds "$C/fuzz_roberta_tokenizer"
 # fuzz_image: small JPEGs and PNGs of every kind the decoder handles.
 "$PY" "$ROOT/scripts/clip_ref_image.py" --seeds "$C/fuzz_image"
 # fuzz_clip: the headers of scripts/clip_reference.py's tiny CLIP (HF and OpenAI layouts),

@@ -3,107 +3,16 @@
  * strings from both vocabulary forms, every code point through the word split and the
  * clean-up, the generated HTML table, truncation, refusals of bad texts and bad vocabulary
  * files, and threads sharing one tokenizer. */
-#define _GNU_SOURCE
-#include "testutil.h"
+#include "bpe_testutil.h"
 #include "text/clip_bpe.h"
 #include "text/clip_text.h"
 
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
 #include <utf8proc.h>
 #include <zlib.h>
 
-#define CTX 77
 #define VOCAB_REL "tokenizers/clip/bpe_simple_vocab_16e6.txt.gz"
 
-/* ------------------------------------------------------------------ fixtures and data */
-
-static char *fixture(const char *name, const char *file)
-{
-    const char *d = getenv("CMCR_FIXTURES");
-    if (!d) return NULL;
-    char *p = malloc(strlen(d) + strlen(name) + strlen(file) + 3);
-    sprintf(p, "%s/%s/%s", d, name, file);
-    struct stat st;
-    if (stat(p, &st) == 0) return p;
-    free(p);
-    return NULL;
-}
-
-static char *vocab_path(void)
-{
-    const char *d = tu_testdata();
-    if (!d) return NULL;
-    char *p = malloc(strlen(d) + sizeof VOCAB_REL + 2);
-    sprintf(p, "%s/%s", d, VOCAB_REL);
-    struct stat st;
-    if (stat(p, &st) == 0) return p;
-    free(p);
-    return NULL;
-}
-
-/* The reference corpus: strings (length-prefixed UTF-8), ids (N x 77) and token counts. */
-typedef struct corpus {
-    size_t n;
-    const char **s;
-    size_t *len;
-    int32_t *ids;
-    int64_t *counts;
-    unsigned char *raw;
-    cmcr_tensors *ts, *tc;
-} corpus;
-
-static uint32_t le32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-
-/* Load the corpus, or skip the calling test when the fixture is absent. */
-static bool corpus_load(corpus *c, const char *test)
-{
-    char *sp = fixture("clip_tokens", "strings.bin"), *ip = fixture("clip_tokens", "ids.npy");
-    char *cp = fixture("clip_tokens", "ntokens.npy");
-    if (!sp || !ip || !cp) {
-        tu_note_skip(test, "fixture clip_tokens absent (no CLIP vocabulary in the test data, or no Python reference)");
-        free(sp), free(ip), free(cp);
-        return false;
-    }
-    size_t n;
-    *c = (corpus){0};
-    c->raw = tu_read_file(sp, &n);
-    assert_true(n >= 12 && memcmp(c->raw, "CLIPSTR1", 8) == 0);
-    c->n = le32(c->raw + 8);
-    c->s = calloc(c->n, sizeof *c->s);
-    c->len = calloc(c->n, sizeof *c->len);
-    size_t o = 12;
-    for (size_t i = 0; i < c->n; i++) {
-        assert_true(o + 4 <= n);
-        c->len[i] = le32(c->raw + o);
-        c->s[i] = (const char *)c->raw + o + 4;
-        o += 4 + c->len[i];
-        assert_true(o <= n);
-    }
-    assert_int_equal(o, n);
-    assert_int_equal(cmcr_tensors_load(ip, CMCR_FORMAT_NPY, &c->ts), CMCR_OK);
-    assert_int_equal(cmcr_tensors_load(cp, CMCR_FORMAT_NPY, &c->tc), CMCR_OK);
-    const cmcr_tensor *t = cmcr_tensors_at(c->ts, 0), *tn = cmcr_tensors_at(c->tc, 0);
-    assert_int_equal(t->dtype, CMCR_I32);
-    assert_int_equal(t->shape[0], (int64_t)c->n);
-    assert_int_equal(t->shape[1], CTX);
-    assert_int_equal(tn->dtype, CMCR_I64);
-    c->ids = t->data;
-    c->counts = tn->data;
-    assert_true(c->n >= 2000);
-    free(sp), free(ip), free(cp);
-    return true;
-}
-
-static void corpus_free(corpus *c)
-{
-    free(c->s), free(c->len), free(c->raw);
-    cmcr_tensors_free(c->ts);
-    cmcr_tensors_free(c->tc);
-}
+static char *vocab_path(void) { return data_path(VOCAB_REL); }
 
 /* Every string of c through t equals the reference (ids and counts); returns mismatches. */
 static size_t check_corpus(const clip_bpe *t, const corpus *c, bool print)
@@ -116,15 +25,7 @@ static size_t check_corpus(const clip_bpe *t, const corpus *c, bool print)
         snprintf(name, sizeof name, "strings.bin:%zu", i);
         cmcr_status st = clip_bpe_encode(t, c->s[i], c->len[i], name, ids, CTX, &count);
         if (st != CMCR_OK || memcmp(ids, c->ids + i * CTX, sizeof ids) != 0 || count != c->counts[i]) {
-            if (print && bad < 5) {
-                char shown[200];
-                char *tmp = strndup(c->s[i], c->len[i]);
-                printf("string %zu '%s': status %d count %lld (want %lld) first ids", i, cmcr_printable(shown, sizeof shown, tmp), st,
-                       (long long)count, (long long)c->counts[i]);
-                for (int k = 0; k < 12; k++) printf(" %d/%d", ids[k], c->ids[i * CTX + k]);
-                printf("\n");
-                free(tmp);
-            }
+            if (print && bad < 5) corpus_show(c, i, ids, st, (long long)count);
             bad++;
         }
     }
@@ -139,7 +40,7 @@ static clip_bpe *corpus_and_vocab(corpus *c, char **vp, const char *test)
 {
     *vp = vocab_path();
     if (!*vp) tu_skip("%s not in the test data", VOCAB_REL);
-    if (!corpus_load(c, test)) {
+    if (!corpus_load(c, "clip_tokens", test)) {
         free(*vp);
         skip();
     }
@@ -181,7 +82,7 @@ static void test_reference_hf(void **state)
     (void)state;
     corpus c;
     char *dir = fixture("clip_tokens", "hf"), *json = fixture("clip_tokens", "hf/vocab.json");
-    if (!dir || !json || !corpus_load(&c, __func__)) {
+    if (!dir || !json || !corpus_load(&c, "clip_tokens", __func__)) {
         if (!dir || !json) tu_note_skip(__func__, "fixture clip_tokens/hf absent");
         free(dir), free(json);
         skip();
@@ -267,18 +168,6 @@ static void test_truncation(void **state)
 }
 
 /* ------------------------------------------------------------------ a small vocabulary */
-
-static void write_text(const char *path, const char *s) { tu_write_file(path, s, strlen(s)); }
-
-/* The message of the last failure is one line naming `file` and containing needle. */
-static void expect_message(const char *file, const char *needle)
-{
-    const char *m = cmcr_last_error();
-    printf("MSG %s\n", m);
-    assert_non_null(strstr(m, file));
-    assert_non_null(strstr(m, needle));
-    assert_null(strchr(m, '\n'));
-}
 
 static void expect_load_fail(const char *path, cmcr_status want, const char *file, const char *needle)
 {
@@ -510,18 +399,8 @@ static void test_refuse_texts(void **state)
 
 /* ------------------------------------------------------------------ threads */
 
-typedef struct job {
-    const clip_bpe *t;
-    const corpus *c;
-    size_t bad;
-} job;
-
-static void *run_job(void *arg)
-{
-    job *j = arg;
-    for (int rep = 0; rep < 3; rep++) j->bad += check_corpus(j->t, j->c, false);
-    return NULL;
-}
+/* check_corpus for corpus_threads. */
+static size_t check_any(const void *t, const corpus *c, bool print) { return check_corpus(t, c, print); }
 
 static void test_threads(void **state)
 {
@@ -529,16 +408,7 @@ static void test_threads(void **state)
     corpus c;
     char *vp;
     clip_bpe *t = corpus_and_vocab(&c, &vp, __func__);
-    pthread_t th[4];
-    job jobs[4];
-    for (int k = 0; k < 4; k++) {
-        jobs[k] = (job){t, &c, 0};
-        assert_int_equal(pthread_create(&th[k], NULL, run_job, &jobs[k]), 0);
-    }
-    for (int k = 0; k < 4; k++) {
-        assert_int_equal(pthread_join(th[k], NULL), 0);
-        assert_int_equal(jobs[k].bad, 0);
-    }
+    corpus_threads(check_any, t, &c);
     clip_bpe_free(t);
     corpus_free(&c);
     free(vp);
@@ -610,17 +480,17 @@ static void test_unicode_word_split(void **state)
         size_t len = probe.n + p2.n + p3.n;
         piece want[9];
         int nw = expected_words((char)(cls[c] & ~0x20), ch, chn, want);
-        clip_words w;
-        assert_int_equal(clip_words_begin(&w, &tx, s, len), CMCR_OK);
+        text_words w;
+        assert_int_equal(text_words_begin(&w, tx.words, s, len), CMCR_OK);
         size_t a, b;
         int k = 0, rc;
         bool same = true;
-        while ((rc = clip_words_next(&w, "probe", &a, &b)) == 1) {
+        while ((rc = text_words_next(&w, "probe", &a, &b)) == 1) {
             if (k >= nw || b - a != want[k].n || memcmp(s + a, want[k].s, want[k].n) != 0) same = false;
             k++;
         }
         assert_int_equal(rc, 0);
-        clip_words_end(&w);
+        text_words_end(&w);
         if (!same || k != nw) {
             if (cls[c] >= 'a') bad_unassigned++;
             else if (++bad_assigned <= 10) printf("U+%04X: split differs from the reference (class %c)\n", c, cls[c]);

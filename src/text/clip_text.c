@@ -9,67 +9,10 @@
 #include <stdlib.h>
 #include <utf8proc.h>
 
-bool text_buf_reserve(text_buf *b, size_t extra)
-{
-    if (extra > SIZE_MAX / 2 - b->n) return false;
-    if (b->n + extra <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->n + extra) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) return false;
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-bool text_buf_put(text_buf *b, const void *s, size_t n)
-{
-    if (!text_buf_reserve(b, n)) return false;
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    return true;
-}
-
-void text_buf_free(text_buf *b)
-{
-    free(b->p);
-    *b = (text_buf){0};
-}
-
-/* The code point at s[i] (valid UTF-8) and its length in bytes. */
-static size_t decode(const char *s, size_t len, size_t i, int32_t *cp)
-{
-    unsigned char c = (unsigned char)s[i];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    utf8proc_int32_t v = 0;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &v);
-    *cp = v;
-    return k > 0 ? (size_t)k : 1; /* k <= 0 only on invalid input, which callers never pass */
-}
-
 static bool put_cp(text_buf *b, int32_t cp)
 {
     utf8proc_uint8_t u[4];
     return text_buf_put(b, u, (size_t)utf8proc_encode_char(cp, u));
-}
-
-size_t text_utf8_check(const char *s, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        if ((unsigned char)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        utf8proc_int32_t v;
-        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &v);
-        if (k <= 0) return i;
-        i += (size_t)k;
-    }
-    return len;
 }
 
 /* ------------------------------------------------------------------ html.unescape */
@@ -161,7 +104,7 @@ static size_t named_ref(text_buf *out, const char *s, size_t len, size_t i, bool
     ends[0] = i;
     while (j < len && k < HTML_NAME_MAX_CHARS && name_char((unsigned char)s[j])) {
         int32_t cp;
-        j += decode(s, len, j, &cp);
+        j += text_decode(s, len, j, &cp);
         ends[++k] = j;
     }
     if (k == 0) return 0;
@@ -205,15 +148,6 @@ bool text_html_unescape(text_buf *out, const char *s, size_t len)
 
 /* ------------------------------------------------------------------ whitespace and case */
 
-/* Python's str.isspace (used by strip): bidirectional class WS, B or S, or category Zs. */
-static bool py_isspace(int32_t c)
-{
-    if (c < 0x80) return c == ' ' || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
-    const utf8proc_property_t *p = utf8proc_get_property(c);
-    return p->category == UTF8PROC_CATEGORY_ZS || p->bidi_class == UTF8PROC_BIDI_CLASS_WS ||
-           p->bidi_class == UTF8PROC_BIDI_CLASS_B || p->bidi_class == UTF8PROC_BIDI_CLASS_S;
-}
-
 /* The `regex` module's \s on str (the Unicode White_Space property): separators (Zs, Zl, Zp),
  * tab to carriage return, and NEL. Python's own re module also counts U+001C..U+001F; the
  * tokenizer imports regex as re. */
@@ -225,15 +159,15 @@ static bool regex_space(int32_t c)
     return cat == UTF8PROC_CATEGORY_ZS || cat == UTF8PROC_CATEGORY_ZL || cat == UTF8PROC_CATEGORY_ZP;
 }
 
-/* str.strip(): the [*a, *b) range of s without leading and trailing py_isspace characters. */
+/* str.strip(): the [*a, *b) range of s without leading and trailing text_py_isspace characters. */
 static void strip(const char *s, size_t len, size_t *a, size_t *b)
 {
     size_t i = 0, end = 0;
     bool seen = false;
     while (i < len) {
         int32_t cp;
-        size_t k = decode(s, len, i, &cp);
-        if (!py_isspace(cp)) {
+        size_t k = text_decode(s, len, i, &cp);
+        if (!text_py_isspace(cp)) {
             if (!seen) *a = i;
             seen = true;
             end = i + k;
@@ -251,7 +185,7 @@ static bool collapse_space(text_buf *out, const char *s, size_t len)
     bool in_space = false;
     while (i < len) {
         int32_t cp;
-        size_t k = decode(s, len, i, &cp);
+        size_t k = text_decode(s, len, i, &cp);
         if (regex_space(cp)) {
             if (!in_space && !text_buf_put(out, " ", 1)) return false;
             in_space = true;
@@ -286,7 +220,7 @@ static bool final_sigma(const clip_text *t, pcre2_match_data *md, const char *s,
     if (!cased_before) return false;
     for (j = i + 2; j < len;) {
         int32_t cp;
-        size_t k = decode(s, len, j, &cp);
+        size_t k = text_decode(s, len, j, &cp);
         if (!has_prop(t->ignorable, md, s, j, k)) return !has_prop(t->cased, md, s, j, k);
         j += k;
     }
@@ -301,7 +235,7 @@ static bool lower(const clip_text *t, text_buf *out, const char *s, size_t len)
     bool ok = true;
     for (size_t i = 0; ok && i < len;) {
         int32_t cp;
-        size_t k = decode(s, len, i, &cp);
+        size_t k = text_decode(s, len, i, &cp);
         if (cp < 0x80) {
             char c = (char)(cp >= 'A' && cp <= 'Z' ? cp + 32 : cp);
             ok = text_buf_put(out, &c, 1);
@@ -354,29 +288,12 @@ bool clip_text_clean(const clip_text *t, const char *s, size_t len, text_buf *ou
 static const char word_pattern[] = "<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|"
                                    "[^\\p{White_Space}\\p{L}\\p{N}\\x{345}]+";
 
-static cmcr_status compile(const char *pattern, uint32_t flags, pcre2_code **out)
-{
-    int err = 0;
-    PCRE2_SIZE at = 0;
-    *out = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | flags, &err, &at, NULL);
-    if (!*out) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(err, msg, sizeof msg);
-        return core_fail(CMCR_EUNSUPPORTED, "PCRE2 refuses the tokenizer pattern %s at %zu: %s", pattern, (size_t)at,
-                         (const char *)msg);
-    }
-    /* JIT when the library has it (it makes matching several times faster); the interpreter
-     * gives the same matches otherwise. */
-    (void)pcre2_jit_compile(*out, PCRE2_JIT_COMPLETE);
-    return CMCR_OK;
-}
-
 cmcr_status clip_text_init(clip_text *t)
 {
     *t = (clip_text){0};
-    cmcr_status st = compile(word_pattern, PCRE2_CASELESS, &t->words);
-    if (st == CMCR_OK) st = compile("\\p{Cased}", 0, &t->cased);
-    if (st == CMCR_OK) st = compile("\\p{Case_Ignorable}", 0, &t->ignorable);
+    cmcr_status st = text_compile(word_pattern, PCRE2_CASELESS, &t->words);
+    if (st == CMCR_OK) st = text_compile("\\p{Cased}", 0, &t->cased);
+    if (st == CMCR_OK) st = text_compile("\\p{Case_Ignorable}", 0, &t->ignorable);
     if (st != CMCR_OK) clip_text_release(t);
     return st;
 }
@@ -387,35 +304,4 @@ void clip_text_release(clip_text *t)
     pcre2_code_free(t->cased);
     pcre2_code_free(t->ignorable);
     *t = (clip_text){0};
-}
-
-cmcr_status clip_words_begin(clip_words *w, const clip_text *t, const char *s, size_t len)
-{
-    *w = (clip_words){.t = t, .s = s, .len = len};
-    w->md = pcre2_match_data_create_from_pattern(t->words, NULL);
-    return w->md ? CMCR_OK : core_fail(CMCR_ENOMEM, "out of memory for the tokenizer's match data");
-}
-
-int clip_words_next(clip_words *w, const char *name, size_t *start, size_t *end)
-{
-    if (w->pos >= w->len) return 0;
-    int rc = pcre2_match(w->t->words, (PCRE2_SPTR)w->s, w->len, w->pos, PCRE2_NO_UTF_CHECK, w->md, NULL);
-    if (rc == PCRE2_ERROR_NOMATCH) return 0;
-    if (rc < 0) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(rc, msg, sizeof msg);
-        core_fail(CMCR_EVALUE, "%s: the word pattern failed at byte %zu: %s", name, w->pos, (const char *)msg);
-        return -1;
-    }
-    PCRE2_SIZE *ov = pcre2_get_ovector_pointer(w->md);
-    *start = ov[0];
-    *end = ov[1];
-    w->pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1; /* no alternative matches empty; guard anyway */
-    return 1;
-}
-
-void clip_words_end(clip_words *w)
-{
-    pcre2_match_data_free(w->md);
-    w->md = NULL;
 }
