@@ -19,6 +19,13 @@
 #define MAX_CASES 64
 #define PLANE ((size_t)AUDIO_CLIP_FRAMES * AUDIO_N_MELS)
 
+/* LeakSanitizer's built-in suppressions (read only in sanitizer builds): libvorbis 1.3.7 leaks
+ * a 5784-byte codec setup (vorbis_info_init) when libsndfile fails to open a malformed
+ * Ogg/Vorbis stream, inside libvorbis' own error path (xiph/vorbis issue #125 reports the same
+ * leak); cmcr cannot free it. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libvorbis.so\n"; }
+
 typedef struct tcase {
     char kind[8], name[64], path[1024], needle[128];
     int rate, longer;
@@ -155,8 +162,15 @@ static void check_fusion_input(const tcase *c, const float *q, const float *mel)
 /* One ok case: every stage against the fixture. */
 static void check_case(const tcase *c, diffs *dd)
 {
-    audio_mono raw, y;
+    audio_mono raw, y, mem;
     assert_int_equal(audio_decode_file(c->path, &raw), CMCR_OK);
+    size_t len = 0;
+    unsigned char *bytes = tu_read_file(c->path, &len);
+    assert_int_equal(audio_decode_memory(bytes, len, c->name, &mem), CMCR_OK); /* the same from memory */
+    assert_int_equal(mem.n, c->n);
+    assert_memory_equal(mem.samples, raw.samples, (size_t)c->n * sizeof(float));
+    audio_free(&mem);
+    free(bytes);
     assert_int_equal(raw.rate, c->rate);
     assert_int_equal(raw.n, c->n);
     float *want = read_ref(c->name, "dec.f32", (size_t)c->n, sizeof(float));
@@ -390,10 +404,19 @@ static void test_arguments(void **state)
     audio_mono in = {0, 16000, x}, out;
     assert_int_equal(audio_resample_48k(&in, "none", &out), CMCR_EINVAL);
     assert_null(out.samples);
-    /* Quantisation edges, as NumPy computes them. */
-    float q[6] = {1.5f, -2.f, 1.f, -1.f, 0.49999f / 32767.f, -0.9999f / 32767.f};
-    audio_quantize(q, 6);
+    /* Finite samples near FLT_MAX overflow in the resampler's filter: refused, not NaN. */
+    float *huge = malloc(16000 * sizeof *huge);
+    for (int i = 0; i < 16000; i++) huge[i] = i % 2 ? 3e38f : -3e38f;
+    audio_mono hin = {16000, 16000, huge};
+    assert_int_equal(audio_resample_48k(&hin, "huge.wav", &out), CMCR_EVALUE);
+    assert_non_null(strstr(cmcr_last_error(), "huge.wav"));
+    assert_null(out.samples);
+    free(huge);
+    /* Quantisation edges, as NumPy computes them; NaN (refused before) gives 0, not UB. */
+    float q[7] = {1.5f, -2.f, 1.f, -1.f, 0.49999f / 32767.f, -0.9999f / 32767.f, NAN};
+    audio_quantize(q, 7);
     assert_true(q[0] == 1.f && q[1] == -1.f && q[2] == 1.f && q[3] == -1.f && q[4] == 0.f && q[5] == 0.f);
+    assert_true(q[6] == 0.f);
     free(big);
     free(fus);
 }

@@ -277,6 +277,13 @@ cmcr_status audio_resample_48k(const audio_mono *in, const char *name, audio_mon
         return st;
     }
     if (done < (size_t)want) memset(out->samples + done, 0, ((size_t)want - done) * sizeof *out->samples);
+    /* Finite samples near FLT_MAX (a float file may hold them) overflow in the filter. */
+    for (int64_t i = 0; i < out->n; i++)
+        if (!isfinite(out->samples[i])) {
+            audio_free(out);
+            return core_fail(CMCR_EVALUE, "%s: resampling made sample %lld non-finite (input values too large)", q,
+                             (long long)i);
+        }
     return CMCR_OK;
 }
 
@@ -285,7 +292,7 @@ cmcr_status audio_resample_48k(const audio_mono *in, const char *name, audio_mon
 void audio_quantize(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
-        float c = x[i] < -1.f ? -1.f : x[i] > 1.f ? 1.f : x[i];
+        float c = x[i] < -1.f ? -1.f : x[i] > 1.f ? 1.f : x[i] == x[i] ? x[i] : 0.f; /* NaN: 0, not UB */
         int16_t v = (int16_t)(c * 32767.f);
         x[i] = (float)((double)v / 32767.0);
     }

@@ -53,12 +53,13 @@ void audio_free(audio_mono *a);
  * with python-soxr's call (HQ quality, flags 0, float32 in and out, default runtime spec,
  * input fed in chunks of (size_t)(48000 * in_rate / 48000.0) samples, then one flush), then
  * librosa's fix_length to ceil(n * (48000.0 / rate)) samples (zeros appended, or cut). A
- * 48 kHz input is copied as is. Into a fresh *out (rate 48000); name for messages. */
+ * 48 kHz input is copied as is. Into a fresh *out (rate 48000); name for messages. Refused
+ * (CMCR_EVALUE, *out empty) when finite input near FLT_MAX overflows in the filter. */
 cmcr_status audio_resample_48k(const audio_mono *in, const char *name, audio_mono *out);
 
 /* The int16 round trip of hook.py, in place and bit for bit as NumPy does it:
  * q = (int16)(clip(x, -1, 1) * 32767.0f) (float32 product, truncated), then
- * x = (float)(q / 32767.0) (float64 quotient). */
+ * x = (float)(q / 32767.0) (float64 quotient). A NaN (which the decoder refuses) gives 0. */
 void audio_quantize(float *x, int64_t n);
 
 /* data_filling "repeatpad": x (1 <= n <= AUDIO_CLIP) repeated floor(AUDIO_CLIP / n) times,
