@@ -299,6 +299,8 @@ def bad_files(d):
     put("rate_low.wav", wav_header(1, 1, 10, 16, len(pcm)) + pcm, "sample rate")
     put("rate_high.wav", wav_header(1, 1, 10_000_000, 16, len(pcm)) + pcm, "sample rate")
     put("channels.wav", wav_header(1, 300, 48000, 16, 600 * 16) + bytes(600 * 16), "channels")
+    # 3601 s of 8-bit mono at 1000 Hz (3.6 MB): past the one-hour limit.
+    put("too_long.wav", wav_header(1, 1, 1000, 8, 3601 * 1000) + bytes([128]) * (3601 * 1000), "longer than the limit")
     fl = np.full(480, 0.25, dtype="<f4")
     fl[100] = np.nan
     put("nan.wav", wav_header(3, 1, 48000, 32, fl.nbytes) + fl.tobytes(), "not finite")

@@ -297,7 +297,7 @@ static void test_refusals(void **state)
         }
         n++;
     }
-    assert_true(n >= 12);
+    assert_true(n >= 14);
 }
 
 /* Prefixes of the generated files: each is decoded or refused with a message, never more
@@ -404,6 +404,9 @@ static void test_arguments(void **state)
     audio_mono in = {0, 16000, x}, out;
     assert_int_equal(audio_resample_48k(&in, "none", &out), CMCR_EINVAL);
     assert_null(out.samples);
+    /* The convenience call passes the decoder's refusal on. */
+    assert_int_equal(audio_clap_input_file("/nonexistent/x.wav", 0, fus, &longer), CMCR_EIO);
+    assert_non_null(strstr(cmcr_last_error(), "/nonexistent/x.wav"));
     /* Finite samples near FLT_MAX overflow in the resampler's filter: refused, not NaN. */
     float *huge = malloc(16000 * sizeof *huge);
     for (int i = 0; i < 16000; i++) huge[i] = i % 2 ? 3e38f : -3e38f;
