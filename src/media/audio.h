@@ -39,7 +39,8 @@ typedef struct audio_mono {
  * mean in float32 (summed in channel order as NumPy does, then divided). On failure *out is
  * empty and the one-line message names the file: cannot open or not a regular file
  * (CMCR_EIO), not audio or malformed (CMCR_EFORMAT: libsndfile's reason), fewer frames than
- * the header declares (CMCR_EFORMAT, "truncated"), zero frames (CMCR_EFORMAT), a rate
+ * the header declares (CMCR_EFORMAT, "truncated"; except MP3, whose count may be an
+ * estimate: its frames are read as they come), zero frames (CMCR_EFORMAT), a rate
  * outside AUDIO_MIN_RATE..AUDIO_MAX_RATE or more than AUDIO_MAX_CHANNELS channels
  * (CMCR_EUNSUPPORTED), longer than AUDIO_MAX_SECONDS (CMCR_ENOMEM), NaN or Inf samples
  * (CMCR_EVALUE). Re-entrant. */
