@@ -176,6 +176,8 @@ for name, vis, txt in (("gelu", "gelu", "gelu"), ("mixed", "quick_gelu", "gelu")
 c["text_config_dict"] = {"hidden_act": "relu"}
 open(f"{out}/legacy_dict.json", "w").write(json.dumps(c))
 PYEOF
+# fuzz_audio: short WAV (16/24-bit, float), FLAC, Ogg Vorbis and MP3 files.
+"$PY" "$ROOT/scripts/clap_ref_audio.py" --seeds "$C/fuzz_audio"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do
