@@ -166,6 +166,15 @@ for name, vis, txt in (("gelu", "gelu", "gelu"), ("mixed", "quick_gelu", "gelu")
 c["text_config_dict"] = {"hidden_act": "relu"}
 open(f"{out}/legacy_dict.json", "w").write(json.dumps(c))
 PYEOF
+# fuzz_roberta: the header of scripts/clap_ref_roberta.py's tiny RoBERTa, cut after the JSON;
+# the harness appends the data it asks for (fuzz/fuzz_roberta.c).
+mkdir -p "$C"/fuzz_roberta
+"$PY" "$ROOT"/scripts/clap_ref_roberta.py --out "$T/roberta" --size tiny >/dev/null
+"$PY" - "$T/roberta/tiny/model.safetensors" "$C/fuzz_roberta/tiny_header.safetensors" <<'PYEOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(b[:8 + struct.unpack("<Q", b[:8])[0]])
+PYEOF
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for cmcr's RoBERTa text tower of LAION-CLAP (src/encoders/roberta.c).
 
-  clap_ref_roberta.py --out DIR --size small|full
+  clap_ref_roberta.py --out DIR --size small|full|tiny
   clap_ref_roberta.py --bench [--size full] [--batch 32] [--threads 2] [--runs 5]
 
 Own nn.Module code (transformers is not used) with the semantics of Hugging Face's
@@ -41,6 +41,8 @@ PAD = 1
 SIZES = {
     # width 128: two heads of 64; embed 96 (not 512) so that sizes read from shapes are tested
     "small": dict(vocab=50265, positions=514, width=128, layers=2, mlp=512, embed=96, types=1),
+    # the fuzz seed's header (fuzz/make_seeds.sh): 8 K weights
+    "tiny": dict(vocab=16, positions=79, width=64, layers=1, mlp=64, embed=8, types=1),
     "full": dict(vocab=50265, positions=514, width=768, layers=12, mlp=3072, embed=512, types=1),  # roberta-base
 }
 
