@@ -5,9 +5,10 @@
  * binder (bind.h) before one float32 block is allocated and filled (query, key and value
  * packed into one qkv matrix per layer, so a layer's projections are one product).
  *
- * Forward: a batch is cut into chunks of at most RB_CHUNK_ROWS token rows; each chunk runs up
- * to its longest real length T (the last non-pad id + 1 over its rows), the rows of a chunk
- * T apart. Pads are masked as keys (tf_attention_masked), so a real token's output does not
+ * Forward: the prompts are ordered by real length (the last non-pad id + 1) and cut into
+ * chunks of at most RB_CHUNK_ROWS token rows; each chunk runs up to its longest real length T,
+ * the rows of a chunk T apart, so one long prompt does not make a batch of short ones run 77
+ * rows. Pads are masked as keys (tf_attention_masked), so a real token's output does not
  * depend on how many pads follow it: running T rows instead of 77 changes nothing. */
 #include "encoders/roberta.h"
 #include "encoders/bind.h"
@@ -292,16 +293,18 @@ static int64_t real_length(const int32_t *row)
     return t;
 }
 
-/* Row k of prompt i: word + token type 0, then + position (Hugging Face's order of the sums);
- * positions count the real tokens from 2, pads take 1 (padding_idx). */
-static void embed_rows(const roberta_model *m, run *r, const int32_t *ids, int64_t seqs, int64_t T)
+/* Row k of the chunk's prompt i (ids row which[i]): word + token type 0, then + position
+ * (Hugging Face's order of the sums); positions count the real tokens from 2, pads take 1
+ * (padding_idx). */
+static void embed_rows(const roberta_model *m, run *r, const int32_t *ids, const int64_t *which, int64_t seqs,
+                       int64_t T)
 {
     const int64_t w = m->info.width;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < seqs; i++) {
         int64_t count = 0;
         for (int64_t k = 0; k < T; k++) {
-            int32_t id = ids[i * ROBERTA_CONTEXT + k];
+            int32_t id = ids[which[i] * ROBERTA_CONTEXT + k];
             int real = id != ROBERTA_PAD;
             count += real;
             const float *we = m->word + (int64_t)id * w, *pe = m->pos + (real ? ROBERTA_PAD + count : ROBERTA_PAD) * w;
@@ -337,8 +340,9 @@ static cmcr_status layer_forward(const roberta_model *m, run *r, const tf_block 
     return CMCR_OK;
 }
 
-/* The <s> rows -> tanh(pooler) -> text_projection (Linear, ReLU, Linear) into emb. */
-static cmcr_status pool_project(const roberta_model *m, run *r, int64_t seqs, int64_t T, float *emb)
+/* The <s> rows -> tanh(pooler) -> text_projection (Linear, ReLU, Linear) -> emb rows which[]. */
+static cmcr_status pool_project(const roberta_model *m, run *r, const int64_t *which, int64_t seqs, int64_t T,
+                                float *emb)
 {
     const int64_t w = m->info.width, E = m->info.embed_dim;
     for (int64_t i = 0; i < seqs; i++) memcpy(r->p1 + i * w, r->x + i * T * w, (size_t)w * sizeof(float));
@@ -347,18 +351,38 @@ static cmcr_status pool_project(const roberta_model *m, run *r, int64_t seqs, in
     for (int64_t i = 0; i < seqs * w; i++) r->p2[i] = tanhf(r->p2[i]);
     if ((st = tf_linear_forward(&r->prec, r->p1, r->p2, &m->proj0, seqs))) return st;
     for (int64_t i = 0; i < seqs * E; i++) r->p1[i] = r->p1[i] > 0 ? r->p1[i] : 0;
-    return tf_linear_forward(&r->prec, emb, r->p1, &m->proj2, seqs);
+    if ((st = tf_linear_forward(&r->prec, r->p2, r->p1, &m->proj2, seqs))) return st;
+    for (int64_t i = 0; i < seqs; i++) memcpy(emb + which[i] * E, r->p2 + i * E, (size_t)E * sizeof(float));
+    return CMCR_OK;
 }
 
-static cmcr_status chunk_forward(const roberta_model *m, run *r, const int32_t *ids, int64_t seqs, int64_t T,
-                                 float *emb)
+static cmcr_status chunk_forward(const roberta_model *m, run *r, const int32_t *ids, const int64_t *which,
+                                 int64_t seqs, int64_t T, float *emb)
 {
-    embed_rows(m, r, ids, seqs, T);
+    embed_rows(m, r, ids, which, seqs, T);
     for (int64_t l = 0; l < m->info.layers; l++) {
         cmcr_status st = layer_forward(m, r, &m->blocks[l], seqs, T);
         if (st) return st;
     }
-    return pool_project(m, r, seqs, T, emb);
+    return pool_project(m, r, which, seqs, T, emb);
+}
+
+typedef struct by_len {
+    int64_t len, row;
+} by_len;
+
+static int cmp_len(const void *a, const void *b)
+{
+    const by_len *x = a, *y = b;
+    return x->len != y->len ? (x->len > y->len) - (x->len < y->len) : (x->row > y->row) - (x->row < y->row);
+}
+
+/* The rows in order of real length, shortest first, in rows (n); order (n) their indices. */
+static void order_by_length(const int32_t *ids, int64_t n, by_len *rows, int64_t *order)
+{
+    for (int64_t i = 0; i < n; i++) rows[i] = (by_len){real_length(ids + i * ROBERTA_CONTEXT), i};
+    qsort(rows, (size_t)n, sizeof *rows, cmp_len);
+    for (int64_t i = 0; i < n; i++) order[i] = rows[i].row;
 }
 
 cmcr_status roberta_encode(const roberta_model *m, const int32_t *ids, int64_t n, int bf16, float *emb)
@@ -368,21 +392,21 @@ cmcr_status roberta_encode(const roberta_model *m, const int32_t *ids, int64_t n
     cmcr_status st = check_bf16(m, bf16);
     if (!st) st = check_ids(m, ids, n);
     if (st || n == 0) return st;
-    const int64_t ctx = ROBERTA_CONTEXT, E = m->info.embed_dim;
-    run r;
-    st = run_new(m, bf16, &r);
-    /* chunks: as many prompts as fit RB_CHUNK_ROWS rows at the chunk's longest length */
+    by_len *rows = (uint64_t)n > SIZE_MAX / sizeof(by_len) ? NULL : core_xmalloc((size_t)n * sizeof *rows);
+    int64_t *order = rows ? core_xmalloc((size_t)n * sizeof *order) : NULL;
+    run r = {0};
+    st = order ? run_new(m, bf16, &r) : core_fail(CMCR_ENOMEM, "%s: out of memory for %lld prompts", m->name,
+                                                   (long long)n);
+    if (!st) order_by_length(ids, n, rows, order);
+    /* chunks: as many prompts as fit RB_CHUNK_ROWS rows at the chunk's longest (last) length */
     for (int64_t i = 0; !st && i < n;) {
-        int64_t k = 0, T = 1;
-        while (i + k < n) {
-            int64_t len = real_length(ids + (i + k) * ctx), t = len > T ? len : T;
-            if ((k + 1) * t > RB_CHUNK_ROWS) break;
-            T = t;
-            k++;
-        }
-        st = chunk_forward(m, &r, ids + i * ctx, k, T, emb + i * E);
+        int64_t k = 1;
+        while (i + k < n && (k + 1) * rows[i + k].len <= RB_CHUNK_ROWS) k++;
+        st = chunk_forward(m, &r, ids, order + i, k, rows[i + k - 1].len, emb);
         i += k;
     }
     run_free(&r);
+    free(rows);
+    free(order);
     return st;
 }
