@@ -178,6 +178,15 @@ open(f"{out}/legacy_dict.json", "w").write(json.dumps(c))
 PYEOF
 # fuzz_audio: short WAV (16/24-bit, float), FLAC, Ogg Vorbis and MP3 files.
 "$PY" "$ROOT/scripts/clap_ref_audio.py" --seeds "$C/fuzz_audio"
+# fuzz_roberta: the header of scripts/clap_ref_roberta.py's tiny RoBERTa, cut after the JSON;
+# the harness appends the data it asks for (fuzz/fuzz_roberta.c).
+mkdir -p "$C"/fuzz_roberta
+"$PY" "$ROOT"/scripts/clap_ref_roberta.py --out "$T/roberta" --size tiny >/dev/null
+"$PY" - "$T/roberta/tiny/model.safetensors" "$C/fuzz_roberta/tiny_header.safetensors" <<'PYEOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(b[:8 + struct.unpack("<Q", b[:8])[0]])
+PYEOF
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -106,14 +106,21 @@ void tf_gelu(float *x, int64_t n)
 }
 
 /* Softmax of each row of s (rows x n, in place); with causal, row i over columns 0..i only
- * (the rest set to 0). */
+ * (the rest set to 0). keep (n, or NULL): columns whose key is a pad (0) get weight 0; a row
+ * left with no column at all gets equal weights on all of them (see tf_attention_masked). */
 CMCR_VECTOR_CLONES
-static void softmax_rows(float *s, int64_t rows, int64_t n, int causal)
+static void softmax_rows(float *s, int64_t rows, int64_t n, int causal, const uint8_t *keep)
 {
     for (int64_t i = 0; i < rows; i++) {
         float *r = s + i * n, mx = -INFINITY, sum = 0;
         int64_t m = causal ? i + 1 : n;
+        if (keep)
+            for (int64_t j = 0; j < m; j++) r[j] = keep[j] ? r[j] : -INFINITY;
         for (int64_t j = 0; j < m; j++) mx = r[j] > mx ? r[j] : mx;
+        if (mx == -INFINITY) { /* every key masked */
+            for (int64_t j = 0; j < n; j++) r[j] = j < m ? 1.0f / (float)m : 0;
+            continue;
+        }
         for (int64_t j = 0; j < m; j++) sum += r[j] = expf(r[j] - mx);
         float inv = 1.0f / sum;
         for (int64_t j = 0; j < m; j++) r[j] *= inv;
@@ -137,27 +144,34 @@ static void scatter(float *dst, const float *src, int64_t rows, int64_t hd, int6
  * and v; inside the parallel loop over pairs they run on this thread alone. w: 4 tokens x hd
  * + tokens^2 floats. */
 static void attend_pair(float *out, const float *qkv, int64_t width, int64_t hd, int64_t tokens, int causal,
-                        float *w)
+                        const uint8_t *keep, float *w)
 {
     float *q = w, *k = q + tokens * hd, *v = k + tokens * hd, *o = v + tokens * hd, *sc = o + tokens * hd;
     gather(q, qkv, tokens, hd, 3 * width);
     gather(k, qkv + width, tokens, hd, 3 * width);
     gather(v, qkv + 2 * width, tokens, hd, 3 * width);
     mm_sgemm(0, 1, tokens, tokens, hd, 1.0f / sqrtf((float)hd), q, k, 0.0f, sc);
-    softmax_rows(sc, tokens, tokens, causal);
+    softmax_rows(sc, tokens, tokens, causal, keep);
     mm_sgemm(0, 0, tokens, hd, tokens, 1.0f, sc, v, 0.0f, o);
     scatter(out, o, tokens, hd, width);
 }
 
-void tf_attention(float *out, const float *qkv, const tf_shape *s, int64_t seqs, int64_t tokens, float *work)
+void tf_attention_masked(float *out, const float *qkv, const tf_shape *s, int64_t seqs, int64_t tokens,
+                         const uint8_t *keys, float *work)
 {
     const int64_t hd = s->width / s->heads, pairs = seqs * s->heads, per = 4 * tokens * hd + tokens * tokens;
     #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t p = 0; p < pairs; p++) {
         int64_t seq = p / s->heads, h = p % s->heads;
         const float *base = qkv + seq * tokens * 3 * s->width + h * hd;
-        attend_pair(out + seq * tokens * s->width + h * hd, base, s->width, hd, tokens, s->causal, work + p * per);
+        attend_pair(out + seq * tokens * s->width + h * hd, base, s->width, hd, tokens, s->causal,
+                    keys ? keys + seq * tokens : NULL, work + p * per);
     }
+}
+
+void tf_attention(float *out, const float *qkv, const tf_shape *s, int64_t seqs, int64_t tokens, float *work)
+{
+    tf_attention_masked(out, qkv, s, seqs, tokens, NULL, work);
 }
 
 static void add_into(float *x, const float *y, int64_t n)

@@ -90,6 +90,15 @@ void tf_gelu(float *x, int64_t n);
  * floats. */
 void tf_attention(float *out, const float *qkv, const tf_shape *s, int64_t seqs, int64_t tokens, float *work);
 
+/* tf_attention with a key-padding mask (RoBERTa's attention_mask): keys (seqs x tokens, NULL:
+ * none) marks each sequence's real tokens with nonzero; every query attends only to its
+ * sequence's real keys (the others get weight exactly 0, as Hugging Face's additive mask of
+ * the float32 minimum gives). A sequence without a real key attends to all its keys with equal
+ * weight (what that additive mask gives: every score becomes the same minimum). Combines with
+ * s->causal. */
+void tf_attention_masked(float *out, const float *qkv, const tf_shape *s, int64_t seqs, int64_t tokens,
+                         const uint8_t *keys, float *work);
+
 /* x (seqs * tokens rows x width) through one block, in place. */
 cmcr_status tf_block_forward(const tf_prec *p, float *x, const tf_block *b, const tf_shape *s, int64_t seqs,
                              int64_t tokens, const tf_scratch *w);
