@@ -21,7 +21,7 @@ chunks; all four equal for a short clip) and longer (n,) bool.
 The fixture (--out) has one folder per model: small/ (embed 16, depths 2 2 2 2, heads 1 2 2 4,
 window 8) and small4/ (embed 8, depths 1 2 1 2, heads 1 1 2 2, window 4: the last stage shifts
 too), or full/ (HTSAT-tiny: 96, 2 2 6 2, 4 8 16 32, window 8). Each holds model.safetensors,
-mel.npy, longer.npy (uint8), emb.npy (float32 forward) and emb_bf16.npy (the forward under
+mel.npy, longer.npy (int32), emb.npy (float32 forward) and emb_bf16.npy (the forward under
 PyTorch's bfloat16 CPU autocast, for reporting). small/ also has interp/: the bicubic
 interpolation alone on edge cases (case<k>_in.npy, case<k>_out.npy).
 """
@@ -380,7 +380,7 @@ def make(out, size, seed, longer):
         with torch.autocast("cpu", dtype=torch.bfloat16):
             emb16 = m(mel, lg).float()
     np.save(os.path.join(d, "mel.npy"), mel.numpy())
-    np.save(os.path.join(d, "longer.npy"), lg.numpy().astype(np.uint8))
+    np.save(os.path.join(d, "longer.npy"), lg.numpy().astype(np.int32))
     np.save(os.path.join(d, "emb.npy"), emb.numpy().astype(np.float32))
     np.save(os.path.join(d, "emb_bf16.npy"), emb16.numpy().astype(np.float32))
     print(f"{size}: {sum(p.numel() for p in m.parameters())} parameters, {len(longer)} clips "
