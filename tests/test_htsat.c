@@ -292,7 +292,7 @@ static void test_bad_input(void **state)
     c.mel[HTSAT_CHANNELS * HTSAT_FRAMES * HTSAT_MELS * 2 + 1000] = INFINITY;
     assert_int_equal(htsat_encode(m, c.mel, c.longer, c.n, 0, out), CMCR_EVALUE);
     printf("MSG\t%s\n", cmcr_last_error());
-    assert_non_null(strstr(cmcr_last_error(), "mel_fusion of clip 2"));
+    assert_non_null(strstr(cmcr_last_error(), "mel_fusion of clip 2, channel 0: row 15 contains Inf"));
     assert_int_equal(htsat_encode(m, NULL, c.longer, 1, 0, out), CMCR_EINVAL);
     assert_int_equal(htsat_encode(m, c.mel, c.longer, -1, 0, out), CMCR_EINVAL);
     assert_int_equal(htsat_encode(m, c.mel, c.longer, 0, 0, out), CMCR_OK);

@@ -832,9 +832,9 @@ cmcr_status htsat_encode(const htsat_model *m, const float *mel_fusion, const ui
         return core_fail(CMCR_EINVAL, "htsat_encode: NULL argument or negative count");
     cmcr_status st = check_bf16(m, bf16);
     const int64_t per = HTSAT_CHANNELS * HTSAT_FRAMES * HTSAT_MELS;
-    for (int64_t i = 0; !st && i < n; i++)
-        st = vm_check_finite(mel_fusion + i * per, HTSAT_CHANNELS * HTSAT_FRAMES, HTSAT_MELS, 0, "mel_fusion of clip %lld",
-                             (long long)i);
+    for (int64_t i = 0; !st && i < n * HTSAT_CHANNELS; i++) /* rows: frames, columns: mel bins */
+        st = vm_check_finite(mel_fusion + i * HTSAT_FRAMES * HTSAT_MELS, HTSAT_FRAMES, HTSAT_MELS, 0,
+                             "mel_fusion of clip %lld, channel %d", (long long)(i / HTSAT_CHANNELS), (int)(i % HTSAT_CHANNELS));
     if (st || n == 0) return st;
     const int64_t nb = n < CHUNK_CLIPS ? n : CHUNK_CLIPS, D = m->info.embed_dim;
     run r;
