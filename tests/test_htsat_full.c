@@ -49,10 +49,14 @@ static void test_full(void **state)
         lg[i] = c.longer[src];
     }
     for (int bf16 = 0; bf16 < (mm_bf16_check() == CMCR_OK ? 2 : 1); bf16++) {
-        t0 = cmcr_now_seconds();
-        assert_int_equal(htsat_encode(m, mel, lg, n, bf16, out), CMCR_OK);
-        double dt = cmcr_now_seconds() - t0;
-        printf("full: %s: 8 clips in %.3f s: %.2f clips/s\n", bf16 ? "bf16" : "float32", dt, n / dt);
+        double best = INFINITY; /* best of 3: the machine may be shared */
+        for (int k = 0; k < 3; k++) {
+            t0 = cmcr_now_seconds();
+            assert_int_equal(htsat_encode(m, mel, lg, n, bf16, out), CMCR_OK);
+            double dt = cmcr_now_seconds() - t0;
+            best = dt < best ? dt : best;
+        }
+        printf("full: %s: 8 clips in %.3f s (best of 3): %.2f clips/s\n", bf16 ? "bf16" : "float32", best, n / best);
     }
     free(mel);
     free(out);

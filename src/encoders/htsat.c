@@ -718,13 +718,14 @@ static void window_attention(const stage *S, const hblock *blk, run *r, int64_t 
     }
 }
 
-/* h row r = LayerNorm(x row perm[r] of its clip): the window-order rows of a block. One pass
- * (a row at a time: tf_layernorm runs serially for one row). */
+/* h row r = LayerNorm(x row perm[r] of its clip): the window-order rows of a block. */
 static void gather_norm(float *h, const float *x, const int32_t *perm, int64_t T, int64_t nb, int64_t C,
                         const tf_norm *ln)
 {
     #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < nb * T; r++) tf_layernorm(h + r * C, x + (r / T * T + perm[r % T]) * C, ln, 1, C);
+    for (int64_t r = 0; r < nb * T; r++)
+        memcpy(h + r * C, x + (r / T * T + perm[r % T]) * C, sizeof(float) * (size_t)C);
+    tf_layernorm(h, h, ln, nb * T, C);
 }
 
 /* x row perm[r] += src row r (back from window order), and h = LayerNorm(x) for the MLP. */
@@ -733,10 +734,11 @@ static void scatter_add_norm(float *x, float *h, const float *src, const int32_t
 {
     #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < nb * T; r++) {
-        int64_t xr = r / T * T + perm[r % T];
-        for (int64_t c = 0; c < C; c++) x[xr * C + c] += src[r * C + c];
-        tf_layernorm(h + xr * C, x + xr * C, ln, 1, C);
+        float *xr = x + (r / T * T + perm[r % T]) * C;
+        const float *sr = src + r * C;
+        for (int64_t c = 0; c < C; c++) xr[c] += sr[c];
     }
+    tf_layernorm(h, x, ln, nb * T, C);
 }
 
 static void add_rows(float *x, const float *y, int64_t n)
