@@ -166,6 +166,9 @@ for name, vis, txt in (("gelu", "gelu", "gelu"), ("mixed", "quick_gelu", "gelu")
 c["text_config_dict"] = {"hidden_act": "relu"}
 open(f"{out}/legacy_dict.json", "w").write(json.dumps(c))
 PYEOF
+# fuzz_htsat: the header of scripts/clap_ref_htsat.py's tiny HTSAT (two stages, a shifted
+# block; without the optional buffers), cut after the JSON (fuzz/fuzz_htsat.c appends data).
+"$PY" "$ROOT"/scripts/clap_ref_htsat.py --seeds "$C/fuzz_htsat"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -2,6 +2,7 @@
 """PyTorch reference for cmcr's HTSAT-tiny, LAION-CLAP's audio tower (src/encoders/htsat.c).
 
   clap_ref_htsat.py --out DIR --size small|full
+  clap_ref_htsat.py --seeds DIR      the fuzz target's seeds (fuzz/make_seeds.sh)
   clap_ref_htsat.py --bench [--size full] [--batch 8] [--threads 2] [--runs 3]
 
 Written from the published description of LAION-CLAP's HTSAT_Swin_Transformer (eval mode,
@@ -41,6 +42,7 @@ SIZES = {
     "small": dict(embed=16, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), window=8, classes=7),
     "small4": dict(embed=8, depths=(1, 2, 1, 2), heads=(1, 1, 2, 2), window=4, classes=5),
     "full": dict(embed=96, depths=(2, 2, 6, 2), heads=(4, 8, 16, 32), window=8, classes=527),
+    "tiny": dict(embed=4, depths=(2, 1), heads=(1, 1), window=8, classes=2),
 }
 MELS, FRAMES, SPEC, PATCH = 64, 1001, 256, 4  # HTSAT-tiny constants
 FREQ_RATIO = SPEC // MELS                      # 4 chunks of 256 frames fold into 256 x 256
@@ -411,6 +413,22 @@ def make_interp(out):
         np.save(os.path.join(d, f"case{k}_out.npy"), y.numpy())
 
 
+def seeds(out):
+    """fuzz_htsat's seed: the safetensors header of the tiny model (embed 4, two stages, a shifted block)
+    cut after the JSON (the harness appends the data the header asks for), without
+    torchlibrosa's large front-end tensors and without the optional buffers (the appended
+    filler is not Swin's index or mask, so with them the seed would never load)."""
+    os.makedirs(out, exist_ok=True)
+    st = {k: v for k, v in state(random_model("tiny", 50)).items()
+          if not any(x in k for x in ("extractor", "relative_position_index", "attn_mask", "num_batches"))}
+    path = os.path.join(out, "tiny_full.safetensors")
+    save_safetensors(st, path)
+    b = open(path, "rb").read()
+    os.remove(path)
+    with open(os.path.join(out, "tiny_header.safetensors"), "wb") as fh:
+        fh.write(b[:8 + struct.unpack("<Q", b[:8])[0]])
+
+
 def bench(size, batch, threads, runs):
     torch.set_num_threads(threads)
     m = random_model(size, 1)
@@ -433,6 +451,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out")
     ap.add_argument("--size", choices=["small", "full"], default="small")
+    ap.add_argument("--seeds")
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
@@ -440,6 +459,9 @@ def main():
     a = ap.parse_args()
     if a.bench:
         bench(a.size, a.batch, a.threads, a.runs)
+        return
+    if a.seeds:
+        seeds(a.seeds)
         return
     if not a.out:
         ap.error("--out is required")

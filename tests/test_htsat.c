@@ -8,6 +8,8 @@
 #include "htsat_testutil.h"
 #include "runtime/matmul.h"
 
+#include <pthread.h>
+
 /* The sizes scripts/clap_ref_htsat.py gives "small" and "small4". */
 static void check_info(const htsat_info *in, int small4)
 {
@@ -283,6 +285,43 @@ static void test_no_buffers(void **state)
     cmcr_tensors_free(ts);
 }
 
+typedef struct job {
+    const htsat_model *m;
+    const clips *c;
+    float *out;
+    cmcr_status st;
+} job;
+
+static void *encode_job(void *arg)
+{
+    job *j = arg;
+    j->st = htsat_encode(j->m, j->c->mel, j->c->longer, j->c->n, 0, j->out);
+    return NULL;
+}
+
+/* Concurrent calls on one model (scratch is per call): both give the reference's embeddings. */
+static void test_threads(void **state)
+{
+    (void)state;
+    htsat_model *m = load_model("small");
+    clips c = load_clips("small");
+    job j[2];
+    pthread_t t[2];
+    for (int k = 0; k < 2; k++) {
+        j[k] = (job){m, &c, malloc(sizeof(float) * (size_t)(c.n * c.dim)), CMCR_EINVAL};
+        assert_non_null(j[k].out);
+        assert_int_equal(pthread_create(&t[k], NULL, encode_job, &j[k]), 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(pthread_join(t[k], NULL), 0);
+        assert_int_equal(j[k].st, CMCR_OK);
+        assert_true(max_abs_diff(j[k].out, c.emb, c.n * c.dim) < TOL);
+        free(j[k].out);
+    }
+    free_clips(&c);
+    htsat_model_free(m);
+}
+
 static void test_bad_input(void **state)
 {
     (void)state;
@@ -306,7 +345,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_small),    cmocka_unit_test(test_chunks),     cmocka_unit_test(test_interp),
         cmocka_unit_test(test_bf16),     cmocka_unit_test(test_refusals),   cmocka_unit_test(test_no_buffers),
-        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_bad_input), cmocka_unit_test(test_threads),
     };
     return tu_run_group(tests);
 }
