@@ -187,6 +187,9 @@ import struct, sys
 b = open(sys.argv[1], "rb").read()
 open(sys.argv[2], "wb").write(b[:8 + struct.unpack("<Q", b[:8])[0]])
 PYEOF
+# fuzz_htsat: the header of scripts/clap_ref_htsat.py's tiny HTSAT (two stages, a shifted
+# block; without the optional buffers), cut after the JSON (fuzz/fuzz_htsat.c appends data).
+"$PY" "$ROOT"/scripts/clap_ref_htsat.py --seeds "$C/fuzz_htsat"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do
