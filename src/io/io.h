@@ -24,6 +24,10 @@ cmcr_status npy_save(const cmcr_tensor *t, const char *path);
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path);
 cmcr_status pt_load(const char *path, cmcr_tensors **out);
 cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
+/* found[k] = whether the state dict of the .pt at path (a training checkpoint's, without
+ * "module.", as pt_load names them) holds keys[k]: from the pickle alone, no tensor is read,
+ * so telling a checkpoint's kind costs little even for gigabytes of weights. */
+cmcr_status pt_find_keys(const char *path, const char *const *keys, size_t n, bool *found);
 /* .npy and .safetensors read a stream (a file, or memory: file_open_memory), which they close;
  * name is what messages call it. .pt reads through libzip, from a file or from memory. */
 cmcr_status npy_load_stream(FILE *f, const char *name, cmcr_tensors **out);

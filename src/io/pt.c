@@ -513,6 +513,30 @@ static cmcr_status load(loader *L, cmcr_tensors **out)
     return st;
 }
 
+/* Which of keys the state dict holds, from its pickle alone (no storage is read). */
+static cmcr_status find_keys(loader *L, const char *const *keys, size_t n, bool *found)
+{
+    pk_value *root = NULL;
+    cmcr_status st = open_zip(L);
+    if (!st) st = find_prefix(L);
+    if (!st) st = parse_pickle(L, &root);
+    if (!st) st = collect_items(L, root);
+    for (size_t k = 0; !st && k < n; k++) {
+        found[k] = false;
+        for (size_t i = 0; i < L->n && !found[k]; i++) found[k] = strcmp(L->items[i].name, keys[k]) == 0;
+    }
+    loader_free(L);
+    return st;
+}
+
+cmcr_status pt_find_keys(const char *path, const char *const *keys, size_t n, bool *found)
+{
+    loader L;
+    memset(&L, 0, sizeof L);
+    L.path = path;
+    return find_keys(&L, keys, n, found);
+}
+
 cmcr_status pt_load(const char *path, cmcr_tensors **out)
 {
     loader L;
