@@ -1,6 +1,7 @@
 /* clip_api.c - the public CLIP calls (include/cmcr.h): a model, its tokenizer and the image
  * front end behind one handle. The towers are in clip.c, the tokenizer in text/clip_bpe.c,
  * the image processing in media/image.c. */
+#include "encoders/beside.h"
 #include "encoders/clip.h"
 #include "media/image.h"
 #include "runtime/core.h"
@@ -9,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* Hugging Face CLIPImageProcessor's defaults (OpenAI's training statistics). */
 static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
@@ -22,58 +22,12 @@ struct cmcr_clip {
     char *no_tokens; /* why there is no tokenizer, for cmcr_clip_tokenize's refusal */
 };
 
-static bool is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static bool is_file(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* dir + "/" + name, malloc'd (NULL when out of memory). */
-static char *join(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
-/* The folder a model lives in, malloc'd: the model itself when it is one, else its file's
- * folder. */
-static char *model_dir(const char *model)
-{
-    if (is_dir(model)) return strdup(model);
-    const char *slash = strrchr(model, '/');
-    if (!slash) return strdup(".");
-    size_t n = slash == model ? 1 : (size_t)(slash - model);
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, model, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
 /* The tokenizer file beside the model, malloc'd: Hugging Face's vocab.json (with merges.txt),
  * else OpenAI's merge list; NULL when there is neither (or out of memory). */
 static char *tokenizer_beside(const char *model)
 {
     static const char *const names[] = {"vocab.json", "bpe_simple_vocab_16e6.txt.gz"};
-    char *dir = model_dir(model), *path = NULL;
-    for (size_t i = 0; dir && !path && i < sizeof names / sizeof names[0]; i++) {
-        path = join(dir, names[i]);
-        if (path && !is_file(path)) {
-            free(path);
-            path = NULL;
-        }
-    }
-    free(dir);
-    return path;
+    return beside_find(model, names, sizeof names / sizeof names[0]);
 }
 
 /* Load the tokenizer at path and check it against the model's vocabulary. */
