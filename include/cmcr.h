@@ -653,6 +653,67 @@ CMCR_API cmcr_status cmcr_clip_tokenize(const cmcr_clip *c, const char *text, si
 CMCR_API cmcr_status cmcr_clip_embed_ids(const cmcr_clip *c, const int32_t *ids, int64_t n, int bf16, int normalize,
                                          float *emb);
 
+/* ---------------------------------------------------------------- encoders: which one */
+
+/* What the checkpoint at model holds, told by a few key names without reading its tensors:
+ * *kind = "clip" (a Hugging Face folder, or CLIP weights in either layout) or "clap"
+ * (LAION-CLAP). A C-MCR connection, a .npy or an unknown checkpoint is refused with a message
+ * that says what it is. */
+CMCR_API cmcr_status cmcr_encoder_kind(const char *model, const char **kind);
+
+/* ---------------------------------------------------------------- encoders: CLAP */
+
+/* LAION-CLAP (630k-fusion-best.pt and its kin: HTSAT-tiny audio, RoBERTa-base text; the CLAP
+ * side of clap_clip.pt): from sound files and prompts to the embeddings PyTorch computes
+ * (docs/encoders.md, docs/audio.md). A loaded model is read-only: several threads may embed
+ * with one model at once. */
+typedef struct cmcr_clap cmcr_clap;
+typedef struct cmcr_clap_info {
+    int32_t dim;          /* embedding width (512) */
+    int32_t context;      /* token ids per prompt (77) */
+    int has_tokenizer;    /* 1: prompts can be embedded */
+    int32_t sample_rate;  /* 48000 */
+    int32_t clip_samples; /* 480000: 10 s; longer clips take the fusion path */
+    int64_t input_floats; /* floats of one clip's model input (4 x 1001 x 64) */
+    int32_t audio_width, audio_stages, text_width, text_layers;
+} cmcr_clap_info;
+typedef struct cmcr_clap_options {
+    /* RoBERTa's vocab.json (merges.txt beside it) or a folder holding both: it must match the
+     * model's vocabulary. NULL looks beside the model; without one the model embeds audio
+     * only and prompts are refused with the reason. */
+    const char *tokenizer;
+    /* 1: float32 products only (no bfloat16 copy of the weights; bf16 embeds refused). */
+    int float32_only;
+    /* Clips longer than 10 s: the three chunk starts of the fusion input are drawn from this
+     * seed (the reference draws them at random; docs/audio.md). Default 0. */
+    uint64_t seed;
+} cmcr_clap_options;
+CMCR_API cmcr_clap_options cmcr_clap_default_options(void); /* NULL, 0, 0 */
+/* Load a CLAP checkpoint: a .pt (a training checkpoint with "state_dict" and "module." keys,
+ * or a bare state dict) or a .safetensors file. opts may be NULL (defaults). */
+CMCR_API cmcr_status cmcr_clap_load(const char *model, const cmcr_clap_options *opts, cmcr_clap **out);
+CMCR_API void cmcr_clap_free(cmcr_clap *c);
+CMCR_API cmcr_clap_info cmcr_clap_get_info(const cmcr_clap *c);
+/* Decode one sound file (WAV, FLAC, OGG, MP3: anything libsndfile reads), mix to mono,
+ * resample to 48 kHz, and make the model's input (input_floats floats) as LAION-CLAP does;
+ * *longer tells whether it took the fusion path (more than 10 s). */
+CMCR_API cmcr_status cmcr_clap_audio(const cmcr_clap *c, const char *path, float *input, unsigned char *longer);
+/* The same for n files at once, in parallel: input n x input_floats, longer and ok n bytes
+ * each (ok[i] = 0: file i failed, its input zero). CMCR_OK when all were read, else the first
+ * failure's status and message. */
+CMCR_API cmcr_status cmcr_clap_audio_files(const cmcr_clap *c, const char *const *paths, int64_t n, float *input,
+                                           unsigned char *longer, unsigned char *ok);
+/* Embed n clips' inputs: emb n x dim; normalize: rows L2-normalised (as C-MCR uses them). */
+CMCR_API cmcr_status cmcr_clap_embed_audio(const cmcr_clap *c, const float *input, const unsigned char *longer,
+                                           int64_t n, int bf16, int normalize, float *emb);
+/* RoBERTa's tokenizer as CLAP calls it (padding to 77, truncation): context ids for len bytes
+ * of UTF-8 text; name names the text in errors. */
+CMCR_API cmcr_status cmcr_clap_tokenize(const cmcr_clap *c, const char *text, size_t len, const char *name,
+                                        int32_t *ids);
+/* Embed n token-id rows (n x context) with the text tower: emb n x dim. */
+CMCR_API cmcr_status cmcr_clap_embed_ids(const cmcr_clap *c, const int32_t *ids, int64_t n, int bf16, int normalize,
+                                         float *emb);
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */

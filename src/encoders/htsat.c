@@ -497,7 +497,7 @@ static cmcr_status build(htsat_model *m, const cmcr_tensors *ts)
     return st ? st : expand_biases(m);
 }
 
-cmcr_status htsat_model_from_tensors(const cmcr_tensors *ts, const char *name, htsat_model **out)
+cmcr_status htsat_model_from_tensors_with(const cmcr_tensors *ts, const char *name, int float32_only, htsat_model **out)
 {
     if (!ts || !name || !out) return core_fail(CMCR_EINVAL, "htsat_model_from_tensors: NULL argument");
     *out = NULL;
@@ -505,7 +505,7 @@ cmcr_status htsat_model_from_tensors(const cmcr_tensors *ts, const char *name, h
     if (!m) return core_fail(CMCR_ENOMEM, "out of memory");
     cmcr_printable(m->name, sizeof m->name, name);
     cmcr_status st = build(m, ts);
-    if (!st && mm_bf16_check() == CMCR_OK) st = make_bf16(m);
+    if (!st && !float32_only && mm_bf16_check() == CMCR_OK) st = make_bf16(m);
     if (st) {
         htsat_model_free(m);
         return st;
@@ -524,6 +524,11 @@ void htsat_model_free(htsat_model *m)
     free(m->regions);
     free(m->blocks);
     free(m);
+}
+
+cmcr_status htsat_model_from_tensors(const cmcr_tensors *ts, const char *name, htsat_model **out)
+{
+    return htsat_model_from_tensors_with(ts, name, 0, out);
 }
 
 const htsat_info *htsat_model_info(const htsat_model *m) { return m ? &m->info : NULL; }

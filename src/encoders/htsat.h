@@ -39,6 +39,10 @@ typedef struct htsat_info {
  * (bn0) or into the 1x1 convolutions (AFF). Where bf16 products can run (mm_bf16_check), the
  * Linear weights are also kept in bfloat16. ts is not kept. */
 cmcr_status htsat_model_from_tensors(const cmcr_tensors *ts, const char *name, htsat_model **out);
+/* The same; float32_only: no bfloat16 copy of the weights (bf16 products are then refused),
+ * which saves half the float32 weights' memory. */
+cmcr_status htsat_model_from_tensors_with(const cmcr_tensors *ts, const char *name, int float32_only,
+                                       htsat_model **out);
 void htsat_model_free(htsat_model *m);
 const htsat_info *htsat_model_info(const htsat_model *m);
 

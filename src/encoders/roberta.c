@@ -172,12 +172,10 @@ static cmcr_status build(roberta_model *m, const cmcr_tensors *ts)
         return core_fail(CMCR_ENOMEM, "%s: out of memory", m->name);
     b.base = m->params;
     b.used = 0;
-    st = bind_all(&b, m, m->blocks);
-    if (!st && mm_bf16_check() == CMCR_OK) st = make_bf16(m);
-    return st;
+    return bind_all(&b, m, m->blocks);
 }
 
-cmcr_status roberta_model_from_tensors(const cmcr_tensors *ts, const char *name, roberta_model **out)
+cmcr_status roberta_model_from_tensors_with(const cmcr_tensors *ts, const char *name, int float32_only, roberta_model **out)
 {
     if (!ts || !name || !out) return core_fail(CMCR_EINVAL, "roberta_model_from_tensors: NULL argument");
     *out = NULL;
@@ -185,6 +183,7 @@ cmcr_status roberta_model_from_tensors(const cmcr_tensors *ts, const char *name,
     if (!m) return core_fail(CMCR_ENOMEM, "%s: out of memory", name);
     cmcr_printable(m->name, sizeof m->name, name);
     cmcr_status st = build(m, ts);
+    if (!st && !float32_only && mm_bf16_check() == CMCR_OK) st = make_bf16(m);
     if (st) {
         roberta_model_free(m);
         return st;
@@ -200,6 +199,11 @@ void roberta_model_free(roberta_model *m)
     free(m->params16);
     free(m->blocks);
     free(m);
+}
+
+cmcr_status roberta_model_from_tensors(const cmcr_tensors *ts, const char *name, roberta_model **out)
+{
+    return roberta_model_from_tensors_with(ts, name, 0, out);
 }
 
 const roberta_info *roberta_model_info(const roberta_model *m) { return m ? &m->info : NULL; }

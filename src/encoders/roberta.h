@@ -34,6 +34,10 @@ typedef struct roberta_info {
  * (the file) and the tensor. ts is not kept. Where bf16 products can run (mm_bf16_check),
  * the Linear weights are also kept in bfloat16. */
 cmcr_status roberta_model_from_tensors(const cmcr_tensors *ts, const char *name, roberta_model **out);
+/* The same; float32_only: no bfloat16 copy of the weights (bf16 products are then refused),
+ * which saves half the float32 weights' memory. */
+cmcr_status roberta_model_from_tensors_with(const cmcr_tensors *ts, const char *name, int float32_only,
+                                       roberta_model **out);
 void roberta_model_free(roberta_model *m);
 const roberta_info *roberta_model_info(const roberta_model *m);
 
