@@ -17,18 +17,6 @@ VOCAB=$DATA/tokenizers/clip/bpe_simple_vocab_16e6.txt.gz
 scratch embed
 cd "$T" || exit 1
 
-# close A B TOL: the .npy files have the same shape and differ by at most TOL.
-close() {
-    "$PY" - "$@" <<'EOF' || fail "$1 vs $2 (tolerance $3)"
-import sys, numpy as np
-a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
-assert a.shape == b.shape, (a.shape, b.shape)
-d = float(np.abs(a.astype(np.float64) - b).max())
-print(f"  {sys.argv[1]} vs {sys.argv[2]}: {a.shape}, max abs difference {d:.3g}")
-assert d <= float(sys.argv[3]), d
-EOF
-}
-
 # Images of several kinds in a folder tree (a grey PNG in a subfolder; a text file that the
 # folder search must ignore), the real photos when the shared data is there.
 mkdir -p imgs/sub bad

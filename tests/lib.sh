@@ -46,6 +46,18 @@ refusal() {
     ! ls ./*.tmp.* 2>/dev/null | grep -q . || fail "$what: left a temporary file"
 }
 
+# close A B TOL: the .npy files have the same shape and differ by at most TOL (needs PY).
+close() {
+    "$PY" - "$@" <<'EOF' || fail "$1 vs $2 (tolerance $3)"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert a.shape == b.shape, (a.shape, b.shape)
+d = float(np.abs(a.astype(np.float64) - b).max())
+print(f"  {sys.argv[1]} vs {sys.argv[2]}: {a.shape}, max abs difference {d:.3g}")
+assert d <= float(sys.argv[3]), d
+EOF
+}
+
 # finish NAME: the verdict line, and exit 0 only when no check failed.
 finish() {
     if [ "$fails" -eq 0 ]; then
