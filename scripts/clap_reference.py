@@ -19,7 +19,7 @@ clap_ref_roberta.py (RobertaModel + text_projection).
   clap_reference.py --weights clap.pt --size S (--audio FILE... | --text FILE --tokenizer DIR)
                     --out OUT.npy [--time] [--batch N] [--bf16]
       embed files with the checkpoint; --time prints the items per second of the whole path
-      (files to embeddings; loading excluded), best of 3 runs after a warm-up.
+      (files to embeddings; loading excluded) of one pass after a warm-up pass.
 
 Long clips: the reference draws the three chunk starts at random; cmcr draws them from a
 seed. The fixture's long clip has 1003 frames, where each of the three ranges holds one
@@ -186,15 +186,14 @@ def make(out, size, seed, tokenizer):
 
 
 def timed(fn, n):
-    fn()  # warm-up
-    best = min(_time(fn) for _ in range(3))
-    print("reference: %d items in %.3f s (%.2f items/s)" % (n, best, n / best))
-
-
-def _time(fn):
-    t = time.perf_counter()
+    """fn's result, after a warm-up pass and one timed pass (bench/clap.sh takes the median
+    over runs of the whole process)."""
     fn()
-    return time.perf_counter() - t
+    t = time.perf_counter()
+    out = fn()
+    dt = time.perf_counter() - t
+    print("reference: %d items in %.3f s (%.2f items/s)" % (n, dt, n / dt))
+    return out
 
 
 def main():
@@ -224,9 +223,7 @@ def main():
         tok = T.Roberta(a.tokenizer)
         run = lambda: embed_text(text, tok, lines, a.batch, a.bf16)  # noqa: E731
         n = len(lines)
-    if a.time:
-        timed(run, n)
-    np.save(a.out, run())
+    np.save(a.out, timed(run, n) if a.time else run())
     return 0
 
 
