@@ -1,6 +1,7 @@
 /* bind.c - checking and copying an encoder's tensors (see bind.h). */
 #include "encoders/bind.h"
 #include "io/io.h"
+#include "runtime/matmul.h"
 #include "runtime/vmath.h"
 
 #include <stdarg.h>
@@ -122,4 +123,20 @@ int32_t bind_count(const binder *b, const char *fmt, int32_t max)
         n++;
     }
     return n;
+}
+
+cmcr_status bind_bf16(tf_linear *const *ls, size_t n, const char *name, uint16_t **block)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) total += (uint64_t)ls[i]->in * (uint64_t)ls[i]->out;
+    if (total > SIZE_MAX / 2 || !(*block = core_xmalloc((size_t)total * 2)))
+        return core_fail(CMCR_ENOMEM, "%s: out of memory for the bfloat16 weights", name);
+    uint16_t *p = *block;
+    for (size_t i = 0; i < n; i++) {
+        int64_t k = ls[i]->in * ls[i]->out;
+        mm_bf16_from_f32(ls[i]->w, p, k);
+        ls[i]->w16 = p;
+        p += k;
+    }
+    return CMCR_OK;
 }

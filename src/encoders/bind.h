@@ -54,6 +54,10 @@ cmcr_status bind_dim(const binder *b, const char *key, int ndim, int axis, int64
  * one %d (e.g. "text_branch.encoder.layer.%d.output.dense.weight"). */
 int32_t bind_count(const binder *b, const char *fmt, int32_t max);
 
+/* The weights of the n Linear layers ls in bfloat16, in one malloc'd block (*block, freed by
+ * the encoder), each layer's w16 pointing into it; name is what messages call the model. */
+cmcr_status bind_bf16(tf_linear *const *ls, size_t n, const char *name, uint16_t **block);
+
 /* "[512, 768]" */
 void bind_dims_str(char *out, size_t cap, const int64_t *d, int n);
 

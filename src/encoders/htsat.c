@@ -451,20 +451,9 @@ static cmcr_status make_bf16(htsat_model *m)
     tf_linear **ls = malloc(sizeof *ls * n);
     if (!ls) return core_fail(CMCR_ENOMEM, "%s: out of memory", m->name);
     linears(m, ls);
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) total += (uint64_t)(ls[i]->in * ls[i]->out);
-    if (total > SIZE_MAX / 2 || !(m->params16 = core_xmalloc((size_t)total * 2))) {
-        free(ls);
-        return core_fail(CMCR_ENOMEM, "%s: out of memory for the bfloat16 weights", m->name);
-    }
-    uint16_t *p = m->params16;
-    for (size_t i = 0; i < n; i++) {
-        mm_bf16_from_f32(ls[i]->w, p, ls[i]->in * ls[i]->out);
-        ls[i]->w16 = p;
-        p += ls[i]->in * ls[i]->out;
-    }
+    cmcr_status st = bind_bf16(ls, n, m->name, &m->params16);
     free(ls);
-    return CMCR_OK;
+    return st;
 }
 
 /* ------------------------------------------------------------------ loading */

@@ -127,7 +127,6 @@ static cmcr_status make_bf16(roberta_model *m)
     const int64_t L = m->info.layers;
     tf_linear **ls = malloc(sizeof *ls * (size_t)(3 + 4 * L));
     size_t n = 0;
-    uint64_t total = 0;
     if (!ls) return core_fail(CMCR_ENOMEM, "%s: out of memory", m->name);
     ls[n++] = &m->pooler;
     ls[n++] = &m->proj0;
@@ -138,20 +137,9 @@ static cmcr_status make_bf16(roberta_model *m)
         ls[n++] = &m->blocks[i].fc1;
         ls[n++] = &m->blocks[i].fc2;
     }
-    for (size_t i = 0; i < n; i++) total += (uint64_t)ls[i]->in * (uint64_t)ls[i]->out;
-    if (total > SIZE_MAX / 2 || !(m->params16 = core_xmalloc((size_t)total * 2))) {
-        free(ls);
-        return core_fail(CMCR_ENOMEM, "%s: out of memory for the bfloat16 weights", m->name);
-    }
-    uint16_t *p = m->params16;
-    for (size_t i = 0; i < n; i++) {
-        int64_t k = ls[i]->in * ls[i]->out;
-        mm_bf16_from_f32(ls[i]->w, p, k);
-        ls[i]->w16 = p;
-        p += k;
-    }
+    cmcr_status st = bind_bf16(ls, n, m->name, &m->params16);
     free(ls);
-    return CMCR_OK;
+    return st;
 }
 
 static cmcr_status build(roberta_model *m, const cmcr_tensors *ts)
