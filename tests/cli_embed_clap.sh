@@ -113,6 +113,25 @@ printf '#version: 0.2\n' >tiny/merges.txt
 NAMES=(tiny "50265")
 refusal "a tokenizer of another vocabulary" "$BIN" embed --model "$F/clap.pt" --tokenizer tiny --text one.txt --out out.npy
 
+# Bad checkpoints: cut short; one tensor missing from the state_dict; a tensor of the wrong shape.
+head -c 300000 "$F/clap.pt" >cut.pt
+NAMES=(cut.pt)
+refusal "a truncated checkpoint" "$BIN" embed --model cut.pt --audio snd --out out.npy
+"$PY" - "$F/clap.pt" <<'EOF' || fail "making the damaged checkpoints"
+import sys, torch
+ck = torch.load(sys.argv[1])
+sd = ck["state_dict"]
+del sd["module.audio_branch.layers.1.blocks.0.attn.qkv.weight"]
+torch.save(ck, "missing.pt")
+ck = torch.load(sys.argv[1])
+ck["state_dict"]["module.text_branch.pooler.dense.weight"] = torch.zeros(3, 5)
+torch.save(ck, "shape.pt")
+EOF
+NAMES=(missing.pt "audio_branch.layers.1.blocks.0.attn.qkv.weight")
+refusal "a checkpoint without one of its tensors" "$BIN" embed --model missing.pt --audio snd --out out.npy
+NAMES=(shape.pt "text_branch.pooler.dense.weight" "[3, 5]")
+refusal "a tensor of the wrong shape" "$BIN" embed --model shape.pt --audio snd --out out.npy
+
 # 7. Prompts (needs the RoBERTa files): equal to the reference; a line that is not UTF-8 is
 #    refused naming the file and the line.
 if [ -f "$TOK/vocab.json" ]; then
