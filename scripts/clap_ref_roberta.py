@@ -12,7 +12,10 @@ buffer text_branch.embeddings.position_ids) and text_projection.{0,2}.*. Importa
 RobertaTower(SIZES[...]), init_weights(m, seed), save_safetensors(state, path).
 
 Semantics (Hugging Face modeling_roberta.py, eager attention):
-  mask = ids != 1 (<pad>); position ids = 1 + cumsum(mask) * mask (real tokens from 2, pads 1);
+  the attention mask is the tokenizer's: 1 up to the row's last id that is not <pad> (1), 0
+  after it (so a "<pad>" written in a prompt is attended to, as Hugging Face's tokenizer's
+  attention_mask says); position ids = 1 + cumsum(ids != 1) * (ids != 1) (real tokens from 2,
+  every id 1 takes 1: create_position_ids_from_input_ids);
   x = LayerNorm((word[ids] + token_type[0]) + position[pos]), eps 1e-5;
   each layer (post-LN): scores = q k^T / sqrt(64) + (1 - mask) * float32 min over keys,
   softmax; h = LN(x + dense(attn)); x = LN(h + dense(GELU(intermediate(h)))), exact GELU;
@@ -105,8 +108,10 @@ class RobertaTower(nn.Module):
     def forward(self, ids):
         ids = ids.long()
         e = self.text_branch.embeddings
-        mask = (ids != PAD).int()
-        pos = torch.cumsum(mask, dim=1).type_as(mask) * mask + PAD
+        real = (ids != PAD).int()
+        pos = torch.cumsum(real, dim=1).type_as(real) * real + PAD
+        last = torch.where(real.bool(), torch.arange(ids.shape[1]), torch.full_like(ids, -1)).max(dim=1).values
+        mask = (torch.arange(ids.shape[1])[None, :] <= last[:, None]).int()
         x = e.word_embeddings(ids) + e.token_type_embeddings(torch.zeros_like(ids))
         x = e.LayerNorm(x + e.position_embeddings(pos.long()))
         add_mask = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
@@ -169,7 +174,7 @@ def batch(rng, lengths, vocab):
 def edge_ids(rng, vocab):
     """Pads where the tokenizer never puts them: cmcr must still match Hugging Face."""
     inner = prompt(rng, 12, vocab)
-    inner[4] = inner[7] = PAD              # pads between real tokens: masked, position 1
+    inner[4] = inner[7] = PAD              # "<pad>" written in a prompt: attended to, position 1
     pads = np.full(CONTEXT, PAD, np.int32)  # no real token at all
     first = prompt(rng, 9, vocab)
     first[0] = PAD                          # the pooled row is a pad

@@ -49,6 +49,7 @@ PROMPTS = [
     "Café crème, s'il vous plaît - 東京 🎵",
     "  leading and   repeated spaces\tand a tab",
     "it's the dog's bark, isn't it?",
+    "a dog <pad> barking, a <mask> howling",  # special tokens written in the text
     " ".join(["word"] * 100),  # truncated at 77 ids
 ]
 

@@ -19,6 +19,8 @@
       that touched them would fail.
   pt_interop.py --write-object-entry OUT.pt
       a state_dict with an argparse.Namespace among its values, which cmcr must refuse.
+  pt_interop.py --write-bool-param OUT.pt
+      a state_dict with a bool nn.Parameter, which cmcr must refuse naming it and its storage.
 
 Reference listing: one line per tensor, tab-separated: name, dtype (F32, F16, BF16, F64,
 I32, I64), shape as comma-separated sizes (empty for 0-d), raw little-endian bytes in hex.
@@ -158,7 +160,8 @@ def training_checkpoint(sd):
     optimizer["state"][0]["mask"] = torch.ones(3, dtype=torch.bool)
     args = ap.Namespace(lr=1e-4, seed=np.float64(3.0), model="HTSAT-tiny", tag=b"\x00raw", sizes=(1, 2))
     state = collections.OrderedDict(("module." + k, v) for k, v in sd.items())
-    return {"epoch": 7, "name": "run-1", "state_dict": state, "optimizer": optimizer, "args": args}
+    hp = collections.defaultdict(int, {"warmup": 10})  # a dict subclass: SETITEMS on a placeholder
+    return {"epoch": 7, "name": "run-1", "state_dict": state, "optimizer": optimizer, "args": args, "hp": hp}
 
 
 def drop_entries(path, keep):
@@ -206,11 +209,15 @@ def main():
     ap.add_argument("--training", action="store_true")
     ap.add_argument("--drop-unused", action="store_true")
     ap.add_argument("--write-object-entry")
+    ap.add_argument("--write-bool-param")
     a = ap.parse_args()
     if a.write:
         write(a.write, a.ref, a.protocol, a.training, a.drop_unused)
     elif a.write_noncontig:
         torch.save({"transposed": torch.arange(12.0).reshape(3, 4).t()}, a.write_noncontig)
+    elif a.write_bool_param:
+        torch.save({"w": torch.ones(2), "flags": nn.Parameter(torch.ones(3, dtype=torch.bool), requires_grad=False)},
+                   a.write_bool_param)
     elif a.write_object_entry:
         import argparse as ap2
         torch.save({"w": torch.ones(2), "args": ap2.Namespace(lr=0.1)}, a.write_object_entry)

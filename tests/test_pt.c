@@ -396,6 +396,8 @@ static void test_cmcr_reads_torch(void **state)
     assert_int_equal(tu_system("%s %s --write-object-entry %s", py, script, path), 0);
     expect_refused("an argparse.Namespace among the state_dict's values", path, CMCR_EUNSUPPORTED,
                    "entry 'args' is an object of class 'argparse.Namespace'");
+    assert_int_equal(tu_system("%s %s --write-bool-param %s", py, script, path), 0);
+    expect_refused("a bool nn.Parameter", path, CMCR_EUNSUPPORTED, "tensor 'flags' has storage type 'torch.BoolStorage'");
     free(script);
     free(path);
     free(ref);
@@ -764,6 +766,11 @@ static void test_hostile_globals(void **state)
     pb_op(&p, ')'), pb_op(&p, 'R'), pb_op(&p, '.');
     refuse_pickle("REDUCE calling an opaque object", &p, -1, CMCR_EUNSUPPORTED,
                   "REDUCE applies an opaque object; only allowed globals can be called");
+    /* SETITEMS on a placeholder (a dict subclass) drops the items: it never becomes a dict */
+    pb_op(&p, 0x80), pb_op(&p, 2), pb_global(&p, "collections", "defaultdict"), pb_op(&p, ')'), pb_op(&p, 'R');
+    pb_op(&p, '('), pb_str(&p, "w"), pb_str(&p, "x"), pb_op(&p, 'u'), pb_op(&p, '.');
+    refuse_pickle("SETITEMS on a dict subclass", &p, -1, CMCR_EUNSUPPORTED,
+                  "an object of class 'collections.defaultdict'");
 }
 
 static void test_hostile_structure(void **state)

@@ -286,23 +286,27 @@ static int64_t real_length(const int32_t *row)
 }
 
 /* Row k of the chunk's prompt i (ids row which[i]): word + token type 0, then + position
- * (Hugging Face's order of the sums); positions count the real tokens from 2, pads take 1
- * (padding_idx). */
+ * (Hugging Face's order of the sums); positions count the ids other than <pad> from 2, every
+ * <pad> takes 1 (padding_idx). The keys attended to are the tokenizer's attention mask: every
+ * position up to the row's last id that is not <pad>, so a "<pad>" written inside a prompt
+ * is attended to, as CLAP's tokenizer output says. */
 static void embed_rows(const roberta_model *m, run *r, const int32_t *ids, const int64_t *which, int64_t seqs,
                        int64_t T)
 {
     const int64_t w = m->info.width;
     #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < seqs; i++) {
-        int64_t count = 0;
+        const int32_t *row = ids + which[i] * ROBERTA_CONTEXT;
+        int64_t count = 0, last = -1;
+        for (int64_t k = 0; k < ROBERTA_CONTEXT; k++)
+            if (row[k] != ROBERTA_PAD) last = k;
         for (int64_t k = 0; k < T; k++) {
-            int32_t id = ids[which[i] * ROBERTA_CONTEXT + k];
-            int real = id != ROBERTA_PAD;
+            int real = row[k] != ROBERTA_PAD;
             count += real;
-            const float *we = m->word + (int64_t)id * w, *pe = m->pos + (real ? ROBERTA_PAD + count : ROBERTA_PAD) * w;
+            const float *we = m->word + (int64_t)row[k] * w, *pe = m->pos + (real ? ROBERTA_PAD + count : ROBERTA_PAD) * w;
             float *x = r->x + (i * T + k) * w;
             for (int64_t j = 0; j < w; j++) x[j] = (we[j] + m->type[j]) + pe[j];
-            r->keys[i * T + k] = (uint8_t)real;
+            r->keys[i * T + k] = (uint8_t)(k <= last); /* the tokenizer's attention mask */
         }
     }
     tf_layernorm(r->x, r->x, &m->ln_emb, seqs * T, w);

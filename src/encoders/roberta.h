@@ -9,7 +9,7 @@
 
 /* Ids per prompt: CLAP's tokenizer pads (or truncates) every prompt to 77. */
 #define ROBERTA_CONTEXT 77
-/* RoBERTa's <pad> id (its padding_idx): masked as a key, position 1. */
+/* RoBERTa's <pad> id (its padding_idx): position 1; masked as a key after the last other id. */
 #define ROBERTA_PAD 1
 
 typedef struct roberta_model roberta_model;
@@ -42,9 +42,11 @@ void roberta_model_free(roberta_model *m);
 const roberta_info *roberta_model_info(const roberta_model *m);
 
 /* ids n x ROBERTA_CONTEXT (int32) -> emb n x embed_dim: text_projection(tanh(pooler(<s>
- * row))), NOT L2-normalised. The attention mask is ids != ROBERTA_PAD, as CLAP's tokenizer
- * gives it; pads anywhere (also between real tokens) behave exactly as in Hugging Face's model
- * (masked as keys, position 1); a row of pads only gets the same output as there. Ids outside
+ * row))), NOT L2-normalised. The attention mask is the one CLAP's tokenizer gives with these
+ * ids: every position up to the row's last id that is not ROBERTA_PAD (so a "<pad>" written in
+ * a prompt, id 1 before </s>, is attended to, as Hugging Face's attention_mask says); every
+ * id ROBERTA_PAD takes position 1 (create_position_ids_from_input_ids); a row of pads only
+ * gets the output Hugging Face gives for an all-zero mask. Ids outside
  * 0..vocab-1 are refused (CMCR_EINVAL, naming row and position). Each batch of rows runs only
  * up to its longest real length (outputs of real tokens never see pads). bf16: products in
  * bfloat16 (CMCR_EUNSUPPORTED with the reason where unavailable). Thread-safe for concurrent

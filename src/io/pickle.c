@@ -375,6 +375,7 @@ static cmcr_status apply(parser *p, const pk_value *fn, const pk_value *args, pk
     case PG_REBUILD_PARAMETER:
         if (args->u.seq.n != 3)
             return bad(p, CMCR_EFORMAT, "_rebuild_parameter takes 3 arguments, not %zu", args->u.seq.n);
+        if (pk_object_is_tensor(args->u.seq.items[0])) return *out = args->u.seq.items[0], CMCR_OK;
         st = want(p, args->u.seq.items[0], PK_TENSOR, "the parameter's data");
         *out = args->u.seq.items[0];
         return st;
@@ -561,6 +562,7 @@ static cmcr_status op_append(parser *p)
     pk_value *item, *list;
     cmcr_status st = pop(p, &item);
     if (!st) st = top(p, &list);
+    if (!st && list->kind == PK_OBJECT) return CMCR_OK; /* a list subclass: its items are dropped */
     if (!st) st = want(p, list, PK_LIST, "the APPEND target");
     return st ? st : seq_add(p, list, item);
 }
@@ -571,6 +573,7 @@ static cmcr_status op_setitem(parser *p)
     cmcr_status st = pop(p, &val);
     if (!st) st = pop(p, &key);
     if (!st) st = top(p, &dict);
+    if (!st && dict->kind == PK_OBJECT) return CMCR_OK; /* a dict subclass: its items are dropped */
     if (!st) st = want(p, dict, PK_DICT, "the SETITEM target");
     if (!st) st = seq_add(p, dict, key);
     return st ? st : seq_add(p, dict, val);
@@ -584,6 +587,10 @@ static cmcr_status add_marked(parser *p, pk_kind kind)
     if (st) return st;
     if (start <= floor_of_stack(p)) return bad(p, CMCR_EFORMAT, "%s has no target", p->op_name);
     pk_value *target = p->stack[start - 1];
+    if (target->kind == PK_OBJECT) { /* a dict or list subclass (defaultdict, ...): items dropped */
+        p->sp = start;
+        return CMCR_OK;
+    }
     st = want(p, target, kind, kind == PK_DICT ? "the SETITEMS target" : "the APPENDS target");
     if (!st && kind == PK_DICT && (p->sp - start) % 2)
         return bad(p, CMCR_EFORMAT, "SETITEMS with an odd number of items");

@@ -6,7 +6,8 @@
  * supports - builds plain values (a dict, a tensor description). Every other global (an
  * argparse.Namespace beside a training checkpoint's state_dict, an optimizer's numpy scalar,
  * a storage of a dtype cmcr does not read) becomes an opaque placeholder: calling it (REDUCE,
- * NEWOBJ) gives an opaque object that keeps only the global's name, BUILD on it is ignored,
+ * NEWOBJ) gives an opaque object that keeps only the global's name, BUILD, SETITEM(S) and
+ * APPEND(S) on it are ignored (a dict or list subclass keeps none of its items),
  * and a tensor over such a storage is opaque too. Nothing is ever called or constructed, so
  * a placeholder is inert; a reader that finds one where it needs a value refuses it, naming
  * the global (pk_object_name). All values live in one arena freed with pk_free, so no error

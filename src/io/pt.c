@@ -300,7 +300,9 @@ static const pk_value *state_dict_of(const pk_value *root)
     return root;
 }
 
-/* torch.nn.DataParallel's "module." prefix, when every key has it, is not part of the names. */
+/* torch.nn.DataParallel's "module." prefix of a training checkpoint's state_dict, when every
+ * key has it, is not part of the names. (A bare state dict keeps its names as they are, so
+ * convert and inspect never rename a file's keys.) */
 static size_t common_prefix(const pk_value *dict)
 {
     static const char prefix[] = "module.";
@@ -336,7 +338,7 @@ static cmcr_status collect_items(loader *L, const pk_value *root)
         L->items[0] = (item){"tensor", root->u.tensor, NULL};
         return CMCR_OK;
     }
-    size_t skip = common_prefix(sd);
+    size_t skip = sd != root ? common_prefix(sd) : 0;
     for (size_t i = 0; i < n; i++) {
         const pk_value *key = sd->u.seq.items[2 * i], *val = sd->u.seq.items[2 * i + 1];
         cmcr_status st = check_entry(L, i, key, val);

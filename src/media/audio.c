@@ -76,6 +76,9 @@ static cmcr_status check_info(const SF_INFO *info, const char *q)
     if (info->frames > (sf_count_t)AUDIO_MAX_SECONDS * info->samplerate)
         return core_fail(CMCR_ENOMEM, "%s: %lld frames at %d Hz is longer than the limit of %d s", q,
                          (long long)info->frames, info->samplerate, AUDIO_MAX_SECONDS);
+    if (info->frames > AUDIO_MAX_FRAMES) /* memory: a high rate must not stretch the hour */
+        return core_fail(CMCR_ENOMEM, "%s: %lld frames is more than the limit of %lld (%d s at %d Hz)", q,
+                         (long long)info->frames, (long long)AUDIO_MAX_FRAMES, AUDIO_MAX_SECONDS, AUDIO_RATE);
     return CMCR_OK;
 }
 
@@ -165,13 +168,15 @@ cmcr_status audio_decode_file(const char *path, audio_mono *out)
     memset(out, 0, sizeof *out);
     char q[NAME_CAP];
     cmcr_printable(q, sizeof q, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO (or a device) is refused below instead of blocking the open */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return core_fail(CMCR_EIO, "%s: cannot open: %s", q, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
         return core_fail(CMCR_EIO, "%s: not a regular file", q);
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     SF_INFO info;
     memset(&info, 0, sizeof info);
     SNDFILE *sf = sf_open_fd(fd, SFM_READ, &info, SF_TRUE); /* closes fd, also on failure */

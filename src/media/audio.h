@@ -22,6 +22,9 @@
 #define AUDIO_FUSION_CHANNELS 4    /* the shrunk whole mel, then three 1001-frame windows */
 /* Limits of what a file may hold; larger or stranger files are refused before allocating. */
 #define AUDIO_MAX_SECONDS 3600     /* one hour at the file's native rate */
+/* ... and at most an hour's worth of 48 kHz frames whatever the rate (691 MB as float): the
+ * memory one file may take while it is decoded, resampled and turned into a mel. */
+#define AUDIO_MAX_FRAMES ((int64_t)AUDIO_MAX_SECONDS * AUDIO_RATE)
 #define AUDIO_MIN_RATE 1000        /* Hz */
 #define AUDIO_MAX_RATE 768000      /* Hz */
 #define AUDIO_MAX_CHANNELS 256
