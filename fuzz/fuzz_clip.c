@@ -7,14 +7,10 @@
  * more data than the input holds, the harness appends it (the input's own bytes after the
  * header first, then a finite pattern), and mutations reach the names, shapes and dtypes the
  * loader checks. Any other input (a whole .safetensors or .pt) is loaded as it is.
- * fuzz/make_seeds.sh writes the headers of scripts/clip_reference.py's tiny model. */
+ * fuzz/make_seeds.sh writes the headers of scripts/clip_reference.py's tiny model.
+ * The filling is fuzz_fill_safetensors (fuzz_common.h), shared by the model targets. */
 #include "fuzz_common.h"
 #include "encoders/clip.h"
-
-#include <cjson/cJSON.h>
-#include <string.h>
-
-enum { MAX_FILL = 4 << 20 };
 
 /* Bounds on what the harness runs (loading is bounded by the input itself). */
 static int small_enough(const clip_info *in)
@@ -43,38 +39,9 @@ static void run_towers(const clip_model *m)
     free(ids);
 }
 
-/* The data bytes a safetensors header asks for (its largest end offset); 0 when it is not
- * one, or asks for more than MAX_FILL. */
-static size_t data_wanted(const uint8_t *data, size_t size, size_t *hlen)
-{
-    uint64_t h = 0;
-    if (size < 8) return 0;
-    for (int i = 0; i < 8; i++) h |= (uint64_t)data[i] << (8 * i);
-    if (h > size - 8) return 0;
-    *hlen = (size_t)h;
-    cJSON *root = cJSON_ParseWithLength((const char *)data + 8, (size_t)h);
-    double end = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, root)
-    {
-        const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-        const cJSON *last = cJSON_IsArray(off) ? cJSON_GetArrayItem(off, 1) : NULL;
-        if (cJSON_IsNumber(last) && last->valuedouble > end) end = last->valuedouble;
-    }
-    cJSON_Delete(root);
-    return end > 0 && end <= MAX_FILL ? (size_t)end : 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t hlen = 0, want = data_wanted(data, size, &hlen), have = size - 8 - hlen;
-    uint8_t *buf = NULL;
-    if (want > have && (buf = malloc(8 + hlen + want))) {
-        memcpy(buf, data, size);
-        for (size_t i = size; i < 8 + hlen + want; i++) buf[i] = (i & 1) ? 0x20 : 0x00; /* finite in every dtype */
-        data = buf;
-        size = 8 + hlen + want;
-    }
+    uint8_t *buf = fuzz_fill_safetensors(&data, &size);
     cmcr_tensors *ts = NULL;
     clip_model *m = NULL;
     if (cmcr_tensors_load_memory(data, size, CMCR_FORMAT_AUTO, "input", &ts) == CMCR_OK &&

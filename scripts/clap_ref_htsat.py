@@ -27,16 +27,19 @@ PyTorch's bfloat16 CPU autocast, for reporting). small/ also has interp/: the bi
 interpolation alone on edge cases (case<k>_in.npy, case<k>_out.npy).
 """
 import argparse
-import json
 import math
 import os
 import struct
+import sys
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_common import save_safetensors  # noqa: E402  (one writer for every fixture)
 
 SIZES = {
     "small": dict(embed=16, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), window=8, classes=7),
@@ -350,25 +353,6 @@ def inputs(n, longer, seed):
         if not longer[i]:
             mel[i, 1:] = mel[i, 0]
     return mel, torch.tensor(longer, dtype=torch.bool)
-
-
-ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
-
-
-def save_safetensors(st, path):
-    header, blobs, off = {}, [], 0
-    for k, v in st.items():
-        raw = v.contiguous().numpy().tobytes()
-        header[k] = {"dtype": ST_DTYPES[v.dtype], "shape": list(v.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as fh:
-        fh.write(struct.pack("<Q", len(h)))
-        fh.write(h)
-        for b in blobs:
-            fh.write(b)
 
 
 def make(out, size, seed, longer):

@@ -29,15 +29,17 @@ between real tokens, a row of pads only, a row starting with a pad; bench_ids.np
 of 8..12 tokens (the speed measurement).
 """
 import argparse
-import json
 import math
 import os
-import struct
+import sys
 import time
 
 import numpy as np
 import torch
 from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_common import save_safetensors  # noqa: E402  (one writer for every fixture)
 
 CONTEXT = 77
 PAD = 1
@@ -135,27 +137,6 @@ def init_weights(m, seed):
                 p.copy_(torch.randn(p.shape, generator=g) / math.sqrt(p.shape[1]))
             else:
                 p.copy_(0.02 * torch.randn(p.shape, generator=g))
-
-
-ST_DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
-
-
-def save_safetensors(state, path):
-    """The safetensors format: 8-byte little-endian header length, JSON header, data."""
-    header, blobs, off = {}, [], 0
-    for k, v in state.items():
-        raw = v.contiguous().view(torch.uint8).numpy().tobytes() if v.dtype == torch.bfloat16 \
-            else v.contiguous().numpy().tobytes()
-        header[k] = {"dtype": ST_DTYPES[v.dtype], "shape": list(v.shape), "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def prompt(rng, length, vocab):

@@ -14,44 +14,17 @@
 
 #define TOL 1e-4
 
-/* $CMCR_FIXTURES/CLIP_FIXTURE (the test's fixture), or NULL. */
-static inline const char *fixtures(void)
-{
-    static char dir[4096];
-    const char *f = getenv("CMCR_FIXTURES");
-    if (!f) return NULL;
-    snprintf(dir, sizeof dir, "%s/%s", f, CLIP_FIXTURE);
-    return dir;
-}
-
-/* fixtures()/rel, malloc'd; skips the test when the fixture was not made. */
+/* $CMCR_FIXTURES/CLIP_FIXTURE/rel, malloc'd; skips the test when the fixture was not made. */
 static inline char *fx(const char *rel)
 {
-    const char *d = fixtures();
-    if (!d) tu_skip("CMCR_FIXTURES is not set (run under ctest, which makes the %s fixture)", CLIP_FIXTURE);
-    char *p = malloc(strlen(d) + strlen(rel) + 2);
-    assert_non_null(p);
-    sprintf(p, "%s/%s", d, rel);
-    FILE *f = fopen(p, "rb");
-    if (!f) tu_skip("fixture file %s is absent (scripts/clip_reference.py makes it)", p);
-    fclose(f);
-    return p;
+    return tu_fixture(CLIP_FIXTURE, "scripts/clip_reference.py", rel);
 }
 
-/* An .npy array of the fixture: its data (malloc'd, float32 or int32 as stored) and numel. */
+/* An .npy array of the fixture: its data (malloc'd, float32 or int32 as stored), numel, rows. */
 static inline void *load_npy(const char *rel, int64_t *numel, int64_t *rows)
 {
     char *p = fx(rel);
-    cmcr_tensors *ts = NULL;
-    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_NPY, &ts), CMCR_OK);
-    const cmcr_tensor *t = cmcr_tensors_find(ts, "array");
-    assert_non_null(t);
-    void *d = malloc(t->nbytes);
-    assert_non_null(d);
-    memcpy(d, t->data, t->nbytes);
-    *numel = cmcr_tensor_numel(t);
-    if (rows) *rows = t->shape[0];
-    cmcr_tensors_free(ts);
+    void *d = tu_load_npy(p, numel, rows);
     free(p);
     return d;
 }

@@ -17,31 +17,14 @@
 /* $CMCR_FIXTURES/HTSAT_FIXTURE/rel, malloc'd; skips the test when the fixture was not made. */
 static inline char *fx(const char *rel)
 {
-    const char *f = getenv("CMCR_FIXTURES");
-    if (!f) tu_skip("CMCR_FIXTURES is not set (run under ctest, which makes the %s fixture)", HTSAT_FIXTURE);
-    char *p = malloc(strlen(f) + strlen(HTSAT_FIXTURE) + strlen(rel) + 3);
-    assert_non_null(p);
-    sprintf(p, "%s/%s/%s", f, HTSAT_FIXTURE, rel);
-    FILE *fh = fopen(p, "rb");
-    if (!fh) tu_skip("fixture file %s is absent (scripts/clap_ref_htsat.py makes it)", p);
-    fclose(fh);
-    return p;
+    return tu_fixture(HTSAT_FIXTURE, "scripts/clap_ref_htsat.py", rel);
 }
 
 /* An .npy array of the fixture: its data (malloc'd, as stored), numel and first dimension. */
 static inline void *load_npy(const char *rel, int64_t *numel, int64_t *rows)
 {
     char *p = fx(rel);
-    cmcr_tensors *ts = NULL;
-    assert_int_equal(cmcr_tensors_load(p, CMCR_FORMAT_NPY, &ts), CMCR_OK);
-    const cmcr_tensor *t = cmcr_tensors_find(ts, "array");
-    assert_non_null(t);
-    void *d = malloc(t->nbytes ? t->nbytes : 1);
-    assert_non_null(d);
-    memcpy(d, t->data, t->nbytes);
-    *numel = cmcr_tensor_numel(t);
-    if (rows) *rows = t->ndim ? t->shape[0] : 1;
-    cmcr_tensors_free(ts);
+    void *d = tu_load_npy(p, numel, rows);
     free(p);
     return d;
 }
@@ -103,22 +86,12 @@ static inline void free_clips(clips *c)
     free(c->emb16);
 }
 
-static inline double max_abs_diff(const float *a, const float *b, int64_t n)
-{
-    double m = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        m = d > m || isnan(d) ? d : m;
-    }
-    return m;
-}
-
 /* All clips of model through m in one call; the max |difference| from PyTorch's float32. */
 static inline double run_clips(const htsat_model *m, const clips *c, int bf16, float *out)
 {
     cmcr_status st = htsat_encode(m, c->mel, c->longer, c->n, bf16, out);
     if (st) fail_msg("%s", cmcr_last_error());
-    return max_abs_diff(out, c->emb, c->n * c->dim);
+    return tu_max_abs_diff(out, c->emb, c->n * c->dim);
 }
 
 #endif

@@ -46,7 +46,7 @@ static void test_small(void **state)
         for (int64_t i = 0; i < c.n; i++) {
             assert_int_equal(htsat_encode(m, c.mel + i * HTSAT_CHANNELS * HTSAT_FRAMES * HTSAT_MELS, c.longer + i, 1, 0,
                                           out), CMCR_OK);
-            assert_true(max_abs_diff(out, c.emb + i * c.dim, c.dim) < TOL);
+            assert_true(tu_max_abs_diff(out, c.emb + i * c.dim, c.dim) < TOL);
         }
         free(out);
         free_clips(&c);
@@ -71,7 +71,7 @@ static void test_chunks(void **state)
     assert_int_equal(htsat_encode(m, mel, lg, n, 0, out), CMCR_OK);
     double d = 0;
     for (int64_t i = 0; i < n; i++) {
-        double e = max_abs_diff(out + i * c.dim, c.emb + i % c.n * c.dim, c.dim);
+        double e = tu_max_abs_diff(out + i * c.dim, c.emb + i % c.n * c.dim, c.dim);
         d = e > d ? e : d;
     }
     printf("11 clips in chunks: max |C - PyTorch| = %.3g\n", d);
@@ -107,7 +107,7 @@ static void test_interp(void **state)
         htsat_bicubic_rows(y, x, tin, tout, cols);
         double big = 0;
         for (int64_t i = 0; i < nin; i++) big = fabs(x[i]) > big ? fabs(x[i]) : big;
-        double d = max_abs_diff(y, want, nout), tol = (k ? 2e-6 : ldexp(1.0, -23)) * (big > 1 ? big : 1);
+        double d = tu_max_abs_diff(y, want, nout), tol = (k ? 2e-6 : ldexp(1.0, -23)) * (big > 1 ? big : 1);
         printf("interp case %d: %lld -> %lld rows x %lld: max diff %.3g (bound %.3g)\n", k, (long long)tin,
                (long long)tout, (long long)cols, d, tol);
         assert_true(d <= tol);
@@ -132,7 +132,7 @@ static void test_bf16(void **state)
         htsat_model_free(m);
         tu_skip("bf16 products unavailable here (%s); checked that they are refused", cmcr_last_error());
     }
-    double d = run_clips(m, &c, 1, out), dt = max_abs_diff(c.emb16, c.emb, c.n * c.dim);
+    double d = run_clips(m, &c, 1, out), dt = tu_max_abs_diff(c.emb16, c.emb, c.n * c.dim);
     printf("bf16 products: max |C bf16 - PyTorch f32| = %.4f (PyTorch's own bf16 autocast: %.4f)\n", d, dt);
     /* 8-bit rounding per product: a few percent of the outputs' scale (about 1); a wrong layer
      * or weight gives errors of the order of the outputs */
@@ -315,7 +315,7 @@ static void test_threads(void **state)
     for (int k = 0; k < 2; k++) {
         assert_int_equal(pthread_join(t[k], NULL), 0);
         assert_int_equal(j[k].st, CMCR_OK);
-        assert_true(max_abs_diff(j[k].out, c.emb, c.n * c.dim) < TOL);
+        assert_true(tu_max_abs_diff(j[k].out, c.emb, c.n * c.dim) < TOL);
         free(j[k].out);
     }
     free_clips(&c);

@@ -64,7 +64,7 @@ static void test_chunks(void **state)
     float *emb = encode_cycled(m, n, ids, k, 0);
     double d = 0;
     for (int64_t i = 0; i < n; i++) {
-        double di = max_abs(emb + i * E, ref + (i % k) * E, E);
+        double di = tu_max_abs_diff(emb + i * E, ref + (i % k) * E, E);
         d = di > d ? di : d;
     }
     printf("float32, %lld prompts in chunks: max |C - PyTorch| = %.3g\n", (long long)n, d);
@@ -104,7 +104,7 @@ static void test_concurrent(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     float *one = encode_cycled(m, 40, ids, k, 0);
     const int64_t E = roberta_model_info(m)->embed_dim;
-    assert_true(max_abs(a.emb, one, 40 * E) == 0 && max_abs(b.emb, one, 40 * E) == 0);
+    assert_true(tu_max_abs_diff(a.emb, one, 40 * E) == 0 && tu_max_abs_diff(b.emb, one, 40 * E) == 0);
     free(a.emb);
     free(b.emb);
     free(one);
@@ -265,7 +265,7 @@ static void test_masked_attention(void **state)
     const uint8_t keep[T] = {1, 1, 1, 0, 0};
     tf_attention_masked(b, qkv, &s, 1, T, keep, work);
     tf_attention(c, qkv, &s, 1, 3, work);
-    double d = max_abs(b, c, 3 * W);
+    double d = tu_max_abs_diff(b, c, 3 * W);
     printf("masked attention vs dropped keys: %.3g\n", d);
     assert_true(d < 1e-6);
     free(qkv), free(a), free(b), free(c), free(work);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 #include "runtime/rng.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,4 +178,44 @@ float *tu_normal_matrix(rng_state *r, int64_t rows, int64_t cols)
     assert_non_null(x);
     rng_fill_normal(r, x, rows * cols, 1.0);
     return x;
+}
+
+char *tu_fixture(const char *fixture, const char *script, const char *rel)
+{
+    const char *f = getenv("CMCR_FIXTURES");
+    if (!f) tu_skip("CMCR_FIXTURES is not set (run under ctest, which makes the %s fixture)", fixture);
+    size_t n = strlen(f) + strlen(fixture) + strlen(rel) + 3;
+    char *p = malloc(n);
+    assert_non_null(p);
+    snprintf(p, n, "%s/%s/%s", f, fixture, rel);
+    FILE *fh = fopen(p, "rb");
+    if (!fh) tu_skip("fixture file %s is absent (%s makes it)", p, script);
+    fclose(fh);
+    return p;
+}
+
+void *tu_load_npy(const char *path, int64_t *numel, int64_t *rows)
+{
+    cmcr_tensors *ts = NULL;
+    if (cmcr_tensors_load(path, CMCR_FORMAT_NPY, &ts)) fail_msg("%s", cmcr_last_error());
+    const cmcr_tensor *t = cmcr_tensors_find(ts, "array");
+    assert_non_null(t);
+    void *d = malloc(t->nbytes ? t->nbytes : 1);
+    assert_non_null(d);
+    memcpy(d, t->data, t->nbytes);
+    *numel = cmcr_tensor_numel(t);
+    if (rows) *rows = t->ndim ? t->shape[0] : 1;
+    cmcr_tensors_free(ts);
+    return d;
+}
+
+double tu_max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (isnan(d)) return INFINITY;
+        m = d > m ? d : m;
+    }
+    return m;
 }

@@ -35,6 +35,14 @@ const char *tu_python_torch(void);
  * names the file and contains needle. Prints "MSG label status message" for the docs. */
 void tu_expect_load_fail(cmcr_format fmt, const char *label, const char *path, cmcr_status want,
                          const char *needle);
+/* $CMCR_FIXTURES/fixture/rel (a file of a fixture made by ctest), malloc'd; skips the calling
+ * test (tu_skip) when CMCR_FIXTURES is unset or the file is absent, naming script as its maker. */
+char *tu_fixture(const char *fixture, const char *script, const char *rel);
+/* The .npy file at path: a malloc'd copy of its data (float32, int32, ... as stored), its numel
+ * in *numel and, when rows is not NULL, its first dimension (1 for a scalar) in *rows. */
+void *tu_load_npy(const char *path, int64_t *numel, int64_t *rows);
+/* Max |a[i] - b[i]| over n floats; a NaN difference gives INFINITY (never a pass). */
+double tu_max_abs_diff(const float *a, const float *b, int64_t n);
 /* rows x cols standard normal draws from r (malloc'd; fails the test when out of memory). */
 struct rng_state; /* runtime/rng.h */
 float *tu_normal_matrix(struct rng_state *r, int64_t rows, int64_t cols);
