@@ -700,7 +700,11 @@ CMCR_API cmcr_clap_info cmcr_clap_get_info(const cmcr_clap *c);
 CMCR_API cmcr_status cmcr_clap_audio(const cmcr_clap *c, const char *path, float *input, unsigned char *longer);
 /* The same for n files at once, in parallel: input n x input_floats, longer and ok n bytes
  * each (ok[i] = 0: file i failed, its input zero). CMCR_OK when all were read, else the first
- * failure's status and message. */
+ * failure's status and message (read again after the parallel pass: libsndfile keeps the
+ * reason a file could not be opened in one process-wide slot, so two threads failing at once
+ * could swap reasons). The log-mel plans its FFT once, on the first call; a program that
+ * also plans FFTW transforms in other threads at that moment must serialise them (FFTW's
+ * planner is not thread-safe). */
 CMCR_API cmcr_status cmcr_clap_audio_files(const cmcr_clap *c, const char *const *paths, int64_t n, float *input,
                                            unsigned char *longer, unsigned char *ok);
 /* Embed n clips' inputs: emb n x dim; normalize: rows L2-normalised (as C-MCR uses them). */

@@ -95,6 +95,9 @@ refusal "a .npy as the model" "$BIN" embed --model a.npy --audio snd --out out.n
 NAMES=(empty "no sound files found")
 mkdir empty
 refusal "a folder without sound files" "$BIN" embed --model "$F/clap.pt" --audio empty --out out.npy
+mkfifo fifo.wav
+NAMES=(fifo.wav "not a regular file")
+refusal "a FIFO named as a sound file" timeout 30 "$BIN" embed --model "$F/clap.pt" --audio fifo.wav --out out.npy
 NAMES=(missing.wav)
 refusal "a missing sound file" "$BIN" embed --model "$F/clap.pt" --audio missing.wav --out out.npy
 NAMES=(--audio --text)

@@ -99,8 +99,9 @@ cmcr_status cmcr_clap_load(const char *model, const cmcr_clap_options *opts, cmc
     if (!model || !*model) return core_fail(CMCR_EINVAL, "cmcr_clap_load: no model path");
     cmcr_clap *c = calloc(1, sizeof *c);
     if (!c || !(c->origin = strdup(model))) {
+        char shown[1024];
         free(c);
-        return core_fail(CMCR_ENOMEM, "%s: out of memory", model);
+        return core_fail(CMCR_ENOMEM, "%s: out of memory", cmcr_printable(shown, sizeof shown, model));
     }
     c->seed = o.seed;
     cmcr_status st = load_towers(c, model, o.float32_only);
@@ -161,7 +162,9 @@ cmcr_status cmcr_clap_audio_files(const cmcr_clap *c, const char *const *paths, 
         if (!ok[i]) {
             cmcr_status st = cmcr_clap_audio(c, paths[i], input + (size_t)i * each, longer + i);
             memset(input + (size_t)i * each, 0, each * sizeof(float));
-            return st ? st : core_fail(CMCR_EIO, "%s: could not be read the first time", paths[i]);
+            char shown[1024];
+            return st ? st : core_fail(CMCR_EIO, "%s: could not be read the first time",
+                                       cmcr_printable(shown, sizeof shown, paths[i]));
         }
     return CMCR_OK;
 }
