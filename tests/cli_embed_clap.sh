@@ -46,6 +46,9 @@ fi
 
 # 4. The fusion path's chunk starts: drawn from --seed, so a 25 s clip gets the same row
 #    wherever it is in the input and from run to run, and another seed draws other chunks.
+#    "The same" is to float rounding: with OpenBLAS a product's rounding can depend on how
+#    many rows are in the batch (oneDNN's did not), about 1e-7 here; other chunks move the
+#    row by about 1e-2.
 "$PY" -c '
 import numpy as np, soundfile as sf
 t = np.arange(25 * 16000) / 16000
@@ -57,8 +60,8 @@ sf.write("long25.wav", (0.4 * np.sin(2 * np.pi * (100 + 40 * t) * t) * np.sin(2 
 "$PY" - <<'EOF' || fail "the seeded chunk choice"
 import numpy as np
 s0, s0b, s1 = np.load("s0.npy"), np.load("s0b.npy"), np.load("s1.npy")
-assert np.array_equal(s0[0], s0[2]), "the same file at two places differs"
-assert np.array_equal(s0[0], s0b[0]), "the same file in two runs differs"
+assert np.abs(s0[0] - s0[2]).max() < 1e-6, "the same file at two places differs"
+assert np.abs(s0[0] - s0b[0]).max() < 1e-6, "the same file in two runs differs"
 d = np.abs(s0[0] - s1[0]).max()
 print(f"  --seed 0 vs --seed 1 on a 25 s clip: max abs difference {d:.3g}")
 assert d > 1e-6, "another seed drew the same chunks"
@@ -149,7 +152,7 @@ if [ -f "$TOK/vocab.json" ]; then
     ln -s "$F/clap.pt" beside/clap.pt
     cp "$TOK/vocab.json" "$TOK/merges.txt" beside/
     "$BIN" embed --model beside/clap.pt --text "$F/prompts.txt" --out t2.npy --quiet || fail "the tokenizer beside the model"
-    close t2.npy t.npy 0
+    close t2.npy t.npy 1e-6 # batch 32 against batch 3: rounding only
 else
     echo "note: $TOK is absent: the prompt checks are skipped"
 fi
