@@ -140,3 +140,15 @@ cmcr_status bind_bf16(tf_linear *const *ls, size_t n, const char *name, uint16_t
     }
     return CMCR_OK;
 }
+
+cmcr_status bind_check_bf16(const char *name, const uint16_t *params16, int bf16)
+{
+    if (!bf16) return CMCR_OK;
+    if (mm_bf16_check() != CMCR_OK) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", cmcr_last_error());
+        return core_fail(CMCR_EUNSUPPORTED, "%s: %s", name, why);
+    }
+    if (!params16) return core_fail(CMCR_EUNSUPPORTED, "%s: loaded without bfloat16 weights (float32 only)", name);
+    return CMCR_OK;
+}

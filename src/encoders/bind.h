@@ -58,6 +58,11 @@ int32_t bind_count(const binder *b, const char *fmt, int32_t max);
  * the encoder), each layer's w16 pointing into it; name is what messages call the model. */
 cmcr_status bind_bf16(tf_linear *const *ls, size_t n, const char *name, uint16_t **block);
 
+/* Whether a forward pass may run its products in bfloat16 (bf16 != 0): oneDNN's bf16
+ * products can run here (mm_bf16_check) and the model was loaded with its bfloat16 weights
+ * (params16, from bind_bf16). CMCR_OK for bf16 == 0; else CMCR_EUNSUPPORTED naming the model. */
+cmcr_status bind_check_bf16(const char *name, const uint16_t *params16, int bf16);
+
 /* "[512, 768]" */
 void bind_dims_str(char *out, size_t cap, const int64_t *d, int n);
 

@@ -594,18 +594,7 @@ static cmcr_status run_new(const clip_model *m, const tower *t, int bf16, int64_
 }
 
 /* bf16 products need oneDNN's (mm_bf16_check) and the bfloat16 weights made at load. */
-static cmcr_status check_bf16(const clip_model *m, int bf16)
-{
-    if (!bf16) return CMCR_OK;
-    if (mm_bf16_check() != CMCR_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", cmcr_last_error());
-        return core_fail(CMCR_EUNSUPPORTED, "%s: %s", m->name, why);
-    }
-    if (!m->params16)
-        return core_fail(CMCR_EUNSUPPORTED, "%s: loaded without bfloat16 weights (float32 only)", m->name);
-    return CMCR_OK;
-}
+static cmcr_status check_bf16(const clip_model *m, int bf16) { return bind_check_bf16(m->name, m->params16, bf16); }
 
 static cmcr_status run_blocks(const tower *t, run *r, int64_t seqs, int64_t tokens)
 {

@@ -809,17 +809,7 @@ static cmcr_status chunk(const htsat_model *m, run *r, const float *mel, const u
     return tf_linear_forward(&r->prec, emb, hid, &m->proj2, nb);
 }
 
-static cmcr_status check_bf16(const htsat_model *m, int bf16)
-{
-    if (!bf16) return CMCR_OK;
-    if (mm_bf16_check() != CMCR_OK) {
-        char why[512];
-        snprintf(why, sizeof why, "%s", cmcr_last_error());
-        return core_fail(CMCR_EUNSUPPORTED, "%s: %s", m->name, why);
-    }
-    if (!m->params16) return core_fail(CMCR_EUNSUPPORTED, "%s: loaded without bfloat16 weights", m->name);
-    return CMCR_OK;
-}
+static cmcr_status check_bf16(const htsat_model *m, int bf16) { return bind_check_bf16(m->name, m->params16, bf16); }
 
 cmcr_status htsat_encode(const htsat_model *m, const float *mel_fusion, const uint8_t *longer, int64_t n, int bf16,
                          float *emb)
