@@ -29,20 +29,25 @@ cmcr_status bind_missing(const binder *b, const char *key)
     return core_fail(CMCR_EFORMAT, "%s: missing tensor '%s' (%s)", b->file, key, b->what);
 }
 
+cmcr_status bind_check_shape(const binder *b, const cmcr_tensor *t, const char *key, int ndim, const int64_t *shape)
+{
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (same) return CMCR_OK;
+    char got[128], exp[128];
+    bind_dims_str(got, sizeof got, t->shape, t->ndim);
+    bind_dims_str(exp, sizeof exp, shape, ndim);
+    return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %s", b->file, key, got, exp);
+}
+
 cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shape, int transpose, const char *key)
 {
     const cmcr_tensor *t = bind_find(b, key);
     if (!t) return bind_missing(b, key);
     int64_t want[4];
     for (int i = 0; i < ndim; i++) want[i] = transpose ? shape[ndim - 1 - i] : shape[i];
-    int same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == want[i];
-    if (!same) {
-        char got[128], exp[128];
-        bind_dims_str(got, sizeof got, t->shape, t->ndim);
-        bind_dims_str(exp, sizeof exp, want, ndim);
-        return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %s", b->file, key, got, exp);
-    }
+    cmcr_status st = bind_check_shape(b, t, key, ndim, want);
+    if (st) return st;
     if (t->dtype != CMCR_F32 && t->dtype != CMCR_F16 && t->dtype != CMCR_BF16 && t->dtype != CMCR_F64)
         return core_fail(CMCR_EFORMAT, "%s: tensor '%s' is %s, expected floating point", b->file, key,
                          cmcr_dtype_name(t->dtype));
@@ -53,7 +58,7 @@ cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shape, int 
         return core_fail(CMCR_ENOMEM, "%s: out of memory converting tensor '%s'", b->file, key);
     cmcr_tensor_to_f32(t, src);
     tensors_release(b->ts, t); /* a mapped file's pages: converted, not needed again */
-    cmcr_status st = vm_check_finite(src, rows, cols, 0, "%s: tensor '%s'", b->file, key);
+    st = vm_check_finite(src, rows, cols, 0, "%s: tensor '%s'", b->file, key);
     if (transpose) {
         for (int64_t i = 0; i < rows; i++)
             for (int64_t j = 0; j < cols; j++) dst[j * rows + i] = src[i * cols + j];

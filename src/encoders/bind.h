@@ -32,6 +32,10 @@ const cmcr_tensor *bind_find(const binder *b, const char *key);
 /* "FILE: missing tensor 'KEY' (WHAT)". */
 cmcr_status bind_missing(const binder *b, const char *key);
 
+/* "FILE: tensor 'KEY' has shape [..], expected [..]" unless t (named key) has exactly the ndim
+ * dims of shape. */
+cmcr_status bind_check_shape(const binder *b, const cmcr_tensor *t, const char *key, int ndim, const int64_t *shape);
+
 /* Check tensor key against shape (ndim dims) and, in the copy pass, write it into dst as
  * float32: transposed when transpose (a 2-D a x b tensor becomes b x a). */
 cmcr_status bind_key(binder *b, float *dst, int ndim, const int64_t *shape, int transpose, const char *key);

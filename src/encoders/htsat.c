@@ -157,19 +157,12 @@ static cmcr_status check_buffer(const binder *b, const char *key, int ndim, cons
 {
     const cmcr_tensor *t = bind_find(b, key);
     if (!t) return CMCR_OK;
-    int same = t->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
-    if (!same) {
-        char got[128], exp[128];
-        bind_dims_str(got, sizeof got, t->shape, t->ndim);
-        bind_dims_str(exp, sizeof exp, shape, ndim);
-        return core_fail(CMCR_ESHAPE, "%s: tensor '%s' has shape %s, expected %s", b->file, key, got, exp);
-    }
+    cmcr_status st = bind_check_shape(b, t, key, ndim, shape);
+    if (st) return st;
     int64_t n = cmcr_tensor_numel(t);
     float *v = core_xmalloc((size_t)n * sizeof(float));
     if (!v) return core_fail(CMCR_ENOMEM, "%s: out of memory checking tensor '%s'", b->file, key);
     cmcr_tensor_to_f32(t, v);
-    cmcr_status st = CMCR_OK;
     for (int64_t k = 0; k < n && !st; k++)
         if (!(v[k] == want(s, k)))
             st = core_fail(CMCR_EFORMAT, "%s: tensor '%s' differs from Swin's at entry %lld (%g, expected %g)", b->file,
