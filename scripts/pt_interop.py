@@ -16,7 +16,8 @@
       {"epoch", "name", "state_dict" (keys prefixed "module."), "optimizer" (Adam state,
       with a bool tensor), "args" (an argparse.Namespace holding a numpy scalar and bytes)};
       with --drop-unused, the optimizer's storages are removed from the archive, so a reader
-      that touched them would fail.
+      that touched them would fail; with --keep A,B,... only those tensors' storages stay (and
+      REF.txt lists only them), so only a loader that reads just those names can succeed.
   pt_interop.py --write-object-entry OUT.pt
       a state_dict with an argparse.Namespace among its values, which cmcr must refuse.
   pt_interop.py --write-bool-param OUT.pt
@@ -177,22 +178,24 @@ def drop_entries(path, keep):
             z.writestr(info, data)
 
 
-def storage_keys(sd):
-    """The zip keys torch.save gives the storages of sd's tensors (in first-seen order)."""
+def storage_keys(sd, kept):
+    """The zip keys torch.save gives the storages of kept's tensors (keys count the storages of
+    sd's tensors in first-seen order)."""
     seen = {}
     for t in sd.values():
         seen.setdefault(t.storage().data_ptr(), len(seen))
-    return {str(i) for i in range(len(seen))}
+    return {str(seen[t.storage().data_ptr()]) for t in kept.values()}
 
 
-def write(out, ref, protocol, training=False, drop_unused=False):
+def write(out, ref, protocol, training=False, drop_unused=False, keep=None):
     sd = sample_state_dict()
     torch.save(training_checkpoint(sd) if training else sd, out, pickle_protocol=protocol)
+    kept = {k: v for k, v in sd.items() if k in keep} if keep else sd
     if drop_unused:
-        drop_entries(out, storage_keys(sd))
+        drop_entries(out, storage_keys(sd, kept))
     if ref:
         with open(ref, "w") as f:
-            for name, t in sd.items():
+            for name, t in kept.items():
                 f.write(reference_line(name, t))
     print("wrote %s (%d tensors, protocol %d)" % (out, len(sd), protocol))
 
@@ -208,11 +211,13 @@ def main():
     ap.add_argument("--write-noncontig")
     ap.add_argument("--training", action="store_true")
     ap.add_argument("--drop-unused", action="store_true")
+    ap.add_argument("--keep", help="comma-separated names: --ref lists only these, and --drop-unused "
+                    "removes every other tensor's storage")
     ap.add_argument("--write-object-entry")
     ap.add_argument("--write-bool-param")
     a = ap.parse_args()
     if a.write:
-        write(a.write, a.ref, a.protocol, a.training, a.drop_unused)
+        write(a.write, a.ref, a.protocol, a.training, a.drop_unused, a.keep.split(",") if a.keep else None)
     elif a.write_noncontig:
         torch.save({"transposed": torch.arange(12.0).reshape(3, 4).t()}, a.write_noncontig)
     elif a.write_bool_param:

@@ -24,6 +24,11 @@ cmcr_status npy_save(const cmcr_tensor *t, const char *path);
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path);
 cmcr_status pt_load(const char *path, cmcr_tensors **out);
 cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
+/* pt_load keeping only the state dict's entries whose names (as pt_load gives them) start with
+ * one of the n prefixes: the other entries are not checked and their storages never read, so
+ * the encoder of a checkpoint that holds a whole multi-tower model (ULIP's) costs only its own
+ * bytes. A training checkpoint's "module." is dropped before matching. */
+cmcr_status pt_load_only(const char *path, const char *const *prefixes, size_t n, cmcr_tensors **out);
 /* found[k] = whether the state dict of the .pt at path (a training checkpoint's, without
  * "module.", as pt_load names them) holds keys[k]: from the pickle alone, no tensor is read,
  * so telling a checkpoint's kind costs little even for gigabytes of weights. */

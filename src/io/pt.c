@@ -50,6 +50,8 @@ typedef struct loader {
     store *stores;
     size_t nstores;
     cmcr_tensors *ts;
+    const char *const *only; /* keep only the entries whose names start with one of these (NULL: all) */
+    size_t nonly;
 } loader;
 
 static void loader_free(loader *L)
@@ -314,6 +316,18 @@ static size_t common_prefix(const pk_value *dict)
     return n ? len : 0;
 }
 
+/* Whether the entry named key (a string; its first skip bytes are the dropped prefix) is one
+ * the caller asked for (pt_load_only). Entries not asked for are never checked or read, so
+ * whatever they hold costs nothing. */
+static bool wanted(const loader *L, const pk_value *key, size_t skip)
+{
+    if (!L->only) return true;
+    if (key->kind != PK_STR) return false;
+    for (size_t k = 0; k < L->nonly; k++)
+        if (strncmp(key->u.str.s + skip, L->only[k], strlen(L->only[k])) == 0) return true;
+    return false;
+}
+
 /* The (name, tensor) pairs of the state dict, in order. A bare tensor is named "tensor". */
 static cmcr_status collect_items(loader *L, const pk_value *root)
 {
@@ -338,13 +352,15 @@ static cmcr_status collect_items(loader *L, const pk_value *root)
         L->items[0] = (item){"tensor", root->u.tensor, NULL};
         return CMCR_OK;
     }
-    size_t skip = sd != root ? common_prefix(sd) : 0;
+    size_t skip = sd != root ? common_prefix(sd) : 0, kept = 0;
     for (size_t i = 0; i < n; i++) {
         const pk_value *key = sd->u.seq.items[2 * i], *val = sd->u.seq.items[2 * i + 1];
+        if (!wanted(L, key, skip)) continue;
         cmcr_status st = check_entry(L, i, key, val);
         if (st) return st;
-        L->items[i] = (item){key->u.str.s + skip, val->u.tensor, NULL};
+        L->items[kept++] = (item){key->u.str.s + skip, val->u.tensor, NULL};
     }
+    L->n = kept;
     return CMCR_OK;
 }
 
@@ -356,7 +372,7 @@ static int store_cmp(const void *a, const void *b)
 /* One store per distinct storage key; each item points at its store. */
 static cmcr_status index_storages(loader *L)
 {
-    L->stores = core_xmalloc(L->n * sizeof *L->stores);
+    L->stores = core_xmalloc((L->n ? L->n : 1) * sizeof *L->stores);
     if (!L->stores) return core_fail(CMCR_ENOMEM, "%s: out of memory", L->path);
     for (size_t i = 0; i < L->n; i++) L->stores[i] = (store){L->items[i].t->storage, 0, 0, NULL};
     qsort(L->stores, L->n, sizeof *L->stores, store_cmp);
@@ -544,6 +560,16 @@ cmcr_status pt_load(const char *path, cmcr_tensors **out)
     loader L;
     memset(&L, 0, sizeof L);
     L.path = path;
+    return load(&L, out);
+}
+
+cmcr_status pt_load_only(const char *path, const char *const *prefixes, size_t n, cmcr_tensors **out)
+{
+    loader L;
+    memset(&L, 0, sizeof L);
+    L.path = path;
+    L.only = prefixes;
+    L.nonly = n;
     return load(&L, out);
 }
 
