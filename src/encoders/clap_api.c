@@ -3,6 +3,7 @@
  * tokenizer in text/roberta_bpe.c, the audio front end in media/audio.c. */
 #include "encoders/beside.h"
 #include "encoders/htsat.h"
+#include "encoders/read_files.h"
 #include "encoders/roberta.h"
 #include "io/io.h"
 #include "media/audio.h"
@@ -145,28 +146,18 @@ cmcr_status cmcr_clap_audio(const cmcr_clap *c, const char *path, float *input, 
     return st;
 }
 
+static cmcr_status read_audio(const void *ctx, const char *path, float *input, unsigned char *longer)
+{
+    return cmcr_clap_audio(ctx, path, input, longer);
+}
+
 cmcr_status cmcr_clap_audio_files(const cmcr_clap *c, const char *const *paths, int64_t n, float *input,
                                   unsigned char *longer, unsigned char *ok)
 {
     if (!c || !paths || !input || !longer || !ok || n < 0)
         return core_fail(CMCR_EINVAL, "cmcr_clap_audio_files: NULL argument or negative count");
     size_t each = (size_t)AUDIO_FUSION_CHANNELS * AUDIO_CLIP_FRAMES * AUDIO_N_MELS;
-    /* One file per thread. The messages of the worker threads stay in their threads, so the
-     * first failure is read again below. */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; i++) {
-        ok[i] = cmcr_clap_audio(c, paths[i], input + (size_t)i * each, longer + i) == CMCR_OK;
-        if (!ok[i]) memset(input + (size_t)i * each, 0, each * sizeof(float));
-    }
-    for (int64_t i = 0; i < n; i++)
-        if (!ok[i]) {
-            cmcr_status st = cmcr_clap_audio(c, paths[i], input + (size_t)i * each, longer + i);
-            memset(input + (size_t)i * each, 0, each * sizeof(float));
-            char shown[1024];
-            return st ? st : core_fail(CMCR_EIO, "%s: could not be read the first time",
-                                       cmcr_printable(shown, sizeof shown, paths[i]));
-        }
-    return CMCR_OK;
+    return read_files(read_audio, c, paths, n, input, each, longer, ok);
 }
 
 cmcr_status cmcr_clap_embed_audio(const cmcr_clap *c, const float *input, const unsigned char *longer, int64_t n,

@@ -3,6 +3,7 @@
  * the image processing in media/image.c. */
 #include "encoders/beside.h"
 #include "encoders/clip.h"
+#include "encoders/read_files.h"
 #include "media/image.h"
 #include "runtime/core.h"
 #include "runtime/vmath.h"
@@ -143,27 +144,20 @@ cmcr_status cmcr_clip_pixels_memory(const cmcr_clip *c, const void *data, size_t
     return st;
 }
 
+static cmcr_status read_pixels(const void *ctx, const char *path, float *input, unsigned char *flag)
+{
+    (void)flag;
+    return cmcr_clip_pixels(ctx, path, input);
+}
+
 cmcr_status cmcr_clip_pixels_files(const cmcr_clip *c, const char *const *paths, int64_t n, float *pixels,
                                    unsigned char *ok)
 {
     if (!c || !paths || !pixels || !ok || n < 0)
         return core_fail(CMCR_EINVAL, "cmcr_clip_pixels_files: NULL argument or negative count");
     int32_t s = clip_model_info(c->model)->image_size;
-    size_t each = (size_t)3 * (size_t)s * (size_t)s;
-    /* One image per thread: decoding is serial inside libjpeg and libpng. The messages of
-     * the worker threads stay in their threads, so the first failure is read again below. */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int64_t i = 0; i < n; i++) {
-        ok[i] = cmcr_clip_pixels(c, paths[i], pixels + (size_t)i * each) == CMCR_OK;
-        if (!ok[i]) memset(pixels + (size_t)i * each, 0, each * sizeof(float));
-    }
-    for (int64_t i = 0; i < n; i++)
-        if (!ok[i]) {
-            cmcr_status st = cmcr_clip_pixels(c, paths[i], pixels + (size_t)i * each);
-            memset(pixels + (size_t)i * each, 0, each * sizeof(float));
-            return st ? st : core_fail(CMCR_EIO, "%s: could not be read the first time", paths[i]);
-        }
-    return CMCR_OK;
+    /* One image per thread: decoding is serial inside libjpeg and libpng. */
+    return read_files(read_pixels, c, paths, n, pixels, (size_t)3 * (size_t)s * (size_t)s, NULL, ok);
 }
 
 cmcr_status cmcr_clip_embed_pixels(const cmcr_clip *c, const float *pixels, int64_t n, int bf16, int normalize,
