@@ -656,8 +656,8 @@ CMCR_API cmcr_status cmcr_clip_embed_ids(const cmcr_clip *c, const int32_t *ids,
 /* ---------------------------------------------------------------- encoders: which one */
 
 /* What the checkpoint at model holds, told by a few key names without reading its tensors:
- * *kind = "clip" (a Hugging Face folder, or CLIP weights in either layout) or "clap"
- * (LAION-CLAP). A C-MCR connection, a .npy or an unknown checkpoint is refused with a message
+ * *kind = "clip" (a Hugging Face folder, or CLIP weights in either layout), "clap"
+ * (LAION-CLAP) or "pointbert" (ULIP's PointBERT checkpoint). A C-MCR connection, a .npy or an unknown checkpoint is refused with a message
  * that says what it is. */
 CMCR_API cmcr_status cmcr_encoder_kind(const char *model, const char **kind);
 
@@ -717,6 +717,55 @@ CMCR_API cmcr_status cmcr_clap_tokenize(const cmcr_clap *c, const char *text, si
 /* Embed n token-id rows (n x context) with the text tower: emb n x dim. */
 CMCR_API cmcr_status cmcr_clap_embed_ids(const cmcr_clap *c, const int32_t *ids, int64_t n, int bf16, int normalize,
                                          float *emb);
+
+/* ---------------------------------------------------------------- encoders: PointBERT */
+
+/* ULIP-2's PointBERT point encoder with its pc_projection (pointbert_ULIP-2.pt; the ULIP side
+ * of ulip_clip.pt): from point-cloud files to the embeddings PyTorch computes
+ * (docs/encoders.md, docs/points.md). A cloud is grouped (farthest-point sampling of 512
+ * centres, their 32 nearest neighbours) into a fixed-size input, then embedded. A loaded model
+ * is read-only: several threads may embed with one model at once. */
+typedef struct cmcr_pointbert cmcr_pointbert;
+typedef struct cmcr_pointbert_info {
+    int32_t dim;             /* embedding width (512) */
+    int32_t width;           /* columns per point the model takes: 3 (xyz) or 6 (xyz + rgb) */
+    int32_t groups, group_size; /* 512 centres, 32 neighbours each */
+    int64_t input_floats;    /* floats of one cloud's grouped input */
+    int32_t trans_dim, depth, heads, encoder_dims;
+} cmcr_pointbert_info;
+typedef struct cmcr_pointbert_options {
+    /* 1: float32 products only (no bfloat16 copy of the weights; bf16 embeds refused). */
+    int float32_only;
+    /* Where farthest-point sampling starts: point 0 when 0 (the default); otherwise a point drawn
+     * from the seed and the cloud's size (the reference starts at a random point; docs/points.md). */
+    uint64_t seed;
+    /* 1: a cloud with more than 3 columns (xyz + normals, as ModelNet40's text files) gives its
+     * first three to a model that takes xyz; 0: refused. */
+    int xyz_only;
+} cmcr_pointbert_options;
+CMCR_API cmcr_pointbert_options cmcr_pointbert_default_options(void); /* 0, 0, 0 */
+/* Load ULIP's checkpoint: a .pt (a training checkpoint with "state_dict" and "module." keys, as
+ * pointbert_ULIP-2.pt, of which only point_encoder.* and pc_projection are read; or a bare state
+ * dict) or a .safetensors file. opts may be NULL (defaults). */
+CMCR_API cmcr_status cmcr_pointbert_load(const char *model, const cmcr_pointbert_options *opts,
+                                         cmcr_pointbert **out);
+CMCR_API void cmcr_pointbert_free(cmcr_pointbert *p);
+CMCR_API cmcr_pointbert_info cmcr_pointbert_get_info(const cmcr_pointbert *p);
+/* Group a cloud in memory (n points x width floats, row-major) into input (input_floats);
+ * name names it in errors. Refused: non-finite values, fewer than 32 or more than 10,000,000
+ * points, all points equal, a width the model does not take (see xyz_only). */
+CMCR_API cmcr_status cmcr_pointbert_group(const cmcr_pointbert *p, const float *points, int64_t n, int width,
+                                          const char *name, float *input);
+/* Read a point-cloud file (.npy N x 3 / N x 6, the official demo's pickled-dict .npy, .ply,
+ * text) and group it into input (docs/points.md). */
+CMCR_API cmcr_status cmcr_pointbert_cloud(const cmcr_pointbert *p, const char *path, float *input);
+/* The same for n files at once, in parallel: input n x input_floats, ok n bytes (ok[i] = 0:
+ * file i failed, its input zero). CMCR_OK when all were read, else the first failure's. */
+CMCR_API cmcr_status cmcr_pointbert_clouds(const cmcr_pointbert *p, const char *const *paths, int64_t n,
+                                           float *input, unsigned char *ok);
+/* Embed n grouped clouds: emb n x dim; normalize: rows L2-normalised (as C-MCR uses them). */
+CMCR_API cmcr_status cmcr_pointbert_embed(const cmcr_pointbert *p, const float *input, int64_t n, int bf16,
+                                          int normalize, float *emb);
 
 /* ---------------------------------------------------------------- small numeric helpers */
 

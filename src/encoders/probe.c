@@ -8,7 +8,8 @@
 #include <sys/stat.h>
 #include <zip.h>
 
-/* Key names that identify each kind (any one suffices), after pt.c drops "module.". */
+/* Key names that identify each kind (any one suffices; the last found wins), after pt.c drops
+ * "module.". */
 static const struct {
     const char *kind, *key;
 } KEYS[] = {
@@ -18,6 +19,8 @@ static const struct {
     {"clip", "visual.conv1.weight"},
     {"clip", "text_model.embeddings.token_embedding.weight"},
     {"clip", "token_embedding.weight"},
+    /* after CLIP's: ULIP's checkpoint also holds a CLIP-shaped text tower */
+    {"pointbert", "point_encoder.encoder.first_conv.0.weight"},
     {"connection", "Head_A.net.0.weight"},  /* one-layer heads (ulip_clip.pt) */
     {"connection", "Head_A.net1.0.weight"}, /* two-layer heads (clap_clip.pt) */
 };
@@ -61,7 +64,8 @@ static cmcr_status kind_of_file(const char *file, const char *shown, const char 
                          "encoders, then 'cmcr project' through it", shown);
     if (!*kind)
         return core_fail(CMCR_EFORMAT, "%s: not an encoder checkpoint cmcr knows (no CLIP key such as '%s', no "
-                         "LAION-CLAP key such as '%s')", shown, KEYS[3].key, KEYS[0].key);
+                         "LAION-CLAP key such as '%s', no ULIP key such as '%s')", shown, KEYS[3].key, KEYS[0].key,
+                         KEYS[6].key);
     return CMCR_OK;
 }
 
