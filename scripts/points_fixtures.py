@@ -14,6 +14,8 @@ Written with numpy and by hand (PLY bytes, pickles), from the formats' definitio
             skipped; each number float(token) then float32
 
   points_fixtures.py --out DIR
+  points_fixtures.py --seeds DIR   the files alone, 40 points each (under 10 KB), as the seed
+                                   corpus of fuzz/fuzz_points.c (fuzz/make_seeds.sh)
 
 DIR/cases.txt, one case a line (paths relative to DIR):
   ok FILE EXPECTED          FILE decodes to EXPECTED (.npy, float32 N x width), bit for bit
@@ -56,8 +58,8 @@ def write(out, name, data):
         f.write(data)
 
 
-def cloud(n=N, width=3, dtype=np.float32):
-    return rng.standard_normal((n, width)).astype(dtype)
+def cloud(n=None, width=3, dtype=np.float32):
+    return rng.standard_normal((N if n is None else n, width)).astype(dtype)
 
 
 def npy_bytes(arr, version=None):
@@ -130,9 +132,9 @@ def npy_cases(out):
     write(out, "nan.npy", npy_bytes(a))
     bad("nan.npy", "EVALUE", "point 7 (column 1) is NaN")
     a = cloud()
-    a[40, 2] = -np.inf
+    a[30, 2] = -np.inf
     write(out, "inf.npy", npy_bytes(a))
-    bad("inf.npy", "EVALUE", "point 40 (column 2) is Inf")
+    bad("inf.npy", "EVALUE", "point 30 (column 2) is Inf")
     write(out, "few.npy", npy_bytes(cloud(n=31)))
     bad("few.npy", "ESHAPE", "31 points, fewer than the 32")
     a = np.tile(np.array([[0.5, -1.0, 2.0, 0.1, 0.2, 0.3]], np.float32), (N, 1))
@@ -371,10 +373,30 @@ def text_cases(out):
     bad("binary.dat", "EFORMAT", "line 1: a NUL byte")
 
 
+def seeds(out):
+    """Every file of the fixture (good and refused) made with 40 points, under 10 KB."""
+    import shutil
+    import tempfile
+    global N
+    N = 40
+    os.makedirs(out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for make in (npy_cases, dict_cases, ply_cases, text_cases):
+            make(tmp)
+        for name in sorted(os.listdir(tmp)):
+            p = os.path.join(tmp, name)
+            if not name.endswith(".expected.npy") and os.path.getsize(p) < 10240:
+                shutil.copy(p, os.path.join(out, name))
+    print(f"{len(os.listdir(out))} seeds in {out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out")
+    ap.add_argument("--seeds")
     args = ap.parse_args()
+    if args.seeds:
+        return seeds(args.seeds)
     os.makedirs(args.out, exist_ok=True)
     npy_cases(args.out)
     dict_cases(args.out)
