@@ -11,7 +11,7 @@ Written with numpy and by hand (PLY bytes, pickles), from the formats' definitio
             blue uchar (value / 255 in float32) or ushort (value / 65535), other properties
             and elements (before and after the vertices, with list properties) skipped
   text      3 or 6 numbers a line, separated by blanks or commas; '#' lines and blank lines
-            skipped; each number float(token) then float32
+            skipped (and a UTF-8 byte order mark); each number float(token) then float32
 
   points_fixtures.py --out DIR
   points_fixtures.py --seeds DIR   the files alone, 40 points each (under 10 KB), as the seed
@@ -84,6 +84,27 @@ def dict_npy(d, protocol):
         np.save(s, d, allow_pickle=True)
         assert s.getvalue() == b.getvalue()
     return b.getvalue()
+
+
+def numpy2_names(npy):
+    """The .npy of a pickled dict with numpy 2's module names (numpy._core.multiarray,
+    numpy._core.numeric). GLOBAL (protocols 2, 3) names are text lines; SHORT_BINUNICODE
+    (4, 5) names carry their length, and the FRAME its size, both fixed here."""
+    hlen = 10 + struct.unpack("<H", npy[8:10])[0]
+    head, p = npy[:hlen], npy[hlen:]
+    old = (b"numpy.core.multiarray", b"numpy.core.numeric")
+    if p[1] < 4:
+        for o in old:
+            p = p.replace(o + b"\n", o.replace(b".core.", b"._core.") + b"\n")
+        return head + p
+    grown = 0
+    for o in old:
+        k = p.count(b"\x8c" + bytes([len(o)]) + o)
+        p = p.replace(b"\x8c" + bytes([len(o)]) + o, b"\x8c" + bytes([len(o) + 1]) + o.replace(b".core.", b"._core."))
+        grown += k
+    assert p[2] == 0x95  # one FRAME after PROTO
+    size = struct.unpack("<Q", p[3:11])[0] + grown
+    return head + p[:3] + struct.pack("<Q", size) + p[11:]
 
 
 def header_npy(descr, shape, data=b"", fortran=False):
@@ -163,6 +184,12 @@ def dict_cases(out):
         a = np.asfortranarray(cloud(width=3))
         name = f"dict_p{protocol}_fortran.npy"
         write(out, name, dict_npy({"xyz": a, "id": "f"}, protocol))
+        expect(out, name, a)
+    # numpy 2 names its modules numpy._core.*: the same pickles with those names.
+    for protocol in (2, 3, 4, 5):
+        a = cloud()
+        name = f"dict_p{protocol}_numpy2.npy"
+        write(out, name, numpy2_names(dict_npy({"xyz": a, "id": "n2"}, protocol)))
         expect(out, name, a)
     cases.append("prefix dict_p3_float32.npy")
     cases.append("prefix dict_p5_float64.npy")
@@ -321,7 +348,8 @@ def text_cases(out):
     cases.append("prefix modelnet.txt")
     a = cloud()
     toks = [[f"{v:.8e}" for v in row] for row in a]
-    write(out, "mixed.txt", ("\n".join(f"{t[0]}, {t[1]}\t{t[2]}" for t in toks) + "\n").encode())
+    text = "\ufeff" + "\n".join(f"{t[0]}, {t[1]}\t{t[2]}" for t in toks) + "\n"  # with a UTF-8 BOM
+    write(out, "mixed.txt", text.encode())
     expect(out, "mixed.txt", np.array([[float(t) for t in row] for row in toks]).astype(np.float32))
 
     def rows(n, width, fmt="{:.4f}"):

@@ -783,6 +783,7 @@ static const char *count_text(int k)
 static cmcr_status read_text(const unsigned char *b, size_t len, const char *name, point_cloud *out)
 {
     text t = {name, (const char *)b, len, 0, 0};
+    if (len >= 3 && memcmp(b, "\xef\xbb\xbf", 3) == 0) t.pos = 3; /* a UTF-8 byte order mark */
     int64_t n = 0, i = 0, first_line = 0;
     cmcr_status st = count_lines(&t, &n);
     if (!st && n < POINTS_MIN)
@@ -795,6 +796,7 @@ static cmcr_status read_text(const unsigned char *b, size_t len, const char *nam
         double v[7];
         int k;
         st = next_line(&t, &s, &e, &more);
+        if (!st && !more) st = core_fail(CMCR_EFORMAT, "%s: the text changed while it was read", name);
         if (st || skip_line(s, e)) continue;
         st = line_numbers(&t, s, e, v, &k);
         if (!st && !width && k != 3 && k != 6)
