@@ -761,6 +761,7 @@ static cmcr_status count_lines(text *t, int64_t *n)
     const char *s, *e;
     bool more = true;
     cmcr_status st = CMCR_OK;
+    size_t start = t->pos;
     *n = 0;
     while (!st) {
         st = next_line(t, &s, &e, &more);
@@ -768,7 +769,7 @@ static cmcr_status count_lines(text *t, int64_t *n)
         if (!skip_line(s, e) && ++*n > POINTS_MAX)
             return core_fail(CMCR_ENOMEM, "%s: more than the limit of %d points", t->name, POINTS_MAX);
     }
-    t->pos = 0;
+    t->pos = start;
     t->line = 0;
     return st;
 }
