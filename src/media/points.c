@@ -402,7 +402,7 @@ static void split_words(const char *s, const char *end, const char **w, size_t *
     }
 }
 
-/* A decimal count without sign or leading zeros, below 2^62. */
+/* A decimal count without sign or leading zeros, of at most 18 digits. */
 static bool parse_count(const char *w, size_t n, uint64_t *out)
 {
     uint64_t v = 0;
