@@ -229,6 +229,31 @@ static void test_prefixes(void **state)
     assert_true(files >= 6);
 }
 
+/* Text of POINTS_MAX + 1 short lines (60 MB in memory): refused by the counting pass, before
+ * the 120 MB cloud would be allocated. */
+static void test_text_too_many(void **state)
+{
+    (void)state;
+    size_t lines = (size_t)POINTS_MAX + 1, len = lines * 6;
+    char *text = malloc(len);
+    assert_non_null(text);
+    for (size_t i = 0; i < lines; i++) memcpy(text + i * 6, "1 2 3\n", 6);
+    text[0] = '0'; /* not all equal, though it never gets that far */
+    point_cloud pc;
+    cmcr_status st = points_read_memory(text, len, "many.xyz", &pc);
+    printf("MSG\tmany.xyz\t%s\t%s\n", cmcr_status_name(st), cmcr_last_error());
+    assert_int_equal(st, CMCR_ENOMEM);
+    assert_null(pc.v);
+    assert_one_line_naming("many.xyz");
+    assert_non_null(strstr(cmcr_last_error(), "more than the limit of 10000000 points"));
+    /* One line fewer is read. */
+    point_cloud ok;
+    assert_int_equal(points_read_memory(text, len - 6, "max.xyz", &ok), CMCR_OK);
+    assert_int_equal(ok.n, POINTS_MAX);
+    points_free(&ok);
+    free(text);
+}
+
 /* ------------------------------------------------------------------ points_check */
 
 static float *grid(int64_t n, int width)
@@ -332,7 +357,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode),         cmocka_unit_test(test_refusals), cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_prefixes),       cmocka_unit_test(test_check),    cmocka_unit_test(test_keep_xyz),
-        cmocka_unit_test(test_torch_mode_unchanged),
+        cmocka_unit_test(test_torch_mode_unchanged), cmocka_unit_test(test_text_too_many),
     };
     return tu_run_group(tests);
 }
