@@ -190,6 +190,10 @@ PYEOF
 # fuzz_htsat: the header of scripts/clap_ref_htsat.py's tiny HTSAT (two stages, a shifted
 # block; without the optional buffers), cut after the JSON (fuzz/fuzz_htsat.c appends data).
 "$PY" "$ROOT"/scripts/clap_ref_htsat.py --seeds "$C/fuzz_htsat"
+# fuzz_points: scripts/points_fixtures.py's files with 40 points: .npy (f4, f8, Fortran, 2.0),
+# the C-MCR demo's pickled dict (protocols 2-5), PLY ascii / binary LE and BE, text; and its
+# refusals (hostile pickles, NaN, truncations, bad headers).
+"$PY" "$ROOT"/scripts/points_fixtures.py --seeds "$C/fuzz_points"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -63,6 +63,12 @@ cmcr_status npy_reader_open_stream(FILE *f, const char *name, cmcr_npy_reader **
 #define NPY_HEADER_MAX 512
 size_t npy_matrix_header(char *buf, int64_t rows, int64_t cols);
 
+/* The .npy header dict (text, len bytes, ending with '\n') parsed strictly as the loader does,
+ * without mapping the dtype: its 'descr' string into descr (cap bytes), 'fortran_order' and
+ * 'shape' (ndim entries, at most CMCR_MAX_DIMS). name is what messages call the file. */
+cmcr_status npy_parse_header_text(const char *name, const char *text, size_t len, char *descr, size_t cap,
+                                  bool *fortran, int *ndim, int64_t *shape);
+
 /* Add a tensor taking ownership of data (malloc'd, nbytes must match the shape). */
 cmcr_status tensors_add_owned(cmcr_tensors *ts, const char *name, cmcr_dtype dtype, int ndim,
                                    const int64_t *shape, void *data);

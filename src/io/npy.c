@@ -307,6 +307,24 @@ static cmcr_status parse_header(const char *path, const char *text, size_t len, 
     return CMCR_OK;
 }
 
+/* The header dict alone, the dtype not mapped: for readers of other dtypes (points.c). */
+cmcr_status npy_parse_header_text(const char *name, const char *text, size_t len, char *descr, size_t cap,
+                                  bool *fortran, int *ndim, int64_t *shape)
+{
+    struct parser ps = {text, text, text + len, name};
+    struct npy_info h;
+    memset(&h, 0, sizeof h);
+    *fortran = false;
+    if (len == 0 || text[len - 1] != '\n')
+        return core_fail(CMCR_EFORMAT, "%s: malformed .npy header: it does not end with a newline", name);
+    ps.end--;
+    cmcr_status st = parse_dict(&ps, descr, cap, fortran, &h);
+    if (st) return st;
+    *ndim = h.ndim;
+    memcpy(shape, h.shape, sizeof h.shape);
+    return CMCR_OK;
+}
+
 /* ------------------------------------------------------------------ reading the file */
 
 static cmcr_status read_exact(FILE *f, void *buf, size_t n, const char *path)

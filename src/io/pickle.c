@@ -78,6 +78,8 @@ typedef struct parser {
     pk_value **memo;
     size_t memo_cap, memo_count;
     pk_value *result;
+    bool numpy;       /* pk_parse_numpy: numpy's globals are recognised */
+    const char *part; /* what messages call the pickle: "data.pkl" or "pickle" */
 } parser;
 
 static cmcr_status bad(parser *p, cmcr_status st, const char *fmt, ...) CMCR_PRINTF(3, 4);
@@ -89,7 +91,7 @@ static cmcr_status bad(parser *p, cmcr_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return core_fail(st, "%s: data.pkl byte %zu: %s", p->origin, p->op_pos, msg);
+    return core_fail(st, "%s: %s byte %zu: %s", p->origin, p->part, p->op_pos, msg);
 }
 
 static cmcr_status no_memory(parser *p)
@@ -115,7 +117,7 @@ const char *pk_kind_desc(pk_kind k)
 {
     static const char *names[] = {"None",   "a bool",   "an int",    "a float",    "a str",    "a tuple",
                                   "a list", "a dict",   "a global",  "a storage",  "a tensor", "a bytes object",
-                                  "an opaque object"};
+                                  "an opaque object", "a numpy array", "a numpy dtype"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -243,6 +245,20 @@ static void global_display(char *out, size_t cap, const char *mod, size_t mlen, 
     snprintf(out, cap, "%s.%s", tensors_escape(m, sizeof m, mod, mlen), tensors_escape(n, sizeof n, name, nlen));
 }
 
+/* numpy's globals that numpy mode recognises: numpy 1's module names and numpy 2's. */
+static bool resolve_numpy(const char *mod, size_t mlen, const char *name, size_t nlen, pk_global *which)
+{
+    bool core = same(mod, mlen, "numpy.core.multiarray") || same(mod, mlen, "numpy._core.multiarray");
+    bool numeric = same(mod, mlen, "numpy.core.numeric") || same(mod, mlen, "numpy._core.numeric");
+    if (core && same(name, nlen, "_reconstruct")) *which = PG_NP_RECONSTRUCT;
+    else if (numeric && same(name, nlen, "_frombuffer")) *which = PG_NP_FROMBUFFER;
+    else if (same(mod, mlen, "numpy") && same(name, nlen, "ndarray")) *which = PG_NP_NDARRAY;
+    else if (same(mod, mlen, "numpy") && same(name, nlen, "dtype")) *which = PG_NP_DTYPE;
+    else if (same(mod, mlen, "_codecs") && same(name, nlen, "encode")) *which = PG_CODECS_ENCODE;
+    else return false;
+    return true;
+}
+
 static bool resolve_known(const char *mod, size_t mlen, const char *name, size_t nlen,
                           pk_global *which, cmcr_dtype *dtype)
 {
@@ -270,8 +286,10 @@ static cmcr_status push_global(parser *p, const char *mod, size_t mlen, const ch
     char *shown = NULL;
     pk_value *v;
     cmcr_status st = CMCR_OK;
-    if (!resolve_known(mod, mlen, name, nlen, &which, &dtype)) {
-        which = PG_OPAQUE;
+    bool known = resolve_known(mod, mlen, name, nlen, &which, &dtype) ||
+                 (p->numpy && resolve_numpy(mod, mlen, name, nlen, &which));
+    if (!known) which = PG_OPAQUE;
+    if (which >= PG_OPAQUE) { /* numpy's keep their name too: a call with other arguments is opaque */
         st = alloc(p, 160, (void **)&shown);
         if (!st) global_display(shown, 160, mod, mlen, name, nlen);
     }
@@ -359,6 +377,112 @@ static cmcr_status rebuild_tensor(parser *p, const pk_value *args, pk_value **ou
     return st;
 }
 
+/* ------------------------------------------------------------------ numpy mode */
+
+static bool is_str(const pk_value *v, const char *lit)
+{
+    return v->kind == PK_STR && same(v->u.str.s, v->u.str.len, lit);
+}
+
+static cmcr_status new_array(parser *p, pk_value **out)
+{
+    cmcr_status st = new_value(p, PK_NDARRAY, out);
+    if (!st) st = alloc(p, sizeof(pk_ndarray), (void **)&(*out)->u.array);
+    return st;
+}
+
+/* _reconstruct(numpy.ndarray, (0,), b'b'): an empty array that BUILD fills in. */
+static cmcr_status np_reconstruct(parser *p, const pk_value *fn, const pk_value *args, pk_value **out)
+{
+    pk_value *const *a = args->u.seq.items;
+    bool ok = args->u.seq.n == 3 && a[0]->kind == PK_GLOBAL && a[0]->u.global.which == PG_NP_NDARRAY &&
+              a[1]->kind == PK_TUPLE && a[2]->kind == PK_BYTES;
+    return ok ? new_array(p, out) : new_object(p, fn->u.global.name, out);
+}
+
+/* numpy.dtype(code, False, True): the code kept, the byte order set by BUILD. */
+static cmcr_status np_dtype(parser *p, const pk_value *fn, const pk_value *args, pk_value **out)
+{
+    pk_value *const *a = args->u.seq.items;
+    bool ok = args->u.seq.n == 3 && a[0]->kind == PK_STR && a[0]->u.str.len >= 1 &&
+              a[0]->u.str.len < sizeof((pk_dtype *)0)->code && !memchr(a[0]->u.str.s, 0, a[0]->u.str.len) &&
+              a[1]->kind == PK_BOOL && a[2]->kind == PK_BOOL;
+    if (!ok) return new_object(p, fn->u.global.name, out);
+    cmcr_status st = new_value(p, PK_DTYPE, out);
+    if (st) return st;
+    memcpy((*out)->u.dtype.code, a[0]->u.str.s, a[0]->u.str.len);
+    (*out)->u.dtype.order = '=';
+    return CMCR_OK;
+}
+
+/* _frombuffer(data, dtype, shape, order) (protocol 5): a complete array. */
+static cmcr_status np_frombuffer(parser *p, const pk_value *fn, const pk_value *args, pk_value **out)
+{
+    pk_value *const *a = args->u.seq.items;
+    bool ok = args->u.seq.n == 4 && a[0]->kind == PK_BYTES && a[1]->kind == PK_DTYPE &&
+              a[2]->kind == PK_TUPLE && (is_str(a[3], "C") || is_str(a[3], "F"));
+    if (!ok) return new_object(p, fn->u.global.name, out);
+    cmcr_status st = new_array(p, out);
+    pk_ndarray *arr = st ? NULL : (*out)->u.array;
+    if (!st) st = int_tuple(p, a[2], "shape", arr->shape, &arr->ndim);
+    if (st) return st;
+    arr->built = true;
+    arr->fortran = is_str(a[3], "F");
+    arr->dtype = a[1];
+    arr->data = a[0];
+    return CMCR_OK;
+}
+
+/* _codecs.encode(text, 'latin1'): protocol 2 writes bytes as the str of their code points,
+ * UTF-8 encoded. Decoded here back to the bytes, each code point below 256. */
+static cmcr_status np_latin1(parser *p, const pk_value *fn, const pk_value *args, pk_value **out)
+{
+    pk_value *const *a = args->u.seq.items;
+    if (args->u.seq.n != 2 || a[0]->kind != PK_STR || !(is_str(a[1], "latin1") || is_str(a[1], "latin-1")))
+        return new_object(p, fn->u.global.name, out);
+    const unsigned char *s = (const unsigned char *)a[0]->u.str.s;
+    size_t n = a[0]->u.str.len, k = 0;
+    unsigned char *b;
+    cmcr_status st = new_value(p, PK_BYTES, out);
+    if (!st) st = alloc(p, n + 1, (void **)&b);
+    for (size_t i = 0; !st && i < n; i++) {
+        if (s[i] < 0x80) b[k++] = s[i];
+        else if ((s[i] == 0xc2 || s[i] == 0xc3) && i + 1 < n && (s[i + 1] & 0xc0) == 0x80)
+            b[k++] = (unsigned char)(((s[i] & 0x03) << 6) | (s[i + 1] & 0x3f)), i++;
+        else return bad(p, CMCR_EFORMAT, "_codecs.encode(..., 'latin1') of text with a character above U+00FF");
+    }
+    if (st) return st;
+    (*out)->u.str.s = (const char *)b;
+    (*out)->u.str.len = k;
+    return CMCR_OK;
+}
+
+/* BUILD on a dtype: the state (3, byteorder, ...) gives its byte order. */
+static cmcr_status np_build_dtype(parser *p, pk_value *dt, const pk_value *state)
+{
+    const pk_value *o = state->kind == PK_TUPLE && state->u.seq.n >= 2 ? state->u.seq.items[1] : NULL;
+    if (!o || o->kind != PK_STR || o->u.str.len != 1 || !strchr("<>|=", o->u.str.s[0]))
+        return bad(p, CMCR_EFORMAT, "the numpy dtype's state is not (version, byte order '<', '>', '|' or '=', ...)");
+    dt->u.dtype.order = o->u.str.s[0];
+    return CMCR_OK;
+}
+
+/* BUILD on an array: the state (version, shape, dtype, is_fortran, data). */
+static cmcr_status np_build_array(parser *p, pk_value *arr, const pk_value *state)
+{
+    pk_value *const *a = state->kind == PK_TUPLE ? state->u.seq.items : NULL;
+    if (!a || state->u.seq.n != 5 || a[0]->kind != PK_INT || a[2]->kind != PK_DTYPE || a[3]->kind != PK_BOOL)
+        return bad(p, CMCR_EFORMAT, "the numpy array's state is not (version, shape, dtype, is_fortran, data)");
+    pk_ndarray *x = arr->u.array;
+    cmcr_status st = int_tuple(p, a[1], "shape", x->shape, &x->ndim);
+    if (st) return st;
+    x->built = true;
+    x->dtype = a[2];
+    x->fortran = a[3]->u.b;
+    x->data = a[4];
+    return CMCR_OK;
+}
+
 static cmcr_status apply(parser *p, const pk_value *fn, const pk_value *args, pk_value **out)
 {
     if (fn->kind != PK_GLOBAL)
@@ -382,7 +506,12 @@ static cmcr_status apply(parser *p, const pk_value *fn, const pk_value *args, pk
     case PG_STORAGE:
         return bad(p, CMCR_EUNSUPPORTED, "REDUCE would call %s, which is not allowed",
                    pk_storage_name(fn->u.global.dtype));
-    case PG_OPAQUE: return new_object(p, fn->u.global.name, out);
+    case PG_OPAQUE:
+    case PG_NP_NDARRAY: return new_object(p, fn->u.global.name, out);
+    case PG_NP_RECONSTRUCT: return np_reconstruct(p, fn, args, out);
+    case PG_NP_DTYPE: return np_dtype(p, fn, args, out);
+    case PG_NP_FROMBUFFER: return np_frombuffer(p, fn, args, out);
+    case PG_CODECS_ENCODE: return np_latin1(p, fn, args, out);
     }
     return bad(p, CMCR_EFORMAT, "REDUCE on an unknown global");
 }
@@ -710,6 +839,14 @@ static cmcr_status op_short_bytes(parser *p) { return sized_bytes(p, 1); }
 static cmcr_status op_bytes4(parser *p) { return sized_bytes(p, 4); }
 static cmcr_status op_bytes8(parser *p) { return sized_bytes(p, 8); }
 
+/* BYTEARRAY8: protocol 5's in-band numpy buffer; refused outside numpy mode, as before. */
+static cmcr_status op_bytearray8(parser *p)
+{
+    if (!p->numpy)
+        return bad(p, CMCR_EUNSUPPORTED, "pickle opcode BYTEARRAY8 (0x96) is not allowed in a checkpoint");
+    return sized_bytes(p, 8);
+}
+
 static cmcr_status op_short_str(parser *p) { return sized_string(p, 1); }
 static cmcr_status op_str4(parser *p) { return sized_string(p, 4); }
 static cmcr_status op_str8(parser *p) { return sized_string(p, 8); }
@@ -806,7 +943,10 @@ static cmcr_status op_build(parser *p)
     pk_value *state, *obj;
     cmcr_status st = pop(p, &state);
     if (!st) st = top(p, &obj);
-    if (!st && obj->kind != PK_DICT && obj->kind != PK_OBJECT)
+    if (st) return st;
+    if (obj->kind == PK_DTYPE) return np_build_dtype(p, obj, state);
+    if (obj->kind == PK_NDARRAY) return np_build_array(p, obj, state);
+    if (obj->kind != PK_DICT && obj->kind != PK_OBJECT)
         return bad(p, CMCR_EUNSUPPORTED, "BUILD on %s (only dicts and opaque objects may carry state)",
                    pk_kind_desc(obj->kind));
     return st; /* the state (torch's _metadata, an object's attributes) is ignored */
@@ -858,7 +998,7 @@ static const struct opinfo {
     [0x8c] = {"SHORT_BINUNICODE", op_short_str}, [0x8d] = {"BINUNICODE8", op_str8},
     [0x8e] = {"BINBYTES8", op_bytes8}, [0x8f] = {"EMPTY_SET", NULL}, [0x90] = {"ADDITEMS", NULL},
     [0x91] = {"FROZENSET", NULL}, [0x92] = {"NEWOBJ_EX", op_newobj_ex}, [0x93] = {"STACK_GLOBAL", op_stack_global},
-    [0x94] = {"MEMOIZE", op_memoize}, [0x95] = {"FRAME", op_frame}, [0x96] = {"BYTEARRAY8", NULL},
+    [0x94] = {"MEMOIZE", op_memoize}, [0x95] = {"FRAME", op_frame}, [0x96] = {"BYTEARRAY8", op_bytearray8},
     [0x97] = {"NEXT_BUFFER", NULL}, [0x98] = {"READONLY_BUFFER", NULL},
 };
 
@@ -889,8 +1029,8 @@ static cmcr_status run(parser *p)
     return st;
 }
 
-cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
-                     pk_value **root)
+static cmcr_status parse_mode(const char *origin, const unsigned char *buf, size_t len, bool numpy,
+                              pk_arena **arena, pk_value **root)
 {
     *arena = NULL;
     *root = NULL;
@@ -900,6 +1040,8 @@ cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, p
     p.buf = buf;
     p.len = len;
     p.op_name = "pickle";
+    p.numpy = numpy;
+    p.part = numpy ? "pickle" : "data.pkl";
     p.arena = calloc(1, sizeof *p.arena);
     if (!p.arena) return core_fail(CMCR_ENOMEM, "%s: out of memory reading the pickle", origin);
     cmcr_status st = run(&p);
@@ -910,4 +1052,16 @@ cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, p
     *arena = p.arena;
     *root = p.result;
     return CMCR_OK;
+}
+
+cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
+                     pk_value **root)
+{
+    return parse_mode(origin, buf, len, false, arena, root);
+}
+
+cmcr_status pk_parse_numpy(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
+                           pk_value **root)
+{
+    return parse_mode(origin, buf, len, true, arena, root);
 }

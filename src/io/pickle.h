@@ -38,7 +38,9 @@ typedef enum pk_kind {
     PK_STORAGE, /* a persistent id resolved to a storage reference */
     PK_TENSOR,  /* the result of _rebuild_tensor_v2 */
     PK_BYTES,   /* a bytes object (u.str) */
-    PK_OBJECT   /* an opaque placeholder (u.global.name): see above */
+    PK_OBJECT,  /* an opaque placeholder (u.global.name): see above */
+    PK_NDARRAY, /* numpy mode only: a numpy array's description (u.array) */
+    PK_DTYPE    /* numpy mode only: a numpy dtype (u.dtype) */
 } pk_kind;
 
 typedef enum pk_global {
@@ -46,7 +48,13 @@ typedef enum pk_global {
     PG_REBUILD_TENSOR,
     PG_REBUILD_PARAMETER,
     PG_STORAGE,
-    PG_OPAQUE /* any other global: a placeholder */
+    PG_OPAQUE, /* any other global: a placeholder */
+    /* numpy mode only (pk_parse_numpy); in pk_parse these are opaque like any other: */
+    PG_NP_RECONSTRUCT, /* numpy.core.multiarray._reconstruct (numpy 2: numpy._core...) */
+    PG_NP_NDARRAY,     /* numpy.ndarray (only as _reconstruct's first argument) */
+    PG_NP_DTYPE,       /* numpy.dtype */
+    PG_NP_FROMBUFFER,  /* numpy.core.numeric._frombuffer (protocol 5; numpy 2: numpy._core...) */
+    PG_CODECS_ENCODE   /* _codecs.encode(str, 'latin1'): protocol 2's bytes */
 } pk_global;
 
 typedef struct pk_storage {
@@ -65,6 +73,26 @@ typedef struct pk_tensor {
 } pk_tensor;
 
 typedef struct pk_value pk_value;
+
+/* numpy.dtype(code, False, True), its byte order from BUILD's state (3, order, ...). */
+typedef struct pk_dtype {
+    char code[8]; /* "f4", "f8", "O8", ... (at most 7 characters) */
+    char order;   /* '<', '>', '|' or '=' (the default until BUILD) */
+} pk_dtype;
+
+/* A numpy array: _reconstruct(numpy.ndarray, (0,), b'b') then BUILD with the state
+ * (version, shape, dtype, is_fortran, data), or _frombuffer(data, dtype, shape, order).
+ * Nothing is checked against anything else here: the reader checks that dtype is a
+ * PK_DTYPE and data holds shape's elements (bytes for a numeric dtype, a list for 'O'). */
+typedef struct pk_ndarray {
+    bool built; /* the state has been set (before BUILD: an empty array) */
+    int ndim;
+    int64_t shape[CMCR_MAX_DIMS];
+    bool fortran;
+    const pk_value *dtype; /* PK_DTYPE */
+    const pk_value *data;  /* PK_BYTES or PK_LIST (or anything a hostile pickle put there) */
+} pk_ndarray;
+
 struct pk_value {
     pk_kind kind;
     union {
@@ -86,6 +114,8 @@ struct pk_value {
         } global; /* PK_GLOBAL and PK_OBJECT */
         pk_storage storage;
         pk_tensor *tensor; /* separate, to keep every other value small */
+        pk_ndarray *array; /* PK_NDARRAY */
+        pk_dtype dtype;    /* PK_DTYPE */
     } u;
 };
 
@@ -96,6 +126,13 @@ typedef struct pk_arena pk_arena;
 cmcr_status pk_parse(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
                      pk_value **root);
 void pk_free(pk_arena *arena);
+/* pk_parse for a pickle written by numpy (np.save of an object array, protocols 2 to 5), in
+ * numpy mode: the PG_NP_* and PG_CODECS_ENCODE globals are recognised (see pk_ndarray) when
+ * called with the arguments numpy writes, opaque placeholders otherwise; BYTEARRAY8 reads
+ * as bytes. Still nothing is called or constructed: the values are descriptions.
+ * Messages say "<origin>: pickle byte N: ..." (pk_parse's say data.pkl). */
+cmcr_status pk_parse_numpy(const char *origin, const unsigned char *buf, size_t len, pk_arena **arena,
+                           pk_value **root);
 
 /* An opaque object's global ("argparse.Namespace", "torch.BoolStorage"), and whether it
  * stands for a tensor over a storage of a dtype cmcr does not read. */
