@@ -233,7 +233,8 @@ int cmd_embed(int argc, char **argv)
     if (!rc) rc = check_files(&a, &files);
     if (rc) return list_free(&files), rc;
     encoder e;
-    encoder_opts o = {"embed", a.model, a.tokenizer, a.activation, a.precision, a.seed, a.batch, a.text != NULL, a.quiet};
+    encoder_opts o = {"embed", a.model, a.tokenizer, a.activation, a.precision, a.seed, a.batch, a.text != NULL, a.quiet,
+                      " (--skip-bad goes on without such files)"};
     rc = encoder_open(&o, k, &e);
     if (!rc) rc = a.text ? embed_text(&a, &e) : embed_media(&a, &e, &files);
     list_free(&files);

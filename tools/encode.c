@@ -156,11 +156,12 @@ static int load_clap(const encoder_opts *o, encoder *e)
 static const char *const image_exts[] = {".jpg", ".jpeg", ".png", NULL};
 static const char *const audio_exts[] = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", NULL};
 
+/* A third kind (PointBERT: inputs are point-cloud files) is one more row and its calls. */
 const encoder_kind encoder_kinds[] = {
-    {"clip", "CLIP", "--images", "image", "images", "image", image_exts, load_clip, clip_free, clip_read_inputs,
-     clip_read_input, clip_embed_inputs, clip_tokenize, clip_embed_ids},
-    {"clap", "LAION-CLAP", "--audio", "sound file", "clips", "clip", audio_exts, load_clap, clap_free,
-     clap_read_inputs, clap_read_input, clap_embed_inputs, clap_tokenize, clap_embed_ids},
+    {"clip", "CLIP", "--images", "image", "images", "image", image_exts, "a photo of a {}.", load_clip, clip_free,
+     clip_read_inputs, clip_read_input, clip_embed_inputs, clip_tokenize, clip_embed_ids},
+    {"clap", "LAION-CLAP", "--audio", "sound file", "clips", "clip", audio_exts, "This is a sound of {}.", load_clap,
+     clap_free, clap_read_inputs, clap_read_input, clap_embed_inputs, clap_tokenize, clap_embed_ids},
     {0}};
 
 /* ------------------------------------------------------------------ opening */
@@ -179,7 +180,8 @@ int encoder_probe(const char *cmd, const char *model, const encoder_kind **k)
 
 int encoder_open(const encoder_opts *o, const encoder_kind *k, encoder *e)
 {
-    *e = (encoder){.k = k, .cmd = o->cmd, .bf16 = strcmp(o->precision, "bf16") == 0, .batch = o->batch};
+    *e = (encoder){.k = k, .cmd = o->cmd, .bf16 = strcmp(o->precision, "bf16") == 0, .batch = o->batch,
+                  .bad_hint = o->bad_hint ? o->bad_hint : ""};
     if (k->load(o, e)) return 1;
     e->progress = !o->quiet && cli_is_tty(2);
     e->start = cmcr_now_seconds();
@@ -367,7 +369,7 @@ static int files_batch(encoder *e, const str_list *files, int64_t s, int64_t cnt
     cmcr_status st = e->k->read_inputs(e->m, files->v + s, cnt, b->buf, b->flags, b->ok);
     if (st && !skip_bad) {
         progress_break(e);
-        return cli_error(e->cmd, 1, "%s (--skip-bad goes on without such files)", cmcr_last_error());
+        return cli_error(e->cmd, 1, "%s%s", cmcr_last_error(), e->bad_hint);
     }
     if (st) k = drop_bad(e, files->v + s, cnt, b, &r->skipped);
     float *pp = r->patches ? r->patches + (size_t)r->rows * e->patches * e->dim : NULL;

@@ -30,6 +30,7 @@ typedef struct encoder_kind {
     const char *flag, *noun; /* embed's input flag and one input file: "--images", "image" */
     const char *what, *one;  /* rows in summaries: "images", "image" */
     const char *const *exts; /* the names a folder is searched for (NULL-terminated) */
+    const char *prompt;      /* eval zeroshot's default prompt for inputs of this kind ({} = class) */
     int (*load)(const encoder_opts *o, encoder *e);
     void (*free)(void *m);
     cmcr_status (*read_inputs)(const void *m, char *const *paths, int64_t n, float *buf, unsigned char *flags,
@@ -55,6 +56,7 @@ struct encoder_opts {
     long long batch;        /* inputs or prompts per forward pass (>= 1) */
     bool text;              /* how[] describes the text tower (CLIP's text activation) */
     bool quiet;             /* no progress line */
+    const char *bad_hint;   /* after the message of a file that cannot be read ("" or NULL: none) */
 };
 
 /* A loaded encoder. */
@@ -69,6 +71,7 @@ struct encoder {
     int bf16;
     int64_t batch;
     bool progress;           /* a progress line on stderr (a terminal, not quiet) */
+    const char *bad_hint;
     double start;            /* when the encoder was ready (cmcr_now_seconds) */
     bool open_line;          /* a progress line without its newline is on the terminal */
 };
