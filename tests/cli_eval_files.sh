@@ -105,12 +105,26 @@ grep -q "inputs: 5 files embedded by .*clap.pt (LAION-CLAP)" table.txt && grep -
 IMG=(--input-files img --input-encoder "$CLIP" --class-names img_names.txt --class-encoder "$CLIP" --tokenizer "$VOCAB"
      --prompt "a picture of the {}" --batch 2 --json --quiet)
 "$BIN" eval zeroshot "${IMG[@]}" >img_files.json || fail "eval zeroshot from images"
-"$BIN" embed --model "$CLIP" --images img --out xi.npy --names xi_names.txt --quiet || fail "embed the images"
+"$BIN" embed --model "$CLIP" --images img --out xi.npy --names xi_names.txt --batch 2 --quiet || fail "embed the images"
 sed 's/.*/a picture of the &/' img_names.txt >img_prompts.txt
-"$BIN" embed --model "$CLIP" --tokenizer "$VOCAB" --text img_prompts.txt --out ci.npy --quiet || fail "embed prompts"
+"$BIN" embed --model "$CLIP" --tokenizer "$VOCAB" --text img_prompts.txt --out ci.npy --batch 2 --quiet ||
+    fail "embed prompts"
 labels img_names.txt xi_names.txt yi.npy
 "$BIN" eval zeroshot --inputs xi.npy --classes ci.npy --labels yi.npy --json >img_npy.json || fail "eval on embeddings"
 jsub img_npy.json img_files.json
+
+# bf16 products in both encoders: the same inputs and classes (the accuracies may move with
+# the rounding), or, in a build without bf16 products, a one-line refusal that says so.
+if "$BIN" eval zeroshot "${SND[@]}" --precision bf16 >bf16.json 2>err.txt; then
+    "$PY" -c '
+import json
+a, b = json.load(open("files.json")), json.load(open("bf16.json"))
+assert (a["inputs"], a["classes"]) == (b["inputs"], b["classes"]), (a, b)
+print("  bf16: top-1 %.3f (f32 %.3f)" % (b["top1"], a["top1"]))' || fail "--precision bf16"
+else
+    [ "$(wc -l <err.txt)" -eq 1 ] && grep -q "bf16\|bfloat16" err.txt || fail "bf16 refused without saying why: $(cat err.txt)"
+    echo "note: no bf16 products in this build: the bf16 run is skipped"
+fi
 
 # (b) Labels from the folders equal the same labels given: the same report.
 "$BIN" eval zeroshot "${SND[@]}" --labels y.npy >given.json 2>/dev/null || fail "eval with --labels"
