@@ -1,8 +1,10 @@
 /* cmd_eval.c - cmcr eval retrieval | zeroshot: metrics of a connected space. */
+#define _DEFAULT_SOURCE /* strndup */
 #include <stdio.h>
-#include "cli.h"
+#include "encode.h"
 
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +33,10 @@ static int parse_side_opt(const char *cmd, const char *flag, const char *text, c
     return 0;
 }
 
-/* Load a matrix and bring it into the space: projected through side (with a model) or
+/* Bring x (named path in messages) into the space: projected through side (with a model) or
  * L2-normalised (without). */
-static int load_into_space(const space *sp, const char *path, cmcr_side side, cmcr_matrix *x)
+static int into_space(const space *sp, const char *path, cmcr_side side, cmcr_matrix *x)
 {
-    if (cmcr_matrix_load(path, x)) return cli_fail(sp->cmd);
     if (!sp->m) {
         cmcr_normalize_rows(x->data, x->rows, x->cols);
         return 0;
@@ -54,6 +55,13 @@ static int load_into_space(const space *sp, const char *path, cmcr_side side, cm
     x->data = y;
     x->cols = h.out_dim;
     return 0;
+}
+
+/* Load a matrix and bring it into the space (into_space). */
+static int load_into_space(const space *sp, const char *path, cmcr_side side, cmcr_matrix *x)
+{
+    if (cmcr_matrix_load(path, x)) return cli_fail(sp->cmd);
+    return into_space(sp, path, side, x);
 }
 
 static int same_width(const space *sp, const char *pa, const cmcr_matrix *a, const char *pb, const cmcr_matrix *b)
@@ -245,6 +253,8 @@ static int eval_retrieval(int argc, char **argv)
 
 /* ------------------------------------------------------------------ zero-shot */
 
+static const char *const ZS = "eval zeroshot";
+
 /* One name per line (cli_read_lines: a final newline is optional, "\r\n" is accepted); exactly
  * want lines. */
 static int load_names(const char *cmd, const char *path, int64_t want, cli_lines *nm)
@@ -259,6 +269,16 @@ static int load_names(const char *cmd, const char *path, int64_t want, cli_lines
 typedef struct zs_job {
     const char *inputs, *classes, *labels, *model, *side, *classes_side, *class_names;
     bool per_class, json;
+    /* from files (--input-files) */
+    cli_strs input_files;
+    const char *input_encoder, *class_encoder, *tokenizer, *prompt, *precision;
+    long long batch, seed;
+    bool quiet;
+    str_list files;
+    const encoder_kind *ki, *kc; /* the kinds of the two encoders */
+    const char *released;        /* the released connection the sides were inferred from */
+    char side_buf[2], classes_side_buf[2];
+    /* the run */
     cmcr_matrix x, c;
     int64_t *y;
     cli_lines nm;
@@ -267,11 +287,12 @@ typedef struct zs_job {
     int64_t *count;
 } zs_job;
 
+static bool from_files(const zs_job *j) { return j->input_files.n > 0; }
+
 static int zeroshot_load(zs_job *j, space *sp)
 {
     cmcr_side xs = CMCR_SIDE_A, cs = CMCR_SIDE_A;
     int rc = 0;
-    if (!j->model && (j->side || j->classes_side)) return cli_error(sp->cmd, 2, "--side and --classes-side need --model");
     if (j->model) {
         rc = parse_side_opt(sp->cmd, "side", j->side, &xs);
         if (!rc) rc = parse_side_opt(sp->cmd, "classes-side", j->classes_side, &cs);
@@ -285,15 +306,278 @@ static int zeroshot_load(zs_job *j, space *sp)
     return rc;
 }
 
+/* ------------------------------------------------------------------ zero-shot from files */
+
+/* How often "{}" occurs in s. */
+static int holes(const char *s)
+{
+    int n = 0;
+    for (const char *p = strstr(s, "{}"); p; p = strstr(p + 2, "{}")) n++;
+    return n;
+}
+
+/* Which options go with which mode: embeddings (--inputs, --classes, --labels) or files
+ * (--input-files with the encoders, the class names and a prompt). */
+static int zeroshot_check_opts(const zs_job *j)
+{
+    if (!j->model && (j->side || j->classes_side)) return cli_error(ZS, 2, "--side and --classes-side need --model");
+    if (!from_files(j)) {
+        const char *only = j->input_encoder ? "--input-encoder" : j->class_encoder ? "--class-encoder"
+                           : j->tokenizer   ? "--tokenizer"     : j->prompt      ? "--prompt" : NULL;
+        if (only) return cli_error(ZS, 2, "%s goes with --input-files (embeddings are given with --inputs)", only);
+        const char *need = !j->inputs ? "--inputs" : !j->classes ? "--classes" : !j->labels ? "--labels" : NULL;
+        if (need) return cli_error(ZS, 2, "%s is required (see --help), unless the inputs are files (--input-files)", need);
+        return 0;
+    }
+    if (j->inputs || j->classes)
+        return cli_error(ZS, 2, "%s gives embeddings and --input-files embeds files: give one or the other",
+                         j->inputs ? "--inputs" : "--classes");
+    if (!j->input_encoder) return cli_error(ZS, 2, "--input-files needs --input-encoder (the checkpoint that embeds them)");
+    if (!j->class_encoder)
+        return cli_error(ZS, 2, "--input-files needs --class-encoder (a CLIP or LAION-CLAP checkpoint whose text "
+                         "tower embeds the prompts)");
+    if (!j->class_names) return cli_error(ZS, 2, "--input-files needs --class-names (one class name per line)");
+    if (j->prompt && holes(j->prompt) != 1) {
+        char *shown = cli_printable(j->prompt);
+        int rc = cli_error(ZS, 2, "--prompt '%s' must hold {} exactly once (where the class name goes), not %d times",
+                           shown ? shown : "(out of memory)", holes(j->prompt));
+        free(shown);
+        return rc;
+    }
+    if (cli_check_precision(ZS, j->precision)) return 2;
+    cli_range r[] = {{"batch", j->batch, 1, 4096}, {"seed", j->seed, 0, LLONG_MAX}};
+    return cli_check_ranges(ZS, r, 2);
+}
+
+/* A message about a file and a name in it (both shown printable): fmt has %s, %lld, %s. */
+static int line_error(const char *fmt, const char *path, long long line, const char *name)
+{
+    char *p = cli_printable(path), *n = cli_printable(name);
+    int rc = cli_error(ZS, 1, fmt, p ? p : "(out of memory)", line, n ? n : "(out of memory)");
+    free(p);
+    free(n);
+    return rc;
+}
+
+/* --class-names for the prompts: at least one, none empty, none twice (a folder must name
+ * one class). */
+static int load_class_names(zs_job *j)
+{
+    if (cli_read_lines(ZS, j->class_names, "class names", -1, &j->nm)) return 1;
+    if (j->nm.n == 0) return encode_path_error(ZS, "%s: no class names (the file is empty)", j->class_names);
+    for (int64_t i = 0; i < j->nm.n; i++) {
+        if (!j->nm.items[i][0]) return line_error("%s:%lld: an empty class name%s", j->class_names, i + 1, "");
+        for (int64_t k = 0; k < i; k++)
+            if (strcmp(j->nm.items[k], j->nm.items[i]) == 0)
+                return line_error("%s:%lld: the class '%s' again", j->class_names, i + 1, j->nm.items[i]);
+    }
+    return 0;
+}
+
+/* The name of path's folder (pointer and length into path); false when the path has none
+ * (a bare name, "/x", "./x", "../x"). */
+static bool folder_name(const char *path, const char **s, size_t *n)
+{
+    const char *end = strrchr(path, '/'), *b = end;
+    if (!end) return false;
+    while (b > path && b[-1] != '/') b--;
+    *s = b;
+    *n = (size_t)(end - b);
+    return *n > 0 && strncmp(b, ".", *n) != 0 && strncmp(b, "..", *n) != 0;
+}
+
+/* Without --labels, each file's class is the name of its folder (ModelNet40's layout
+ * DIR/<class>/<file>), matched exactly against the class names. */
+static int labels_from_folders(zs_job *j)
+{
+    j->y = malloc((size_t)j->files.n * sizeof *j->y);
+    if (!j->y) return cli_error(ZS, 1, "out of memory for %lld labels", (long long)j->files.n);
+    for (int64_t i = 0; i < j->files.n; i++) {
+        const char *f = j->files.v[i], *s;
+        size_t n;
+        if (!folder_name(f, &s, &n))
+            return encode_path_error(ZS, "%s: no folder to take the class from (give --labels, or lay the files out "
+                                     "as DIR/<class>/<file>)", f);
+        j->y[i] = -1;
+        for (int64_t c = 0; c < j->nm.n && j->y[i] < 0; c++)
+            if (strlen(j->nm.items[c]) == n && memcmp(j->nm.items[c], s, n) == 0) j->y[i] = c;
+        if (j->y[i] < 0) {
+            char *folder = strndup(s, n);
+            int rc = line_error("%1$s: its folder '%3$s' is not a class of --class-names (%2$lld names); without "
+                                "--labels a file's class is its folder's name", f, (long long)j->nm.n, folder);
+            free(folder);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* The encoder kind each side of the released connections takes (as cmcr inspect tells): a
+ * model shaped like one (cmcr_model_preset) is taken to be it. */
+static const struct released {
+    const char *preset, *file, *kind[2], *name[2];
+} released[] = {
+    {"clap-clip", "clap_clip.pt", {"clap", "clip"}, {"LAION-CLAP", "CLIP"}},
+    {"ulip-clip", "ulip_clip.pt", {"clip", "pointbert"}, {"CLIP", "ULIP-2 PointBERT"}},
+};
+
+/* The side of an encoder of kind k: --flag's when given, else the side of the released
+ * connection that takes k's embeddings; buf gets "a" or "b" for the report. */
+static int pick_side(zs_job *j, const space *sp, const char *flag, const char *given, const encoder_kind *k,
+                     cmcr_side *side, char *buf)
+{
+    if (given) {
+        int rc = parse_side_opt(ZS, flag, given, side);
+        buf[0] = *side == CMCR_SIDE_A ? 'a' : 'b';
+        return rc;
+    }
+    const char *preset = cmcr_model_preset(sp->m);
+    const struct released *r = NULL;
+    for (size_t i = 0; i < sizeof released / sizeof released[0]; i++)
+        if (strcmp(released[i].preset, preset) == 0) r = &released[i];
+    if (!r)
+        return cli_error(ZS, 2, "--%s is required with --model (a or b): %s is not shaped like a released connection "
+                         "(clap_clip.pt, ulip_clip.pt), so the side of the %s encoder cannot be inferred", flag,
+                         j->model, k->name);
+    for (int s = 0; s < 2; s++)
+        if (strcmp(r->kind[s], k->kind) == 0) {
+            *side = s ? CMCR_SIDE_B : CMCR_SIDE_A;
+            buf[0] = s ? 'b' : 'a';
+            j->released = r->file;
+            return 0;
+        }
+    return cli_error(ZS, 2, "--%s: %s is shaped like the released %s, whose sides take %s (a) and %s (b) embeddings, "
+                     "not %s ones; give --%s", flag, j->model, r->file, r->name[0], r->name[1], k->name, flag);
+}
+
+/* The model and the two sides (given or inferred, said on stderr). */
+static int load_model_sides(zs_job *j, space *sp, cmcr_side *xs, cmcr_side *cs)
+{
+    if (cmcr_model_load(j->model, &sp->m)) return cli_fail(ZS);
+    int rc = pick_side(j, sp, "side", j->side, j->ki, xs, j->side_buf);
+    if (!rc) rc = pick_side(j, sp, "classes-side", j->classes_side, j->kc, cs, j->classes_side_buf);
+    if (rc) return rc;
+    if (j->released && !j->quiet)
+        fprintf(stderr, "cmcr eval zeroshot: %s is shaped like the released %s: the inputs (%s) go through side %s%s, "
+                "the prompts (%s) through side %s%s\n", j->model, j->released, j->ki->name, j->side_buf,
+                j->side ? " (--side)" : "", j->kc->name, j->classes_side_buf, j->classes_side ? " (--classes-side)" : "");
+    j->side = j->side_buf;
+    j->classes_side = j->classes_side_buf;
+    return 0;
+}
+
+/* Everything that can be checked before loading an encoder: the kinds, the files, the
+ * names, the labels, the model and its sides. */
+static int files_prepare(zs_job *j, space *sp, cmcr_side *xs, cmcr_side *cs)
+{
+    int rc = encoder_probe(ZS, j->input_encoder, &j->ki);
+    if (!rc) rc = encoder_probe(ZS, j->class_encoder, &j->kc);
+    if (!rc) rc = encoder_collect(ZS, &j->input_files, "--input-files", j->ki, &j->files);
+    if (!rc) rc = load_class_names(j);
+    if (!rc && j->labels) rc = load_labels_for(ZS, j->labels, j->files.n, "--input-files", &j->y);
+    if (!rc && !j->labels) rc = labels_from_folders(j);
+    if (!rc && j->model) rc = load_model_sides(j, sp, xs, cs);
+    return rc;
+}
+
+/* An encoder's width must be what its side of the model takes. */
+static int check_width(const zs_job *j, const space *sp, const char *flag, const char *path, const encoder *e,
+                       cmcr_side side)
+{
+    cmcr_head_shape h = cmcr_model_shape(sp->m, side);
+    if (h.in_dim == e->dim) return 0;
+    return cli_error(ZS, 1, "%s %s: its %s embeddings are %d wide but side %c of %s takes %lld", flag, path,
+                     e->k->name, e->dim, side == CMCR_SIDE_A ? 'a' : 'b', j->model, (long long)h.in_dim);
+}
+
+/* Both encoders' widths: each what its side takes, or without a model one space. */
+static int check_widths(const zs_job *j, const space *sp, const encoder *ei, cmcr_side xs, const encoder *ec,
+                        cmcr_side cs)
+{
+    if (!sp->m && ei->dim != ec->dim)
+        return cli_error(ZS, 1, "--input-encoder %s embeds %d wide and --class-encoder %s %d wide: without --model "
+                         "both must be one space", j->input_encoder, ei->dim, j->class_encoder, ec->dim);
+    if (!sp->m) return 0;
+    int rc = check_width(j, sp, "--input-encoder", j->input_encoder, ei, xs);
+    return rc ? rc : check_width(j, sp, "--class-encoder", j->class_encoder, ec, cs);
+}
+
+/* The prompts, one per class name, embedded by the class encoder into j->c. */
+static int embed_prompts(zs_job *j, encoder *e)
+{
+    const char *tmpl = j->prompt ? j->prompt : j->ki->prompt, *at = strstr(tmpl, "{}");
+    char **texts = calloc((size_t)j->nm.n, sizeof *texts);
+    int rc = texts ? 0 : cli_error(ZS, 1, "out of memory for %lld prompts", (long long)j->nm.n);
+    for (int64_t i = 0; !rc && i < j->nm.n; i++) {
+        size_t n = strlen(tmpl) - 2 + strlen(j->nm.items[i]) + 1;
+        if (!(texts[i] = malloc(n))) rc = cli_error(ZS, 1, "out of memory for %lld prompts", (long long)j->nm.n);
+        else snprintf(texts[i], n, "%.*s%s%s", (int)(at - tmpl), tmpl, j->nm.items[i], at + 2);
+    }
+    float *emb = NULL;
+    if (!rc) rc = encoder_embed_texts(e, texts, j->nm.n, j->class_names, 1, &emb);
+    if (!rc) j->c = (cmcr_matrix){j->nm.n, e->dim, emb};
+    for (int64_t i = 0; texts && i < j->nm.n; i++) free(texts[i]);
+    free(texts);
+    return rc;
+}
+
+/* The files, embedded by the input encoder into j->x (L2-normalised, as cmcr embed). */
+static int embed_files(zs_job *j, encoder *e)
+{
+    encoded r;
+    int rc = encoder_embed_files(e, &j->files, 1, false, false, &r);
+    if (!rc) {
+        j->x = (cmcr_matrix){r.rows, e->dim, r.emb};
+        r.emb = NULL;
+    }
+    encoded_free(&r);
+    return rc;
+}
+
+static int files_embed(zs_job *j, const space *sp, cmcr_side xs, cmcr_side cs)
+{
+    bool shared = strcmp(j->input_encoder, j->class_encoder) == 0; /* one model for both: loaded once */
+    encoder_opts oi = {ZS, j->input_encoder, shared ? j->tokenizer : NULL, NULL, j->precision, j->seed, j->batch,
+                       false, j->quiet, NULL};
+    encoder_opts oc = {ZS, j->class_encoder, j->tokenizer, NULL, j->precision, j->seed, j->batch, true, j->quiet, NULL};
+    encoder ei = {0}, ec = {0};
+    int rc = encoder_open(&oi, j->ki, &ei);
+    if (!rc && !shared) rc = encoder_open(&oc, j->kc, &ec);
+    encoder *c = shared ? &ei : &ec;
+    if (!rc) rc = check_widths(j, sp, &ei, xs, c, cs);
+    if (!rc) rc = embed_prompts(j, c); /* first: a model without a tokenizer stops before the long part */
+    if (!rc) rc = embed_files(j, &ei);
+    encoder_close(&ei);
+    encoder_close(&ec);
+    return rc;
+}
+
+static int zeroshot_files(zs_job *j, space *sp)
+{
+    cmcr_side xs = CMCR_SIDE_A, cs = CMCR_SIDE_A;
+    int rc = files_prepare(j, sp, &xs, &cs);
+    if (!rc) rc = files_embed(j, sp, xs, cs);
+    if (!rc) rc = into_space(sp, "--input-files", xs, &j->x);
+    if (!rc) rc = into_space(sp, "the prompts", cs, &j->c);
+    if (!rc) rc = same_width(sp, "--input-files", &j->x, "the prompts", &j->c);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ zero-shot: the report */
+
 static int zeroshot_run(zs_job *j)
 {
     int64_t nc = j->c.rows;
     j->acc = malloc((size_t)nc * sizeof(double));
     j->count = calloc((size_t)nc, sizeof(int64_t));
-    if (!j->acc || !j->count) return cli_error("eval zeroshot", 1, "out of memory for %lld classes", (long long)nc);
-    if (cmcr_eval_zeroshot(j->x.data, j->x.rows, j->c.data, nc, j->x.cols, j->y, &j->res, j->acc))
-        return cli_error("eval zeroshot", 1, "%s (labels %s), classes %s: %s", j->inputs, j->labels, j->classes,
+    if (!j->acc || !j->count) return cli_error(ZS, 1, "out of memory for %lld classes", (long long)nc);
+    if (cmcr_eval_zeroshot(j->x.data, j->x.rows, j->c.data, nc, j->x.cols, j->y, &j->res, j->acc)) {
+        if (from_files(j))
+            return cli_error(ZS, 1, "--input-files (labels %s), classes %s: %s",
+                             j->labels ? j->labels : "from the folders", j->class_names, cmcr_last_error());
+        return cli_error(ZS, 1, "%s (labels %s), classes %s: %s", j->inputs, j->labels, j->classes,
                          cmcr_last_error());
+    }
     for (int64_t i = 0; i < j->x.rows; i++) j->count[j->y[i]]++;
     return 0;
 }
@@ -303,10 +587,20 @@ static const char *class_name(const zs_job *j, int64_t c)
     return j->nm.items ? j->nm.items[c] : NULL;
 }
 
+/* From files: what embedded what. */
+static void files_print_table(const zs_job *j)
+{
+    printf("inputs: %lld files embedded by %s (%s)\n", (long long)j->files.n, j->input_encoder, j->ki->name);
+    printf("classes: prompts '%s' embedded by %s (%s)\n", j->prompt ? j->prompt : j->ki->prompt, j->class_encoder,
+           j->kc->name);
+    printf("labels: %s\n", j->labels ? j->labels : "each file's folder name");
+}
+
 static void zeroshot_print_table(const zs_job *j)
 {
     if (j->model) printf("space: %s (inputs side %s, classes side %s)\n", j->model, j->side, j->classes_side);
     else printf("space: raw embeddings, L2-normalised\n");
+    if (from_files(j)) files_print_table(j);
     printf("inputs %lld, classes %lld\n", (long long)j->res.inputs, (long long)j->c.rows);
     printf("top-1 accuracy %6.2f%%\ntop-5 accuracy %6.2f%%\n", 100 * j->res.top1, 100 * j->res.top5);
     if (!j->per_class) return;
@@ -322,12 +616,28 @@ static void zeroshot_print_table(const zs_job *j)
     printf("(top-1 per class in %%; '-': no inputs of that class)\n");
 }
 
+/* From files: the encoders, the prompt, where the labels came from and the sides used. */
+static void files_add_json(const zs_job *j, cJSON *root)
+{
+    cJSON_AddStringToObject(root, "input_encoder", j->input_encoder);
+    cJSON_AddStringToObject(root, "class_encoder", j->class_encoder);
+    cJSON_AddStringToObject(root, "prompt", j->prompt ? j->prompt : j->ki->prompt);
+    if (j->labels) cJSON_AddStringToObject(root, "labels", j->labels);
+    else cJSON_AddStringToObject(root, "labels", "folders");
+    if (j->model) {
+        cJSON_AddStringToObject(root, "side", j->side);
+        cJSON_AddStringToObject(root, "classes_side", j->classes_side);
+        cJSON_AddBoolToObject(root, "sides_inferred", j->released != NULL);
+    }
+}
+
 static void zeroshot_print_json(const zs_job *j)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "mode", "zeroshot");
     if (j->model) cJSON_AddStringToObject(root, "model", j->model);
     else cJSON_AddNullToObject(root, "model");
+    if (from_files(j)) files_add_json(j, root);
     cJSON_AddNumberToObject(root, "inputs", (double)j->res.inputs);
     cJSON_AddNumberToObject(root, "classes", (double)j->c.rows);
     cJSON_AddNumberToObject(root, "top1", j->res.top1);
@@ -352,22 +662,42 @@ static int eval_zeroshot(int argc, char **argv)
 {
     zs_job j = {0};
     cli_opt opts[] = {
-        {"inputs", OPT_STR, &j.inputs, NULL, "embeddings to classify (.npy, rows x width)"},
-        {"classes", OPT_STR, &j.classes, NULL, "one embedding per class (.npy, classes x width), e.g. of prompts"},
-        {"labels", OPT_STR, &j.labels, NULL, "true class of each input (.npy int32/int64, values in [0, classes))"},
+        {"inputs", OPT_STR, &j.inputs, "", "embeddings to classify (.npy, rows x width); or --input-files"},
+        {"classes", OPT_STR, &j.classes, "", "one embedding per class (.npy, classes x width), e.g. of prompts"},
+        {"labels", OPT_STR, &j.labels, "", "true class of each input (.npy int32/int64, values in [0, classes)); "
+         "required with --inputs; with --input-files default: each file's folder name in --class-names"},
         {"model", OPT_STR, &j.model, "", "project both sets through this model (else compare raw, L2-normalised)"},
-        {"side", OPT_STR, &j.side, "", "projector for --inputs: a or b (required with --model)"},
-        {"classes-side", OPT_STR, &j.classes_side, "", "projector for --classes: a or b (required with --model)"},
+        {"side", OPT_STR, &j.side, "", "projector for the inputs: a or b (required with --model, except from files "
+         "through a model shaped like a released connection: then inferred from --input-encoder's kind)"},
+        {"classes-side", OPT_STR, &j.classes_side, "", "projector for the classes: a or b (as --side; from files "
+         "inferred from --class-encoder's kind)"},
         {"per-class", OPT_FLAG, &j.per_class, "", "also report top-1 accuracy per class"},
-        {"class-names", OPT_STR, &j.class_names, "", "text file with one class name per line, for --per-class"},
+        {"class-names", OPT_STR, &j.class_names, "", "text file with one class name per line: for --per-class, and "
+         "with --input-files the classes (their prompts; the folder names)"},
+        {"input-files", OPT_STRS, &j.input_files, "", "classify files instead of embeddings: files, folders "
+         "(searched at any depth for the encoder's kind: images for CLIP, sounds for LAION-CLAP) or list files "
+         "(.txt/.lst)"},
+        {"input-encoder", OPT_STR, &j.input_encoder, "", "the checkpoint that embeds --input-files (CLIP or LAION-CLAP)"},
+        {"class-encoder", OPT_STR, &j.class_encoder, "", "the checkpoint whose text tower embeds the prompts (CLIP or "
+         "LAION-CLAP)"},
+        {"tokenizer", OPT_STR, &j.tokenizer, "", "the class encoder's tokenizer; default: found beside it"},
+        {"prompt", OPT_STR, &j.prompt, "", "the prompt of each class, {} = its name (exactly once); default by the "
+         "inputs' kind: 'a photo of a {}.' (CLIP), 'This is a sound of {}.' (LAION-CLAP)"},
+        {"precision", OPT_STR, &j.precision, "f32", "from files: f32 or bf16 products in the encoders"},
+        {"batch", OPT_INT, &j.batch, "32", "from files: files or prompts per forward pass"},
+        {"seed", OPT_INT, &j.seed, "0", "from files: LAION-CLAP's chunk starts of clips longer than 10 s"},
+        {"quiet", OPT_FLAG, &j.quiet, "", "from files: no progress or note of the inferred sides on stderr"},
         {"json", OPT_FLAG, &j.json, "", "print one JSON object instead of the table"},
         {0}};
     cli_cmd cmd = {"eval zeroshot", "", "Zero-shot classification: each input gets the class whose embedding is most "
-                   "similar; report top-1 and top-5 accuracy (ties rank the lower class index first).", 0, opts};
+                   "similar; report top-1 and top-5 accuracy (ties rank the lower class index first). The inputs and "
+                   "classes are embeddings (--inputs, --classes), or files and class names embedded here "
+                   "(--input-files, --class-names, docs/evaluation.md).", 0, opts};
     int rc = cli_parse(&cmd, argc, argv, NULL);
     if (rc >= 0) return rc;
-    space sp = {"eval zeroshot", j.model, NULL};
-    rc = zeroshot_load(&j, &sp);
+    space sp = {ZS, j.model, NULL};
+    rc = zeroshot_check_opts(&j);
+    if (!rc) rc = from_files(&j) ? zeroshot_files(&j, &sp) : zeroshot_load(&j, &sp);
     if (!rc) rc = zeroshot_run(&j);
     if (!rc && j.json) zeroshot_print_json(&j);
     else if (!rc) zeroshot_print_table(&j);
@@ -375,6 +705,7 @@ static int eval_zeroshot(int argc, char **argv)
     cmcr_matrix_free(&j.c);
     free(j.y);
     cli_lines_free(&j.nm);
+    list_free(&j.files);
     free(j.acc);
     free(j.count);
     cmcr_model_free(sp.m);
