@@ -302,6 +302,8 @@ def main():
         knns.append(idx.numpy().astype(np.int32))
         embs.append(emb.numpy())
         embs64.append(emb64.numpy())
+    if a.full:
+        bench(m, a.out, names[0], starts[0], a.threads)
     with open(os.path.join(a.out, "names.txt"), "w") as fh:
         fh.write("".join(x + "\n" for x in names))
     np.save(os.path.join(a.out, "starts.npy"), np.array(starts, dtype=np.int64))
@@ -315,6 +317,29 @@ def main():
     print("float32 model vs float64: max |diff| = %.3g" % d64)
     print("reference (torch, %d threads): grouping %.1f ms/cloud, network %.1f ms/cloud (clouds of %s points)"
           % (a.threads, 1000 * t_group / a.clouds, 1000 * t_net / a.clouds, sizes[:a.clouds]))
+
+
+def bench(m, out, name, start, threads, batch=4, runs=3):
+    """Times of the first cloud: FPS, kNN (the rule) and the network on a batch of 4 copies."""
+    cloud = torch.from_numpy(np.load(os.path.join(out, "clouds", name + ".npy")))
+    xyz = cloud[:, :3].contiguous()
+    t = {}
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        cent = fps(xyz, GROUPS, start)
+        t1 = time.perf_counter()
+        knn_rule(xyz, cent, GROUP_SIZE)
+        t2 = time.perf_counter()
+        nb, centre, _, _ = group(cloud, start)
+        with torch.no_grad():
+            t3 = time.perf_counter()
+            m(nb[None].expand(batch, -1, -1, -1).contiguous(), centre[None].expand(batch, -1, -1).contiguous())
+            t4 = time.perf_counter()
+        for k, v in (("fps", t1 - t0), ("knn", t2 - t1), ("net", (t4 - t3) / batch)):
+            t[k] = min(t.get(k, 1e9), v)
+    print("BENCH reference (torch %s, %d threads), %d points: FPS %.1f ms, kNN %.1f ms, network %.1f ms/cloud "
+          "(batch of %d; %.2f clouds/s)" % (torch.__version__, threads, cloud.shape[0], 1000 * t["fps"],
+                                            1000 * t["knn"], 1000 * t["net"], batch, 1 / t["net"]))
 
 
 def seeds(out):

@@ -23,6 +23,7 @@ static int64_t fps_step(const float *x, const float *y, const float *z, float *d
                         float cz)
 {
     float best = -1.0f; /* below every distance */
+    #pragma omp simd reduction(max : best)
     for (int64_t i = 0; i < n; i++) {
         float dx = x[i] - cx, dy = y[i] - cy, dz = z[i] - cz;
         float d = (dx * dx + dy * dy) + dz * dz;
