@@ -190,6 +190,9 @@ PYEOF
 # fuzz_htsat: the header of scripts/clap_ref_htsat.py's tiny HTSAT (two stages, a shifted
 # block; without the optional buffers), cut after the JSON (fuzz/fuzz_htsat.c appends data).
 "$PY" "$ROOT"/scripts/clap_ref_htsat.py --seeds "$C/fuzz_htsat"
+# fuzz_pointbert: the header of scripts/pointbert_reference.py's tiny PointBERT (D 64, one
+# block, E 8), cut after the JSON (fuzz/fuzz_pointbert.c appends data).
+"$PY" "$ROOT"/scripts/pointbert_reference.py --seeds "$C/fuzz_pointbert"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do
