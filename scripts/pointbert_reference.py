@@ -294,7 +294,18 @@ def main():
         t_group += t1 - t0
         t_net += t2 - t1
         ul = knn_ulip(torch.from_numpy(cloud[:, :3]).contiguous(), cent, GROUP_SIZE)
-        agree += sum(set(x.tolist()) == set(y.tolist()) for x, y in zip(ul, idx))
+        same = sum(set(x.tolist()) == set(y.tolist()) for x, y in zip(ul, idx))
+        moved = 0.0
+        if same < GROUPS:  # the embedding with ULIP's own groups instead
+            xyz = torch.from_numpy(cloud[:, :3])
+            nb_u = xyz[ul] - centre[:, None, :]
+            if a.width > 3:
+                nb_u = torch.cat((nb_u, torch.from_numpy(cloud[:, 3:])[ul]), dim=-1)
+            with torch.no_grad():
+                moved = float((m(nb_u[None], centre[None])[0] - emb).abs().max())
+        print("kNN %s (%s): ULIP's float32 formula + topk gives cmcr's group (as a set) in %d of %d groups; "
+              "embedding with ULIP's groups: max |diff| %.3g" % (name, kinds[i % len(kinds)], same, GROUPS, moved))
+        agree += same
         total += GROUPS
         names.append(name)
         starts.append(start)
