@@ -456,7 +456,7 @@ cmcr_status pointbert_encode(const pointbert_model *m, const float *groups, int6
         return core_fail(CMCR_EINVAL, "pointbert_encode: NULL argument or negative count");
     cmcr_status st = bind_check_bf16(m->name, m->params16, bf16);
     const int64_t per = (int64_t)pointbert_group_floats(m->info.width);
-    if (!st) st = vm_check_finite(groups, count, per, 0, "%s: grouped point clouds (row: cloud)", m->name);
+    if (!st) st = vm_check_finite(groups, count, per, 0, "%s: grouped point clouds (a row per cloud)", m->name);
     if (st || count == 0) return st;
     run r;
     st = run_new(m, bf16, &r);
