@@ -100,6 +100,12 @@ static void test_knn_ties(void **state)
 static void test_group_refusals(void **state)
 {
     (void)state;
+    float pts[33 * 3] = {0};
+    int32_t idx[64], bad = 33, zero = 0;
+    assert_int_equal(points_knn(pts, 33, 3, &bad, 1, 4, idx), CMCR_EINVAL);
+    assert_int_equal(points_knn(pts, 33, 3, &zero, 1, 34, idx), CMCR_EINVAL);
+    assert_int_equal(points_fps(pts, 33, 3, 33, 4, idx), CMCR_EINVAL);
+    assert_int_equal(points_fps(pts, 33, 2, 0, 4, idx), CMCR_EINVAL);
     float *v = calloc(100 * 6, sizeof(float)), *out = malloc(sizeof(float) * pointbert_group_floats(6));
     assert_true(v && out);
     assert_int_equal(pointbert_group(v, 31, 3, 0, out, NULL, NULL), CMCR_EINVAL);

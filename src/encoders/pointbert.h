@@ -48,8 +48,9 @@ pointbert_info pointbert_get_info(const pointbert_model *m);
  * + PB_GROUPS * 3 (centres). */
 size_t pointbert_group_floats(int width);
 
-/* points_fps and points_knn fail only with CMCR_ENOMEM (scratch: 16 bytes a point for FPS, 8
- * a point per thread for kNN); callers that checked their sizes may ignore the status.
+/* points_fps and points_knn fail with CMCR_ENOMEM (scratch: 16 bytes a point for FPS, 8 a
+ * point per thread for kNN) or CMCR_EINVAL (the arguments outside what is stated below, e.g.
+ * k > n, a centre or start outside 0..n-1, stride < 3).
  *
  * Farthest point sampling (C-MCR's misc.fps, started at `start` instead of a random index):
  * m indices into out. Squared distances are float32 ((dx*dx + dy*dy) + dz*dz, never fused),

@@ -32,12 +32,15 @@ static int64_t fps_step(const float *x, const float *y, const float *z, float *d
         best = v > best ? v : best;
     }
     int64_t i = 0;
-    while (dist[i] != best) i++;
+    while (i < n - 1 && dist[i] != best) i++; /* best is one of them: the bound only guards */
     return i;
 }
 
 cmcr_status points_fps(const float *v, int64_t n, int stride, int64_t start, int32_t m, int32_t *out)
 {
+    if (!v || !out || n < 1 || stride < 3 || start < 0 || start >= n || m < 0)
+        return core_fail(CMCR_EINVAL, "farthest point sampling: bad arguments (%lld points of stride %d, start %lld)",
+                         (long long)n, stride, (long long)start);
     float *x = (uint64_t)n > SIZE_MAX / 16 ? NULL : malloc(sizeof(float) * 4 * (size_t)n);
     if (!x) return core_fail(CMCR_ENOMEM, "farthest point sampling: out of memory for %lld points", (long long)n);
     float *y = x + n, *z = y + n, *dist = z + n;
@@ -82,6 +85,13 @@ static void knn_one(const float *v, int64_t n, int stride, const float *c, int32
 cmcr_status points_knn(const float *v, int64_t n, int stride, const int32_t *centres, int32_t m, int32_t k,
                        int32_t *out)
 {
+    if (!v || !centres || !out || stride < 3 || m < 0 || k < 1 || k > n)
+        return core_fail(CMCR_EINVAL, "k nearest neighbours: bad arguments (%d of %lld points of stride %d)", k,
+                         (long long)n, stride);
+    for (int32_t g = 0; g < m; g++)
+        if (centres[g] < 0 || centres[g] >= n)
+            return core_fail(CMCR_EINVAL, "k nearest neighbours: centre %d is point %d, outside 0..%lld", g, centres[g],
+                             (long long)(n - 1));
     cmcr_status st = CMCR_OK;
     #pragma omp parallel
     {
