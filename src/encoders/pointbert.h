@@ -74,10 +74,12 @@ cmcr_status pointbert_group(const float *v, int64_t n, int width, int64_t start,
 /* count grouped clouds (count x pointbert_group_floats(width)) -> emb count x out, NOT
  * normalised. Non-finite input is refused, naming the cloud. bf16: the products in bfloat16
  * (CMCR_EUNSUPPORTED with the reason where they cannot run); max-pooling, norms, attention and
- * sums stay float32. Scratch is allocated per call and bounded: the mini-PointNet runs
- * PB_CHUNK_GROUPS groups at a time (about 4.6 MB per 1,000 rows at E = 256, 19 MB in all) and
- * the transformer PB_CHUNK_CLOUDS clouds at a time (about 5 MB at D = 384). Products and
- * loops run in parallel with OpenMP inside; concurrent calls on one model are safe. */
+ * sums stay float32. Scratch is allocated per call and bounded whatever the count: the
+ * mini-PointNet runs 128 groups at a time (4,096 point rows: 19 MB at E = 256) and the
+ * transformer 2 clouds at a time (1,026 token rows: 17 MB of activations and 19 MB of
+ * attention scores at D = 384); about 55 MB in all at full size (4 MB more with bf16).
+ * Products and loops run in parallel with OpenMP inside; concurrent calls on one model are
+ * safe. */
 cmcr_status pointbert_encode(const pointbert_model *m, const float *groups, int64_t count, int bf16, float *emb);
 
 #endif
