@@ -50,7 +50,7 @@ size_t pointbert_group_floats(int width);
 
 /* points_fps and points_knn fail with CMCR_ENOMEM (scratch: 16 bytes a point for FPS, 8 a
  * point per thread for kNN) or CMCR_EINVAL (the arguments outside what is stated below, e.g.
- * k > n, a centre or start outside 0..n-1, stride < 3).
+ * k > n, a centre or start outside 0..n-1, stride < 3, n > INT32_MAX: indices are int32).
  *
  * Farthest point sampling (C-MCR's misc.fps, started at `start` instead of a random index):
  * m indices into out. Squared distances are float32 ((dx*dx + dy*dy) + dz*dz, never fused),
@@ -67,7 +67,7 @@ cmcr_status points_knn(const float *v, int64_t n, int stride, const int32_t *cen
  * per group, its PB_GROUP_SIZE neighbours' xyz minus the centre's (then their rgb, uncentred,
  * for width 6); after all groups, the PB_GROUPS centres' xyz. centre_idx (PB_GROUPS) and
  * knn_idx (PB_GROUPS x PB_GROUP_SIZE) receive the indices when not NULL. Fails (CMCR_EINVAL)
- * for n < PB_GROUP_SIZE, width not 3 or 6, start outside 0..n-1. */
+ * for n < PB_GROUP_SIZE or n > INT32_MAX, width not 3 or 6, start outside 0..n-1. */
 cmcr_status pointbert_group(const float *v, int64_t n, int width, int64_t start, float *out, int32_t *centre_idx,
                             int32_t *knn_idx);
 

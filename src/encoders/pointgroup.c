@@ -38,7 +38,7 @@ static int64_t fps_step(const float *x, const float *y, const float *z, float *d
 
 cmcr_status points_fps(const float *v, int64_t n, int stride, int64_t start, int32_t m, int32_t *out)
 {
-    if (!v || !out || n < 1 || stride < 3 || start < 0 || start >= n || m < 0)
+    if (!v || !out || n < 1 || n > INT32_MAX || stride < 3 || start < 0 || start >= n || m < 0)
         return core_fail(CMCR_EINVAL, "farthest point sampling: bad arguments (%lld points of stride %d, start %lld)",
                          (long long)n, stride, (long long)start);
     float *x = (uint64_t)n > SIZE_MAX / 16 ? NULL : malloc(sizeof(float) * 4 * (size_t)n);
@@ -85,7 +85,7 @@ static void knn_one(const float *v, int64_t n, int stride, const float *c, int32
 cmcr_status points_knn(const float *v, int64_t n, int stride, const int32_t *centres, int32_t m, int32_t k,
                        int32_t *out)
 {
-    if (!v || !centres || !out || stride < 3 || m < 0 || k < 1 || k > n)
+    if (!v || !centres || !out || n > INT32_MAX || stride < 3 || m < 0 || k < 1 || k > n)
         return core_fail(CMCR_EINVAL, "k nearest neighbours: bad arguments (%d of %lld points of stride %d)", k,
                          (long long)n, stride);
     for (int32_t g = 0; g < m; g++)
@@ -118,6 +118,9 @@ cmcr_status pointbert_group(const float *v, int64_t n, int width, int64_t start,
     if (n < PB_GROUP_SIZE)
         return core_fail(CMCR_EINVAL, "pointbert_group: %lld points, fewer than the %d of a group", (long long)n,
                          PB_GROUP_SIZE);
+    if (n > INT32_MAX)
+        return core_fail(CMCR_EINVAL, "pointbert_group: %lld points, more than the %d an index holds", (long long)n,
+                         INT32_MAX);
     if (start < 0 || start >= n)
         return core_fail(CMCR_EINVAL, "pointbert_group: start index %lld is outside 0..%lld", (long long)start,
                          (long long)(n - 1));
