@@ -7,6 +7,7 @@
 #include "runtime/matmul.h"
 
 #include <math.h>
+#include <pthread.h>
 
 static void run_fixture(const char *fixture, int width)
 {
@@ -51,6 +52,49 @@ static void test_rgb(void **state)
 {
     (void)state;
     run_fixture("pointbert_rgb", 6);
+}
+
+/* Two threads encoding on one model at once: each gets the reference's embeddings. */
+typedef struct job {
+    const pointbert_model *m;
+    const float *groups;
+    int64_t count;
+    float *emb;
+    cmcr_status st;
+} job;
+
+static void *encode_job(void *arg)
+{
+    job *j = arg;
+    j->st = pointbert_encode(j->m, j->groups, j->count, 0, j->emb);
+    return NULL;
+}
+
+static void test_concurrent(void **state)
+{
+    (void)state;
+    pointbert_model *m = pb_model("pointbert_small");
+    int64_t count, numel;
+    float *groups = pb_group_all("pointbert_small", 3, &count, NULL);
+    float *ref = pb_npy("pointbert_small", "ref_emb.npy", &numel, NULL);
+    job jobs[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        jobs[i] = (job){.m = m, .groups = groups, .count = count, .emb = malloc(sizeof(float) * (size_t)numel)};
+        assert_non_null(jobs[i].emb);
+        assert_int_equal(pthread_create(&th[i], NULL, encode_job, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(jobs[i].st, CMCR_OK);
+        double d = tu_max_abs_diff(jobs[i].emb, ref, numel);
+        printf("concurrent call %d: max |C - PyTorch| = %.3g\n", i, d);
+        assert_true(d < TOL);
+        free(jobs[i].emb);
+    }
+    free(ref);
+    free(groups);
+    pointbert_model_free(m);
 }
 
 /* ------------------------------------------------------------------ grouping rules */
@@ -237,7 +281,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fps_start),    cmocka_unit_test(test_knn_ties),       cmocka_unit_test(test_group_refusals),
         cmocka_unit_test(test_small),        cmocka_unit_test(test_rgb),            cmocka_unit_test(test_refuse_tensors),
-        cmocka_unit_test(test_refuse_input),
+        cmocka_unit_test(test_refuse_input), cmocka_unit_test(test_concurrent),
     };
     return tu_run_group(tests);
 }
