@@ -194,6 +194,10 @@ PYEOF
 # the C-MCR demo's pickled dict (protocols 2-5), PLY ascii / binary LE and BE, text; and its
 # refusals (hostile pickles, NaN, truncations, bad headers).
 "$PY" "$ROOT"/scripts/points_fixtures.py --seeds "$C/fuzz_points"
+
+# fuzz_pointbert: the header of scripts/pointbert_reference.py's tiny PointBERT (D 64, one
+# block, E 8), cut after the JSON (fuzz/fuzz_pointbert.c appends data).
+"$PY" "$ROOT"/scripts/pointbert_reference.py --seeds "$C/fuzz_pointbert"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do
