@@ -4,6 +4,12 @@
   pointbert_reference.py --out DIR [--dim 64 --depth 2 --encoder-dims 32 --width 3|6
                          --clouds 5 --points 10000 --seed 0] [--full]
   pointbert_reference.py --seeds DIR     the fuzz target's seed (fuzz/make_seeds.sh)
+  pointbert_reference.py --weights ULIP.pt --embed FILE.npy... --save OUT.npy [--start S]
+                         [--knn rule|ulip] [--batch 8] [--bf16] [--time]
+      the L2-normalised embeddings of .npy clouds (N x w float32) as C-MCR computes them
+      (encode_pc, then F.normalize), FPS from point S (default 0); --knn ulip groups with ULIP's
+      own float32 formula, the official code path (the benchmark's reference); --bf16 under
+      torch.autocast; --time prints "(R items/s)" over reading, grouping and the network.
 
 Written from ULIP's PointTransformer (models/pointbert/point_encoder.py, dvae.py's Group and
 Encoder) and C-MCR's CPU misc.fps; own code. --full is ULIP-2's size: D 384, depth 12, E 256.
@@ -260,7 +266,20 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights")
+    ap.add_argument("--embed", nargs="+")
+    ap.add_argument("--save")
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--knn", choices=("rule", "ulip"), default="rule")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--time", action="store_true")
     a = ap.parse_args()
+    if a.embed:
+        if not a.weights or not a.save:
+            ap.error("--embed needs --weights and --save")
+        embed_files(a)
+        return
     if a.full:
         a.dim, a.depth, a.encoder_dims = 384, 12, 256
     if a.seeds:
@@ -355,6 +374,45 @@ def bench(m, out, name, start, threads, batch=4, runs=3):
           "ULIP's float32 formula + topk %.1f ms), network %.1f ms/cloud (batch of %d; %.2f clouds/s)"
           % (torch.__version__, threads, cloud.shape[0], 1000 * t["fps"], 1000 * t["knn"], 1000 * t["ulip"],
              1000 * t["net"], batch, 1 / t["net"]))
+
+
+def load_ulip(path):
+    """The point half of a ULIP checkpoint, as C-MCR's trunks.py loads it (module. dropped)."""
+    sd = {k.replace("module.", "", 1): v for k, v in torch.load(path, map_location="cpu")["state_dict"].items()}
+    depth = sum(1 for k in sd if k.startswith("point_encoder.blocks.blocks.") and k.endswith(".attn.qkv.weight"))
+    e, d = sd["point_encoder.reduce_dim.weight"].shape[1], sd["point_encoder.reduce_dim.weight"].shape[0]
+    w = sd["point_encoder.encoder.first_conv.0.weight"].shape[1]
+    m = ULIPPoints(d, depth, e, w)
+    m.load_state_dict({k: v for k, v in sd.items() if k in m.state_dict()}, strict=True)
+    return m.eval()
+
+
+def embed_files(a):
+    """--embed: files to normalised embeddings, in batches, timed from the first read."""
+    torch.set_num_threads(a.threads)
+    m = load_ulip(a.weights)
+    out = []
+    t0 = time.perf_counter()
+    for s in range(0, len(a.embed), a.batch):
+        nbs, cens = [], []
+        for f in a.embed[s:s + a.batch]:
+            cloud = torch.from_numpy(np.load(f).astype(np.float32))
+            xyz = cloud[:, :3].contiguous()
+            cent = fps(xyz, GROUPS, a.start)
+            idx = knn_ulip(xyz, cent, GROUP_SIZE) if a.knn == "ulip" else knn_rule(xyz, cent, GROUP_SIZE)
+            centre = xyz[cent]
+            nb = xyz[idx] - centre[:, None, :]
+            if cloud.shape[1] > 3:
+                nb = torch.cat((nb, cloud[:, 3:][idx]), dim=-1)
+            nbs.append(nb)
+            cens.append(centre)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
+            emb = m(torch.stack(nbs), torch.stack(cens)).float()
+        out.append(nn.functional.normalize(emb, dim=-1))
+    el = time.perf_counter() - t0
+    np.save(a.save, torch.cat(out).numpy().astype(np.float32))
+    if a.time:
+        print("reference: %d clouds in %.2f s (%.3f items/s)" % (len(a.embed), el, len(a.embed) / el))
 
 
 def seeds(out):

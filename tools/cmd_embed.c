@@ -1,4 +1,5 @@
-/* cmd_embed.c - cmcr embed: images (CLIP), sound files (CLAP) and prompts (either) to
+/* cmd_embed.c - cmcr embed: images (CLIP), sound files (CLAP), point clouds (ULIP's PointBERT)
+ * and prompts (CLIP or CLAP) to
  * embeddings (.npy). The model's kind decides the encoder (cmcr_encoder_kind); the encoders,
  * the file gathering and the batch loops are tools/encode.c's. */
 #define _DEFAULT_SOURCE /* strdup */
@@ -12,9 +13,9 @@
 
 typedef struct embed_cli {
     const char *model, *tokenizer, *activation, *text, *out, *patches, *names, *precision;
-    cli_strs images, audio;
+    cli_strs images, audio, points;
     long long batch, seed;
-    bool no_normalize, skip_bad, quiet;
+    bool no_normalize, skip_bad, quiet, xyz_only;
 } embed_cli;
 
 /* ------------------------------------------------------------------ summary */
@@ -101,10 +102,11 @@ static int embed_text(const embed_cli *a, encoder *e)
 
 static int check_options(const embed_cli *a)
 {
-    int inputs = (a->images.n > 0) + (a->audio.n > 0) + (a->text != NULL);
-    if (inputs != 1) return cli_error("embed", 2, "give one of --images, --audio or --text (see --help)");
+    int inputs = (a->images.n > 0) + (a->audio.n > 0) + (a->points.n > 0) + (a->text != NULL);
+    if (inputs != 1) return cli_error("embed", 2, "give one of --images, --audio, --points or --text (see --help)");
+    if (a->xyz_only && !a->points.n) return cli_error("embed", 2, "--xyz-only needs --points");
     if (a->patches && !a->images.n) return cli_error("embed", 2, "--patches needs --images");
-    if (a->names && a->text) return cli_error("embed", 2, "--names needs --images or --audio (prompts keep the text file's order)");
+    if (a->names && a->text) return cli_error("embed", 2, "--names needs --images, --audio or --points (prompts keep the text file's order)");
     if (cli_check_precision("embed", a->precision)) return 2;
     if (a->activation && strcmp(a->activation, "quick_gelu") != 0 && strcmp(a->activation, "gelu") != 0)
         return cli_error("embed", 2, "--activation must be quick_gelu or gelu, not '%s'", a->activation);
@@ -116,7 +118,7 @@ static int check_options(const embed_cli *a)
  * sounds to LAION-CLAP). */
 static int check_kind(const embed_cli *a, const encoder_kind *k)
 {
-    const char *flag = a->images.n ? "--images" : a->audio.n ? "--audio" : NULL;
+    const char *flag = a->images.n ? "--images" : a->audio.n ? "--audio" : a->points.n ? "--points" : NULL;
     const encoder_kind *want = NULL;
     for (const encoder_kind *r = encoder_kinds; flag && r->kind; r++)
         if (strcmp(r->flag, flag) == 0) want = r;
@@ -125,6 +127,9 @@ static int check_kind(const embed_cli *a, const encoder_kind *k)
     if (want && want != k)
         rc = cli_error("embed", 2, "%s: %s needs a %s model, and this is a %s checkpoint", shown, flag, want->name,
                        k->name);
+    else if (a->text && !k->tokenize)
+        rc = cli_error("embed", 2, "%s: a %s checkpoint has no text tower: embed the prompts with CLIP (the text side "
+                       "of ulip_clip.pt)", shown, k->name);
     else if (a->activation && strcmp(k->kind, "clip") != 0)
         rc = cli_error("embed", 2, "%s: --activation is for CLIP models (%s's are fixed)", shown, k->name);
     free(shown);
@@ -163,7 +168,7 @@ static int check_files(const embed_cli *a, const str_list *files)
     str_list extra = {0};
     int rc = add_companions(a->model, &extra);
     if (!rc && a->tokenizer) rc = add_companions(a->tokenizer, &extra);
-    size_t n = 3 + (size_t)extra.n + (size_t)a->images.n + (size_t)a->audio.n + (size_t)files->n;
+    size_t n = 3 + (size_t)extra.n + (size_t)a->images.n + (size_t)a->audio.n + (size_t)a->points.n + (size_t)files->n;
     cli_file *in = rc ? NULL : malloc(n * sizeof *in);
     if (!rc && !in) rc = cli_error("embed", 1, "out of memory");
     if (rc) return list_free(&extra), rc;
@@ -174,8 +179,9 @@ static int check_files(const embed_cli *a, const str_list *files)
     for (int64_t i = 0; i < extra.n; i++) in[nin++] = (cli_file){"file beside the model or tokenizer", extra.v[i], NULL, NULL, NULL};
     for (int i = 0; i < a->images.n; i++) in[nin++] = (cli_file){"--images", a->images.v[i], NULL, NULL, NULL};
     for (int i = 0; i < a->audio.n; i++) in[nin++] = (cli_file){"--audio", a->audio.v[i], NULL, NULL, NULL};
-    for (int64_t i = 0; i < files->n; i++)
-        in[nin++] = (cli_file){a->audio.n ? "sound file" : "image", files->v[i], NULL, NULL, NULL};
+    for (int i = 0; i < a->points.n; i++) in[nin++] = (cli_file){"--points", a->points.v[i], NULL, NULL, NULL};
+    const char *noun = a->audio.n ? "sound file" : a->points.n ? "point cloud" : "image";
+    for (int64_t i = 0; i < files->n; i++) in[nin++] = (cli_file){noun, files->v[i], NULL, NULL, NULL};
     cli_file out[3] = {{"--out", a->out, CLI_EXT_NPY, NULL, NULL},
                        {"--patches", a->patches, CLI_EXT_NPY, NULL, NULL},
                        {"--names", a->names, ".txt", NULL, NULL}};
@@ -197,8 +203,9 @@ int cmd_embed(int argc, char **argv)
 {
     embed_cli a;
     cli_opt opts[] = {
-        {"model", OPT_STR, &a.model, NULL, "CLIP weights (a Hugging Face folder or a .safetensors/.bin/.pt file) or "
-                                           "LAION-CLAP weights (a .pt such as 630k-fusion-best.pt, or .safetensors)"},
+        {"model", OPT_STR, &a.model, NULL, "CLIP weights (a Hugging Face folder or a .safetensors/.bin/.pt file), "
+                                           "LAION-CLAP weights (a .pt such as 630k-fusion-best.pt, or .safetensors) "
+                                           "or ULIP's (pointbert_ULIP-2.pt)"},
         {"tokenizer", OPT_STR, &a.tokenizer, "", "vocab.json (merges.txt beside it), a folder holding both, or "
                                                  "bpe_simple_vocab_16e6.txt.gz (CLIP); default: found beside the model"},
         {"activation", OPT_STR, &a.activation, "", "CLIP: quick_gelu or gelu for both towers; default: the model's "
@@ -206,18 +213,25 @@ int cmd_embed(int argc, char **argv)
         {"images", OPT_STRS, &a.images, "", "images (JPEG, PNG), folders of them (searched at any depth) or list "
                                             "files (.txt/.lst, one path per line); CLIP"},
         {"audio", OPT_STRS, &a.audio, "", "sound files (WAV, FLAC, OGG, MP3), folders of them or list files; CLAP"},
+        {"points", OPT_STRS, &a.points, "", "point clouds (.npy, the C-MCR demo's .npy, .ply, .xyz/.txt text), "
+                                            "folders of them or .lst list files; PointBERT (docs/points.md)"},
+        {"xyz-only", OPT_FLAG, &a.xyz_only, "", "PointBERT: give an xyz model the first 3 columns of wider clouds "
+                                                 "(e.g. ModelNet40's x,y,z,nx,ny,nz); default: refused"},
         {"text", OPT_STR, &a.text, "", "a text file of prompts, one per line"},
         {"out", OPT_STR, &a.out, NULL, "embeddings (.npy, rows in input order)"},
         {"patches", OPT_STR, &a.patches, "", "also the patch embeddings, N x patches x dim (.npy; images only)"},
-        {"names", OPT_STR, &a.names, "", "also the path of each row, one per line (.txt; images or sounds)"},
-        {"batch", OPT_INT, &a.batch, "32", "images, clips or prompts per forward pass"},
+        {"names", OPT_STR, &a.names, "", "also the path of each row, one per line (.txt; images, sounds or clouds)"},
+        {"batch", OPT_INT, &a.batch, "32", "images, clips, clouds or prompts per forward pass"},
         {"precision", OPT_STR, &a.precision, "f32", "f32 or bf16 products"},
-        {"seed", OPT_INT, &a.seed, "0", "CLAP: draws the chunk starts of clips longer than 10 s (docs/audio.md)"},
+        {"seed", OPT_INT, &a.seed, "0", "CLAP: draws the chunk starts of clips longer than 10 s (docs/audio.md); "
+                                        "PointBERT: 0 starts sampling at point 0, else at a point drawn from it "
+                                        "(docs/points.md)"},
         {"no-normalize", OPT_FLAG, &a.no_normalize, "", "keep the raw projections (default: L2-normalised rows)"},
         {"skip-bad", OPT_FLAG, &a.skip_bad, "", "go on past files that cannot be read, and list them"},
         {"quiet", OPT_FLAG, &a.quiet, "", "no progress or summary on stderr"},
         {0}};
-    cli_cmd cmd = {"embed", "", "Embed images (CLIP), sounds (LAION-CLAP) or prompts (either) (docs/encoders.md).",
+    cli_cmd cmd = {"embed", "", "Embed images (CLIP), sounds (LAION-CLAP), point clouds (ULIP's PointBERT) or prompts (CLIP "
+                   "or LAION-CLAP) (docs/encoders.md).",
                    0, opts};
     char *pos[8];
     int rc = cli_parse(&cmd, argc, argv, pos);
@@ -229,12 +243,13 @@ int cmd_embed(int argc, char **argv)
     str_list files = {0};
     if (a.images.n) rc = encoder_collect("embed", &a.images, "--images", k, &files);
     if (a.audio.n) rc = encoder_collect("embed", &a.audio, "--audio", k, &files);
+    if (a.points.n) rc = encoder_collect("embed", &a.points, "--points", k, &files);
     if (!rc) rc = check_names(&a, &files);
     if (!rc) rc = check_files(&a, &files);
     if (rc) return list_free(&files), rc;
     encoder e;
     encoder_opts o = {"embed", a.model, a.tokenizer, a.activation, a.precision, a.seed, a.batch, a.text != NULL, a.quiet,
-                      " (--skip-bad goes on without such files)"};
+                      " (--skip-bad goes on without such files)", a.xyz_only};
     rc = encoder_open(&o, k, &e);
     if (!rc) rc = a.text ? embed_text(&a, &e) : embed_media(&a, &e, &files);
     list_free(&files);

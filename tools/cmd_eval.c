@@ -273,7 +273,7 @@ typedef struct zs_job {
     cli_strs input_files;
     const char *input_encoder, *class_encoder, *tokenizer, *prompt, *precision;
     long long batch, seed;
-    bool quiet;
+    bool quiet, xyz_only;
     str_list files;
     const encoder_kind *ki, *kc; /* the kinds of the two encoders */
     const char *released;        /* the released connection the sides were inferred from */
@@ -323,7 +323,8 @@ static int zeroshot_check_opts(const zs_job *j)
     if (!j->model && (j->side || j->classes_side)) return cli_error(ZS, 2, "--side and --classes-side need --model");
     if (!from_files(j)) {
         const char *only = j->input_encoder ? "--input-encoder" : j->class_encoder ? "--class-encoder"
-                           : j->tokenizer   ? "--tokenizer"     : j->prompt      ? "--prompt" : NULL;
+                           : j->tokenizer   ? "--tokenizer"     : j->prompt      ? "--prompt"
+                           : j->xyz_only    ? "--xyz-only"      : NULL;
         if (only) return cli_error(ZS, 2, "%s goes with --input-files (embeddings are given with --inputs)", only);
         const char *need = !j->inputs ? "--inputs" : !j->classes ? "--classes" : !j->labels ? "--labels" : NULL;
         if (need) return cli_error(ZS, 2, "%s is required (see --help), unless the inputs are files (--input-files)", need);
@@ -538,8 +539,8 @@ static int files_embed(zs_job *j, const space *sp, cmcr_side xs, cmcr_side cs)
 {
     bool shared = strcmp(j->input_encoder, j->class_encoder) == 0; /* one model for both: loaded once */
     encoder_opts oi = {ZS, j->input_encoder, shared ? j->tokenizer : NULL, NULL, j->precision, j->seed, j->batch,
-                       false, j->quiet, NULL};
-    encoder_opts oc = {ZS, j->class_encoder, j->tokenizer, NULL, j->precision, j->seed, j->batch, true, j->quiet, NULL};
+                       false, j->quiet, NULL, j->xyz_only};
+    encoder_opts oc = {ZS, j->class_encoder, j->tokenizer, NULL, j->precision, j->seed, j->batch, true, j->quiet, NULL, false};
     encoder ei = {0}, ec = {0};
     int rc = encoder_open(&oi, j->ki, &ei);
     if (!rc && !shared) rc = encoder_open(&oc, j->kc, &ec);
@@ -675,17 +676,22 @@ static int eval_zeroshot(int argc, char **argv)
         {"class-names", OPT_STR, &j.class_names, "", "text file with one class name per line: for --per-class, and "
          "with --input-files the classes (their prompts; the folder names)"},
         {"input-files", OPT_STRS, &j.input_files, "", "classify files instead of embeddings: files, folders "
-         "(searched at any depth for the encoder's kind: images for CLIP, sounds for LAION-CLAP) or list files "
-         "(.txt/.lst)"},
-        {"input-encoder", OPT_STR, &j.input_encoder, "", "the checkpoint that embeds --input-files (CLIP or LAION-CLAP)"},
+         "(searched at any depth for the encoder's kind: images for CLIP, sounds for LAION-CLAP, point clouds for "
+         "PointBERT) or list files (.lst; .txt too, except for point clouds)"},
+        {"input-encoder", OPT_STR, &j.input_encoder, "", "the checkpoint that embeds --input-files (CLIP, LAION-CLAP "
+         "or ULIP's PointBERT)"},
         {"class-encoder", OPT_STR, &j.class_encoder, "", "the checkpoint whose text tower embeds the prompts (CLIP or "
          "LAION-CLAP)"},
         {"tokenizer", OPT_STR, &j.tokenizer, "", "the class encoder's tokenizer; default: found beside it"},
         {"prompt", OPT_STR, &j.prompt, "", "the prompt of each class, {} = its name (exactly once); default by the "
-         "inputs' kind: 'a photo of a {}.' (CLIP), 'This is a sound of {}.' (LAION-CLAP)"},
+         "inputs' kind: 'a photo of a {}.' (CLIP), 'This is a sound of {}.' (LAION-CLAP), 'a point cloud of a {}.' "
+         "(PointBERT)"},
         {"precision", OPT_STR, &j.precision, "f32", "from files: f32 or bf16 products in the encoders"},
         {"batch", OPT_INT, &j.batch, "32", "from files: files or prompts per forward pass"},
-        {"seed", OPT_INT, &j.seed, "0", "from files: LAION-CLAP's chunk starts of clips longer than 10 s"},
+        {"seed", OPT_INT, &j.seed, "0", "from files: LAION-CLAP's chunk starts of clips longer than 10 s; "
+         "PointBERT's first sampled point (0: point 0)"},
+        {"xyz-only", OPT_FLAG, &j.xyz_only, "", "from files: PointBERT takes the first 3 columns of wider clouds "
+         "(ModelNet40's x,y,z,nx,ny,nz); default: refused"},
         {"quiet", OPT_FLAG, &j.quiet, "", "from files: no progress or note of the inferred sides on stderr"},
         {"json", OPT_FLAG, &j.json, "", "print one JSON object instead of the table"},
         {0}};

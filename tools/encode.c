@@ -153,15 +153,59 @@ static int load_clap(const encoder_opts *o, encoder *e)
     return 0;
 }
 
+static cmcr_status pointbert_read_inputs(const void *m, char *const *paths, int64_t n, float *buf,
+                                         unsigned char *flags, unsigned char *ok)
+{
+    (void)flags;
+    return cmcr_pointbert_clouds(m, (const char *const *)paths, n, buf, ok);
+}
+
+static cmcr_status pointbert_read_input(const void *m, const char *path, float *buf, unsigned char *flag)
+{
+    (void)flag;
+    return cmcr_pointbert_cloud(m, path, buf);
+}
+
+static cmcr_status pointbert_embed_inputs(const void *m, const float *buf, const unsigned char *flags, int64_t n,
+                                          int bf16, int normalize, float *emb, float *patches)
+{
+    (void)flags;
+    (void)patches;
+    return cmcr_pointbert_embed(m, buf, n, bf16, normalize, emb);
+}
+
+static void pointbert_free(void *m) { cmcr_pointbert_free(m); }
+
+static int load_pointbert(const encoder_opts *o, encoder *e)
+{
+    cmcr_pointbert_options po = cmcr_pointbert_default_options();
+    po.float32_only = strcmp(o->precision, "f32") == 0;
+    po.seed = (uint64_t)o->seed;
+    po.xyz_only = o->xyz_only;
+    cmcr_pointbert *p = NULL;
+    if (cmcr_pointbert_load(o->model, &po, &p)) return cli_fail(o->cmd);
+    e->m = p;
+    cmcr_pointbert_info in = cmcr_pointbert_get_info(p);
+    e->dim = in.dim;
+    e->each = (size_t)in.input_floats;
+    snprintf(e->how, sizeof e->how, "ULIP PointBERT weights (%s, width %d, %d blocks), FPS from %s",
+             in.width == 6 ? "xyz + rgb" : "xyz", in.trans_dim, in.depth, o->seed ? "--seed" : "point 0");
+    return 0;
+}
+
 static const char *const image_exts[] = {".jpg", ".jpeg", ".png", NULL};
 static const char *const audio_exts[] = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", NULL};
+static const char *const points_exts[] = {".npy", ".ply", ".xyz", ".txt", NULL};
 
-/* A third kind (PointBERT: inputs are point-cloud files) is one more row and its calls. */
+/* The kinds. PointBERT has no text tower (ULIP's prompts go through CLIP's): no tokenize, no embed_ids. */
 const encoder_kind encoder_kinds[] = {
     {"clip", "CLIP", "--images", "image", "images", "image", image_exts, "a photo of a {}.", load_clip, clip_free,
      clip_read_inputs, clip_read_input, clip_embed_inputs, clip_tokenize, clip_embed_ids},
     {"clap", "LAION-CLAP", "--audio", "sound file", "clips", "clip", audio_exts, "This is a sound of {}.", load_clap,
      clap_free, clap_read_inputs, clap_read_input, clap_embed_inputs, clap_tokenize, clap_embed_ids},
+    {"pointbert", "ULIP PointBERT", "--points", "point cloud", "clouds", "cloud", points_exts,
+     "a point cloud of a {}.", load_pointbert, pointbert_free, pointbert_read_inputs, pointbert_read_input,
+     pointbert_embed_inputs, NULL, NULL},
     {0}};
 
 /* ------------------------------------------------------------------ opening */
@@ -264,10 +308,12 @@ static int add_list(const char *cmd, const char *path, str_list *out)
     return rc;
 }
 
-static bool is_list_name(const char *p)
+/* A list file is named .lst, or .txt unless .txt is one of the kind's own inputs (ModelNet40's
+ * point clouds are .txt files: for --points only .lst names a list). */
+static bool is_list_name(const char *p, const encoder_kind *k)
 {
-    size_t n = strlen(p);
-    return n > 4 && (strcasecmp(p + n - 4, ".txt") == 0 || strcasecmp(p + n - 4, ".lst") == 0);
+    if (has_ext(p, (const char *const[]){".lst", NULL})) return true;
+    return has_ext(p, (const char *const[]){".txt", NULL}) && !has_ext(p, k->exts);
 }
 
 /* "no images found" with the extensions searched. */
@@ -295,7 +341,7 @@ int encoder_collect(const char *cmd, const cli_strs *args, const char *flag, con
             return encode_path_error(cmd, fmt, a);
         }
         if (S_ISDIR(st.st_mode)) rc = add_folder(cmd, a, k->exts, out, 0);
-        else if (is_list_name(a)) rc = add_list(cmd, a, out);
+        else if (is_list_name(a, k)) rc = add_list(cmd, a, out);
         else rc = list_push(out, strdup(a)) ? 0 : cli_error(cmd, 1, "out of memory");
         if (rc) return rc;
     }
@@ -410,6 +456,10 @@ int encoder_embed_files(encoder *e, const str_list *files, int normalize, bool s
 
 int encoder_embed_texts(encoder *e, char *const *texts, int64_t n, const char *source, int normalize, float **emb)
 {
+    *emb = NULL;
+    if (!e->k->tokenize)
+        return cli_error(e->cmd, 2, "a %s checkpoint has no text tower: embed the prompts with CLIP (the text side "
+                         "of ulip_clip.pt)", e->k->name);
     int32_t *ids = malloc((size_t)n * (size_t)e->context * sizeof(int32_t));
     *emb = malloc((size_t)n * (size_t)e->dim * sizeof(float));
     int rc = 0;

@@ -1,7 +1,8 @@
 /* encode.h - the CLI's encoders, shared by cmcr embed and cmcr eval zeroshot (from files): a
  * checkpoint loaded by its kind (cmcr_encoder_kind), media files gathered from files, folders
  * and list files, and the batch loops that embed them or prompts, with progress on stderr.
- * Everything that differs between kinds (CLIP: images; LAION-CLAP: sounds) is one row of the
+ * Everything that differs between kinds (CLIP: images; LAION-CLAP: sounds; ULIP's PointBERT: point
+ * clouds) is one row of the
  * table in encode.c; a new kind is a row and its few calls. */
 #ifndef CMCR_ENCODE_H
 #define CMCR_ENCODE_H
@@ -25,7 +26,7 @@ typedef struct encoder_opts encoder_opts;
 
 /* One kind of encoder: how it is named, what it reads, and its calls. */
 typedef struct encoder_kind {
-    const char *kind;        /* cmcr_encoder_kind's word: "clip", "clap" */
+    const char *kind;        /* cmcr_encoder_kind's word: "clip", "clap", "pointbert" */
     const char *name;        /* for messages: "CLIP", "LAION-CLAP" */
     const char *flag, *noun; /* embed's input flag and one input file: "--images", "image" */
     const char *what, *one;  /* rows in summaries: "images", "image" */
@@ -38,6 +39,7 @@ typedef struct encoder_kind {
     cmcr_status (*read_input)(const void *m, const char *path, float *buf, unsigned char *flag);
     cmcr_status (*embed_inputs)(const void *m, const float *buf, const unsigned char *flags, int64_t n, int bf16,
                                 int normalize, float *emb, float *patches);
+    /* NULL for a kind without a text tower (PointBERT) */
     cmcr_status (*tokenize)(const void *m, const char *text, const char *where, int32_t *ids);
     cmcr_status (*embed_ids)(const void *m, const int32_t *ids, int64_t n, int bf16, int normalize, float *emb);
 } encoder_kind;
@@ -57,12 +59,13 @@ struct encoder_opts {
     bool text;              /* how[] describes the text tower (CLIP's text activation) */
     bool quiet;             /* no progress line */
     const char *bad_hint;   /* after the message of a file that cannot be read ("" or NULL: none) */
+    bool xyz_only;          /* PointBERT: clouds with more than 3 columns give their xyz to an xyz model */
 };
 
 /* A loaded encoder. */
 struct encoder {
     const encoder_kind *k;
-    void *m;                 /* the kind's model (cmcr_clip, cmcr_clap) */
+    void *m;                 /* the kind's model (cmcr_clip, cmcr_clap, cmcr_pointbert) */
     int32_t dim, context, patches;
     int has_tokenizer;       /* 0: prompts are refused (the library says why) */
     size_t each;             /* floats of one preprocessed input */
@@ -87,8 +90,8 @@ void encoder_close(encoder *e);
 double encoder_elapsed(const encoder *e);
 
 /* args (the values of flag): input files, folders (searched at any depth for k's extensions,
- * hidden entries skipped, in path order) and list files (.txt, .lst: one path per line,
- * relative ones from the list's folder), appended to out in the order given. 0, or 1 after
+ * hidden entries skipped, in path order) and list files (.lst, and .txt unless k reads .txt
+ * files: one path per line, relative ones from the list's folder), appended to out in the order given. 0, or 1 after
  * printing the error (a missing path, no input found). */
 int encoder_collect(const char *cmd, const cli_strs *args, const char *flag, const encoder_kind *k, str_list *out);
 

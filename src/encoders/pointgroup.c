@@ -4,11 +4,16 @@
  * This file is compiled with -ffp-contract=off (CMakeLists.txt): FPS must compute each squared
  * distance as the reference does, three float32 products and two float32 sums, so that its
  * indices are the reference's exactly; a fused multiply-add would change the last bit and,
- * at near-ties, the choice. */
+ * at near-ties, the choice. Clang (the fuzz build, which compiles the sources itself) is told
+ * the same by the pragma; GCC ignores the pragma and obeys the flag. */
 #include "encoders/pointbert.h"
 #include "runtime/vmath.h"
 
 #include <stdlib.h>
+
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 size_t pointbert_group_floats(int width)
 {
