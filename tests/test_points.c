@@ -312,10 +312,6 @@ static void test_keep_xyz(void **state)
     points_free(&pc); /* freeing an empty cloud is fine */
     points_free(NULL);
     free(copy);
-    assert_string_equal(points_exts[0], ".npy");
-    int k = 0;
-    while (points_exts[k]) k++;
-    assert_int_equal(k, 4);
 }
 
 /* numpy's globals are recognised only in numpy mode: a checkpoint's pickle (pk_parse) keeps

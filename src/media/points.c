@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const points_exts[] = {".npy", ".ply", ".xyz", ".txt", NULL};
-
 #define SHAPE_RULE "a point cloud is N x 3 (xyz) or N x 6 (xyz + rgb)"
 #define PLY_MAX_HEADER (64 * 1024)
 #define PLY_MAX_ELEMENTS 64

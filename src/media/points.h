@@ -18,9 +18,6 @@ typedef struct point_cloud {
     int width;   /* 3 (xyz) or 6 (xyz + rgb, or xyz + normals from 6-column text) */
 } point_cloud;
 
-/* The extensions the CLI collects from folders (lower case, NULL-terminated): .npy, .ply,
- * .xyz and .txt (ModelNet40's comma-separated files). The reader itself goes by content. */
-extern const char *const points_exts[];
 
 /* Read a cloud from a file; the format from its content, not its name: "\x93NUMPY" a .npy
  * (N x 3 or N x 6 float32/float64, or a 0-d object array holding a pickled dict with 'xyz'),
