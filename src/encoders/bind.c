@@ -146,6 +146,28 @@ cmcr_status bind_bf16(tf_linear *const *ls, size_t n, const char *name, uint16_t
     return CMCR_OK;
 }
 
+cmcr_status bind_bf16_blocks(tf_linear *const *fixed, size_t nfixed, tf_block *const *blocks, const int64_t *nblocks,
+                             int ngroups, const char *name, uint16_t **block)
+{
+    size_t n = nfixed;
+    for (int g = 0; g < ngroups; g++) n += 4 * (size_t)nblocks[g];
+    tf_linear **ls = malloc(sizeof *ls * n);
+    if (!ls) return core_fail(CMCR_ENOMEM, "%s: out of memory", name);
+    n = 0;
+    for (size_t i = 0; i < nfixed; i++) ls[n++] = fixed[i];
+    for (int g = 0; g < ngroups; g++)
+        for (int64_t i = 0; i < nblocks[g]; i++) {
+            tf_block *b = &blocks[g][i];
+            ls[n++] = &b->qkv;
+            ls[n++] = &b->out;
+            ls[n++] = &b->fc1;
+            ls[n++] = &b->fc2;
+        }
+    cmcr_status st = bind_bf16(ls, n, name, block);
+    free(ls);
+    return st;
+}
+
 cmcr_status bind_check_bf16(const char *name, const uint16_t *params16, int bf16)
 {
     if (!bf16) return CMCR_OK;

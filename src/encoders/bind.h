@@ -62,6 +62,11 @@ int32_t bind_count(const binder *b, const char *fmt, int32_t max);
  * the encoder), each layer's w16 pointing into it; name is what messages call the model. */
 cmcr_status bind_bf16(tf_linear *const *ls, size_t n, const char *name, uint16_t **block);
 
+/* bind_bf16 over the nfixed layers of fixed and the four Linear layers (qkv, out, fc1, fc2) of
+ * every block of ngroups arrays of transformer blocks (blocks[g], nblocks[g] of them). */
+cmcr_status bind_bf16_blocks(tf_linear *const *fixed, size_t nfixed, tf_block *const *blocks, const int64_t *nblocks,
+                             int ngroups, const char *name, uint16_t **block);
+
 /* Whether a forward pass may run its products in bfloat16 (bf16 != 0): oneDNN's bf16
  * products can run here (mm_bf16_check) and the model was loaded with its bfloat16 weights
  * (params16, from bind_bf16). CMCR_OK for bf16 == 0; else CMCR_EUNSUPPORTED naming the model. */

@@ -427,24 +427,10 @@ static cmcr_status read_checkpoint(const char *file, const char *name, cmcr_tens
 /* The Linear weights in bfloat16, in one block. */
 static cmcr_status make_bf16(clip_model *m, tf_block *vb, tf_block *tb)
 {
-    tf_linear **ls = malloc(sizeof *ls * (size_t)(3 + 4 * (m->vis.layers + m->txt.layers)));
-    size_t n = 0;
-    if (!ls) return core_fail(CMCR_ENOMEM, "%s: out of memory", m->name);
-    ls[n++] = &m->patch;
-    ls[n++] = &m->vis.proj;
-    ls[n++] = &m->txt.proj;
-    for (int pass = 0; pass < 2; pass++) {
-        tf_block *bl = pass ? tb : vb;
-        for (int64_t i = 0; i < (pass ? m->txt.layers : m->vis.layers); i++) {
-            ls[n++] = &bl[i].qkv;
-            ls[n++] = &bl[i].out;
-            ls[n++] = &bl[i].fc1;
-            ls[n++] = &bl[i].fc2;
-        }
-    }
-    cmcr_status st = bind_bf16(ls, n, m->name, &m->params16);
-    free(ls);
-    return st;
+    tf_linear *fixed[] = {&m->patch, &m->vis.proj, &m->txt.proj};
+    tf_block *blocks[] = {vb, tb};
+    int64_t nblocks[] = {m->vis.layers, m->txt.layers};
+    return bind_bf16_blocks(fixed, 3, blocks, nblocks, 2, m->name, &m->params16);
 }
 
 static cmcr_status build(clip_model *m, const cmcr_tensors *ts, int hf)

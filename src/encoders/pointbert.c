@@ -207,21 +207,10 @@ static cmcr_status fold(pointbert_model *m)
 /* The products' weights in bfloat16, in one block. */
 static cmcr_status make_bf16(pointbert_model *m)
 {
-    const int64_t L = m->info.depth;
-    tf_linear **ls = malloc(sizeof *ls * (size_t)(9 + 4 * L));
-    size_t n = 0;
-    if (!ls) return core_fail(CMCR_ENOMEM, "%s: out of memory", m->name);
-    tf_linear *fixed[9] = {&m->c1, &m->c2, &m->c3g, &m->c3f, &m->c4, &m->reduce, &m->pos0, &m->pos2, &m->proj};
-    for (int i = 0; i < 9; i++) ls[n++] = fixed[i];
-    for (int64_t i = 0; i < L; i++) {
-        ls[n++] = &m->blocks[i].qkv;
-        ls[n++] = &m->blocks[i].out;
-        ls[n++] = &m->blocks[i].fc1;
-        ls[n++] = &m->blocks[i].fc2;
-    }
-    cmcr_status st = bind_bf16(ls, n, m->name, &m->params16);
-    free(ls);
-    return st;
+    tf_linear *fixed[] = {&m->c1, &m->c2, &m->c3g, &m->c3f, &m->c4, &m->reduce, &m->pos0, &m->pos2, &m->proj};
+    tf_block *blocks[] = {m->blocks};
+    int64_t nblocks[] = {m->info.depth};
+    return bind_bf16_blocks(fixed, 9, blocks, nblocks, 1, m->name, &m->params16);
 }
 
 static cmcr_status build(pointbert_model *m, const cmcr_tensors *ts)

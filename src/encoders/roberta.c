@@ -124,22 +124,10 @@ static cmcr_status read_sizes(const binder *b, roberta_model *m)
 /* The Linear weights in bfloat16, in one block. */
 static cmcr_status make_bf16(roberta_model *m)
 {
-    const int64_t L = m->info.layers;
-    tf_linear **ls = malloc(sizeof *ls * (size_t)(3 + 4 * L));
-    size_t n = 0;
-    if (!ls) return core_fail(CMCR_ENOMEM, "%s: out of memory", m->name);
-    ls[n++] = &m->pooler;
-    ls[n++] = &m->proj0;
-    ls[n++] = &m->proj2;
-    for (int64_t i = 0; i < L; i++) {
-        ls[n++] = &m->blocks[i].qkv;
-        ls[n++] = &m->blocks[i].out;
-        ls[n++] = &m->blocks[i].fc1;
-        ls[n++] = &m->blocks[i].fc2;
-    }
-    cmcr_status st = bind_bf16(ls, n, m->name, &m->params16);
-    free(ls);
-    return st;
+    tf_linear *fixed[] = {&m->pooler, &m->proj0, &m->proj2};
+    tf_block *blocks[] = {m->blocks};
+    int64_t nblocks[] = {m->info.layers};
+    return bind_bf16_blocks(fixed, 3, blocks, nblocks, 1, m->name, &m->params16);
 }
 
 static cmcr_status build(roberta_model *m, const cmcr_tensors *ts)
