@@ -25,8 +25,9 @@ typedef struct embed_cli {
 static void summary(const char *what, int64_t rows, const char *out, const encoder *e, const char *how, double t)
 {
     char *shown = cli_printable(out);
-    fprintf(stderr, "cmcr embed: %lld %s -> %s (%lld x %d) in %.2f s (%.1f %s/s); %s\n", (long long)rows, what,
-            shown ? shown : "(out of memory)", (long long)rows, e->dim, t, t > 0 ? (double)rows / t : 0.0, what, how);
+    double rate = t > 0 ? (double)rows / t : 0.0;
+    fprintf(stderr, "cmcr embed: %lld %s -> %s (%lld x %d) in %.2f s (%.*f %s/s); %s\n", (long long)rows, what,
+            shown ? shown : "(out of memory)", (long long)rows, e->dim, t, rate < 10 ? 2 : 1, rate, what, how);
     free(shown);
 }
 
