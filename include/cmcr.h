@@ -746,7 +746,8 @@ typedef struct cmcr_pointbert_options {
 CMCR_API cmcr_pointbert_options cmcr_pointbert_default_options(void); /* 0, 0, 0 */
 /* Load ULIP's checkpoint: a .pt (a training checkpoint with "state_dict" and "module." keys, as
  * pointbert_ULIP-2.pt, of which only point_encoder.* and pc_projection are read; or a bare state
- * dict) or a .safetensors file. opts may be NULL (defaults). */
+ * dict whose keys have no "module." prefix) or a .safetensors file (the same keys). opts may be
+ * NULL (defaults). */
 CMCR_API cmcr_status cmcr_pointbert_load(const char *model, const cmcr_pointbert_options *opts,
                                          cmcr_pointbert **out);
 CMCR_API void cmcr_pointbert_free(cmcr_pointbert *p);

@@ -117,17 +117,18 @@ np.save("bad/good.npy", good)
 nan = good.copy(); nan[17, 2] = np.nan; np.save("bad/nan.npy", nan)
 np.save("bad/few.npy", good[:31])
 np.save("bad/same.npy", np.ones((100, 3), np.float32))
+far = good.copy(); far[3, 0] = 3e38; np.save("bad/far.npy", far)  # finite, but distances overflow
 open("bad/huge.ply", "w").write("ply\nformat binary_little_endian 1.0\nelement vertex 20000000\n"
                                 "property float x\nproperty float y\nproperty float z\nend_header\n")
 EOF
-for f in nan few same huge; do
+for f in nan few same far huge; do
     NAMES=("bad/$f.")
     ext=npy; [ $f = huge ] && ext=ply
     refusal "bad cloud: $f" "$BIN" embed --model "$M" --points bad/good.npy "bad/$f.$ext" --out out.npy
 done
 "$BIN" embed --model "$M" --points bad --out kept.npy --names kept.txt --skip-bad 2>err.txt || fail "--skip-bad"
 [ "$(cat kept.txt)" = "bad/good.npy" ] || fail "--skip-bad kept: $(cat kept.txt)"
-[ "$(grep -c "bad/" err.txt)" -ge 4 ] || fail "--skip-bad does not list the 4 bad files: $(cat err.txt)"
+[ "$(grep -c "bad/" err.txt)" -ge 5 ] || fail "--skip-bad does not list the 5 bad files: $(cat err.txt)"
 
 # 8. Misuse: prompts to PointBERT (no text tower), clouds to CLIP, --xyz-only without clouds.
 echo "a chair" >p.txt
@@ -177,6 +178,12 @@ print("  eval zeroshot from clouds: top-1 %s, top-5 %s; keys equal to the embedd
 assert all(a.get(k) == v for k, v in b.items() if k not in ("inputs", "classes", "labels")), (a, b)
 assert a.get("prompt") == "a point cloud of a {}.", a.get("prompt")
 EOF
+    NAMES=(--class-encoder "$M" "no text tower")
+    refusal "PointBERT as the class encoder" "$BIN" eval zeroshot --model conn.safetensors --side b --classes-side a \
+        --input-files cls --input-encoder "$M" --class-names classes.txt --class-encoder "$M"
+    NAMES=(--xyz-only "$C" CLIP)
+    refusal "--xyz-only with a CLIP input encoder" "$BIN" eval zeroshot --input-files cls --input-encoder "$C" \
+        --class-names classes.txt --class-encoder "$C" --tokenizer "$VOCAB" --xyz-only
 else
     echo "note: the zero-shot part needs the clip_small fixture and the shared CLIP vocabulary: skipped"
 fi

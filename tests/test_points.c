@@ -290,6 +290,12 @@ static void test_check(void **state)
     v[5 * 6 + 2] = 0;
     v[63 * 6 + 5] = -INFINITY; /* a colour */
     expect_refused(v, 64, 6, CMCR_EVALUE, "point 63 (column 5) is Inf");
+    v[63 * 6 + 5] = 1e18f; /* the largest magnitude allowed */
+    v[7 * 6 + 0] = -1e18f;
+    assert_int_equal(points_check(v, 64, 6, "cloud"), CMCR_OK);
+    v[7 * 6 + 0] = -3e18f; /* finite, but its squared distances overflow float32 */
+    expect_refused(v, 64, 6, CMCR_EVALUE, "point 7 (column 0) is -3e+18, beyond the +-1e18");
+    v[7 * 6 + 0] = 0;
     for (int i = 0; i < 64; i++) v[i * 6] = 1, v[i * 6 + 1] = 2, v[i * 6 + 2] = 3, v[i * 6 + 5] = (float)i;
     expect_refused(v, 64, 6, CMCR_EVALUE, "all 64 points are at the same position");
     v[40 * 6 + 1] = 2.0001f; /* one point apart is enough extent */

@@ -469,10 +469,28 @@ static int load_model_sides(zs_job *j, space *sp, cmcr_side *xs, cmcr_side *cs)
 
 /* Everything that can be checked before loading an encoder: the kinds, the files, the
  * names, the labels, the model and its sides. */
+/* The class encoder must have a text tower; --xyz-only goes with point clouds. */
+static int check_kinds(const zs_job *j)
+{
+    char fmt[200];
+    if (!j->kc->tokenize) {
+        snprintf(fmt, sizeof fmt, "--class-encoder %%s: a %s checkpoint has no text tower: the prompts need CLIP's "
+                 "or LAION-CLAP's", j->kc->name);
+        return encode_path_error(ZS, fmt, j->class_encoder);
+    }
+    if (j->xyz_only && strcmp(j->ki->kind, "pointbert") != 0) {
+        snprintf(fmt, sizeof fmt, "--xyz-only is for point clouds, and --input-encoder %%s is a %s checkpoint",
+                 j->ki->name);
+        return encode_path_error(ZS, fmt, j->input_encoder);
+    }
+    return 0;
+}
+
 static int files_prepare(zs_job *j, space *sp, cmcr_side *xs, cmcr_side *cs)
 {
     int rc = encoder_probe(ZS, j->input_encoder, &j->ki);
     if (!rc) rc = encoder_probe(ZS, j->class_encoder, &j->kc);
+    if (!rc) rc = check_kinds(j);
     if (!rc) rc = encoder_collect(ZS, &j->input_files, "--input-files", j->ki, &j->files);
     if (!rc) rc = load_class_names(j);
     if (!rc && j->labels) rc = load_labels_for(ZS, j->labels, j->files.n, "--input-files", &j->y);

@@ -71,6 +71,7 @@ struct encoder {
     size_t each;             /* floats of one preprocessed input */
     char how[160];           /* the closing line's account of the weights */
     const char *cmd;
+    const char *model;       /* the checkpoint's path, for messages */
     int bf16;
     int64_t batch;
     bool progress;           /* a progress line on stderr (a terminal, not quiet) */

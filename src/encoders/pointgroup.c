@@ -64,10 +64,57 @@ cmcr_status points_fps(const float *v, int64_t n, int stride, int64_t start, int
     return CMCR_OK;
 }
 
-/* The k nearest of n points to c, by (squared distance in double, index), into out (k <= n):
- * an insertion list kept sorted; d (n doubles) is scratch. A point enters only when it is
- * nearer than the list's last (strictly: the points come in increasing index, so at an equal
- * distance the one already listed has the lower index). */
+/* Whether point a comes after point b in (distance, index) order. */
+static bool after(const double *d, int32_t a, int32_t b) { return d[a] > d[b] || (d[a] == d[b] && a > b); }
+
+/* Restore the max-heap h (len entries, the last point in (distance, index) order at the root)
+ * below position j. */
+static void sift_down(const double *d, int32_t *h, int32_t len, int32_t j)
+{
+    for (;;) {
+        int32_t l = 2 * j + 1, r = l + 1, m = j;
+        if (l < len && after(d, h[l], h[m])) m = l;
+        if (r < len && after(d, h[r], h[m])) m = r;
+        if (m == j) return;
+        int32_t t = h[j];
+        h[j] = h[m];
+        h[m] = t;
+        j = m;
+    }
+}
+
+static void sift_up(const double *d, int32_t *h, int32_t j)
+{
+    while (j > 0 && after(d, h[j], h[(j - 1) / 2])) {
+        int32_t p = (j - 1) / 2, t = h[j];
+        h[j] = h[p];
+        h[p] = t;
+        j = p;
+    }
+}
+
+/* Offer point i to the heap h of the best len (< k: it grows) so far. */
+static void offer(const double *d, int32_t *h, int32_t *len, int32_t k, int32_t i)
+{
+    if (*len < k) {
+        h[*len] = i;
+        sift_up(d, h, (*len)++);
+    } else if (after(d, h[0], i)) {
+        h[0] = i;
+        sift_down(d, h, k, 0);
+    }
+}
+
+/* Every SAMPLE-th point is offered first: the heap's root is then already near the final k-th
+ * distance, so few of the other points enter (scan-ordered clouds, whose points approach a
+ * centre one after another, would otherwise all enter). */
+#define SAMPLE 64
+
+/* The k nearest of n points to c, by (squared distance in double, index), into out (k <= n),
+ * in that order; d (n doubles) is scratch. The k best so far are a max-heap in that order, so
+ * a point costs one comparison with the root, or log k steps when it enters; the order decides
+ * ties (the lower index stays), so the result does not depend on the order points are offered
+ * in. A heap sort then orders the k. */
 static void knn_one(const float *v, int64_t n, int stride, const float *c, int32_t k, double *d, int32_t *out)
 {
     const double cx = c[0], cy = c[1], cz = c[2];
@@ -76,14 +123,15 @@ static void knn_one(const float *v, int64_t n, int stride, const float *c, int32
         d[i] = (dx * dx + dy * dy) + dz * dz;
     }
     int32_t len = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (len == k && d[i] >= d[out[k - 1]]) continue;
-        int32_t j = len < k ? len++ : k - 1;
-        while (j > 0 && d[out[j - 1]] > d[i]) {
-            out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = (int32_t)i;
+    const int64_t step = n >= (int64_t)SAMPLE * k ? SAMPLE : 1;
+    for (int64_t i = 0; i < n; i += step) offer(d, out, &len, k, (int32_t)i);
+    for (int64_t i = 0; step > 1 && i < n; i++)
+        if (i % SAMPLE != 0 && d[i] <= d[out[0]]) offer(d, out, &len, k, (int32_t)i);
+    for (int32_t e = k - 1; e > 0; e--) {
+        int32_t t = out[0];
+        out[0] = out[e];
+        out[e] = t;
+        sift_down(d, out, e, 0);
     }
 }
 

@@ -40,12 +40,19 @@ void points_keep_xyz(point_cloud *pc)
 
 /* ------------------------------------------------------------------ checks */
 
-static cmcr_status check_finite(const float *v, int64_t n, int width, const char *name)
+/* Every value finite and within POINTS_MAX_ABS (one comparison: NaN fails it too). */
+static cmcr_status check_values(const float *v, int64_t n, int width, const char *name)
 {
-    for (int64_t i = 0; i < n * width; i++)
-        if (!isfinite(v[i]))
-            return core_fail(CMCR_EVALUE, "%s: point %lld (column %d) is %s; a point cloud must be finite", name,
-                             (long long)(i / width), (int)(i % width), isnan(v[i]) ? "NaN" : "Inf");
+    for (int64_t i = 0; i < n * width; i++) {
+        if (fabsf(v[i]) <= POINTS_MAX_ABS) continue;
+        long long p = (long long)(i / width);
+        int col = (int)(i % width);
+        if (isfinite(v[i]))
+            return core_fail(CMCR_EVALUE, "%s: point %lld (column %d) is %g, beyond the +-1e18 a point cloud may "
+                             "hold (its squared distances would overflow float32)", name, p, col, (double)v[i]);
+        return core_fail(CMCR_EVALUE, "%s: point %lld (column %d) is %s; a point cloud must be finite", name, p, col,
+                         isnan(v[i]) ? "NaN" : "Inf (or beyond float32's range)");
+    }
     return CMCR_OK;
 }
 
@@ -67,7 +74,7 @@ cmcr_status points_check(const float *v, int64_t n, int width, const char *name)
         return core_fail(CMCR_ESHAPE, "%s: %lld points, fewer than the %d a point cloud needs", name, (long long)n,
                          POINTS_MIN);
     if (!v) return core_fail(CMCR_EINVAL, "%s: no point values", name);
-    cmcr_status st = check_finite(v, n, width, name);
+    cmcr_status st = check_values(v, n, width, name);
     if (!st && all_equal_xyz(v, n, width))
         return core_fail(CMCR_EVALUE, "%s: all %lld points are at the same position; a point cloud needs extent",
                          name, (long long)n);

@@ -8,6 +8,9 @@
 
 #define POINTS_MIN 32       /* fewer points than one neighbourhood: refused */
 #define POINTS_MAX 10000000 /* more points than this: refused before anything is allocated for them */
+/* The largest |value| a cloud may hold: squared distances between such points (2e18 squared,
+ * times three) still fit in float32, as the grouping computes them. */
+#define POINTS_MAX_ABS 1e18f
 /* The largest file points_read_file reads (whole, into memory): 10M points of 6 columns of
  * text take about 1.5 GB. Larger files are refused (CMCR_ENOMEM) before they are read. */
 #define POINTS_MAX_FILE_BYTES ((uint64_t)2 << 30)

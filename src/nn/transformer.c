@@ -109,7 +109,6 @@ void tf_gelu(float *x, int64_t n)
  * (the rest set to 0). keep (n, or NULL): columns whose key is a pad (0) get weight 0; a row
  * left with no column at all gets equal weights on all of them (see tf_attention_masked). */
 CMCR_VECTOR_CLONES
-CMCR_VECTOR_CLONES
 static void softmax_rows(float *s, int64_t rows, int64_t n, int causal, const uint8_t *keep)
 {
     for (int64_t i = 0; i < rows; i++) {
