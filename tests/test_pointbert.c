@@ -176,39 +176,9 @@ static void test_group_refusals(void **state)
 
 /* ------------------------------------------------------------------ load refusals */
 
-typedef struct edit {
-    const char *drop, *change;
-    cmcr_dtype dtype;
-    int ndim;
-    int64_t shape[3];
-    float fill;
-} edit;
-
-static cmcr_tensors *edited(const cmcr_tensors *ts, const edit *e)
+static void expect_refused(const cmcr_tensors *ts, const tu_edit *e, cmcr_status want, const char *needle)
 {
-    cmcr_tensors *out = cmcr_tensors_new();
-    assert_non_null(out);
-    for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {
-        const cmcr_tensor *t = cmcr_tensors_at(ts, i);
-        if (e->drop && strcmp(t->name, e->drop) == 0) continue;
-        if (!e->change || strcmp(t->name, e->change) != 0) {
-            assert_int_equal(cmcr_tensors_add(out, t->name, t->dtype, t->ndim, t->shape, t->data), CMCR_OK);
-            continue;
-        }
-        int64_t n = 1;
-        for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
-        float *d = malloc(sizeof(float) * (size_t)n);
-        assert_non_null(d);
-        for (int64_t j = 0; j < n; j++) d[j] = j == n / 2 ? e->fill : 0.5f;
-        assert_int_equal(cmcr_tensors_add(out, t->name, CMCR_F32, e->ndim, e->shape, d), CMCR_OK);
-        free(d);
-    }
-    return out;
-}
-
-static void expect_refused(const cmcr_tensors *ts, const edit *e, cmcr_status want, const char *needle)
-{
-    cmcr_tensors *bad = edited(ts, e);
+    cmcr_tensors *bad = tu_edited(ts, e);
     pointbert_model *m = (pointbert_model *)1;
     cmcr_status st = pointbert_model_from_tensors(bad, "ulip.pt", &m);
     printf("refused: %s\n", cmcr_last_error());
@@ -231,21 +201,21 @@ static void test_refuse_tensors(void **state)
                                            PE "blocks.blocks.1.attn.proj.bias", PE "blocks.blocks.0.norm2.weight",
                                            PE "norm.bias", PE "reduce_dim.bias"};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
-        expect_refused(ts, &(edit){.drop = required[i]}, CMCR_EFORMAT, required[i]);
-    expect_refused(ts, &(edit){.drop = "pc_projection"}, CMCR_EFORMAT, "pc_projection");
-    expect_refused(ts, &(edit){.drop = PE "blocks.blocks.0.attn.qkv.weight"}, CMCR_EFORMAT, "no blocks");
+        expect_refused(ts, &(tu_edit){.drop = required[i]}, CMCR_EFORMAT, required[i]);
+    expect_refused(ts, &(tu_edit){.drop = "pc_projection"}, CMCR_EFORMAT, "pc_projection");
+    expect_refused(ts, &(tu_edit){.drop = PE "blocks.blocks.0.attn.qkv.weight"}, CMCR_EFORMAT, "no blocks");
     /* shapes: pc_projection as a Linear weight (512 x 2D) instead of 2D x 512 */
-    expect_refused(ts, &(edit){.change = "pc_projection", .ndim = 2, .shape = {512, 128}, .fill = 0.5f},
+    expect_refused(ts, &(tu_edit){.change = "pc_projection", .ndim = 2, .shape = {512, 128}, .fill = 0.5f},
                    CMCR_ESHAPE, "expected 2 x 64");
-    expect_refused(ts, &(edit){.change = PE "encoder.first_conv.3.weight", .ndim = 3, .shape = {256, 64, 1},
+    expect_refused(ts, &(tu_edit){.change = PE "encoder.first_conv.3.weight", .ndim = 3, .shape = {256, 64, 1},
                                .fill = 0.5f}, CMCR_ESHAPE, "expected [256, 128, 1]");
-    expect_refused(ts, &(edit){.change = PE "encoder.first_conv.0.weight", .ndim = 3, .shape = {128, 4, 1},
+    expect_refused(ts, &(tu_edit){.change = PE "encoder.first_conv.0.weight", .ndim = 3, .shape = {128, 4, 1},
                                .fill = 0.5f}, CMCR_EUNSUPPORTED, "expected 3 (xyz) or 6");
-    expect_refused(ts, &(edit){.change = PE "reduce_dim.weight", .ndim = 2, .shape = {96, 32}, .fill = 0.5f},
+    expect_refused(ts, &(tu_edit){.change = PE "reduce_dim.weight", .ndim = 2, .shape = {96, 32}, .fill = 0.5f},
                    CMCR_EUNSUPPORTED, "multiple of 64");
-    expect_refused(ts, &(edit){.change = PE "blocks.blocks.1.attn.qkv.weight", .ndim = 2, .shape = {192, 64},
+    expect_refused(ts, &(tu_edit){.change = PE "blocks.blocks.1.attn.qkv.weight", .ndim = 2, .shape = {192, 64},
                                .fill = NAN}, CMCR_EVALUE, "blocks.blocks.1.attn.qkv.weight");
-    expect_refused(ts, &(edit){.change = PE "encoder.second_conv.1.running_var", .ndim = 1, .shape = {512},
+    expect_refused(ts, &(tu_edit){.change = PE "encoder.second_conv.1.running_var", .ndim = 1, .shape = {512},
                                .fill = -1.0f}, CMCR_EVALUE, "negative variance");
     /* a connection file's keys (C-MCR's projectors) hold no point tower */
     cmcr_tensors *conn = cmcr_tensors_new();

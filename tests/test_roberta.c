@@ -133,43 +133,9 @@ static void test_bf16(void **state)
 
 /* ------------------------------------------------------------------ refusals */
 
-/* A copy of ts without tensor drop, with tensor change (if any) replaced by one of shape
- * (ndim dims) and dtype filled with fill. */
-typedef struct edit {
-    const char *drop, *change;
-    cmcr_dtype dtype;
-    int ndim;
-    int64_t shape[2];
-    float fill;
-} edit;
-
-static cmcr_tensors *edited(const cmcr_tensors *ts, const edit *e)
+static void expect_refused(const cmcr_tensors *ts, const tu_edit *e, cmcr_status want, const char *needle)
 {
-    cmcr_tensors *out = cmcr_tensors_new();
-    assert_non_null(out);
-    for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {
-        const cmcr_tensor *t = cmcr_tensors_at(ts, i);
-        if (e->drop && strcmp(t->name, e->drop) == 0) continue;
-        if (!e->change || strcmp(t->name, e->change) != 0) {
-            assert_int_equal(cmcr_tensors_add(out, t->name, t->dtype, t->ndim, t->shape, t->data), CMCR_OK);
-            continue;
-        }
-        int64_t n = e->shape[0] * (e->ndim > 1 ? e->shape[1] : 1);
-        void *d = calloc((size_t)n, 8);
-        assert_non_null(d);
-        for (int64_t j = 0; j < n; j++) {
-            if (e->dtype == CMCR_F32) ((float *)d)[j] = j == n / 2 ? e->fill : 0.5f;
-            else ((int64_t *)d)[j] = 1;
-        }
-        assert_int_equal(cmcr_tensors_add(out, t->name, e->dtype, e->ndim, e->shape, d), CMCR_OK);
-        free(d);
-    }
-    return out;
-}
-
-static void expect_refused(const cmcr_tensors *ts, const edit *e, cmcr_status want, const char *needle)
-{
-    cmcr_tensors *bad = edited(ts, e);
+    cmcr_tensors *bad = tu_edited(ts, e);
     roberta_model *m = (roberta_model *)1;
     cmcr_status st = roberta_model_from_tensors(bad, "clap.pt", &m);
     printf("refused: %s\n", cmcr_last_error());
@@ -191,26 +157,26 @@ static void test_refuse_tensors(void **state)
                                            "text_branch.embeddings.token_type_embeddings.weight",
                                            "text_branch.embeddings.word_embeddings.weight"};
     for (size_t i = 0; i < sizeof required / sizeof *required; i++)
-        expect_refused(ts, &(edit){.drop = required[i]}, CMCR_EFORMAT, required[i]);
-    expect_refused(ts, &(edit){.change = q0, .dtype = CMCR_F32, .ndim = 2, .shape = {128, 64}, .fill = 0.5f},
+        expect_refused(ts, &(tu_edit){.drop = required[i]}, CMCR_EFORMAT, required[i]);
+    expect_refused(ts, &(tu_edit){.change = q0, .dtype = CMCR_F32, .ndim = 2, .shape = {128, 64}, .fill = 0.5f},
                    CMCR_ESHAPE, "expected [128, 128]");
-    expect_refused(ts, &(edit){.change = q0, .dtype = CMCR_I64, .ndim = 2, .shape = {128, 128}}, CMCR_EFORMAT,
+    expect_refused(ts, &(tu_edit){.change = q0, .dtype = CMCR_I64, .ndim = 2, .shape = {128, 128}}, CMCR_EFORMAT,
                    "expected floating point");
-    expect_refused(ts, &(edit){.change = q0, .dtype = CMCR_F32, .ndim = 2, .shape = {128, 128}, .fill = NAN},
+    expect_refused(ts, &(tu_edit){.change = q0, .dtype = CMCR_F32, .ndim = 2, .shape = {128, 128}, .fill = NAN},
                    CMCR_EVALUE, q0);
-    expect_refused(ts, &(edit){.change = "text_projection.0.bias", .dtype = CMCR_F32, .ndim = 1, .shape = {96},
+    expect_refused(ts, &(tu_edit){.change = "text_projection.0.bias", .dtype = CMCR_F32, .ndim = 1, .shape = {96},
                                .fill = INFINITY}, CMCR_EVALUE, "text_projection.0.bias");
     /* sizes: too few positions for 77 ids, a width not of 64-wide heads, no layer 0 */
-    expect_refused(ts, &(edit){.change = "text_branch.embeddings.position_embeddings.weight", .dtype = CMCR_F32,
+    expect_refused(ts, &(tu_edit){.change = "text_branch.embeddings.position_embeddings.weight", .dtype = CMCR_F32,
                                .ndim = 2, .shape = {78, 128}, .fill = 0.5f}, CMCR_EUNSUPPORTED, "outside 79..");
-    expect_refused(ts, &(edit){.change = "text_branch.embeddings.word_embeddings.weight", .dtype = CMCR_F32,
+    expect_refused(ts, &(tu_edit){.change = "text_branch.embeddings.word_embeddings.weight", .dtype = CMCR_F32,
                                .ndim = 2, .shape = {50265, 100}, .fill = 0.5f}, CMCR_EUNSUPPORTED, "multiple of 64");
-    expect_refused(ts, &(edit){.drop = "text_branch.encoder.layer.0.attention.self.query.weight"}, CMCR_EFORMAT,
+    expect_refused(ts, &(tu_edit){.drop = "text_branch.encoder.layer.0.attention.self.query.weight"}, CMCR_EFORMAT,
                    "no layers");
-    expect_refused(ts, &(edit){.change = "text_branch.embeddings.word_embeddings.weight", .dtype = CMCR_F32,
+    expect_refused(ts, &(tu_edit){.change = "text_branch.embeddings.word_embeddings.weight", .dtype = CMCR_F32,
                                .ndim = 1, .shape = {50265}, .fill = 0.5f}, CMCR_ESHAPE, "expected 2 dimensions");
     /* position_ids is never required: the same embeddings without it */
-    cmcr_tensors *no_pos = edited(ts, &(edit){.drop = "text_branch.embeddings.position_ids"});
+    cmcr_tensors *no_pos = tu_edited(ts, &(tu_edit){.drop = "text_branch.embeddings.position_ids"});
     roberta_model *m = NULL;
     assert_int_equal(roberta_model_from_tensors(no_pos, "no position_ids", &m), CMCR_OK);
     assert_true(encode_vs(m, "small/ids.npy", "small/emb.npy", 0, "float32 without position_ids") < TOL);

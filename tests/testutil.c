@@ -219,3 +219,28 @@ double tu_max_abs_diff(const float *a, const float *b, int64_t n)
     }
     return m;
 }
+
+cmcr_tensors *tu_edited(const cmcr_tensors *ts, const tu_edit *e)
+{
+    cmcr_tensors *out = cmcr_tensors_new();
+    assert_non_null(out);
+    for (size_t i = 0; i < cmcr_tensors_count(ts); i++) {
+        const cmcr_tensor *t = cmcr_tensors_at(ts, i);
+        if (e->drop && strcmp(t->name, e->drop) == 0) continue;
+        if (!e->change || strcmp(t->name, e->change) != 0) {
+            assert_int_equal(cmcr_tensors_add(out, t->name, t->dtype, t->ndim, t->shape, t->data), CMCR_OK);
+            continue;
+        }
+        int64_t n = 1;
+        for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
+        void *d = calloc((size_t)n, 8);
+        assert_non_null(d);
+        for (int64_t j = 0; j < n; j++) {
+            if (e->dtype == CMCR_I64) ((int64_t *)d)[j] = 1;
+            else ((float *)d)[j] = j == n / 2 ? e->fill : 0.5f;
+        }
+        assert_int_equal(cmcr_tensors_add(out, t->name, e->dtype, e->ndim, e->shape, d), CMCR_OK);
+        free(d);
+    }
+    return out;
+}

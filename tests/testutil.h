@@ -46,6 +46,17 @@ double tu_max_abs_diff(const float *a, const float *b, int64_t n);
 /* rows x cols standard normal draws from r (malloc'd; fails the test when out of memory). */
 struct rng_state; /* runtime/rng.h */
 float *tu_normal_matrix(struct rng_state *r, int64_t rows, int64_t cols);
+/* A copy of ts without tensor e->drop (NULL: none), and with tensor e->change (NULL: none)
+ * replaced by one of e->ndim dims e->shape and dtype e->dtype (F32, the default, or I64): float
+ * values 0.5 except the middle one, e->fill; integers 1. For the encoders' load refusals. */
+typedef struct tu_edit {
+    const char *drop, *change;
+    cmcr_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+    float fill;
+} tu_edit;
+cmcr_tensors *tu_edited(const cmcr_tensors *ts, const tu_edit *e);
 #define TU_SKIP 77
 /* Skip the running cmocka test, as skip() does (cmocka lists it as SKIPPED, and the program
  * still passes when the other tests pass), after printing "NOTE: <why>; <test> skipped".
