@@ -120,14 +120,14 @@ static cmcr_status match_width(const cmcr_pointbert *p, int width, const char *n
     return core_fail(CMCR_ESHAPE, "%s: the cloud has xyz only (3 columns) but the model takes xyz + rgb (6)", shown);
 }
 
-cmcr_status cmcr_pointbert_group(const cmcr_pointbert *p, const float *points, int64_t n, int width,
-                                 const char *name, float *input)
+/* A cloud that passed points_check, grouped into input with its columns matched to the model's. */
+static cmcr_status group_checked(const cmcr_pointbert *p, const float *points, int64_t n, int width, const char *name,
+                                 float *input)
 {
-    if (!p || !points || !name || !input) return core_fail(CMCR_EINVAL, "cmcr_pointbert_group: NULL argument");
     int use;
     char shown[1024];
-    cmcr_status st = points_check(points, n, width, cmcr_printable(shown, sizeof shown, name));
-    if (!st) st = match_width(p, width, name, &use);
+    cmcr_printable(shown, sizeof shown, name);
+    cmcr_status st = match_width(p, width, name, &use);
     if (st) return st;
     if (use == width) return pointbert_group(points, n, width, fps_start(p, n), input, NULL, NULL);
     float *xyz = core_xmalloc((size_t)n * 3 * sizeof *xyz); /* n <= POINTS_MAX: no overflow */
@@ -138,12 +138,21 @@ cmcr_status cmcr_pointbert_group(const cmcr_pointbert *p, const float *points, i
     return st;
 }
 
+cmcr_status cmcr_pointbert_group(const cmcr_pointbert *p, const float *points, int64_t n, int width,
+                                 const char *name, float *input)
+{
+    if (!p || !points || !name || !input) return core_fail(CMCR_EINVAL, "cmcr_pointbert_group: NULL argument");
+    char shown[1024];
+    cmcr_status st = points_check(points, n, width, cmcr_printable(shown, sizeof shown, name));
+    return st ? st : group_checked(p, points, n, width, name, input);
+}
+
 cmcr_status cmcr_pointbert_cloud(const cmcr_pointbert *p, const char *path, float *input)
 {
     if (!p || !path || !input) return core_fail(CMCR_EINVAL, "cmcr_pointbert_cloud: NULL argument");
     point_cloud pc = {0};
-    cmcr_status st = points_read_file(path, &pc);
-    if (!st) st = cmcr_pointbert_group(p, pc.v, pc.n, pc.width, path, input);
+    cmcr_status st = points_read_file(path, &pc); /* checked as it is read */
+    if (!st) st = group_checked(p, pc.v, pc.n, pc.width, path, input);
     points_free(&pc);
     return st;
 }
