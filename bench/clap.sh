@@ -24,21 +24,9 @@ for arg in "$@"; do
     *) echo "usage: bench/clap.sh [--quick]" >&2; exit 2 ;;
     esac
 done
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BENCH_BUILD:-$ROOT/build-bench}
-PY=${PYTHON:-/usr/bin/python3}
-THREADS=${BENCH_THREADS:-$(nproc)}
-WORK=${BENCH_TMP:-/tmp/cmcr-bench-clap}
-DATA=${CMCR_TESTDATA:-$ROOT/../shared/data}
+. "$(dirname "$0")/lib.sh"
+bench_setup clap "torch torchaudio soundfile numpy regex"
 TOK=$DATA/tokenizers/roberta-base
-mkdir -p "$WORK"
-"$PY" -c 'import torch, torchaudio, soundfile, numpy, regex' ||
-    { echo "clap.sh: $PY lacks torch, torchaudio, soundfile, numpy or regex" >&2; exit 1; }
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" -j"$THREADS" --target cmcr_cli >/dev/null
-fi
-export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 CKPT=$WORK/weights/clap.pt
 if [ ! -f "$CKPT" ]; then
     echo "making full-size random CLAP weights in $WORK/weights ..."
@@ -72,30 +60,6 @@ from clip_ref_tokenizer import COCO
 open(sys.argv[2], "w").write("".join(f"the sound of a {c}\n" for c in COCO * 8))
 EOF
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
-# measure NAME UNIT CMD...: RUNS runs of CMD under /usr/bin/time; prints "NAME: RATE UNIT/s,
-# peak RSS M MiB" (medians) and sets RATE. The rate is the "(X UNIT/s)" cmcr prints, or the
-# "(X items/s)" of the reference.
-measure() {
-    local name=$1 unit=$2
-    shift 2
-    : >"$WORK/m.txt"
-    for _ in $(seq "$RUNS"); do
-        /usr/bin/time -f "rss %M" "$@" >"$WORK/run.txt" 2>&1 || { cat "$WORK/run.txt"; exit 1; }
-        echo "$(grep -oE "\([0-9.]+ ($unit|items)/s\)" "$WORK/run.txt" | tr -d '(' | cut -d' ' -f1 | tail -1) \
-$(grep -o 'rss [0-9]*' "$WORK/run.txt" | cut -d' ' -f2)" >>"$WORK/m.txt"
-    done
-    RATE=$(cut -d' ' -f1 "$WORK/m.txt" | median)
-    local rss=$(cut -d' ' -f2 "$WORK/m.txt" | median)
-    printf '%-34s %8s %s/s, peak RSS %d MiB\n' "$name:" "$RATE" "$unit" $((rss / 1024))
-}
-same() {
-    "$PY" -c "
-import numpy as np
-a, b = np.load('$1'), np.load('$2')
-print(f'  same embeddings: max abs difference {np.abs(a - b).max():.2e} over {a.shape[0]} rows')"
-}
 run_kind() { # run_kind UNIT "CMCR ARGS" "REFERENCE ARGS"
     local unit=$1 cargs=$2 rargs=$3
     # shellcheck disable=SC2086

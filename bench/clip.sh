@@ -25,19 +25,8 @@ for arg in "$@"; do
     *) echo "usage: bench/clip.sh [--quick]" >&2; exit 2 ;;
     esac
 done
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BENCH_BUILD:-$ROOT/build-bench}
-PY=${PYTHON:-/usr/bin/python3}
-THREADS=${BENCH_THREADS:-$(nproc)}
-WORK=${BENCH_TMP:-/tmp/cmcr-bench-clip}
-DATA=${CMCR_TESTDATA:-$ROOT/../shared/data}
-mkdir -p "$WORK"
-"$PY" -c 'import torch, numpy, PIL, regex' || { echo "clip.sh: $PY lacks torch, numpy, PIL or regex" >&2; exit 1; }
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" -j"$THREADS" --target cmcr_cli bench_clip >/dev/null
-fi
-export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+. "$(dirname "$0")/lib.sh"
+bench_setup clip "torch numpy PIL regex" bench_clip
 
 # The weights: the full-size fixture (HF folder and OpenAI .pt), made once in WORK.
 W=$WORK/weights/full
@@ -52,7 +41,6 @@ echo "== 1. the towers alone, batch 32, $THREADS threads (medians of $RUNS)"
 "$PY" "$ROOT/scripts/clip_reference.py" --bench --size full --batch 32 --threads "$THREADS" --runs "$RUNS" |
     tee "$WORK/torch.txt"
 rate() { grep -F "$2" "$1" | grep -F "$3" | sed -E 's/.*: ([0-9.]+) \/s.*|.* ([0-9.]+) (images|prompts)\/s.*/\1\2/' | head -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
 for what in images prompts; do
     tf=$(rate "$WORK/torch.txt" "f32 " "$what")
     tb=$(rate "$WORK/torch.txt" "bf16" "$what")
@@ -82,7 +70,6 @@ for i in range(n):
 open(os.path.join(out, f"{n}.done"), "w").close()
 EOF
 fi
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 : >"$WORK/c_files.txt"
 : >"$WORK/t_files.txt"
 for r in $(seq "$RUNS"); do

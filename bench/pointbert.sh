@@ -22,18 +22,8 @@ for arg in "$@"; do
     *) echo "usage: bench/pointbert.sh [--quick]" >&2; exit 2 ;;
     esac
 done
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-BUILD=${BENCH_BUILD:-$ROOT/build-bench}
-PY=${PYTHON:-/usr/bin/python3}
-THREADS=${BENCH_THREADS:-$(nproc)}
-WORK=${BENCH_TMP:-/tmp/cmcr-bench-pointbert}
-mkdir -p "$WORK"
-"$PY" -c 'import torch, numpy' || { echo "pointbert.sh: $PY lacks torch or numpy" >&2; exit 1; }
-if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-    cmake --build "$BUILD" -j"$THREADS" --target cmcr_cli >/dev/null
-fi
-export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
+. "$(dirname "$0")/lib.sh"
+bench_setup pointbert "torch numpy"
 W=$WORK/weights
 if [ ! -f "$W/ulip.pt" ] || [ ! -f "$W/clouds/$NCLOUDS.done" ]; then
     echo "making full-size random PointBERT weights and $NCLOUDS clouds in $W ..."
@@ -55,41 +45,17 @@ PYEOF
 fi
 mapfile -t CLOUDS < <(ls "$W"/clouds/b*.npy)
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
-# measure NAME CMD...: RUNS runs of CMD under /usr/bin/time; prints "NAME: RATE clouds/s, peak
-# RSS M MiB" (medians) and sets RATE: the "(X clouds/s)" cmcr prints or the reference's
-# "(X items/s)".
-measure() {
-    local name=$1
-    shift
-    : >"$WORK/m.txt"
-    for _ in $(seq "$RUNS"); do
-        /usr/bin/time -f "rss %M" "$@" >"$WORK/run.txt" 2>&1 || { cat "$WORK/run.txt"; exit 1; }
-        echo "$(grep -oE "\([0-9.]+ (clouds|items)/s\)" "$WORK/run.txt" | tr -d '(' | cut -d' ' -f1 | tail -1) \
-$(grep -o 'rss [0-9]*' "$WORK/run.txt" | cut -d' ' -f2)" >>"$WORK/m.txt"
-    done
-    RATE=$(cut -d' ' -f1 "$WORK/m.txt" | median)
-    local rss=$(cut -d' ' -f2 "$WORK/m.txt" | median)
-    printf '%-34s %8s clouds/s, peak RSS %d MiB\n' "$name:" "$RATE" $((rss / 1024))
-}
-same() {
-    "$PY" -c "
-import numpy as np
-a, b = np.load('$1'), np.load('$2')
-print(f'  same embeddings: max abs difference {np.abs(a - b).max():.2e} over {a.shape[0]} rows')"
-}
 echo "PointBERT 384/12/256, ${#CLOUDS[@]} clouds of 10,000 points, batch 8, $THREADS threads, median of $RUNS runs"
-measure "cmcr embed f32" "$BUILD/cmcr" embed --model "$W/ulip.pt" --points "${CLOUDS[@]}" --out "$WORK/c.npy" --batch 8
+measure "cmcr embed f32" clouds "$BUILD/cmcr" embed --model "$W/ulip.pt" --points "${CLOUDS[@]}" --out "$WORK/c.npy" --batch 8
 CF=$RATE
-measure "PyTorch f32" "$PY" "$ROOT/scripts/pointbert_reference.py" --weights "$W/ulip.pt" --embed "${CLOUDS[@]}" \
+measure "PyTorch f32" clouds "$PY" "$ROOT/scripts/pointbert_reference.py" --weights "$W/ulip.pt" --embed "${CLOUDS[@]}" \
     --save "$WORK/t.npy" --knn ulip --batch 8 --threads "$THREADS" --time
 same "$WORK/c.npy" "$WORK/t.npy"
 echo "  ratio f32: cmcr / PyTorch = $(ratio "$CF" "$RATE")"
-measure "cmcr embed bf16" "$BUILD/cmcr" embed --model "$W/ulip.pt" --points "${CLOUDS[@]}" --out "$WORK/cb.npy" \
+measure "cmcr embed bf16" clouds "$BUILD/cmcr" embed --model "$W/ulip.pt" --points "${CLOUDS[@]}" --out "$WORK/cb.npy" \
     --batch 8 --precision bf16
 CB=$RATE
-measure "PyTorch bf16 autocast" "$PY" "$ROOT/scripts/pointbert_reference.py" --weights "$W/ulip.pt" \
+measure "PyTorch bf16 autocast" clouds "$PY" "$ROOT/scripts/pointbert_reference.py" --weights "$W/ulip.pt" \
     --embed "${CLOUDS[@]}" --save "$WORK/tb.npy" --knn ulip --batch 8 --threads "$THREADS" --time --bf16
 same "$WORK/cb.npy" "$WORK/t.npy"
 echo "  ratio bf16: cmcr bf16 / PyTorch bf16 autocast = $(ratio "$CB" "$RATE")"
