@@ -29,7 +29,6 @@ interpolation alone on edge cases (case<k>_in.npy, case<k>_out.npy).
 import argparse
 import math
 import os
-import struct
 import sys
 import time
 
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_common import save_safetensors  # noqa: E402  (one writer for every fixture)
+from ref_common import save_safetensors, save_safetensors_header  # noqa: E402  (one writer for every fixture)
 
 SIZES = {
     "small": dict(embed=16, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), window=8, classes=7),
@@ -405,12 +404,7 @@ def seeds(out):
     os.makedirs(out, exist_ok=True)
     st = {k: v for k, v in state(random_model("tiny", 50)).items()
           if not any(x in k for x in ("extractor", "relative_position_index", "attn_mask", "num_batches"))}
-    path = os.path.join(out, "tiny_full.safetensors")
-    save_safetensors(st, path)
-    b = open(path, "rb").read()
-    os.remove(path)
-    with open(os.path.join(out, "tiny_header.safetensors"), "wb") as fh:
-        fh.write(b[:8 + struct.unpack("<Q", b[:8])[0]])
+    save_safetensors_header(st, os.path.join(out, "tiny_header.safetensors"))
 
 
 def bench(size, batch, threads, runs):

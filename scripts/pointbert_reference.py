@@ -28,7 +28,6 @@ agreement per cloud (and how far the embedding moves with ULIP's groups) and tim
 """
 import argparse
 import os
-import struct
 import sys
 import time
 
@@ -37,7 +36,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ref_common import save_safetensors  # noqa: E402
+from ref_common import save_safetensors_header  # noqa: E402
 
 GROUPS, GROUP_SIZE = 512, 32
 
@@ -421,12 +420,7 @@ def seeds(out):
     os.makedirs(out, exist_ok=True)
     m = random_model(64, 1, 8, 3, 5)
     st = {k: v for k, v in m.state_dict().items() if "num_batches" not in k}
-    path = os.path.join(out, "tiny_full.safetensors")
-    save_safetensors(st, path)
-    b = open(path, "rb").read()
-    os.remove(path)
-    with open(os.path.join(out, "tiny_header.safetensors"), "wb") as fh:
-        fh.write(b[:8 + struct.unpack("<Q", b[:8])[0]])
+    save_safetensors_header(st, os.path.join(out, "tiny_header.safetensors"))
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""What the Python references share: the safetensors writer (one copy, so that every fixture
-checkpoint is written the same way). Import with the scripts folder on sys.path."""
+"""What the Python references share: the safetensors writer and its header-only fuzz seeds
+(one copy, so that every fixture checkpoint is written the same way). Import with the scripts
+folder on sys.path."""
 import json
 import struct
 
@@ -25,3 +26,13 @@ def save_safetensors(state, path):
         f.write(h)
         for b in blobs:
             f.write(b)
+
+
+def save_safetensors_header(state, path):
+    """A fuzz seed: the safetensors file of state cut after its JSON header (the fuzz harness
+    appends the data the header asks for)."""
+    save_safetensors(state, path)
+    with open(path, "rb") as f:
+        b = f.read()
+    with open(path, "wb") as f:
+        f.write(b[:8 + struct.unpack("<Q", b[:8])[0]])
