@@ -1,4 +1,5 @@
 /* bind.c - checking and copying an encoder's tensors (see bind.h). */
+#include "encoders/beside.h"
 #include "encoders/bind.h"
 #include "io/io.h"
 #include "runtime/matmul.h"
@@ -7,6 +8,19 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+cmcr_status bind_load_file(const char *model, const char *shown, const char *file_hint, const char *kind,
+                           const char *const *prefixes, size_t n, cmcr_tensors **ts)
+{
+    cmcr_format fmt;
+    *ts = NULL;
+    if (beside_is_dir(model)) return core_fail(CMCR_EINVAL, "%s: a folder; give %s", shown, file_hint);
+    cmcr_status st = cmcr_file_format(model, &fmt);
+    if (st) return st;
+    if (fmt == CMCR_FORMAT_NPY) return core_fail(CMCR_EFORMAT, "%s: a .npy array, not a %s checkpoint", shown, kind);
+    if (fmt == CMCR_FORMAT_PT && prefixes) return pt_load_only(model, prefixes, n, ts);
+    return tensors_load_mapped(model, fmt, ts);
+}
 
 float *bind_take(binder *b, uint64_t n)
 {

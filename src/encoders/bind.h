@@ -23,6 +23,13 @@ typedef struct binder {
     uint64_t used;    /* floats taken so far */
 } binder;
 
+/* The tensors of an encoder's checkpoint file model (shown: its name in messages). A folder is
+ * refused ("a folder; give FILE_HINT"), and so is a .npy array ("not a KIND checkpoint"). A .pt
+ * keeps only the entries under the n prefixes (pt_load_only; every entry when prefixes is
+ * NULL); a .safetensors file is mapped (tensors_load_mapped). */
+cmcr_status bind_load_file(const char *model, const char *shown, const char *file_hint, const char *kind,
+                           const char *const *prefixes, size_t n, cmcr_tensors **ts);
+
 /* The next n floats of the block (NULL in the checking pass). */
 float *bind_take(binder *b, uint64_t n);
 

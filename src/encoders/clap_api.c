@@ -2,10 +2,10 @@
  * and the audio front end behind one handle. The towers are in htsat.c and roberta.c, the
  * tokenizer in text/roberta_bpe.c, the audio front end in media/audio.c. */
 #include "encoders/beside.h"
+#include "encoders/bind.h"
 #include "encoders/htsat.h"
 #include "encoders/read_files.h"
 #include "encoders/roberta.h"
-#include "io/io.h"
 #include "media/audio.h"
 #include "runtime/core.h"
 #include "text/roberta_bpe.h"
@@ -72,14 +72,9 @@ static cmcr_status load_towers(cmcr_clap *c, const char *model, int float32_only
 {
     char shown[1024];
     cmcr_printable(shown, sizeof shown, model);
-    if (beside_is_dir(model))
-        return core_fail(CMCR_EINVAL, "%s: a folder; give the LAION-CLAP checkpoint file (e.g. 630k-fusion-best.pt)",
-                         shown);
-    cmcr_format fmt;
     cmcr_tensors *ts = NULL;
-    cmcr_status st = cmcr_file_format(model, &fmt);
-    if (!st && fmt == CMCR_FORMAT_NPY) st = core_fail(CMCR_EFORMAT, "%s: a .npy array, not a CLAP checkpoint", shown);
-    if (!st) st = tensors_load_mapped(model, fmt, &ts);
+    cmcr_status st = bind_load_file(model, shown, "the LAION-CLAP checkpoint file (e.g. 630k-fusion-best.pt)", "CLAP",
+                                    NULL, 0, &ts);
     if (!st && !cmcr_tensors_find(ts, "audio_branch.patch_embed.proj.weight"))
         st = core_fail(CMCR_EFORMAT, "%s: not a LAION-CLAP checkpoint: no 'audio_branch.patch_embed.proj.weight' in its "
                        "state_dict", shown);

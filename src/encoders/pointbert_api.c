@@ -1,10 +1,9 @@
 /* pointbert_api.c - the public PointBERT calls (include/cmcr.h): ULIP-2's point encoder and
  * its projection behind one handle. The network and the grouping are in pointbert.c and
  * pointgroup.c, the point-cloud files in media/points.c. */
-#include "encoders/beside.h"
+#include "encoders/bind.h"
 #include "encoders/pointbert.h"
 #include "encoders/read_files.h"
-#include "io/io.h"
 #include "media/points.h"
 #include "runtime/core.h"
 #include "runtime/rng.h"
@@ -17,7 +16,6 @@ struct cmcr_pointbert {
     pointbert_info info;
     uint64_t seed; /* the FPS start: point 0 when 0 (docs/points.md) */
     int xyz_only;
-    char *origin;
 };
 
 /* The entries of a ULIP checkpoint the point encoder needs: the rest (an image ViT, a text
@@ -30,24 +28,13 @@ cmcr_pointbert_options cmcr_pointbert_default_options(void)
     return o;
 }
 
-static cmcr_status load_tensors(const char *model, const char *shown, cmcr_tensors **ts)
-{
-    cmcr_format fmt;
-    if (beside_is_dir(model))
-        return core_fail(CMCR_EINVAL, "%s: a folder; give the ULIP checkpoint file (e.g. pointbert_ULIP-2.pt)", shown);
-    cmcr_status st = cmcr_file_format(model, &fmt);
-    if (st) return st;
-    if (fmt == CMCR_FORMAT_NPY) return core_fail(CMCR_EFORMAT, "%s: a .npy array, not a ULIP checkpoint", shown);
-    if (fmt == CMCR_FORMAT_PT) return pt_load_only(model, ULIP_PREFIXES, 2, ts);
-    return tensors_load_mapped(model, fmt, ts);
-}
-
 static cmcr_status load_net(cmcr_pointbert *p, const char *model, int float32_only)
 {
     char shown[1024];
     cmcr_tensors *ts = NULL;
     cmcr_printable(shown, sizeof shown, model);
-    cmcr_status st = load_tensors(model, shown, &ts);
+    cmcr_status st = bind_load_file(model, shown, "the ULIP checkpoint file (e.g. pointbert_ULIP-2.pt)", "ULIP",
+                                    ULIP_PREFIXES, 2, &ts);
     if (!st && !cmcr_tensors_find(ts, "point_encoder.encoder.first_conv.0.weight"))
         st = core_fail(CMCR_EFORMAT, "%s: not a ULIP PointBERT checkpoint: no 'point_encoder.encoder.first_conv.0."
                        "weight' in its state_dict", shown);
@@ -64,9 +51,8 @@ cmcr_status cmcr_pointbert_load(const char *model, const cmcr_pointbert_options 
     *out = NULL;
     if (!model || !*model) return core_fail(CMCR_EINVAL, "cmcr_pointbert_load: no model path");
     cmcr_pointbert *p = calloc(1, sizeof *p);
-    if (!p || !(p->origin = strdup(model))) {
+    if (!p) {
         char shown[1024];
-        free(p);
         return core_fail(CMCR_ENOMEM, "%s: out of memory", cmcr_printable(shown, sizeof shown, model));
     }
     p->seed = o.seed;
@@ -84,7 +70,6 @@ void cmcr_pointbert_free(cmcr_pointbert *p)
 {
     if (!p) return;
     pointbert_model_free(p->net);
-    free(p->origin);
     free(p);
 }
 
