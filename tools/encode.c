@@ -224,8 +224,8 @@ int encoder_probe(const char *cmd, const char *model, const encoder_kind **k)
 
 int encoder_open(const encoder_opts *o, const encoder_kind *k, encoder *e)
 {
-    *e = (encoder){.k = k, .cmd = o->cmd, .model = o->model, .bf16 = strcmp(o->precision, "bf16") == 0,
-                  .batch = o->batch, .bad_hint = o->bad_hint ? o->bad_hint : ""};
+    *e = (encoder){.k = k, .cmd = o->cmd, .bf16 = strcmp(o->precision, "bf16") == 0, .batch = o->batch,
+                  .bad_hint = o->bad_hint ? o->bad_hint : ""};
     if (k->load(o, e)) return 1;
     e->progress = !o->quiet && cli_is_tty(2);
     e->start = cmcr_now_seconds();
@@ -456,13 +456,6 @@ int encoder_embed_files(encoder *e, const str_list *files, int normalize, bool s
 
 int encoder_embed_texts(encoder *e, char *const *texts, int64_t n, const char *source, int normalize, float **emb)
 {
-    *emb = NULL;
-    if (!e->k->tokenize) {
-        char fmt[200];
-        snprintf(fmt, sizeof fmt, "%%s: a %s checkpoint has no text tower: embed the prompts with CLIP (the text side "
-                 "of ulip_clip.pt)", e->k->name);
-        return encode_path_error(e->cmd, fmt, e->model);
-    }
     int32_t *ids = malloc((size_t)n * (size_t)e->context * sizeof(int32_t));
     *emb = malloc((size_t)n * (size_t)e->dim * sizeof(float));
     int rc = 0;

@@ -71,7 +71,6 @@ struct encoder {
     size_t each;             /* floats of one preprocessed input */
     char how[160];           /* the closing line's account of the weights */
     const char *cmd;
-    const char *model;       /* the checkpoint's path, for messages */
     int bf16;
     int64_t batch;
     bool progress;           /* a progress line on stderr (a terminal, not quiet) */
@@ -114,7 +113,8 @@ int encoder_embed_files(encoder *e, const str_list *files, int normalize, bool s
                         encoded *out);
 /* Tokenize and embed n prompts into *emb (malloc'd, n x dim). where(i) names prompt i in
  * errors: source:LINE with line = i + 1 (source: the file they came from). 0, or 1 after
- * printing the error (no tokenizer, a bad prompt). */
+ * printing the error (no tokenizer, a bad prompt). e's kind must have a text tower (tokenize
+ * set): the commands refuse one without, naming the checkpoint, before loading it. */
 int encoder_embed_texts(encoder *e, char *const *texts, int64_t n, const char *source, int normalize, float **emb);
 
 /* An error about a path as the user's file system spells it: fmt has one %s for it, shown
