@@ -207,6 +207,10 @@ CMCR_API void cmcr_npy_writer_abort(cmcr_npy_writer *w);         /* removes the 
           * checkpoints side A is key prefix "Head_A" and side B "Head_B"; in ulip_clip.pt Head_A is
           * the CLIP side and Head_B the ULIP side, in clap_clip.pt Head_A is CLAP and Head_B CLIP. */
 typedef enum cmcr_side { CMCR_SIDE_A = 0, CMCR_SIDE_B = 1 } cmcr_side;
+/* What a row of a connected space came from (galleries, search, localisation). Stored as
+ * these numbers in gallery files: never renumber. */
+typedef enum cmcr_modality { CMCR_IMAGE = 0, CMCR_AUDIO = 1, CMCR_TEXT = 2, CMCR_POINTS = 3 } cmcr_modality;
+#define CMCR_MODALITIES 4
 
 /* Shape of one projector head.
  *   layers == 1: Linear(in,out) -> BatchNorm1d(out) -> ReLU            (hidden unused)
