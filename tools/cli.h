@@ -137,4 +137,5 @@ int cmd_aggregate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 #endif
