@@ -4,6 +4,7 @@
 #include "serve_pool.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -42,27 +43,44 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* The sweeper sleeps until the oldest queued job's deadline and expires every job past it:
+/* The first queued job whose deadline has passed (taken out of the queue), or NULL with
+ * *next the earliest deadline still ahead (INFINITY: the queue is empty). */
+static job *take_expired(pool *p, double now, double *next)
+{
+    *next = INFINITY;
+    for (job **at = &p->head, *prev = NULL; *at; prev = *at, at = &(*at)->next) {
+        job *j = *at;
+        if (j->deadline > now) {
+            if (j->deadline < *next) *next = j->deadline;
+            continue;
+        }
+        *at = j->next;
+        if (p->tail == j) p->tail = prev;
+        j->next = NULL;
+        return j;
+    }
+    return NULL;
+}
+
+/* The sweeper sleeps until the earliest deadline in the queue and expires the jobs past it:
  * the workers cannot, while each is busy with a long computation. */
 static void *sweeper(void *arg)
 {
     pool *p = arg;
     pthread_mutex_lock(&p->mu);
     while (!p->stop) {
-        if (!p->head) {
+        double next;
+        job *j = take_expired(p, pool_now(), &next);
+        if (j) {
+            pthread_mutex_unlock(&p->mu);
+            j->expired(j);
+            pthread_mutex_lock(&p->mu);
+        } else if (isinf(next)) {
             pthread_cond_wait(&p->sweep, &p->mu);
-            continue;
-        }
-        double d = p->head->deadline, now = pool_now();
-        if (now < d) {
-            struct timespec t = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        } else {
+            struct timespec t = {(time_t)next, (long)((next - (double)(time_t)next) * 1e9)};
             pthread_cond_timedwait(&p->sweep, &p->mu, &t);
-            continue;
         }
-        job *j = pop(p);
-        pthread_mutex_unlock(&p->mu);
-        j->expired(j);
-        pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
     return NULL;
@@ -112,9 +130,10 @@ bool pool_submit(pool *p, job *j)
     }
     j->next = NULL;
     if (p->tail) p->tail->next = j;
-    else p->head = j, pthread_cond_signal(&p->sweep);
+    else p->head = j;
     p->tail = j;
     pthread_cond_signal(&p->more);
+    pthread_cond_signal(&p->sweep); /* its deadline may be the earliest */
     pthread_mutex_unlock(&p->mu);
     return true;
 }

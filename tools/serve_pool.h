@@ -19,7 +19,7 @@ typedef struct pool {
     pthread_mutex_t mu;
     pthread_cond_t more;      /* a job came, or stop */
     pthread_cond_t sweep;     /* the sweeper's: a job came to an empty queue, or stop */
-    job *head, *tail;         /* deadlines ascend: every job gets the same timeout */
+    job *head, *tail;         /* in the order they came */
     pthread_t *threads;       /* the workers, then the sweeper */
     int workers, started;
     bool stop;
