@@ -309,18 +309,20 @@ static bool check_search(const server *s, struct MHD_Connection *c, params *p, r
            int_arg(c, "top", 1, SERVE_TOP_MAX, 10, &p->top, r) && only_arg(c, &p->only, r);
 }
 
-/* The body as a row of the space (s->sp.dim floats): false after making the error reply. */
+/* An upload (the query, or a localisation's image) as a row of the space (s->sp.dim floats):
+ * false after making the error reply. */
 static bool embed_body(const server *s, cmcr_modality m, const unsigned char *body, size_t len, const char *name,
-                       float *row, float *patches, reply *r)
+                       bool query, float *row, float *patches, reply *r)
 {
     if (!len)
         return reply_error(r, MHD_HTTP_BAD_REQUEST, "%s: empty: send the file's bytes (or the text) as the body",
                            name), false;
     kind k = sniff(body, len < 512 ? len : 512);
     if (!may_be(m, k))
-        return reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "%s is %s, not %s (modality=%s)", name, k.what,
-                           m == CMCR_IMAGE ? "a JPEG or PNG image" : m == CMCR_AUDIO ? "a sound" : m == CMCR_TEXT ? "a text" : "a point cloud",
-                           modality_name(m)), false;
+        return reply_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "%s is %s, not %s%s%s%s", name, k.what,
+                           m == CMCR_IMAGE ? "a JPEG or PNG image" : m == CMCR_AUDIO ? "a sound"
+                           : m == CMCR_TEXT ? "a text" : "a point cloud",
+                           query ? " (modality=" : "", query ? modality_name(m) : "", query ? ")" : ""), false;
     char err[1024];
     cmcr_status st = space_embed_memory(&s->sp, m, body, len, name, row, patches, err, sizeof err);
     if (st) reply_error(r, status_of(st), "%s", err);
@@ -331,7 +333,7 @@ static void run_embed(const server *s, const params *p, const upload *u, reply *
 {
     float *row = malloc((size_t)s->sp.dim * sizeof(float));
     if (!row) return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    if (embed_body(s, p->modality, u->body, u->len, "the uploaded query", row, NULL, r)) {
+    if (embed_body(s, p->modality, u->body, u->len, "the uploaded query", true, row, NULL, r)) {
         cJSON *o = cJSON_CreateObject();
         if (o) {
             cJSON_AddStringToObject(o, "modality", modality_name(p->modality));
@@ -365,7 +367,7 @@ static void run_search(const server *s, const params *p, const upload *u, reply 
     float *row = malloc((size_t)dim * sizeof(float)), *score = malloc((size_t)k * sizeof(float));
     int64_t *index = malloc((size_t)k * sizeof(int64_t));
     if (!row || !score || !index) reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    else if (embed_body(s, p->modality, u->body, u->len, "the uploaded query", row, NULL, r)) {
+    else if (embed_body(s, p->modality, u->body, u->len, "the uploaded query", true, row, NULL, r)) {
         cmcr_status st = cmcr_gallery_topk(s->gallery, row, 1, dim, p->only, k, index, score);
         if (st) reply_error(r, status_of(st), "%s", cmcr_last_error());
         else {
@@ -481,8 +483,8 @@ static void run_localise(const server *s, const params *p, const upload *u, repl
     float *q = malloc((size_t)dim * sizeof(float)), *row = malloc((size_t)dim * sizeof(float));
     float *patches = malloc((size_t)np * (size_t)dim * sizeof(float)), *map = malloc((size_t)np * sizeof(float));
     if (!q || !row || !patches || !map || g * g != np) reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    else if (embed_body(s, p->modality, u->body, u->len, "the uploaded query", q, NULL, r) &&
-             embed_body(s, CMCR_IMAGE, img, img_len, name, row, patches, r)) {
+    else if (embed_body(s, p->modality, u->body, u->len, "the uploaded query", true, q, NULL, r) &&
+             embed_body(s, CMCR_IMAGE, img, img_len, name, false, row, patches, r)) {
         cmcr_localise_map(q, patches, g, g, dim, map);
         localise_reply(s, p, img, img_len, name, map, g, r);
     }
