@@ -259,4 +259,8 @@ NAMES=(--host)
 refusal "an unknown host" "$BIN" serve --gallery g.safetensors --tokenizer-a "$TOK_A" --host no.such.host.invalid
 NAMES=(--workers)
 refusal "no workers" "$BIN" serve --gallery g.safetensors --workers 0
+serve_start g.safetensors --quiet || finish cli_serve
+NAMES=("port ${URL##*:}" "in use")
+refusal "a port in use" "$BIN" serve --gallery g.safetensors --tokenizer-a "$TOK_A" --port "${URL##*:}"
+serve_stop
 finish cli_serve

@@ -355,15 +355,23 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx, enum M
     atomic_fetch_sub(&s->inflight, 1);
 }
 
+/* MHD's last message while the daemon starts: a failure to start is one line, with it. */
+static char start_msg[512];
+static atomic_bool listening;
+
 /* MHD's own messages (failed sockets, protocol errors), one line each. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     const server *s = cls;
-    if (s->quiet) return;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+    if (!atomic_load(&listening)) {
+        snprintf(start_msg, sizeof start_msg, "%s", msg);
+        return;
+    }
+    if (s->quiet) return;
     char *shown = cli_printable(msg);
     fprintf(stderr, "cmcr serve: libmicrohttpd: %s\n", shown ? shown : msg);
     free(shown);
@@ -460,9 +468,12 @@ int serve_run(server *s, const char *host, int port)
     if (!d) {
         pool_stop(&work);
         pool_free(&work);
-        return cli_error("serve", 1, "cannot listen on %s port %d%s%s", s->host, port, errno ? ": " : "",
-                         errno ? strerror(errno) : "");
+        char *why = cli_printable(start_msg[0] ? start_msg : errno ? strerror(errno) : "libmicrohttpd did not start");
+        cli_error("serve", 1, "cannot listen on %s port %d (%s)", s->host, port, why ? why : "?");
+        free(why);
+        return 1;
     }
+    atomic_store(&listening, true);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     printf("cmcr serve: listening on http://%s:%d/\n", s->host, s->port);
