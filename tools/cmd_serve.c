@@ -16,7 +16,7 @@ typedef struct serve_cli {
 
 static int check_options(const serve_cli *a)
 {
-    if (cli_check_precision("serve", a->precision)) return 2;
+    if (a->precision && cli_check_precision("serve", a->precision)) return 2;
     cli_range r[] = {{"port", a->port, 0, 65535},
                      {"threads", a->threads, 1, 256},
                      {"workers", a->workers, 1, 256},
@@ -27,17 +27,61 @@ static int check_options(const serve_cli *a)
     return cli_check_ranges("serve", r, sizeof r / sizeof *r);
 }
 
-/* What the gallery records of the space that made it, for the flags not given. */
+static char side_letter(int side) { return side ? 'b' : 'a'; }
+
+/* A value the gallery records, or NULL when absent or empty. */
+static const char *recorded(const cmcr_gallery *g, const char *key)
+{
+    const char *v = cmcr_gallery_meta(g, key);
+    return v && v[0] ? v : NULL;
+}
+
+/* What the gallery records of the space that made it (cmcr index, docs/search.md), for the
+ * flags not given: model, encoders, their tokenizers (unless the encoder was given), text
+ * side, precision. */
 static void gallery_defaults(serve_cli *a, const cmcr_gallery *g)
 {
-    static const char *const keys[2] = {"encoder_a", "encoder_b"};
-    if (!a->model) a->model = cmcr_gallery_meta(g, "model");
+    char key[32];
+    if (!a->model) a->model = recorded(g, "model");
     for (int side = 0; side < 2; side++) {
-        const char *v = cmcr_gallery_meta(g, keys[side]);
-        if (!a->encoder[side] && v && v[0]) a->encoder[side] = v;
+        snprintf(key, sizeof key, "tokenizer_%c", side_letter(side));
+        if (!a->tokenizer[side] && !a->encoder[side]) a->tokenizer[side] = recorded(g, key);
+        snprintf(key, sizeof key, "encoder_%c", side_letter(side));
+        if (!a->encoder[side]) a->encoder[side] = recorded(g, key);
     }
-    const char *t = cmcr_gallery_meta(g, "text_side");
-    if (!a->text_side && t && t[0]) a->text_side = t;
+    if (!a->text_side) a->text_side = recorded(g, "text_side");
+    if (!a->precision) a->precision = recorded(g, "precision");
+    if (!a->precision) a->precision = "f32";
+}
+
+static int fingerprint(const char *path, char *hex)
+{
+    uint64_t h;
+    if (cmcr_fingerprint_path(path, &h)) return cli_fail("serve");
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    return 0;
+}
+
+/* The rows were made by the gallery's model and encoders: a query embedded by others would
+ * not be comparable with them. The model must be the one recorded, and so must each encoder
+ * whose fingerprint the gallery records (as cmcr search checks). */
+static int check_fingerprints(const serve_cli *a, const cmcr_gallery *g)
+{
+    char hex[17], key[40];
+    const char *want = recorded(g, "model_fingerprint");
+    if (fingerprint(a->model, hex)) return 1;
+    if (!want || strcmp(want, hex) != 0)
+        return cli_error("serve", 1, "%s was made with another model than %s (fingerprint %s, this one %s): serve it "
+                         "with the model it was indexed with", a->gallery, a->model, want ? want : "none", hex);
+    for (int side = 0; side < 2; side++) {
+        snprintf(key, sizeof key, "encoder_%c_fingerprint", side_letter(side));
+        if (!a->encoder[side] || !(want = recorded(g, key))) continue;
+        if (fingerprint(a->encoder[side], hex)) return 1;
+        if (strcmp(want, hex) != 0)
+            return cli_error("serve", 1, "%s was made with another side %c encoder than %s (fingerprint %s, this one "
+                             "%s)", a->gallery, side_letter(side), a->encoder[side], want, hex);
+    }
+    return 0;
 }
 
 /* Every encoder the space has is loaded now: requests never load (space_load_side is not
@@ -47,6 +91,7 @@ static int load(server *s, serve_cli *a)
     if (cmcr_gallery_load(a->gallery, &s->gallery)) return cli_fail("serve");
     gallery_defaults(a, s->gallery);
     if (!a->model) return cli_error("serve", 2, "%s records no model: give --model", a->gallery);
+    if (check_fingerprints(a, s->gallery)) return 1;
     space_opts o = {.cmd = "serve", .model = a->model, .encoder = {a->encoder[0], a->encoder[1]},
                     .tokenizer = {a->tokenizer[0], a->tokenizer[1]}, .text_side = a->text_side,
                     .precision = a->precision, .batch = 1, .seed = a->seed, .quiet = true, .xyz_only = a->xyz_only};
@@ -68,11 +113,13 @@ int cmd_serve(int argc, char **argv)
         {"model", OPT_STR, &a.model, "", "the connection; default: the one the gallery records"},
         {"encoder-a", OPT_STR, &a.encoder[0], "", "side a's encoder; default: the gallery's"},
         {"encoder-b", OPT_STR, &a.encoder[1], "", "side b's encoder; default: the gallery's"},
-        {"tokenizer-a", OPT_STR, &a.tokenizer[0], "", "side a's tokenizer; default: found beside its weights"},
-        {"tokenizer-b", OPT_STR, &a.tokenizer[1], "", "side b's tokenizer; default: found beside its weights"},
+        {"tokenizer-a", OPT_STR, &a.tokenizer[0], "", "side a's tokenizer; default: the gallery's, else found beside "
+                                                      "the weights"},
+        {"tokenizer-b", OPT_STR, &a.tokenizer[1], "", "side b's tokenizer; default: the gallery's, else found beside "
+                                                      "the weights"},
         {"text-side", OPT_STR, &a.text_side, "", "a or b: the side whose text tower embeds texts; default: the "
                                                  "gallery's, else the first side with one"},
-        {"precision", OPT_STR, &a.precision, "f32", "f32 or bf16 products"},
+        {"precision", OPT_STR, &a.precision, "", "f32 or bf16 products; default: the gallery's"},
         {"xyz-only", OPT_FLAG, &a.xyz_only, "", "PointBERT: give an xyz model the first 3 columns of wider clouds"},
         {"seed", OPT_INT, &a.seed, "0", "CLAP's chunk starts, PointBERT's sampling start (as cmcr embed)"},
         {"host", OPT_STR, &a.host, "127.0.0.1", "the address to listen on (another than a loopback one opens the "
