@@ -42,7 +42,7 @@ good() { req "a search after: $1" 200 -X POST --data-binary 'a dog' "$URL/api/se
 # 1. The listening line, and 127.0.0.1 only: no listening socket of the server's port is on
 #    another address, and another address of this machine refuses the connection.
 PORT=${URL##*:}
-[ "$(cat out.txt)" = "cmcr serve: listening on http://127.0.0.1:$PORT/" ] || fail "the listening line: $(cat out.txt)"
+[ "$(cat srv_out.txt)" = "cmcr serve: listening on http://127.0.0.1:$PORT/" ] || fail "the listening line: $(cat srv_out.txt)"
 "$PY" - "$PORT" <<'EOF' || fail "listening elsewhere than 127.0.0.1"
 import sys
 port, seen = int(sys.argv[1]), []
@@ -115,29 +115,33 @@ EOF
 }
 req "search a text" 200 -X POST --data-binary @q.txt "$URL/api/search?modality=text&top=7"
 cp body.out s1.json
-"$BIN" search --gallery g.safetensors --tokenizer-a "$TOK_A" --text "$(cat q.txt)" --top 7 --json >c1.json || fail "cmcr search --text"
+"$BIN" search --gallery g.safetensors --text "$(cat q.txt)" --top 7 --json >c1.json || fail "cmcr search --text"
 same_search "a text" s1.json c1.json
 req "search a sound, images only" 200 -X POST --data-binary @media/snd/c_stereo.flac "$URL/api/search?modality=audio&top=3&only=image"
 cp body.out s2.json
-"$BIN" search --gallery g.safetensors --tokenizer-a "$TOK_A" --audio media/snd/c_stereo.flac --modality image --top 3 --json >c2.json ||
+"$BIN" search --gallery g.safetensors --audio media/snd/c_stereo.flac --modality image --top 3 --json >c2.json ||
     fail "cmcr search --audio"
 same_search "a sound, images only" s2.json c2.json
 req "search an image, sounds and texts" 200 -X POST --data-binary @media/img/gen0.jpg "$URL/api/search?modality=image&top=20&only=audio,text"
 cp body.out s3.json
-"$BIN" search --gallery g.safetensors --tokenizer-a "$TOK_A" --image media/img/gen0.jpg --modality audio,text --top 20 --json >c3.json ||
+"$BIN" search --gallery g.safetensors --image media/img/gen0.jpg --modality audio,text --top 20 --json >c3.json ||
     fail "cmcr search --image"
 same_search "an image, sounds and texts (top 20 of 8)" s3.json c3.json
 
-# 6. Gallery files by row, byte for byte, typed by their content.
+# 6. Gallery files by row, byte for byte, typed by their content (every row: a search for
+#    more results than the gallery has lists them all).
+req "every row" 200 -X POST --data-binary @q.txt "$URL/api/search?modality=text&top=100"
 "$PY" - <<'EOF' >rows.txt || fail "reading the rows"
 import json
-for r in json.load(open("s3.json"))["results"] + json.load(open("s1.json"))["results"]:
+rows = json.load(open("body.out"))["results"]
+assert len(rows) == 12, len(rows)
+for r in rows:
     print(r["row"], r["path"])
 EOF
 while read -r row path; do
     req "file of row $row" 200 "$URL/api/file?row=$row" || continue
     cmp -s body.out "$path" || fail "row $row is not $path"
-done < <(sort -un rows.txt)
+done < <(sort -n rows.txt)
 req "file of an image row" 200 "$URL/api/file?row=$(sed -n 's/^\([0-9]*\) .*gen1\.png$/\1/p' rows.txt | head -1)"
 grep -qi '^content-type: image/png' head.out || fail "a PNG's type: $(cat head.out)"
 
@@ -208,7 +212,7 @@ for i in $(seq 8); do
 done
 serve_stop
 [ "$RC" -eq 0 ] || fail "SIGTERM: exit $RC"
-n=$(grep -c '^cmcr serve: 127\.0\.0\.1 "' log.txt)
+n=$(grep -c '^cmcr serve: 127\.0\.0\.1 "' srv_log.txt)
 [ "$n" -ge 60 ] || fail "the access log has $n request lines"
 
 # 10. A body over --max-upload is refused before it is read, and SIGTERM lets a request in
@@ -217,7 +221,7 @@ n=$(grep -c '^cmcr serve: 127\.0\.0\.1 "' log.txt)
 serve_start g.safetensors --max-upload 1 --quiet || finish cli_serve
 head -c 1100000 /dev/zero >big.bin
 req "a body over --max-upload 1 (MiB)" 413 -X POST --data-binary @big.bin "$URL/api/embed?modality=audio" && good "an oversize body"
-[ ! -s log.txt ] || fail "--quiet: $(cat log.txt)"
+[ ! -s srv_log.txt ] || fail "--quiet: $(cat srv_log.txt)"
 mkfifo go
 "$PY" - "${URL##*:}" media/snd/a_short.wav <<'EOF' >inflight.txt 2>&1 &
 import json, socket, sys
@@ -256,11 +260,11 @@ refusal "a missing gallery" "$BIN" serve --gallery missing.safetensors
 NAMES=(--port)
 refusal "a port out of range" "$BIN" serve --gallery g.safetensors --port 70000
 NAMES=(--host)
-refusal "an unknown host" "$BIN" serve --gallery g.safetensors --tokenizer-a "$TOK_A" --host no.such.host.invalid
+refusal "an unknown host" "$BIN" serve --gallery g.safetensors --host no.such.host.invalid
 NAMES=(--workers)
 refusal "no workers" "$BIN" serve --gallery g.safetensors --workers 0
 serve_start g.safetensors --quiet || finish cli_serve
 NAMES=("port ${URL##*:}" "in use")
-refusal "a port in use" "$BIN" serve --gallery g.safetensors --tokenizer-a "$TOK_A" --port "${URL##*:}"
+refusal "a port in use" "$BIN" serve --gallery g.safetensors --port "${URL##*:}"
 serve_stop
 finish cli_serve

@@ -30,9 +30,9 @@ SOUND=media/snd/a_short.wav
 [ -f media/real/BBQ.wav ] && SOUND=media/real/BBQ.wav
 head -c 3000 "$SOUND" >corrupt.wav
 expect() { # NAME QUERY-FLAG QUERY: cmcr search's answers, images only and the rest
-    "$BIN" search --gallery g.safetensors --tokenizer-a "$TOK_A" "$2" "$3" --top "$TOP" --modality image --json \
+    "$BIN" search --gallery g.safetensors "$2" "$3" --top "$TOP" --modality image --json \
         >"$1_images.json" &&
-        "$BIN" search --gallery g.safetensors --tokenizer-a "$TOK_A" "$2" "$3" --top "$TOP" --modality audio,text \
+        "$BIN" search --gallery g.safetensors "$2" "$3" --top "$TOP" --modality audio,text \
             --json >"$1_others.json" || fail "cmcr search $2"
 }
 expect text --text "$TEXT"

@@ -56,23 +56,24 @@ serve_index() {
 }
 
 # serve_start GALLERY [ARGS...]: start `cmcr serve` on a free port in the background (SRV its
-# pid, URL its address, out.txt and log.txt its stdout and stderr) and wait for its listening
-# line (at most 60 s). Returns 1 when it died or never listened.
+# pid, URL its address, srv_out.txt and srv_log.txt its stdout and stderr) and wait for its
+# listening line (at most 60 s). Returns 1 when it died or never listened. The space is the one
+# the gallery records (model, encoders, tokenizers).
 serve_start() {
     local g=$1 i
     shift
-    "$BIN" serve --gallery "$g" --tokenizer-a "$TOK_A" --port 0 "$@" >out.txt 2>log.txt &
+    "$BIN" serve --gallery "$g" --port 0 "$@" >srv_out.txt 2>srv_log.txt &
     SRV=$!
     URL=""
     for ((i = 0; i < 600; i++)); do
-        if grep -q '^cmcr serve: listening on ' out.txt 2>/dev/null; then
-            URL=$(sed -n 's|^cmcr serve: listening on \(http://.*\)/$|\1|p' out.txt)
+        if grep -q '^cmcr serve: listening on ' srv_out.txt 2>/dev/null; then
+            URL=$(sed -n 's|^cmcr serve: listening on \(http://.*\)/$|\1|p' srv_out.txt)
             return 0
         fi
         kill -0 "$SRV" 2>/dev/null || break
         sleep 0.1
     done
-    cat log.txt
+    cat srv_log.txt
     fail "the server did not start listening"
     return 1
 }

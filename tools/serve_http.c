@@ -380,7 +380,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 /* ------------------------------------------------------------------ start and stop */
 
 /* host (a name or an address) and port into *addr; *loopback when it is a loopback address;
- * shown: the address as the listening line writes it. 0, or 1 after printing. */
+ * shown: the address as the listening line writes it. 0, or 2 after printing. */
 static int resolve(const char *host, int port, struct sockaddr_storage *addr, bool *loopback, char *shown,
                    size_t cap)
 {
@@ -452,8 +452,9 @@ static void drain(server *s, struct MHD_Daemon *d)
 int serve_run(server *s, const char *host, int port)
 {
     struct sockaddr_storage addr;
-    if (resolve(host, port, &addr, &s->loopback, s->host, sizeof s->host)) return 1;
-    int rc = pool_start(&work, s->workers);
+    int rc = resolve(host, port, &addr, &s->loopback, s->host, sizeof s->host);
+    if (rc) return rc;
+    rc = pool_start(&work, s->workers);
     if (rc) return cli_error("serve", 1, "cannot start %d worker threads: %s", s->workers, strerror(rc));
     if (catch_signals()) return pool_stop(&work), pool_free(&work), 1;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
