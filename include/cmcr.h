@@ -813,6 +813,9 @@ CMCR_API void cmcr_normalize_minmax(float *x, int64_t n);
 CMCR_API cmcr_status cmcr_localise_box(const float *map, int32_t h, int32_t w, float threshold, cmcr_box *box,
                                        int *found);
 
+/* The size of a JPEG or PNG image as cmcr_clip_pixels reads it (decoded, so an image that
+ * cannot be read is refused here with the same message). */
+CMCR_API cmcr_status cmcr_image_size(const char *path, int32_t *width, int32_t *height);
 /* CLIP's image front end (cmcr_clip_pixels: the shortest side resized to size, then the
  * centre size x size) seen from a width x height image: the crop covers a window of it, and
  * *window gets the image pixels whose centres lie in that window. */

@@ -32,11 +32,11 @@ import os
 from fractions import Fraction
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 
 def upsample(x, oh, ow):
+    import torch  # here, so that tests/cli_localise.sh can import the LVS code without PyTorch's start-up
+    import torch.nn.functional as F
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None, None]
     return F.interpolate(t, size=(oh, ow), mode="bilinear", align_corners=False)[0, 0].numpy()
 

@@ -447,6 +447,7 @@ static void test_upsample_vs_torch(void **state)
         checked++;
     }
     fclose(f);
+    free(dir);
     assert_true(checked >= 8);
 }
 
@@ -494,6 +495,7 @@ static void test_ciou_vs_lvs(void **state)
         }
     }
     fclose(f);
+    free(dir);
     assert_true(n >= 20);
 }
 
@@ -521,6 +523,7 @@ static void test_geometry_vs_fractions(void **state)
         }
     }
     fclose(f);
+    free(dir);
     printf("%d crop windows and %d boxes in the crop frame as the reference computes them\n", windows, boxes);
     assert_true(windows >= 10 && boxes >= 30);
 }

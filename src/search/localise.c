@@ -162,6 +162,18 @@ cmcr_status cmcr_localise_box(const float *map, int32_t h, int32_t w, float thre
 
 /* ------------------------------------------------------------------ the crop seen from the image */
 
+cmcr_status cmcr_image_size(const char *path, int32_t *width, int32_t *height)
+{
+    *width = *height = 0;
+    image_rgb im;
+    cmcr_status st = image_decode_file(path, &im);
+    if (st != CMCR_OK) return st;
+    *width = im.width;
+    *height = im.height;
+    image_rgb_free(&im);
+    return CMCR_OK;
+}
+
 /* The pixels j of an axis of `len` pixels whose centres j + 0.5 lie in the source interval
  * [off * len / n, (off + size) * len / n) of a resize to n and a crop of size from off:
  * (2j + 1) n >= 2 off len and (2j + 1) n < 2 (off + size) len, in exact integers. */
