@@ -868,7 +868,8 @@ typedef struct cmcr_overlay {
  * map bilinearly to its crop window, normalise it (cmcr_normalize_minmax), colour it (jet) and
  * blend it over the window's pixels (the rest of the image is left as it is), take the box
  * of the region >= threshold there (cmcr_localise_box, in image pixels), draw its outline, and
- * encode a PNG. Re-entrant: no state outside the call (servers call it from several threads). */
+ * encode a PNG. A window of more than 2^26 pixels (8192 x 8192) is refused (CMCR_ENOMEM).
+ * Re-entrant: no state outside the call (servers call it from several threads). */
 CMCR_API cmcr_status cmcr_localise_overlay(const void *image, size_t len, const char *name, const float *map,
                                            int32_t gh, int32_t gw, const cmcr_overlay_params *p, cmcr_overlay *out);
 CMCR_API void cmcr_overlay_free(cmcr_overlay *o); /* frees png and zeroes o (NULL is fine) */

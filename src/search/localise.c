@@ -102,25 +102,25 @@ typedef struct region {
 
 /* The region of pixel start (>= threshold, not seen yet), marking its pixels seen; queue has
  * room for every pixel. */
-static region flood(const float *map, int32_t h, int32_t w, float threshold, int64_t start, unsigned char *seen,
-                    int64_t *queue)
+static region flood(const float *map, int32_t h, int32_t w, float threshold, int32_t start, unsigned char *seen,
+                    int32_t *queue)
 {
     region r = {0, map[start], {w, h, 0, 0}};
-    int64_t head = 0, tail = 0;
+    int32_t head = 0, tail = 0;
     queue[tail++] = start;
     seen[start] = 1;
     while (head < tail) {
-        int64_t p = queue[head++];
-        int32_t y = (int32_t)(p / w), x = (int32_t)(p % w);
+        int32_t p = queue[head++];
+        int32_t y = p / w, x = p % w;
         r.size++;
         r.peak = map[p] > r.peak ? map[p] : r.peak;
         r.box.x0 = x < r.box.x0 ? x : r.box.x0;
         r.box.y0 = y < r.box.y0 ? y : r.box.y0;
         r.box.x1 = x + 1 > r.box.x1 ? x + 1 : r.box.x1;
         r.box.y1 = y + 1 > r.box.y1 ? y + 1 : r.box.y1;
-        int64_t next[4] = {y > 0 ? p - w : -1, y < h - 1 ? p + w : -1, x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1};
+        int32_t next[4] = {y > 0 ? p - w : -1, y < h - 1 ? p + w : -1, x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1};
         for (int k = 0; k < 4; k++) {
-            int64_t q = next[k];
+            int32_t q = next[k];
             if (q < 0 || seen[q] || !(map[q] >= threshold)) continue;
             seen[q] = 1;
             queue[tail++] = q;
@@ -135,17 +135,17 @@ cmcr_status cmcr_localise_box(const float *map, int32_t h, int32_t w, float thre
     *found = 0;
     if (h < 1 || w < 1) return core_fail(CMCR_EINVAL, "localisation box: map size %dx%d has no pixels", h, w);
     int64_t n = (int64_t)h * w;
-    if ((uint64_t)n > SIZE_MAX / (sizeof(int64_t) + 1))
+    if (n > INT32_MAX) /* pixel indices are int32: 2^31 pixels, far more than an image may have */
         return core_fail(CMCR_ENOMEM, "localisation box: a %dx%d map is too large", h, w);
     unsigned char *seen = calloc((size_t)n, 1);
-    int64_t *queue = core_xmalloc((size_t)n * sizeof(int64_t));
+    int32_t *queue = core_xmalloc((size_t)n * sizeof(int32_t));
     if (!seen || !queue) {
         free(seen);
         free(queue);
         return core_fail(CMCR_ENOMEM, "localisation box: out of memory for a %dx%d map", h, w);
     }
     region best = {0, 0.0f, {0, 0, 0, 0}};
-    for (int64_t p = 0; p < n; p++) {
+    for (int32_t p = 0; p < (int32_t)n; p++) {
         if (seen[p] || !(map[p] >= threshold)) continue;
         region r = flood(map, h, w, threshold, p, seen, queue);
         /* strictly better only: among equals the first in raster order stays */

@@ -6,6 +6,11 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* The most window pixels an overlay paints (2^26, 8192 x 8192): 9 bytes each for the heat
+ * and the box's search, on top of the image, so that no image a decoder accepts (up to
+ * IMAGE_MAX_PIXELS) makes one call take gigabytes. */
+#define OVERLAY_MAX_WINDOW (1LL << 26)
+
 cmcr_overlay_params cmcr_overlay_default_params(void)
 {
     return (cmcr_overlay_params){.threshold = 0.5, .alpha = 0.5, .crop = 224, .max_side = 0};
@@ -98,6 +103,9 @@ static cmcr_status paint(image_rgb *im, const float *map, int32_t gh, int32_t gw
     const cmcr_box *win = &out->window;
     int32_t ww = win->x1 - win->x0, wh = win->y1 - win->y0;
     if (ww < 1 || wh < 1) return CMCR_OK; /* a crop smaller than a pixel of the image: nothing to paint */
+    if ((int64_t)ww * wh > OVERLAY_MAX_WINDOW)
+        return core_fail(CMCR_ENOMEM, "%s: the part CLIP sees is %dx%d pixels, more than the overlay's limit of %lld; "
+                         "scale the image down first", name, ww, wh, (long long)OVERLAY_MAX_WINDOW);
     float *heat = core_xmalloc((size_t)ww * (size_t)wh * sizeof(float));
     if (!heat) return core_fail(CMCR_ENOMEM, "%s: out of memory for a %dx%d heatmap", name, ww, wh);
     st = cmcr_upsample_bilinear(map, gh, gw, wh, ww, heat);
