@@ -163,6 +163,8 @@ api = np.array([float(v) for v in open("map.txt").read().strip().split(",")])
 cli = np.load("cli_map.npy").astype(np.float64).ravel()
 assert api.shape == cli.shape == (49,), (api.shape, cli.shape)
 assert np.abs(api - cli).max() <= 1e-5, np.abs(api - cli).max()
+box = json.load(open("cli_loc.json"))["box"]
+assert sys.argv[1] == (",".join(map(str, box)) if box else "none"), (sys.argv[1], box)
 from PIL import Image
 im = Image.open("loc.png")
 assert im.size == Image.open("media/img/gen0.jpg").size, im.size
@@ -222,16 +224,18 @@ serve_start g.safetensors --max-upload 1 --quiet || finish cli_serve
 head -c 1100000 /dev/zero >big.bin
 req "a body over --max-upload 1 (MiB)" 413 -X POST --data-binary @big.bin "$URL/api/embed?modality=audio" && good "an oversize body"
 [ ! -s srv_log.txt ] || fail "--quiet: $(cat srv_log.txt)"
-mkfifo go
 "$PY" - "${URL##*:}" media/snd/a_short.wav <<'EOF' >inflight.txt 2>&1 &
-import json, socket, sys
+import json, os, socket, sys, time
 port, body = int(sys.argv[1]), open(sys.argv[2], "rb").read()
 s = socket.create_connection(("127.0.0.1", port))
 s.sendall(b"POST /api/embed?modality=audio HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: %d\r\n"
           b"Expect: 100-continue\r\n\r\n" % (port, len(body)))
 assert s.recv(100).startswith(b"HTTP/1.1 100"), "no 100 Continue"
 print("headers taken", flush=True)
-open("go").read()  # the test sends SIGTERM, then lets us go on
+for _ in range(600):  # the test sends SIGTERM, then makes the file "go"
+    if os.path.exists("go"):
+        break
+    time.sleep(0.05)
 s.sendall(body)
 data = b""
 while True:
@@ -247,7 +251,7 @@ CLIENT=$!
 for ((i = 0; i < 300; i++)); do grep -q 'headers taken' inflight.txt && break; sleep 0.1; done
 kill -TERM "$SRV"
 sleep 0.3 # the server is draining: it must wait for the body
-echo go >go
+touch go
 wait "$CLIENT" || fail "the client in flight: $(cat inflight.txt)"
 grep -q '^HTTP/1.1 200' inflight.txt && grep -q 'embedding of 512' inflight.txt || fail "the request in flight: $(cat inflight.txt)"
 wait "$SRV"

@@ -62,14 +62,13 @@ serve_index() {
 serve_start() {
     local g=$1 i
     shift
+    rm -f srv_out.txt srv_log.txt # the last server's lines are not this one's
     "$BIN" serve --gallery "$g" --port 0 "$@" >srv_out.txt 2>srv_log.txt &
     SRV=$!
     URL=""
     for ((i = 0; i < 600; i++)); do
-        if grep -q '^cmcr serve: listening on ' srv_out.txt 2>/dev/null; then
-            URL=$(sed -n 's|^cmcr serve: listening on \(http://.*\)/$|\1|p' srv_out.txt)
-            return 0
-        fi
+        URL=$(sed -n 's|^cmcr serve: listening on \(http://.*\)/$|\1|p' srv_out.txt 2>/dev/null)
+        [ -n "$URL" ] && return 0
         kill -0 "$SRV" 2>/dev/null || break
         sleep 0.1
     done

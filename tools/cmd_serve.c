@@ -140,7 +140,7 @@ int cmd_serve(int argc, char **argv)
     char *pos[8];
     int rc = cli_parse(&cmd, argc, argv, pos);
     if (rc >= 0) return rc;
-    if ((rc = check_options(&a))) return rc;
+    if ((rc = check_options(&a)) || (rc = serve_signals())) return rc;
     server s = {.gallery_path = a.gallery, .max_upload = (size_t)a.max_upload << 20, .timeout = a.timeout,
                 .threads = (int)a.threads, .workers = (int)a.workers, .max_connections = (int)a.max_connections,
                 .quiet = a.quiet};

@@ -82,7 +82,10 @@ bool route_multipart(const route *r);
 extern const unsigned char serve_page[];
 extern const size_t serve_page_len;
 
-/* Serve until SIGTERM or SIGINT (blocked by the caller in every thread; this waits for
- * them): 0 after a clean stop, or 1 after printing why the server could not start. */
+/* Before anything else (before any thread exists): SIGTERM and SIGINT blocked in every thread
+ * but one that waits for them. 0, or 1 after printing. */
+int serve_signals(void);
+/* Serve until SIGTERM or SIGINT: 0 after a clean stop, or 1 (2: a bad --host) after printing
+ * why the server could not start. */
 int serve_run(server *s, const char *host, int port);
 #endif

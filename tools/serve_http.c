@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@
 
 /* The workers (one server per process). */
 static pool work;
-/* SIGTERM/SIGINT write a byte here; the main thread waits on the other end. */
+/* The signal thread writes a byte here; the main thread waits on the other end. */
 static int stop_pipe[2] = {-1, -1};
 
 /* One request. The job comes first: the pool hands the job back and it is the exchange. */
@@ -357,7 +358,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **ctx, enum M
 
 /* MHD's last message while the daemon starts: a failure to start is one line, with it. */
 static char start_msg[512];
-static atomic_bool listening;
+/* The listening line is out: MHD's messages are printed, and a signal stops the server. */
+static atomic_bool serving;
 
 /* MHD's own messages (failed sockets, protocol errors), one line each. */
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -367,7 +369,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
-    if (!atomic_load(&listening)) {
+    if (!atomic_load(&serving)) {
         snprintf(start_msg, sizeof start_msg, "%s", msg);
         return;
     }
@@ -406,24 +408,41 @@ static int resolve(const char *host, int port, struct sockaddr_storage *addr, bo
     return 0;
 }
 
-static void on_signal(int sig)
+/* SIGTERM and SIGINT go to one thread, which sigwait()s for them: they are blocked before any
+ * other thread exists (serve_signals), so every thread inherits the block, and a signal never
+ * interrupts (or waits for) a thread in the middle of a computation or of libmicrohttpd's
+ * loop. While the server loads, a signal ends the process as in every command; once it
+ * serves, the first asks the main thread to stop, and a second ends the process at once. */
+static sigset_t stop_sigs;
+
+static void *signal_thread(void *arg)
 {
-    int e = errno;
-    ssize_t n = write(stop_pipe[1], "", 1);
-    (void)n;
-    errno = e;
+    int sig, seen = 0;
+    for (;;) {
+        if (sigwait(&stop_sigs, &sig)) continue;
+        if (!atomic_load(&serving) || seen++) {
+            cmcr_remove_temp_files();
+            signal(sig, SIG_DFL);
+            pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL);
+            raise(sig); /* this thread's, now unblocked: the process ends of the signal */
+        }
+        ssize_t n = write(stop_pipe[1], "", 1);
+        (void)n;
+    }
+    return NULL;
 }
 
-/* SIGTERM and SIGINT now ask the main thread to stop (until then they end the process as in
- * every command: nothing is being written while the server loads). */
-static int catch_signals(void)
+int serve_signals(void)
 {
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
     if (pipe(stop_pipe)) return cli_error("serve", 1, "cannot make a pipe: %s", strerror(errno));
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    pthread_t t;
+    int rc = pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
+    if (!rc) rc = pthread_create(&t, NULL, signal_thread, NULL);
+    if (rc) return cli_error("serve", 1, "cannot start the signal thread: %s", strerror(rc));
+    pthread_detach(t);
     signal(SIGPIPE, SIG_IGN); /* a client that went away is an error on its socket, not a signal */
     return 0;
 }
@@ -432,7 +451,6 @@ static void wait_for_signal(void)
 {
     char c;
     while (read(stop_pipe[0], &c, 1) < 0 && errno == EINTR) continue;
-    cli_install_signals(); /* a second signal ends the process at once */
 }
 
 /* Stop: accept no new connection, let the requests in flight finish (at most twice
@@ -456,7 +474,6 @@ int serve_run(server *s, const char *host, int port)
     if (rc) return rc;
     rc = pool_start(&work, s->workers);
     if (rc) return cli_error("serve", 1, "cannot start %d worker threads: %s", s->workers, strerror(rc));
-    if (catch_signals()) return pool_stop(&work), pool_free(&work), 1;
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     errno = 0;
@@ -474,11 +491,11 @@ int serve_run(server *s, const char *host, int port)
         free(why);
         return 1;
     }
-    atomic_store(&listening, true);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     printf("cmcr serve: listening on http://%s:%d/\n", s->host, s->port);
     fflush(stdout);
+    atomic_store(&serving, true);
     wait_for_signal();
     if (!s->quiet) fprintf(stderr, "cmcr serve: stopping (requests in flight: %d)\n", atomic_load(&s->inflight));
     drain(s, d);
