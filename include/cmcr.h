@@ -99,7 +99,8 @@ typedef enum cmcr_dtype {
     CMCR_BF16,
     CMCR_F64,
     CMCR_I32,
-    CMCR_I64
+    CMCR_I64,
+    CMCR_U8 /* bytes (a gallery's paths); new dtypes go at the end: never renumber */
 } cmcr_dtype;
 
 #define CMCR_MAX_DIMS 8
@@ -115,7 +116,7 @@ typedef struct cmcr_tensor {
 } cmcr_tensor;
 
 CMCR_API size_t cmcr_dtype_size(cmcr_dtype t);
-CMCR_API const char *cmcr_dtype_name(cmcr_dtype t); /* "F32", "F16", "BF16", "F64", "I32", "I64" */
+CMCR_API const char *cmcr_dtype_name(cmcr_dtype t); /* "F32", "F16", "BF16", "F64", "I32", "I64", "U8" */
 CMCR_API int64_t cmcr_tensor_numel(const cmcr_tensor *t);
 /* Convert any numeric tensor to float32 (out holds numel floats). */
 CMCR_API void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out);

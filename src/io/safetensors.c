@@ -46,7 +46,7 @@ typedef struct st_source {
 
 static bool dtype_from_name(const char *s, cmcr_dtype *out)
 {
-    static const cmcr_dtype all[] = {CMCR_F32, CMCR_F16, CMCR_BF16, CMCR_F64, CMCR_I32, CMCR_I64};
+    static const cmcr_dtype all[] = {CMCR_F32, CMCR_F16, CMCR_BF16, CMCR_F64, CMCR_I32, CMCR_I64, CMCR_U8};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(s, cmcr_dtype_name(all[i])) == 0) {
             *out = all[i];
@@ -59,9 +59,8 @@ static bool dtype_from_name(const char *s, cmcr_dtype *out)
 /* dtypes of the safetensors spec that this library does not handle. */
 static bool is_spec_dtype(const char *s)
 {
-    static const char *const names[] = {"BOOL", "U8",  "I8",      "U16",     "I16",     "U32",
-                                        "U64",  "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2",
-                                        "F4",   "C64"};
+    static const char *const names[] = {"BOOL",    "I8",      "U16",     "I16",     "U32",     "U64",  "F8_E4M3",
+                                        "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",      "C64"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i]) == 0) return true;
     return false;
@@ -222,7 +221,7 @@ static cmcr_status entry_dtype(const char *path, const char *name, const cJSON *
     if (dtype_from_name(v->valuestring, out)) return CMCR_OK;
     if (is_spec_dtype(v->valuestring))
         return core_fail(CMCR_EUNSUPPORTED,
-                         "%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32 or I64)", path,
+                         "%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32, I64 or U8)", path,
                          name, v->valuestring);
     char shown[64];
     return core_fail(CMCR_EFORMAT, "%s: tensor '%s': unknown dtype \"%s\"", path, name,
