@@ -403,6 +403,15 @@ typedef int (*cmcr_progress_fn)(int64_t done, int64_t total, void *user);
 
 /* 64-bit content hash of bytes (fast, non-cryptographic), chained through seed. */
 CMCR_API uint64_t cmcr_hash_bytes(const void *data, size_t n, uint64_t seed);
+/* A content fingerprint of a file or a folder (docs/search.md), read in 1 MiB chunks (memory
+ * does not grow with the file): a regular file's bytes, chunk by chunk through
+ * cmcr_hash_bytes (each chunk seeded with the previous one's hash), then its size; a folder
+ * (a Hugging Face model folder): its entries in byte order of their names, recursively
+ * (hidden ones, whose names start with '.', left out; symbolic links followed), each entry's
+ * name then its fingerprint. A change detector, not a cryptographic hash: equal content
+ * gives equal fingerprints whatever the names of the file or the times it carries, and an
+ * accidental change is all but certain to change it, but it does not resist a forger. */
+CMCR_API cmcr_status cmcr_fingerprint_path(const char *path, uint64_t *out);
 
 /* ---------------------------------------------------------------- semantic consistency */
 
