@@ -782,6 +782,20 @@ CMCR_API cmcr_status cmcr_pointbert_clouds(const cmcr_pointbert *p, const char *
 CMCR_API cmcr_status cmcr_pointbert_embed(const cmcr_pointbert *p, const float *input, int64_t n, int bf16,
                                           int normalize, float *emb);
 
+/* ---------------------------------------------------------------- search */
+
+/* Exact top-k by dot product (rows are expected L2-normalised, so scores are cosines): for
+ * each of nq queries (nq x dim), the k gallery rows (ng x dim) with the highest scores, best
+ * first, equal scores by lower row index, into index and score (nq x k each). keep: NULL, or
+ * ng flags, non-zero for the rows that may be returned. When fewer than k rows are eligible
+ * the rest of a query's results are index -1 and score -INFINITY. The gallery is read in
+ * blocks through the library's matrix product, the blocks shared among OpenMP threads, each
+ * query keeping its k best in a heap; memory does not grow with ng. Refused: a query with NaN
+ * or Inf (naming the row), k < 1, dim < 1. A gallery row giving a NaN score is never returned
+ * (galleries are checked finite when loaded). */
+CMCR_API cmcr_status cmcr_topk(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
+                               const unsigned char *keep, int64_t k, int64_t *index, float *score);
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */
