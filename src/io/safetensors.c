@@ -572,7 +572,20 @@ static cmcr_status header_json(const cmcr_tensors *ts, const char *path, char **
     return CMCR_OK;
 }
 
-static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json)
+/* A tensor without data gets its bytes from fill, which must write exactly t->nbytes. */
+static cmcr_status write_filled(afile *a, const cmcr_tensor *t, const char *path, safetensors_fill_fn fill, void *user)
+{
+    if (!fill) return core_fail(CMCR_EINVAL, "%s: tensor '%s' has no data", path, t->name);
+    off_t before = ftello(a->f);
+    cmcr_status st = fill(a, t, user);
+    if (!st && before >= 0 && ftello(a->f) - before != (off_t)t->nbytes) /* a bug in fill: never a bad file */
+        st = core_fail(CMCR_EINVAL, "%s: tensor '%s': %lld bytes written for %zu", path, t->name,
+                       (long long)(ftello(a->f) - before), t->nbytes);
+    return st;
+}
+
+static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json, const char *path,
+                             safetensors_fill_fn fill, void *user)
 {
     static const char spaces[] = "        ";
     size_t len = strlen(json), pad = (8 - len % 8) % 8;
@@ -584,12 +597,17 @@ static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json)
     if (!st) st = afile_write(a, spaces, pad);
     for (size_t i = 0; !st && i < cmcr_tensors_count(ts); i++) {
         const cmcr_tensor *t = cmcr_tensors_at(ts, i);
-        st = afile_write(a, t->data, t->nbytes);
+        st = t->data || !t->nbytes ? afile_write(a, t->data, t->nbytes) : write_filled(a, t, path, fill, user);
     }
     return st;
 }
 
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path)
+{
+    return safetensors_save_filled(ts, path, NULL, NULL);
+}
+
+cmcr_status safetensors_save_filled(const cmcr_tensors *ts, const char *path, safetensors_fill_fn fill, void *user)
 {
     char *json;
     cmcr_status st = header_json(ts, path, &json);
@@ -597,7 +615,7 @@ cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path)
     afile a;
     st = afile_open(&a, path);
     if (!st) {
-        st = write_all(&a, ts, json);
+        st = write_all(&a, ts, json, path, fill, user);
         if (st) afile_abort(&a);
         else st = afile_commit(&a);
     }
