@@ -712,6 +712,10 @@ CMCR_API cmcr_clap_info cmcr_clap_get_info(const cmcr_clap *c);
  * resample to 48 kHz, and make the model's input (input_floats floats) as LAION-CLAP does;
  * *longer tells whether it took the fusion path (more than 10 s). */
 CMCR_API cmcr_status cmcr_clap_audio(const cmcr_clap *c, const char *path, float *input, unsigned char *longer);
+/* The same from len bytes in memory (an HTTP body); name names it in messages (NULL:
+ * "(memory)"). */
+CMCR_API cmcr_status cmcr_clap_audio_memory(const cmcr_clap *c, const void *data, size_t len, const char *name,
+                                            float *input, unsigned char *longer);
 /* The same for n files at once, in parallel: input n x input_floats, longer and ok n bytes
  * each (ok[i] = 0: file i failed, its input zero). CMCR_OK when all were read, else the first
  * failure's status and message (read again after the parallel pass: libsndfile keeps the
@@ -774,6 +778,10 @@ CMCR_API cmcr_status cmcr_pointbert_group(const cmcr_pointbert *p, const float *
 /* Read a point-cloud file (.npy N x 3 / N x 6, the official demo's pickled-dict .npy, .ply,
  * text) and group it into input (docs/points.md). */
 CMCR_API cmcr_status cmcr_pointbert_cloud(const cmcr_pointbert *p, const char *path, float *input);
+/* The same from len bytes in memory (any of the file formats); name names it in messages
+ * (NULL: "(memory)"). */
+CMCR_API cmcr_status cmcr_pointbert_cloud_memory(const cmcr_pointbert *p, const void *data, size_t len,
+                                                 const char *name, float *input);
 /* The same for n files at once, in parallel: input n x input_floats, ok n bytes (ok[i] = 0:
  * file i failed, its input zero). CMCR_OK when all were read, else the first failure's. */
 CMCR_API cmcr_status cmcr_pointbert_clouds(const cmcr_pointbert *p, const char *const *paths, int64_t n,

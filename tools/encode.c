@@ -64,6 +64,13 @@ static cmcr_status clip_read_input(const void *m, const char *path, float *buf, 
     return cmcr_clip_pixels(m, path, buf);
 }
 
+static cmcr_status clip_read_memory(const void *m, const void *data, size_t len, const char *name, float *buf,
+                                    unsigned char *flag)
+{
+    (void)flag;
+    return cmcr_clip_pixels_memory(m, data, len, name, buf);
+}
+
 static cmcr_status clip_embed_inputs(const void *m, const float *buf, const unsigned char *flags, int64_t n, int bf16,
                                      int normalize, float *emb, float *patches)
 {
@@ -112,6 +119,12 @@ static cmcr_status clap_read_inputs(const void *m, char *const *paths, int64_t n
 static cmcr_status clap_read_input(const void *m, const char *path, float *buf, unsigned char *flag)
 {
     return cmcr_clap_audio(m, path, buf, flag);
+}
+
+static cmcr_status clap_read_memory(const void *m, const void *data, size_t len, const char *name, float *buf,
+                                    unsigned char *flag)
+{
+    return cmcr_clap_audio_memory(m, data, len, name, buf, flag);
 }
 
 static cmcr_status clap_embed_inputs(const void *m, const float *buf, const unsigned char *flags, int64_t n, int bf16,
@@ -166,6 +179,13 @@ static cmcr_status pointbert_read_input(const void *m, const char *path, float *
     return cmcr_pointbert_cloud(m, path, buf);
 }
 
+static cmcr_status pointbert_read_memory(const void *m, const void *data, size_t len, const char *name, float *buf,
+                                         unsigned char *flag)
+{
+    (void)flag;
+    return cmcr_pointbert_cloud_memory(m, data, len, name, buf);
+}
+
 static cmcr_status pointbert_embed_inputs(const void *m, const float *buf, const unsigned char *flags, int64_t n,
                                           int bf16, int normalize, float *emb, float *patches)
 {
@@ -199,13 +219,13 @@ static const char *const points_exts[] = {".npy", ".ply", ".xyz", ".txt", NULL};
 
 /* The kinds. PointBERT has no text tower (ULIP's prompts go through CLIP's): no tokenize, no embed_ids. */
 const encoder_kind encoder_kinds[] = {
-    {"clip", "CLIP", "--images", "image", "images", "image", image_exts, "a photo of a {}.", load_clip, clip_free,
-     clip_read_inputs, clip_read_input, clip_embed_inputs, clip_tokenize, clip_embed_ids},
-    {"clap", "LAION-CLAP", "--audio", "sound file", "clips", "clip", audio_exts, "This is a sound of {}.", load_clap,
-     clap_free, clap_read_inputs, clap_read_input, clap_embed_inputs, clap_tokenize, clap_embed_ids},
+    {"clip", "CLIP", "--images", "image", "images", "image", image_exts, "a photo of a {}.", CMCR_IMAGE, load_clip, clip_free,
+     clip_read_inputs, clip_read_input, clip_read_memory, clip_embed_inputs, clip_tokenize, clip_embed_ids},
+    {"clap", "LAION-CLAP", "--audio", "sound file", "clips", "clip", audio_exts, "This is a sound of {}.", CMCR_AUDIO, load_clap,
+     clap_free, clap_read_inputs, clap_read_input, clap_read_memory, clap_embed_inputs, clap_tokenize, clap_embed_ids},
     {"pointbert", "ULIP PointBERT", "--points", "point cloud", "clouds", "cloud", points_exts,
-     "a point cloud of a {}.", load_pointbert, pointbert_free, pointbert_read_inputs, pointbert_read_input,
-     pointbert_embed_inputs, NULL, NULL},
+     "a point cloud of a {}.", CMCR_POINTS, load_pointbert, pointbert_free, pointbert_read_inputs, pointbert_read_input,
+     pointbert_read_memory, pointbert_embed_inputs, NULL, NULL},
     {0}};
 
 /* ------------------------------------------------------------------ opening */
@@ -242,7 +262,7 @@ double encoder_elapsed(const encoder *e) { return cmcr_now_seconds() - e->start;
 
 /* ------------------------------------------------------------------ gathering files */
 
-static bool has_ext(const char *name, const char *const *exts)
+bool path_has_ext(const char *name, const char *const *exts)
 {
     size_t n = strlen(name);
     for (size_t i = 0; exts[i]; i++) {
@@ -270,7 +290,7 @@ static int add_folder(const char *cmd, const char *dir, const char *const *exts,
         struct stat st;
         if (!p) rc = cli_error(cmd, 1, "out of memory");
         else if (stat(p, &st) != 0) free(p); /* a dangling link: not a media file */
-        else if (S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && has_ext(e->d_name, exts))) {
+        else if (S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && path_has_ext(e->d_name, exts))) {
             if (!list_push(&here, p)) rc = cli_error(cmd, 1, "out of memory");
         } else free(p);
     }
@@ -308,28 +328,29 @@ static int add_list(const char *cmd, const char *path, str_list *out)
     return rc;
 }
 
-/* A list file is named .lst, or .txt unless .txt is one of the kind's own inputs (ModelNet40's
- * point clouds are .txt files: for --points only .lst names a list). */
-static bool is_list_name(const char *p, const encoder_kind *k)
+/* A list file is named .lst, or .txt when txt_lists. */
+static bool is_list_name(const char *p, bool txt_lists)
 {
-    if (has_ext(p, (const char *const[]){".lst", NULL})) return true;
-    return has_ext(p, (const char *const[]){".txt", NULL}) && !has_ext(p, k->exts);
+    if (path_has_ext(p, (const char *const[]){".lst", NULL})) return true;
+    return txt_lists && path_has_ext(p, (const char *const[]){".txt", NULL});
 }
 
 /* "no images found" with the extensions searched. */
-static int none_found(const char *cmd, const cli_strs *args, const char *flag, const encoder_kind *k)
+static int none_found(const char *cmd, const cli_strs *args, const char *flag, const char *const *exts,
+                      const char *noun)
 {
-    char searched[160] = "";
-    for (size_t i = 0; k->exts[i]; i++)
-        snprintf(searched + strlen(searched), sizeof searched - strlen(searched), "%s%s", i ? ", " : "", k->exts[i]);
+    char searched[200] = "";
+    for (size_t i = 0; exts[i]; i++)
+        snprintf(searched + strlen(searched), sizeof searched - strlen(searched), "%s%s", i ? ", " : "", exts[i]);
     char *shown = cli_printable(args->v[0]);
     int rc = cli_error(cmd, 1, "%s %s%s: no %ss found (folders are searched for %s)", flag,
-                       shown ? shown : "(out of memory)", args->n > 1 ? " ..." : "", k->noun, searched);
+                       shown ? shown : "(out of memory)", args->n > 1 ? " ..." : "", noun, searched);
     free(shown);
     return rc;
 }
 
-int encoder_collect(const char *cmd, const cli_strs *args, const char *flag, const encoder_kind *k, str_list *out)
+int collect_paths(const char *cmd, const cli_strs *args, const char *flag, const char *const *exts, bool txt_lists,
+                  const char *noun, str_list *out)
 {
     for (int i = 0; i < args->n; i++) {
         const char *a = args->v[i];
@@ -337,15 +358,23 @@ int encoder_collect(const char *cmd, const cli_strs *args, const char *flag, con
         int rc;
         if (stat(a, &st) != 0) {
             char fmt[96];
-            snprintf(fmt, sizeof fmt, "%%s: cannot open %s, folder or list", k->noun);
+            snprintf(fmt, sizeof fmt, "%%s: cannot open %s, folder or list", noun);
             return encode_path_error(cmd, fmt, a);
         }
-        if (S_ISDIR(st.st_mode)) rc = add_folder(cmd, a, k->exts, out, 0);
-        else if (is_list_name(a, k)) rc = add_list(cmd, a, out);
+        if (S_ISDIR(st.st_mode)) rc = add_folder(cmd, a, exts, out, 0);
+        else if (is_list_name(a, txt_lists)) rc = add_list(cmd, a, out);
         else rc = list_push(out, strdup(a)) ? 0 : cli_error(cmd, 1, "out of memory");
         if (rc) return rc;
     }
-    return out->n ? 0 : none_found(cmd, args, flag, k);
+    return out->n ? 0 : none_found(cmd, args, flag, exts, noun);
+}
+
+/* .txt names a list unless .txt files are the kind's own inputs (ModelNet40's point clouds
+ * are .txt files: for --points only .lst names a list). */
+int encoder_collect(const char *cmd, const cli_strs *args, const char *flag, const encoder_kind *k, str_list *out)
+{
+    bool txt_lists = !path_has_ext("x.txt", k->exts);
+    return collect_paths(cmd, args, flag, k->exts, txt_lists, k->noun, out);
 }
 
 /* ------------------------------------------------------------------ progress */

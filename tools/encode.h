@@ -8,6 +8,7 @@
 #define CMCR_ENCODE_H
 #include "cli.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* A growing list of malloc'd strings. */
@@ -32,11 +33,15 @@ typedef struct encoder_kind {
     const char *what, *one;  /* rows in summaries: "images", "image" */
     const char *const *exts; /* the names a folder is searched for (NULL-terminated) */
     const char *prompt;      /* eval zeroshot's default prompt for inputs of this kind ({} = class) */
+    cmcr_modality modality;  /* what its inputs are */
     int (*load)(const encoder_opts *o, encoder *e);
     void (*free)(void *m);
     cmcr_status (*read_inputs)(const void *m, char *const *paths, int64_t n, float *buf, unsigned char *flags,
                                unsigned char *ok);
     cmcr_status (*read_input)(const void *m, const char *path, float *buf, unsigned char *flag);
+    /* one input from len bytes in memory (name: for messages) */
+    cmcr_status (*read_memory)(const void *m, const void *data, size_t len, const char *name, float *buf,
+                               unsigned char *flag);
     cmcr_status (*embed_inputs)(const void *m, const float *buf, const unsigned char *flags, int64_t n, int bf16,
                                 int normalize, float *emb, float *patches);
     /* NULL for a kind without a text tower (PointBERT) */
@@ -94,6 +99,13 @@ double encoder_elapsed(const encoder *e);
  * files: one path per line, relative ones from the list's folder), appended to out in the order given. 0, or 1 after
  * printing the error (a missing path, no input found). */
 int encoder_collect(const char *cmd, const cli_strs *args, const char *flag, const encoder_kind *k, str_list *out);
+
+/* The general form: folders are searched for exts; a file is a list when it is named .lst, or
+ * .txt when txt_lists; noun names one input in "no ... found". */
+int collect_paths(const char *cmd, const cli_strs *args, const char *flag, const char *const *exts, bool txt_lists,
+                  const char *noun, str_list *out);
+/* Whether path ends in one of exts (NULL-terminated; case-insensitive). */
+bool path_has_ext(const char *path, const char *const *exts);
 
 /* Embedded files. */
 typedef struct encoded {

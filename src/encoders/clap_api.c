@@ -141,6 +141,16 @@ cmcr_status cmcr_clap_audio(const cmcr_clap *c, const char *path, float *input, 
     return st;
 }
 
+cmcr_status cmcr_clap_audio_memory(const cmcr_clap *c, const void *data, size_t len, const char *name, float *input,
+                                   unsigned char *longer)
+{
+    if (!c || !data || !input || !longer) return core_fail(CMCR_EINVAL, "cmcr_clap_audio_memory: NULL argument");
+    bool l = false;
+    cmcr_status st = audio_clap_input_memory(data, len, name ? name : "(memory)", c->seed, input, &l);
+    *longer = l;
+    return st;
+}
+
 static cmcr_status read_audio(const void *ctx, const char *path, float *input, unsigned char *longer)
 {
     return cmcr_clap_audio(ctx, path, input, longer);

@@ -142,6 +142,18 @@ cmcr_status cmcr_pointbert_cloud(const cmcr_pointbert *p, const char *path, floa
     return st;
 }
 
+cmcr_status cmcr_pointbert_cloud_memory(const cmcr_pointbert *p, const void *data, size_t len, const char *name,
+                                        float *input)
+{
+    if (!p || !data || !input) return core_fail(CMCR_EINVAL, "cmcr_pointbert_cloud_memory: NULL argument");
+    if (!name) name = "(memory)";
+    point_cloud pc = {0};
+    cmcr_status st = points_read_memory(data, len, name, &pc); /* checked as it is read */
+    if (!st) st = group_checked(p, pc.v, pc.n, pc.width, name, input);
+    points_free(&pc);
+    return st;
+}
+
 static cmcr_status read_cloud(const void *ctx, const char *path, float *input, unsigned char *flag)
 {
     (void)flag;

@@ -312,16 +312,30 @@ void audio_fill(const float *x, int64_t n, float *out)
     memset(out + pos, 0, (size_t)(AUDIO_CLIP - pos) * sizeof *out);
 }
 
-cmcr_status audio_clap_input_file(const char *path, uint64_t seed, float *out, bool *longer)
+/* The steps after decoding, shared by a file and a buffer. */
+static cmcr_status clap_input_from(audio_mono *raw, const char *name, uint64_t seed, float *out, bool *longer)
 {
-    audio_mono raw, y;
-    cmcr_status st = audio_decode_file(path, &raw);
-    if (st != CMCR_OK) return st;
-    st = audio_resample_48k(&raw, path, &y);
-    audio_free(&raw);
+    audio_mono y;
+    cmcr_status st = audio_resample_48k(raw, name, &y);
+    audio_free(raw);
     if (st != CMCR_OK) return st;
     audio_quantize(y.samples, y.n);
-    st = audio_fusion_input(y.samples, y.n, seed, path, out, longer, NULL);
+    st = audio_fusion_input(y.samples, y.n, seed, name, out, longer, NULL);
     audio_free(&y);
     return st;
+}
+
+cmcr_status audio_clap_input_memory(const void *data, size_t len, const char *name, uint64_t seed, float *out,
+                                    bool *longer)
+{
+    audio_mono raw;
+    cmcr_status st = audio_decode_memory(data, len, name, &raw);
+    return st != CMCR_OK ? st : clap_input_from(&raw, name, seed, out, longer);
+}
+
+cmcr_status audio_clap_input_file(const char *path, uint64_t seed, float *out, bool *longer)
+{
+    audio_mono raw;
+    cmcr_status st = audio_decode_file(path, &raw);
+    return st != CMCR_OK ? st : clap_input_from(&raw, path, seed, out, longer);
 }

@@ -108,5 +108,8 @@ cmcr_status audio_fusion_input(const float *x, int64_t n, uint64_t seed, const c
 /* What the CLAP model consumes, from a file: decode, resample to 48 kHz, quantise and
  * audio_fusion_input (seed 0 in the callers unless told otherwise). */
 cmcr_status audio_clap_input_file(const char *path, uint64_t seed, float *out, bool *longer);
+/* The same from len bytes at data (an HTTP body); name is used in messages only. */
+cmcr_status audio_clap_input_memory(const void *data, size_t len, const char *name, uint64_t seed, float *out,
+                                    bool *longer);
 
 #endif
