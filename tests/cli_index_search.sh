@@ -139,6 +139,12 @@ TOP=3 check_search s3.json q3.npy
 [ "$(wc -l <table.txt)" -eq 4 ] && head -1 table.txt | grep -q "rank.*score.*modality.*path" &&
     sed -n 2p table.txt | grep -Eq '^ +1 +[01]\.[0-9]{4} +image +/.*/tree/img/i002\.png$' || fail "the table: $(cat table.txt)"
 
+# The model under another path (its fingerprint computed, not taken from the record): the same.
+cp "$M" m_copy.safetensors
+"$BIN" search --gallery g.safetensors --model m_copy.safetensors --image tree/img/i002.png --top 3 >table2.txt ||
+    fail "search with a copy of the model"
+cmp -s table.txt table2.txt || fail "a copy of the model ranks otherwise"
+
 # ------------------------------------------------------------------ 3. incremental
 cp g.safetensors g1.safetensors
 images new 1 9 && mv new/i000.png tree/img/added.png

@@ -10,6 +10,7 @@
  * from which the next run goes on (its rows match by path, size and time). */
 #define _DEFAULT_SOURCE /* realpath, strdup */
 #include <stdio.h>
+#include "recorded.h"
 #include "space.h"
 #include "textfile.h"
 
@@ -81,8 +82,6 @@ static void utc_now(char *buf, size_t n)
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void hex64(uint64_t v, char *buf) { snprintf(buf, 17, "%016llx", (unsigned long long)v); }
-
 /* A path as the gallery records it: absolute (the file exists: it was loaded). */
 static char *absolute(const char *path)
 {
@@ -92,7 +91,7 @@ static char *absolute(const char *path)
 
 /* The metadata of this run's space: model, encoders, text side, precision (docs/search.md). */
 typedef struct space_meta {
-    char *keys[16], *values[16];
+    char *keys[24], *values[24];
     int n;
 } space_meta;
 
@@ -109,12 +108,18 @@ static void meta_free(space_meta *sm)
     sm->n = 0;
 }
 
-static int fingerprint(const char *path, char *hex)
+/* KEY, KEY_fingerprint and KEY_stat of file path (recorded.h); all empty without one. */
+static int file_meta(space_meta *sm, const cmcr_gallery *old, const char *key, const char *path)
 {
-    uint64_t h;
-    if (cmcr_fingerprint_path(path, &h)) return cli_fail("index");
-    hex64(h, hex);
-    return 0;
+    recorded_file rf = {0};
+    char k[64];
+    int rc = path ? recorded_fingerprint("index", old, key, path, &rf) : 0;
+    if (!rc) rc = meta_add(sm, key, rf.path);
+    snprintf(k, sizeof k, "%s_fingerprint", key);
+    if (!rc) rc = meta_add(sm, k, rf.fp);
+    snprintf(k, sizeof k, "%s_stat", key);
+    if (!rc) rc = meta_add(sm, k, rf.stat);
+    return rc;
 }
 
 static int path_meta(space_meta *sm, const char *key, const char *path)
@@ -125,21 +130,16 @@ static int path_meta(space_meta *sm, const char *key, const char *path)
     return rc;
 }
 
-static int space_metadata(const index_cli *a, const space *s, space_meta *sm)
+/* The space as the gallery records it: model, encoders, tokenizers, text side, precision. */
+static int space_metadata(const index_cli *a, const space *s, const cmcr_gallery *old, space_meta *sm)
 {
-    char hex[17], key[40];
-    int rc = path_meta(sm, "model", a->model);
-    if (!rc && !(rc = fingerprint(a->model, hex))) rc = meta_add(sm, "model_fingerprint", hex);
+    char key[40];
+    int rc = file_meta(sm, old, "model", a->model);
     for (int side = 0; side < 2 && !rc; side++) {
-        const char *e = a->encoder[side];
         snprintf(key, sizeof key, "encoder_%c", side_letter(side));
-        rc = path_meta(sm, key, e);
+        rc = file_meta(sm, old, key, a->encoder[side]);
         snprintf(key, sizeof key, "encoder_%c_kind", side_letter(side));
         if (!rc) rc = meta_add(sm, key, s->kind[side] ? s->kind[side]->kind : "");
-        snprintf(key, sizeof key, "encoder_%c_fingerprint", side_letter(side));
-        hex[0] = '\0';
-        if (!rc && e) rc = fingerprint(e, hex);
-        if (!rc) rc = meta_add(sm, key, hex);
         snprintf(key, sizeof key, "tokenizer_%c", side_letter(side));
         if (!rc) rc = path_meta(sm, key, a->tokenizer[side]);
     }
@@ -180,26 +180,32 @@ static int check_compatible(const index_cli *a, const cmcr_gallery *g, const spa
 
 /* ------------------------------------------------------------------ the old gallery */
 
-/* An existing file at --gallery must be a gallery (it is never overwritten otherwise); it is
- * the one the run continues unless --rebuild. */
-static int open_old(run *r, const space_meta *sm)
+/* An existing file at --gallery must be a gallery: it is never overwritten otherwise. */
+static int load_old(run *r)
 {
     struct stat st;
     if (stat(r->a->gallery, &st) != 0) return 0;
-    cmcr_gallery *g = NULL;
-    if (cmcr_gallery_load(r->a->gallery, &g))
+    if (cmcr_gallery_load(r->a->gallery, &r->old))
         return cli_error("index", 1, "%s; an existing file that is not a readable gallery is never overwritten: "
                          "give another --gallery", cmcr_last_error());
-    if (cmcr_gallery_dim(g) != r->s.dim && !r->a->rebuild) {
-        int rc = cli_error("index", 1, "%s holds rows %lld wide, but %s projects to %lld: give a new --gallery, or "
-                           "--rebuild", r->a->gallery, (long long)cmcr_gallery_dim(g), r->a->model,
-                           (long long)r->s.dim);
-        cmcr_gallery_free(g);
-        return rc;
+    return 0;
+}
+
+/* The run goes on from the old gallery (unless --rebuild) only with what made it. */
+static int check_old(run *r, const space_meta *sm)
+{
+    int rc = 0;
+    if (!r->old || r->a->rebuild) {
+    } else if (cmcr_gallery_dim(r->old) != r->s.dim) {
+        rc = cli_error("index", 1, "%s holds rows %lld wide, but %s projects to %lld: give a new --gallery, or "
+                       "--rebuild", r->a->gallery, (long long)cmcr_gallery_dim(r->old), r->a->model, (long long)r->s.dim);
+    } else {
+        rc = check_compatible(r->a, r->old, sm);
     }
-    int rc = r->a->rebuild ? 0 : check_compatible(r->a, g, sm);
-    if (rc || r->a->rebuild) cmcr_gallery_free(g);
-    else r->old = g;
+    if (r->a->rebuild) { /* nothing of it is kept, not even its creation time */
+        cmcr_gallery_free(r->old);
+        r->old = NULL;
+    }
     return rc;
 }
 
@@ -528,8 +534,9 @@ static int index_run(run *r, const index_cli *a)
 {
     space_meta sm = {0};
     str_list files = {0};
-    int rc = space_metadata(a, &r->s, &sm);
-    if (!rc) rc = open_old(r, &sm);
+    int rc = load_old(r);
+    if (!rc) rc = space_metadata(a, &r->s, r->old, &sm);
+    if (!rc) rc = check_old(r, &sm);
     if (!rc) rc = space_collect(&r->s, &a->inputs, "INPUTS", &files);
     if (!rc) rc = gather(r, &files);
     list_free(&files);

@@ -7,6 +7,7 @@
  * gallery's, and so must the query encoder's when the gallery records one for that side. */
 #define _DEFAULT_SOURCE /* strdup */
 #include <stdio.h>
+#include "recorded.h"
 #include "space.h"
 #include "textfile.h"
 
@@ -121,31 +122,24 @@ static int query_side(const search_cli *a, const cmcr_gallery *g, const char *en
     return 0;
 }
 
-/* hex fingerprint of path into out (17 bytes). */
-static int fingerprint(const char *path, char *out)
-{
-    uint64_t h;
-    if (cmcr_fingerprint_path(path, &h)) return cli_fail("search");
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
-    return 0;
-}
-
-/* The model's fingerprint must be the gallery's; so must the query encoder's, when recorded. */
+/* The model's fingerprint must be the gallery's; so must the query encoder's, when recorded
+ * (recorded.h: from the record when the file is the one recorded). */
 static int check_fingerprints(const search_cli *a, const cmcr_gallery *g, const char *model, const char *enc, int side)
 {
-    char hex[17], key[40];
+    recorded_file rf;
+    char key[40];
     const char *want = recorded(g, "model_fingerprint");
-    if (fingerprint(model, hex)) return 1;
-    if (!want || strcmp(want, hex) != 0)
+    if (recorded_fingerprint("search", g, "model", model, &rf)) return 1;
+    if (!want || strcmp(want, rf.fp) != 0)
         return cli_error("search", 1, "%s was made with another model than %s (fingerprint %s, this one %s): search "
-                         "it with the model it was indexed with", a->gallery, model, want ? want : "none", hex);
+                         "it with the model it was indexed with", a->gallery, model, want ? want : "none", rf.fp);
     snprintf(key, sizeof key, "encoder_%c_fingerprint", side_letter(side));
-    want = recorded(g, key);
-    if (!want) return 0; /* the gallery has no rows of this side: nothing to compare with */
-    if (fingerprint(enc, hex)) return 1;
-    if (strcmp(want, hex) != 0)
+    if (!(want = recorded(g, key))) return 0; /* the gallery has no rows of this side: nothing to compare with */
+    snprintf(key, sizeof key, "encoder_%c", side_letter(side));
+    if (recorded_fingerprint("search", g, key, enc, &rf)) return 1;
+    if (strcmp(want, rf.fp) != 0)
         return cli_error("search", 1, "%s was made with another side %c encoder than %s (fingerprint %s, this one %s)",
-                         a->gallery, side_letter(side), enc, want, hex);
+                         a->gallery, side_letter(side), enc, want, rf.fp);
     return 0;
 }
 
