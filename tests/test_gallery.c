@@ -357,7 +357,7 @@ static void test_reader_refusals(void **state)
         const char *needle;
     } cases[] = {
         {"no format", "nofmt.safetensors", {.meta_key = "format"}, CMCR_EFORMAT, "not a cmcr gallery (its metadata has no \"format\": \"cmcr-gallery\")"},
-        {"another format", "otherfmt.safetensors", {.meta_key = "format", .meta_value = "x"}, CMCR_EFORMAT, "not a cmcr gallery"},
+        {"another format", "otherfmt.safetensors", {.meta_key = "format", .meta_value = "pt"}, CMCR_EFORMAT, "not a cmcr gallery (its metadata says format 'pt')"},
         {"version 2", "v2.safetensors", {.meta_key = "version", .meta_value = "2"}, CMCR_EUNSUPPORTED, "gallery version '2' is not supported"},
         {"no dim", "nodim.safetensors", {.meta_key = "dim"}, CMCR_EFORMAT, "metadata \"dim\" is absent, but the embeddings say 4"},
         {"dim differs", "dim5.safetensors", {.meta_key = "dim", .meta_value = "5"}, CMCR_EFORMAT, "metadata \"dim\" is '5', but the embeddings say 4"},

@@ -49,9 +49,12 @@ static cmcr_status check_kind(const cmcr_tensors *ts, const char *name)
     const char *format = cmcr_tensors_get_meta(ts, GALLERY_META_FORMAT);
     const char *version = cmcr_tensors_get_meta(ts, GALLERY_META_VERSION);
     char shown[80];
-    if (!format || strcmp(format, GALLERY_FORMAT) != 0)
+    if (!format)
         return core_fail(CMCR_EFORMAT, "%s: not a cmcr gallery (its metadata has no \"format\": \"" GALLERY_FORMAT "\")",
                          name);
+    if (strcmp(format, GALLERY_FORMAT) != 0)
+        return core_fail(CMCR_EFORMAT, "%s: not a cmcr gallery (its metadata says format '%s')", name,
+                         cmcr_printable(shown, sizeof shown, format));
     if (!version || strcmp(version, GALLERY_VERSION) != 0)
         return core_fail(CMCR_EUNSUPPORTED, "%s: gallery version '%s' is not supported (this cmcr reads version "
                          GALLERY_VERSION ")", name, version ? cmcr_printable(shown, sizeof shown, version) : "(none)");
