@@ -304,4 +304,15 @@ NAMES=(trunc.safetensors)
 refusal "a truncated gallery" "$BIN" search --gallery trunc.safetensors --text x
 NAMES=("no encoder embeds audio queries")
 refusal "a query no side embeds" "$BIN" search --gallery u.safetensors --audio tree/snd/a_short.wav
+# --rebuild: the same file, remade with another connection (its images and texts; no sounds).
+cp g.safetensors rb.safetensors
+"$BIN" index --gallery rb.safetensors --model "$U" --encoder-a "$CLIP" --tokenizer-a "$VOCAB" --rebuild --quiet tree ||
+    fail "--rebuild with another model"
+gallery_py '
+import os
+A, B = g.read("g.safetensors"), g.read("rb.safetensors")
+assert B["meta"]["model"] == os.path.realpath(sys.argv[1]) and B["meta"]["dim"] == "512", B["meta"]
+assert B["meta"]["model_fingerprint"] != A["meta"]["model_fingerprint"] and B["meta"]["encoder_b"] == ""
+assert sorted(set(B["modality"].tolist())) == [0, 2] and len(B["paths"]) == sum(m in (0, 2) for m in A["modality"])
+' "$U" || fail "the rebuilt gallery"
 finish cli_index_search
