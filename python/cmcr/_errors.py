@@ -5,7 +5,8 @@ catches everything the library refuses and `except ValueError` what a bad value 
 
 class Error(Exception):
     """A call into libcmcr failed. `message` is the library's one line (it names the file or
-    the argument and the problem); `status` is the cmcr_status number, `status_name` its name."""
+    the argument and the problem); `status` is the cmcr_status number, `status_name` its name
+    in cmcr.h ("CMCR_EIO")."""
 
     status = None
     status_name = None

@@ -135,7 +135,7 @@ def error(status, message=None):
     """The exception for a failed call in this thread (the library's message by default)."""
     if message is None:
         message = last_error() or text(lib.cmcr_status_name(status))
-    return _errors.error_for(int(status), message, text(lib.cmcr_status_name(status)))
+    return _errors.error_for(int(status), message)
 
 
 def check(status):
@@ -168,7 +168,8 @@ def cstr(s, what="a name"):
 # ------------------------------------------------------------------ callbacks
 
 class Callback:
-    """A Python function as a C callback for the duration of one C call (use with `with`).
+    """A Python function as a C callback for the duration of one C call. The callback types
+    of cmcr.h end with a `void *user`, which fn does not get.
 
     Any exception the function raises, KeyboardInterrupt from a Ctrl-C included, makes the
     callback return `stop` (asking the C work to stop) and is kept; `reraise()` raises it after
@@ -179,7 +180,7 @@ class Callback:
 
         def call(*args):
             try:
-                return stop if fn(*args) else 0
+                return stop if fn(*args[:-1]) else 0
             except BaseException as e:  # noqa: B902 -- re-raised after the C call
                 self.exc = e
                 return stop

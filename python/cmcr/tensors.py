@@ -113,7 +113,7 @@ def tensors_to_set(tensors, meta=None):
         if d is None:
             raise UnsupportedError("tensor '%s': dtype %s cannot be stored (%s)"
                                    % (name, a.dtype, ", ".join(str(np.dtype(k)) for k in _FROM_NUMPY)))
-        a = np.ascontiguousarray(a, dtype=np.dtype(_NUMPY[d]))
+        a = np.require(a, dtype=np.dtype(_NUMPY[d]), requirements="C")  # (ascontiguousarray makes 0-d 1-d)
         if a.ndim > lib.CMCR_MAX_DIMS:
             raise ShapeError("tensor '%s': %d dimensions, at most %d" % (name, a.ndim, lib.CMCR_MAX_DIMS))
         shape = ffi.new("int64_t[]", list(a.shape) or [0])

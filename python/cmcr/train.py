@@ -251,7 +251,7 @@ def train(overlap_a=None, overlap_b=None, memory_a=None, memory_b=None, pseudo_a
         if resume is not None:
             check(lib.cmcr_trainer_resume(trainer, cstr(resume, "resume")))
 
-        def on_step(s, user):
+        def on_step(s):
             stats = TrainStats(s.step, s.total_steps, s.epoch, s.epochs, s.loss, s.loss_native, s.loss_pseudo,
                                s.loss_intra, s.lr, s.samples_per_sec, s.elapsed)
             return progress(stats) if progress else False
