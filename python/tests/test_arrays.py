@@ -108,10 +108,10 @@ def _peak(fn):
 
 
 def test_no_copy_of_a_large_float32_input(trained):
-    # 32 MB of float32 rows: projected into a preallocated out, the wrapper allocates nothing of
+    # 16 MB of float32 rows: projected into a preallocated out, the wrapper allocates nothing of
     # that size; the same rows as float64 are converted (a 16 MB float32 copy shows up).
     rng = np.random.default_rng(0)
-    x32 = rng.standard_normal((200_000, trained.shape_a.in_dim), dtype=np.float32)
+    x32 = rng.standard_normal((100_000, trained.shape_a.in_dim), dtype=np.float32)
     x64 = x32.astype(np.float64)
     out = np.empty((len(x32), trained.shape_a.out_dim), dtype=np.float32)
     trained.project(x32[:10], "a")  # warm up whatever is allocated once
