@@ -89,16 +89,17 @@ class _Encoder:
                                            ffi.from_buffer("unsigned char[]", fl), ffi.from_buffer("unsigned char[]", ok)))
                 else:
                     for i, x in enumerate(items[s:e]):
-                        self._read_one(enc, x, s + i, b[i], fl[i:i + 1])
+                        self._read_one(enc, x, "%s[%d]" % (self._inputs, s + i), b[i], fl[i:i + 1])
                 self._embed(enc, b, fl, k, bf16, normalize, o[s:e], None if extra_out is None else extra_out[s:e])
         return o
 
-    def _read_one(self, enc, x, index, row, flag):
+    def _read_one(self, enc, x, name, row, flag):
+        """One input: a path, or bytes (called name in messages)."""
         pr, pf = _arrays.wptr(row), ffi.from_buffer("unsigned char[]", flag)
         if _is_path(x):
             check(self._read_file(enc, cstr(x, "path"), pr, pf))
         else:
-            p, n, nm = _memory(x, "input %d" % index)
+            p, n, nm = _memory(x, name)
             check(self._read_memory(enc, p, n, nm, pr, pf))
 
     def _embed_texts(self, texts, batch, bf16, normalize, out):
@@ -154,6 +155,7 @@ class Clip(_Encoder):
 
     _free = lib.cmcr_clip_free
     _what = "CLIP model"
+    _inputs = "images"
 
     def __init__(self, model, tokenizer=None, activation=None, float32_only=False):
         o = ffi.new("cmcr_clip_options *", lib.cmcr_clip_default_options())
@@ -193,7 +195,7 @@ class Clip(_Encoder):
         s = self.info.image_size
         px = np.empty((3, s, s), dtype=np.float32)
         with self._h as enc:
-            self._read_one(enc, image, 0, px, np.zeros(1, np.uint8))
+            self._read_one(enc, image, "image", px, np.zeros(1, np.uint8))
         return px
 
     def embed_images(self, images, batch=DEFAULT_BATCH, bf16=False, normalize=True, patches=False, out=None):
@@ -235,6 +237,7 @@ class Clap(_Encoder):
 
     _free = lib.cmcr_clap_free
     _what = "CLAP model"
+    _inputs = "sounds"
 
     def __init__(self, model, tokenizer=None, float32_only=False, seed=0):
         o = ffi.new("cmcr_clap_options *", lib.cmcr_clap_default_options())
@@ -274,7 +277,7 @@ class Clap(_Encoder):
         x = np.empty(self._input_floats, dtype=np.float32)
         flag = np.zeros(1, dtype=np.uint8)
         with self._h as enc:
-            self._read_one(enc, sound, 0, x, flag)
+            self._read_one(enc, sound, "sound", x, flag)
         return x, bool(flag[0])
 
     def embed_audio(self, sounds, batch=DEFAULT_BATCH, bf16=False, normalize=True, out=None):
@@ -299,6 +302,7 @@ class PointBert(_Encoder):
 
     _free = lib.cmcr_pointbert_free
     _what = "PointBERT model"
+    _inputs = "clouds"
 
     def __init__(self, model, float32_only=False, seed=0, xyz_only=False):
         o = ffi.new("cmcr_pointbert_options *", lib.cmcr_pointbert_default_options())
@@ -324,11 +328,11 @@ class PointBert(_Encoder):
     def _read_memory(enc, p, n, name, row, flag):
         return lib.cmcr_pointbert_cloud_memory(enc, p, n, name, row)
 
-    def _read_one(self, enc, x, index, row, flag):
+    def _read_one(self, enc, x, name, row, flag):
         if isinstance(x, np.ndarray):  # a cloud in memory: n points x width
-            self._group(enc, x, "clouds[%d]" % index, row)
+            self._group(enc, x, name, row)
         else:
-            _Encoder._read_one(self, enc, x, index, row, flag)
+            _Encoder._read_one(self, enc, x, name, row, flag)
 
     def _group(self, enc, points, name, row):
         a = _arrays.floats(points, name)
@@ -344,7 +348,7 @@ class PointBert(_Encoder):
         model's input (input_floats float32)."""
         x = np.empty(self._input_floats, dtype=np.float32)
         with self._h as enc:
-            self._read_one(enc, cloud, 0, x, np.zeros(1, dtype=np.uint8))
+            self._read_one(enc, cloud, "cloud", x, np.zeros(1, dtype=np.uint8))
         return x
 
     def embed_clouds(self, clouds, batch=DEFAULT_BATCH, bf16=False, normalize=True, out=None):
