@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from . import _arrays
-from ._errors import ShapeError
+from ._errors import InvalidValueError, ShapeError
 from ._lib import check, cstr, ffi, lib
 from .model import normalize_rows, side_of
 
@@ -26,6 +26,12 @@ def _into_space(x, name, model, side):
         side_of(side)
         return model.project(x, side)
     a = _arrays.floats(x, name)
+    bad = lib.cmcr_find_nonfinite_row(_arrays.ptr(a), a.shape[0], a.shape[1])
+    if bad >= 0:  # before normalising, which would turn an Inf into NaN
+        v = a[bad][~np.isfinite(a[bad])][0]
+        raise InvalidValueError("%s: row %d contains %s (column %d); embeddings must be finite"
+                                % (name, bad, "NaN" if np.isnan(v) else "Inf" if v > 0 else "-Inf",
+                                   int(np.flatnonzero(~np.isfinite(a[bad]))[0])))
     return normalize_rows(a.copy() if np.may_share_memory(a, x) else a)
 
 
