@@ -118,6 +118,20 @@ if HEADER_VERSION != VERSION:
                       % (LIBRARY, VERSION, HEADER, HEADER_VERSION))
 
 
+# Debian 12's OpenBLAS does not recognise some recent CPUs and falls back to slow kernels; it
+# reads OPENBLAS_CORETYPE only when it loads, which NumPy has done before this package can set
+# it, and a Python program cannot restart itself as the cmcr command does: say what to do.
+# (CMCR_TEST_BLAS_CORE pretends OpenBLAS picked another set, as for the command's test.)
+_picked = os.environ.get("CMCR_TEST_BLAS_CORE")
+_better = lib.cmcr_blas_better_core(_picked.encode() if _picked else ffi.NULL)
+if _better != ffi.NULL:
+    import warnings
+    warnings.warn("cmcr: OpenBLAS picked the slow %s kernels for this CPU; start Python with "
+                  "OPENBLAS_CORETYPE=%s in the environment for fast matrix products"
+                  % (_picked or ffi.string(lib.cmcr_blas_core()).decode(), ffi.string(_better).decode()),
+                  RuntimeWarning, stacklevel=2)
+
+
 # ------------------------------------------------------------------ errors
 
 def text(p):

@@ -116,7 +116,9 @@ def file_bytes(path):
 
 
 def run_python(code, env=None, timeout=None):
-    """Run code in a new python3 with this package on its path (the same library)."""
+    """Run code in a new python3 with this package on its path (the same library); env entries
+    are added to the environment (None removes one)."""
     e = dict(os.environ)
     e.update(env or {})
+    e = {k: v for k, v in e.items() if v is not None}  # None: unset
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=e, timeout=timeout)

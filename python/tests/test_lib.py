@@ -113,3 +113,16 @@ def test_log_goes_to_logging(caplog, tmp_path):
     cmcr.set_log("logging")
     with pytest.raises(TypeError):
         cmcr.set_log(42)
+
+
+def test_slow_openblas_kernels_are_reported():
+    # as the command's test does: pretend OpenBLAS picked generic kernels on this CPU
+    r = run_python("import warnings; warnings.simplefilter('always'); import cmcr",
+                   {"CMCR_TEST_BLAS_CORE": "Prescott", "OPENBLAS_CORETYPE": None})
+    assert r.returncode == 0, r.stderr
+    flags = open("/proc/cpuinfo").read()
+    if " avx2 " in flags or " avx512f " in flags:  # a better set exists for this CPU
+        assert "Prescott" in r.stderr and "OPENBLAS_CORETYPE=" in r.stderr and "RuntimeWarning" in r.stderr
+    r = run_python("import warnings; warnings.simplefilter('error'); import cmcr",
+                   {"CMCR_TEST_BLAS_CORE": "Prescott", "OPENBLAS_CORETYPE": "Haswell"})
+    assert r.returncode == 0, r.stderr  # the user's own choice: no warning
