@@ -10,7 +10,7 @@ import logging
 import os
 import re
 import threading
-import _thread
+import traceback
 
 import cffi
 
@@ -153,6 +153,11 @@ def error(status, message=None):
 
 
 def check(status):
+    """After a C call: a Ctrl-C that landed in the log callback during it, else the error."""
+    e = getattr(_pending, "exc", None)
+    if e is not None:
+        _pending.exc = None
+        raise e
     if status != lib.CMCR_OK:
         raise error(status)
 
@@ -216,15 +221,21 @@ class Callback:
 
 _LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
 _log_lock = threading.Lock()
+# A KeyboardInterrupt raised (by the SIGINT handler) while the log callback ran: it cannot cross
+# the C frames, so it is kept here and raised by check() when the call returns, in the thread
+# it was raised in (the main thread: the only one Python delivers signals to).
+_pending = threading.local()
 _log_state = {"callback": None, "fn": None, "installed": []}
 logger = logging.getLogger("cmcr")
 
 
 def _log_onerror(exc_type, exc_value, tb):
-    # A Ctrl-C that landed in the log callback (it runs Python code in the calling thread):
-    # post it again, so that it is raised when the C call returns rather than lost.
+    # cffi calls this for an exception that escaped the callback: a Ctrl-C is kept for check();
+    # anything else is printed, as an exception in a callback with nowhere to go.
     if isinstance(exc_value, KeyboardInterrupt):
-        _thread.interrupt_main()
+        _pending.exc = exc_value
+    elif exc_value is not None:
+        traceback.print_exception(exc_type, exc_value, tb)
     return None
 
 
@@ -244,7 +255,10 @@ def set_log(fn="logging"):
             return
 
         def bridge(level, message, user):
-            fn(_LEVELS.get(int(level), logging.DEBUG), text(message))
+            try:
+                fn(_LEVELS.get(int(level), logging.DEBUG), text(message))
+            except KeyboardInterrupt as e:
+                _pending.exc = e
 
         cb = ffi.callback("cmcr_log_fn", bridge, onerror=_log_onerror)
         lib.cmcr_set_log(cb, ffi.NULL)

@@ -153,12 +153,12 @@ class Model:
         """Project a whole .npy file into a float32 .npy, streaming `block` rows at a time (the
         `cmcr project` command). progress(done, total) is called with rows done; returning True
         stops the work (StoppedError, the output not written)."""
-        cb = Callback("cmcr_progress_fn", progress) if progress else None
+        # a callback even without progress: Ctrl-C is seen there (and stops the work)
+        cb = Callback("cmcr_progress_fn", progress or (lambda done, total: False))
         with self._h as m:
             st = lib.cmcr_project_npy(m, side_of(side), cstr(in_path, "in_path"), cstr(out_path, "out_path"),
-                                      int(block), ffi.NULL, cb.c if cb else ffi.NULL, ffi.NULL)
-        if cb:
-            cb.reraise()
+                                      int(block), ffi.NULL, cb.c, ffi.NULL)
+        cb.reraise()
         check(st)
 
     def similarity(self, a, side_a, b, side_b, softmax=False, scale=10.0, out=None):

@@ -3,7 +3,6 @@ import collections
 import json
 import os
 
-import numpy as np
 
 from . import _arrays
 from ._errors import ArgumentError, ShapeError, StoppedError
@@ -308,13 +307,12 @@ def aggregate(queries, memory, tau_mem=0.01, top_k=0, bf16=False, query_block=10
     prm = ffi.new("cmcr_aggregate_params *", lib.cmcr_aggregate_default_params())
     prm.tau_mem, prm.top_k, prm.bf16 = float(tau_mem), int(top_k), int(bool(bf16))
     prm.query_block, prm.memory_block = int(query_block), int(memory_block)
-    cb = Callback("cmcr_progress_fn", progress) if progress else None
-    if cb:
-        prm.progress = cb.c
+    # a callback even without progress: Ctrl-C is seen there (and stops the work)
+    cb = Callback("cmcr_progress_fn", progress or (lambda done, total: False))
+    prm.progress = cb.c
     hit = ffi.new("int *")
     st = lib.cmcr_aggregate_cached(cstr(cache_dir, "cache_dir"), _arrays.ptr(q), q.shape[0], _arrays.ptr(m),
                                    m.shape[0], q.shape[1], prm, _arrays.wptr(o), hit)
-    if cb:
-        cb.reraise()
+    cb.reraise()
     check(st)
     return o

@@ -90,3 +90,39 @@ def test_exceptions_from_callbacks_propagate(trained, tmp_path):
     with pytest.raises(Mine, match="at 10"):
         trained.project_file(tmp_path / "rows.npy", tmp_path / "o.npy", "a", block=10, progress=cb)
     assert not (tmp_path / "o.npy").exists()
+
+
+def test_ctrl_c_in_the_log_callback_is_not_lost(tmp_path):
+    # A KeyboardInterrupt raised while the library's log callback runs Python code cannot cross
+    # the C frames: it is kept, and raised when the call returns (instead of its error).
+    calls = []
+
+    def fn(level, msg):  # a Ctrl-C during the first message only
+        calls.append(msg)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+
+    cmcr.set_log(fn)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cmcr.load_matrix(tmp_path / "x.npy")  # fails, and logs the failure
+        with pytest.raises(cmcr.FileError):
+            cmcr.load_matrix(tmp_path / "x.npy")  # raised once, not again at the next call
+        cmcr.set_log(lambda level, msg: 1 / 0)  # any other exception: printed, the call goes on
+        with pytest.raises(cmcr.FileError):
+            cmcr.load_matrix(tmp_path / "x.npy")
+    finally:
+        cmcr.set_log("logging")
+
+
+def test_ctrl_c_stops_project_file_and_aggregate(trained, tmp_path):
+    import signal
+    np.save(tmp_path / "rows.npy", np.ones((50, 40), np.float32))
+    # as a Ctrl-C would, raised by the handler at the next callback (here: from the first one)
+    with pytest.raises(KeyboardInterrupt):
+        trained.project_file(tmp_path / "rows.npy", tmp_path / "o.npy", "a", block=10,
+                             progress=lambda d, t: signal.raise_signal(signal.SIGINT))
+    assert not list(tmp_path.glob("o.npy*"))
+    q = np.ones((20, 8), np.float32)
+    with pytest.raises(KeyboardInterrupt):
+        cmcr.aggregate(q, q, memory_block=4, progress=lambda d, t: signal.raise_signal(signal.SIGINT))
