@@ -3,7 +3,6 @@ import collections
 import json
 import os
 
-
 from . import _arrays
 from ._errors import ArgumentError, ShapeError, StoppedError
 from ._lib import Callback, check, cstr, ffi, free_string, lib, logger, text
