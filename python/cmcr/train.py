@@ -132,7 +132,8 @@ def train(overlap_a=None, overlap_b=None, memory_a=None, memory_b=None, pseudo_a
     consistency=False or with pseudo_a/pseudo_b, precomputed by aggregate()).
 
     out: also write the model there (.safetensors with the training record, or .pt); the
-    checkpoint goes to `checkpoint`, by default OUT.ckpt (none without out or checkpoint),
+    checkpoint goes to `checkpoint`, by default OUT.ckpt, or with resume the checkpoint it
+    resumes (none without any of them),
     every checkpoint_every steps and at the end. resume: continue from a checkpoint; its
     stored settings are used, and inputs not given are read from the paths it records.
     progress(stats) is called after every step with a TrainStats; returning True stops

@@ -134,28 +134,34 @@ def test_sigint_from_outside(world, tmp_path):
 
 
 def test_inputs_read_in_place_and_unchanged(world, trained):
-    arrays = [np.array(a) for a in (world.overlap_a, world.overlap_b, world.memory_a, world.memory_b)]
+    # 12,000-row inputs (5.5 MB in all): no copy of them is made on the Python side (tracemalloc
+    # sees NumPy's allocations; measured peak about 0.1 MB), and they are not modified.
+    arrays = [np.tile(a, (20, 1)) for a in (world.overlap_a, world.overlap_b, world.memory_a, world.memory_b)]
     before = [a.tobytes() for a in arrays]
-    probe = trained.project(world.test_x, "a")
-    results = []
-    stop = threading.Event()
-
-    def project_meanwhile():  # another model, used while this one trains: never touched
-        while not stop.is_set():
-            results.append(np.array_equal(trained.project(world.test_x, "a"), probe))
-
-    t = threading.Thread(target=project_meanwhile)
-    t.start()
     tracemalloc.start()
     try:
         cmcr.train(*arrays, **SMALL)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    assert peak < sum(a.nbytes for a in arrays) / 10, peak
+    assert [a.tobytes() for a in arrays] == before
+    # another model, used while this one trains: never touched
+    probe = trained.project(world.test_x, "a")
+    results = []
+    stop = threading.Event()
+
+    def project_meanwhile():
+        while not stop.is_set():
+            results.append(np.array_equal(trained.project(world.test_x, "a"), probe))
+
+    t = threading.Thread(target=project_meanwhile)
+    t.start()
+    try:
+        cmcr.train(*arrays, **SMALL)
+    finally:
         stop.set()
         t.join()
-    assert [a.tobytes() for a in arrays] == before
-    assert peak < sum(a.nbytes for a in arrays) / 4, peak  # no copy of the inputs on the Python side
     assert results and all(results)
 
 
