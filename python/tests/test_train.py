@@ -158,7 +158,7 @@ def test_inputs_read_in_place_and_unchanged(world, trained):
     t = threading.Thread(target=project_meanwhile)
     t.start()
     try:
-        cmcr.train(*arrays, **SMALL)
+        cmcr.train(world.overlap_a, world.overlap_b, world.memory_a, world.memory_b, **SMALL)
     finally:
         stop.set()
         t.join()
