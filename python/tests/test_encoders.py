@@ -126,3 +126,15 @@ def test_pointbert(cli, pointbert_dir, tmp_path):
         pass
     with pytest.raises(cmcr.ArgumentError, match="closed"):
         pb.embed_clouds(clouds)
+
+
+def test_inputs_of_the_models(clap_dir, roberta, pointbert_dir):
+    clap = cmcr.Clap(os.path.join(clap_dir, "clap.pt"), tokenizer=roberta)
+    ids = clap.tokenize("BBQ")
+    assert ids.shape == (clap.context,) and ids[0] == 0 and ids[-1] == 1  # <s> ... <pad>
+    pb = cmcr.PointBert(os.path.join(pointbert_dir, "ulip.pt"))
+    path = os.path.join(pointbert_dir, "clouds", "c4_2048.npy")
+    x = pb.cloud_input(path)
+    assert x.shape == (pb.info.input_floats,) and x.dtype == np.float32
+    np.testing.assert_array_equal(pb.cloud_input(np.load(path)), x)
+    np.testing.assert_array_equal(pb.cloud_input(file_bytes(path)), x)

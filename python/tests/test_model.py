@@ -188,3 +188,34 @@ def test_tensor_files(cli, tmp_path):
         cmcr.save_tensors(tmp_path / "c.safetensors", {"c": np.zeros(2, np.complex64)})
     with pytest.raises(cmcr.ArgumentError, match="format"):
         cmcr.load_tensors(tmp_path / "a.npy", format="zip")
+
+
+def test_synth_equals_the_cli(cli, world, tmp_path):
+    from conftest import WORLD
+    flags = {"seed": "seed", "dim_a": "dim-a", "dim_b": "dim-b", "latent": "latent", "concepts": "concepts",
+             "clusters": "clusters", "n_overlap": "overlap", "n_memory_a": "memory-a", "n_memory_b": "memory-b",
+             "n_test": "test", "n_oracle": "oracle", "n_diag": "diag"}
+    args = [x for k, v in WORLD.items() for x in ("--" + flags[k], str(v))]
+    cli("synth", "--out", tmp_path / "cli", *args)
+    names = sorted(os.listdir(tmp_path / "cli"))
+    assert "overlap_a.npy" in names and "world.json" in names
+    assert names == sorted(os.listdir(world.dir))
+    for n in names:
+        assert file_bytes(tmp_path / "cli" / n) == file_bytes(os.path.join(world.dir, n)), n
+    np.testing.assert_array_equal(np.load(tmp_path / "cli" / "overlap_a.npy"), world.overlap_a)
+    d = cmcr.synth_defaults()
+    assert d["n_overlap"] == 20000 and d["dim_a"] == 512 and d["seed"] == 1
+    with pytest.raises(TypeError, match="unknown parameter"):
+        cmcr.synth(n_overlaps=3)
+
+
+def test_softmax_rows():
+    s = np.array([[0.5, 0.1, -0.2], [0.0, 0.0, 0.0]], np.float32)
+    e = np.exp(10 * s.astype(np.float64))
+    want = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    got = cmcr.softmax_rows(s)  # in place
+    assert got is s
+    np.testing.assert_allclose(s, want, rtol=1e-6)
+    t = cmcr.softmax_rows(np.array([[1.0, 2.0]]), scale=1.0)  # float64: a new float32 array
+    assert t.dtype == np.float32
+    np.testing.assert_allclose(t[0], [1 / (1 + np.e), np.e / (1 + np.e)], rtol=1e-6)
