@@ -137,4 +137,6 @@ int cmd_aggregate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_localise(int argc, char **argv);
+int cmd_eval_localisation(int argc, char **argv); /* cmcr eval localisation */
 #endif
