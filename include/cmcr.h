@@ -882,6 +882,10 @@ CMCR_API void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols);
 CMCR_API void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out);
 /* Index of the first row with a NaN or Inf, or -1. */
 CMCR_API int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols);
+/* Replace each row of x (rows x cols) by softmax(scale * row), computed in double (the largest
+ * term subtracted first, so no overflow) and rounded to float: the official C-MCR demo's view of
+ * similarities (scale 10), as `cmcr similarity --softmax` prints and writes it. */
+CMCR_API void cmcr_softmax_rows(float *x, int64_t rows, int64_t cols, double scale);
 
 #ifdef __cplusplus
 }
