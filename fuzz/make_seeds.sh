@@ -151,6 +151,8 @@ PYEOF
 "$PY" "$ROOT/scripts/clap_ref_tokenizer.py" --seeds "$C/fuzz_roberta_tokenizer"
 # fuzz_image: small JPEGs and PNGs of every kind the decoder handles.
 "$PY" "$ROOT/scripts/clip_ref_image.py" --seeds "$C/fuzz_image"
+# fuzz_overlay: the same images (their last byte picks the overlay's settings).
+cp -r "$C/fuzz_image" "$C/fuzz_overlay"
 # fuzz_clip: the headers of scripts/clip_reference.py's tiny CLIP (HF and OpenAI layouts),
 # cut after the JSON; the harness appends the data they ask for (fuzz/fuzz_clip.c).
 mkdir -p "$C"/fuzz_clip

@@ -865,6 +865,100 @@ CMCR_API cmcr_status cmcr_gallery_writer_add(cmcr_gallery_writer *w, const cmcr_
 CMCR_API int64_t cmcr_gallery_writer_rows(const cmcr_gallery_writer *w);
 CMCR_API cmcr_status cmcr_gallery_writer_save(cmcr_gallery_writer *w, const char *path);
 
+/* ---------------------------------------------------------------- localisation */
+
+/* Zero-shot sound-source localisation (docs/localisation.md): a query in the connected space
+ * (a sound's or a prompt's embedding) against the patch embeddings of an image (CLIP's 7 x 7
+ * for ViT-B/32, each projected through the same connection) gives a grid of cosines, the
+ * map; upsampled to the image it is a heatmap, and the region above a threshold a box. */
+
+/* A box of pixels: columns x0 .. x1 - 1 and rows y0 .. y1 - 1 (x0, y0 inclusive, x1, y1
+ * exclusive); empty when x1 <= x0 or y1 <= y0. */
+typedef struct cmcr_box {
+    int32_t x0, y0, x1, y1;
+} cmcr_box;
+
+/* map[i] = dot(query, patches[i]) for the gh x gw patch rows (the grid row-major, each row
+ * dim wide): with normalised rows, the cosine of the query with each patch. */
+CMCR_API void cmcr_localise_map(const float *query, const float *patches, int64_t gh, int64_t gw, int64_t dim,
+                                float *map);
+/* PyTorch's F.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=False) of one
+ * ih x iw map into out (oh x ow): half-pixel centres, a source position below 0 taken as 0,
+ * the last row and column repeated past the far edge; up or down (no antialiasing, as
+ * PyTorch). Float32 as PyTorch, within 1e-6 of it (tests/test_localise.c). */
+CMCR_API cmcr_status cmcr_upsample_bilinear(const float *in, int64_t ih, int64_t iw, int64_t oh, int64_t ow,
+                                            float *out);
+/* Min-max normalisation in place: (x - min) / (max - min), the least value 0 and the largest
+ * 1. A constant map (max == min, or n == 1) becomes all 0: no part of it stands out. */
+CMCR_API void cmcr_normalize_minmax(float *x, int64_t n);
+/* The box of the largest 4-connected region of the h x w map whose values are >= threshold
+ * (pass a normalised map and a threshold in [0, 1]). Ties: the region with the highest value,
+ * then the one whose first pixel in raster order comes first. *found is 1 with *box set, or
+ * 0 when no value reaches the threshold (*box all 0). */
+CMCR_API cmcr_status cmcr_localise_box(const float *map, int32_t h, int32_t w, float threshold, cmcr_box *box,
+                                       int *found);
+
+/* The size of a JPEG or PNG image as cmcr_clip_pixels reads it (decoded, so an image that
+ * cannot be read is refused here with the same message). */
+CMCR_API cmcr_status cmcr_image_size(const char *path, int32_t *width, int32_t *height);
+/* CLIP's image front end (cmcr_clip_pixels: the shortest side resized to size, then the
+ * centre size x size) seen from a width x height image: the crop covers a window of it, and
+ * *window gets the image pixels whose centres lie in that window. */
+CMCR_API cmcr_status cmcr_crop_window(int32_t width, int32_t height, int32_t size, cmcr_box *window);
+/* A box given in the image's pixel coordinates (edges[] = left, top, right, bottom; any real
+ * numbers within 0..width and 0..height, left < right, top < bottom) in the size x size crop
+ * frame: each edge resized and shifted as the crop moves the image, truncated to an integer
+ * (as LVS's int()) and clipped to 0..size. The result may be empty: a box outside the crop. */
+CMCR_API cmcr_status cmcr_crop_box(int32_t width, int32_t height, int32_t size, const double edges[4], cmcr_box *out);
+
+/* The localisation benchmarks' metric (LVS, Chen et al. 2021, "Localizing Visual Sounds the
+ * Hard Way", its test.py and utils.Evaluator; VGG-SS, Flickr-SoundNet): the h x w heatmap
+ * (224 x 224 in the benchmarks) min-max normalised, binarised at its median (pixels above
+ * sorted(pred)[h * w / 2] are 1, and those at the maximum), against the ground-truth map that is 1
+ * inside any of the boxes (clipped to the frame): cIoU = |pred and gt| / (|gt| + |pred and
+ * not gt|). A constant heatmap predicts nothing (cIoU 0). Boxes with no pixel in the frame
+ * are refused (CMCR_EINVAL): there is nothing to find. docs/localisation.md has the details. */
+CMCR_API cmcr_status cmcr_localisation_ciou(const float *heatmap, int32_t h, int32_t w, const cmcr_box *boxes,
+                                            int64_t nboxes, double *ciou);
+/* Over n samples' cIoU: cIoU@0.5, the fraction with cIoU >= 0.5; success[i], the fraction
+ * with cIoU >= 0.05 i (i = 0..20); auc, the trapezoid area under success over those
+ * thresholds (sklearn.metrics.auc, as LVS). */
+typedef struct cmcr_localisation_metrics {
+    int64_t samples;
+    double ciou50;
+    double auc;
+    double success[21];
+} cmcr_localisation_metrics;
+CMCR_API cmcr_status cmcr_localisation_summary(const double *ciou, int64_t n, cmcr_localisation_metrics *out);
+
+/* The picture of a localisation: the image with the heatmap over the crop window, and the box. */
+typedef struct cmcr_overlay_params {
+    double threshold; /* the box's region: normalised heat >= threshold, in [0, 1]; default 0.5 */
+    double alpha;     /* weight of the heatmap's colour over the image, in [0, 1]; default 0.5 */
+    int32_t crop;     /* the side of the encoder's square input (cmcr_clip_info.image_size); 224 */
+    int32_t max_side; /* 0 (default): the PNG has the image's size; else it is scaled down (Pillow's
+                       * bicubic) so that its longer side is at most max_side */
+} cmcr_overlay_params;
+CMCR_API cmcr_overlay_params cmcr_overlay_default_params(void); /* 0.5, 0.5, 224, 0 */
+typedef struct cmcr_overlay {
+    unsigned char *png;            /* the PNG file's bytes (malloc'd) */
+    size_t png_len;
+    int32_t width, height;         /* the image's */
+    int32_t png_width, png_height; /* the PNG's */
+    cmcr_box window;               /* the crop window (cmcr_crop_window), image pixels */
+    cmcr_box box;                  /* the box, image pixels; all 0 when has_box is 0 */
+    int has_box;
+} cmcr_overlay;
+/* Decode the JPEG or PNG image (len bytes; name names it in messages), upsample the gh x gw
+ * map bilinearly to its crop window, normalise it (cmcr_normalize_minmax), colour it (jet) and
+ * blend it over the window's pixels (the rest of the image is left as it is), take the box
+ * of the region >= threshold there (cmcr_localise_box, in image pixels), draw its outline, and
+ * encode a PNG. A window of more than 2^26 pixels (8192 x 8192) is refused (CMCR_ENOMEM).
+ * Re-entrant: no state outside the call (servers call it from several threads). */
+CMCR_API cmcr_status cmcr_localise_overlay(const void *image, size_t len, const char *name, const float *map,
+                                           int32_t gh, int32_t gw, const cmcr_overlay_params *p, cmcr_overlay *out);
+CMCR_API void cmcr_overlay_free(cmcr_overlay *o); /* frees png and zeroes o (NULL is fine) */
+
 /* ---------------------------------------------------------------- small numeric helpers */
 
 /* L2-normalise each row in place (rows of zero norm stay zero, as torch's F.normalize). */
@@ -873,6 +967,10 @@ CMCR_API void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols);
 CMCR_API void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out);
 /* Index of the first row with a NaN or Inf, or -1. */
 CMCR_API int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols);
+/* Replace each row of x (rows x cols) by softmax(scale * row), computed in double (the largest
+ * term subtracted first, so no overflow) and rounded to float: the official C-MCR demo's view of
+ * similarities (scale 10), as `cmcr similarity --softmax` prints and writes it. */
+CMCR_API void cmcr_softmax_rows(float *x, int64_t rows, int64_t cols, double scale);
 
 #ifdef __cplusplus
 }

@@ -15,7 +15,8 @@ $SUDO apt-get update -qq
 # OpenCL headers (ocl-icd-opencl-dev, only a Recommends of libdnnl-dev, so skipped by
 # --no-install-recommends). Fuzzing (scripts/fuzz.sh): clang with its libFuzzer and
 # sanitizer runtimes. The fresh-machine check (scripts/fresh-machine.sh) brings its own
-# debootstrap.
+# debootstrap. The Python package (python/cmcr, docs/python.md): cffi, which it loads libcmcr
+# with (ABI mode: nothing compiled), NumPy, and pytest for its tests.
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
     libopenblas-openmp-dev libzip-dev libcjson-dev \
@@ -23,5 +24,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libsndfile1-dev libsoxr-dev libfftw3-dev \
     libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev \
     libcmocka-dev python3 python3-numpy python3-torch python3-pil python3-regex \
-    python3-torchaudio python3-soundfile \
+    python3-torchaudio python3-soundfile python3-cffi python3-pytest \
     clang libclang-rt-14-dev >/dev/null

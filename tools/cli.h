@@ -143,4 +143,6 @@ int cmd_synth(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_localise(int argc, char **argv);
+int cmd_eval_localisation(int argc, char **argv); /* cmcr eval localisation */
 #endif

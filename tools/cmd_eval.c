@@ -15,7 +15,8 @@ static void eval_usage(FILE *to)
                 "Evaluate a connected space (or one MCR's raw space) on held-out data.\n\n"
                 "modes:\n"
                 "  retrieval    Recall@1/5/10, median/mean rank and mAP of query -> gallery retrieval\n"
-                "  zeroshot     top-1/top-5 (and per-class) accuracy of zero-shot classification\n");
+                "  zeroshot     top-1/top-5 (and per-class) accuracy of zero-shot classification\n"
+                "  localisation cIoU@0.5 and AUC of zero-shot sound-source localisation on a labelled set\n");
 }
 
 /* ------------------------------------------------------------------ shared helpers */
@@ -750,6 +751,7 @@ int cmd_eval(int argc, char **argv)
     }
     if (strcmp(argv[1], "retrieval") == 0) return eval_retrieval(argc - 1, argv + 1);
     if (strcmp(argv[1], "zeroshot") == 0) return eval_zeroshot(argc - 1, argv + 1);
-    fprintf(stderr, "cmcr eval: unknown mode '%s' (expected retrieval or zeroshot)\n", argv[1]);
+    if (strcmp(argv[1], "localisation") == 0) return cmd_eval_localisation(argc - 1, argv + 1);
+    fprintf(stderr, "cmcr eval: unknown mode '%s' (expected retrieval, zeroshot or localisation)\n", argv[1]);
     return 2;
 }

@@ -44,6 +44,19 @@ cmcr_status image_resize_bicubic(const image_rgb *in, int32_t width, int32_t hei
  * equals resize-then-crop exactly. out holds size * size * 3 bytes (RGB, row-major). */
 cmcr_status image_clip_crop(const image_rgb *in, int32_t size, const char *name, uint8_t *out);
 
+/* The geometry of image_clip_crop: the resized image is new_w x new_h, and the crop its
+ * size x size window from (left, top). Pillow's resize maps resized pixel x to the source
+ * interval [x * w / new_w, (x + 1) * w / new_w), so the crop covers the source's
+ * [left * w / new_w, (left + size) * w / new_w) horizontally (vertically alike). */
+typedef struct image_crop_geometry {
+    int32_t new_w, new_h, left, top;
+} image_crop_geometry;
+cmcr_status image_clip_geometry(int32_t width, int32_t height, int32_t size, const char *name, image_crop_geometry *g);
+
+/* Encode im as an 8-bit RGB PNG (libpng, zlib's default level) into a malloc'd buffer
+ * (*png, *len). Re-entrant; name is used in messages only. */
+cmcr_status image_encode_png(const image_rgb *im, const char *name, unsigned char **png, size_t *len);
+
 /* The processor's rescale and normalise into channel-first float32 (3 x size x size):
  * x = (float)(u8 * (1.0 / 255.0)) in double, then (x - (float)mean[c]) / (float)std[c] in
  * float, the operations transformers does in NumPy; bit for bit equal to it. */

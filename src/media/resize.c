@@ -221,19 +221,32 @@ cmcr_status image_clip_crop(const image_rgb *in, int32_t size, const char *name,
     name = name ? name : "<image>";
     cmcr_status st = check_input(in, name);
     if (st != CMCR_OK) return st;
+    image_crop_geometry g = {0};
+    st = image_clip_geometry(in->width, in->height, size, name, &g);
+    if (st != CMCR_OK) return st;
+    return resize_window(in, g.new_w, g.new_h, g.left, g.top, size, size, false, name, out);
+}
+
+cmcr_status image_clip_geometry(int32_t width, int32_t height, int32_t size, const char *name, image_crop_geometry *g)
+{
+    name = name ? name : "<image>";
+    if (width < 1 || height < 1)
+        return core_fail(CMCR_EINVAL, "%s: image size %dx%d has no pixels", name, width, height);
     if (size < 1) return core_fail(CMCR_EINVAL, "%s: crop size %d must be at least 1", name, size);
     /* transformers' get_resize_output_image_size: int(size * long / short), a Python float
      * division of exact integers (both below 2^53, so C's double division is the same). */
-    int64_t w = in->width, h = in->height, s = size;
+    int64_t w = width, h = height, s = size;
     int64_t shortest = w <= h ? w : h, longest = w <= h ? h : w;
     double q = (double)(s * longest) / (double)shortest;
     if (q >= (double)INT32_MAX)
         return core_fail(CMCR_EUNSUPPORTED, "%s: a %dx%d image resized to a shortest side of %d would be %.0f long",
-                         name, in->width, in->height, size, q);
+                         name, width, height, size, q);
     int32_t new_long = (int32_t)q;
-    int32_t new_w = w <= h ? size : new_long, new_h = w <= h ? new_long : size;
-    int32_t top = (new_h - size) / 2, left = (new_w - size) / 2;
-    return resize_window(in, new_w, new_h, left, top, size, size, false, name, out);
+    g->new_w = w <= h ? size : new_long;
+    g->new_h = w <= h ? new_long : size;
+    g->top = (g->new_h - size) / 2;
+    g->left = (g->new_w - size) / 2;
+    return CMCR_OK;
 }
 
 void image_to_chw(const uint8_t *rgb, int32_t size, const float mean[3], const float std[3], float *chw)
