@@ -602,7 +602,7 @@ int cmd_index(int argc, char **argv)
     if (!(rc = check_options(&a))) rc = check_files(&a);
     run r = {.a = &a};
     space_opts so = {"index", a.model, {a.encoder[0], a.encoder[1]}, {a.tokenizer[0], a.tokenizer[1]}, a.text_side,
-                     a.precision, a.batch, a.seed, true, a.xyz_only};
+                     a.precision, a.batch, a.seed, true, a.xyz_only, " (--skip-bad goes on without such files)"};
     if (!rc) rc = space_open(&so, &r.s);
     if (!rc) rc = index_run(&r, &a);
     cmcr_gallery_writer_free(r.w); /* before the old gallery: its kept rows point into it */

@@ -263,7 +263,7 @@ static int search_run(const search_cli *a, const cmcr_gallery *g, const query *q
     const char *prec = a->precision ? a->precision : recorded(g, "precision");
     space_opts so = {"search", model, {side == 0 ? enc[0] : NULL, side == 1 ? enc[1] : NULL},
                      {side == 0 ? tok[0] : NULL, side == 1 ? tok[1] : NULL}, q->m == CMCR_TEXT ? ts : NULL,
-                     prec ? prec : "f32", 1, a->seed, true, a->xyz_only};
+                     prec ? prec : "f32", 1, a->seed, true, a->xyz_only, NULL};
     space s;
     float *row = NULL;
     rc = space_open(&so, &s);
