@@ -200,6 +200,11 @@ PYEOF
 # fuzz_pointbert: the header of scripts/pointbert_reference.py's tiny PointBERT (D 64, one
 # block, E 8), cut after the JSON (fuzz/fuzz_pointbert.c appends data).
 "$PY" "$ROOT"/scripts/pointbert_reference.py --seeds "$C/fuzz_pointbert"
+
+# fuzz_gallery: galleries written by scripts/gallery.py (a second writer of the format): mixed
+# modalities, no rows, non-UTF-8 and non-ASCII paths; and refusals (NaN, unsorted paths, no
+# final NUL, a modality out of range, a wrong row count, version 2).
+"$PY" "$ROOT"/scripts/gallery.py --seeds "$C/fuzz_gallery"
 cd "$ROOT"
 total=0
 for f in "$C"/*/*; do

@@ -99,7 +99,8 @@ typedef enum cmcr_dtype {
     CMCR_BF16,
     CMCR_F64,
     CMCR_I32,
-    CMCR_I64
+    CMCR_I64,
+    CMCR_U8 /* bytes (a gallery's paths); new dtypes go at the end: never renumber */
 } cmcr_dtype;
 
 #define CMCR_MAX_DIMS 8
@@ -115,7 +116,7 @@ typedef struct cmcr_tensor {
 } cmcr_tensor;
 
 CMCR_API size_t cmcr_dtype_size(cmcr_dtype t);
-CMCR_API const char *cmcr_dtype_name(cmcr_dtype t); /* "F32", "F16", "BF16", "F64", "I32", "I64" */
+CMCR_API const char *cmcr_dtype_name(cmcr_dtype t); /* "F32", "F16", "BF16", "F64", "I32", "I64", "U8" */
 CMCR_API int64_t cmcr_tensor_numel(const cmcr_tensor *t);
 /* Convert any numeric tensor to float32 (out holds numel floats). */
 CMCR_API void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out);
@@ -402,6 +403,15 @@ typedef int (*cmcr_progress_fn)(int64_t done, int64_t total, void *user);
 
 /* 64-bit content hash of bytes (fast, non-cryptographic), chained through seed. */
 CMCR_API uint64_t cmcr_hash_bytes(const void *data, size_t n, uint64_t seed);
+/* A content fingerprint of a file or a folder (docs/search.md), read in 1 MiB chunks (memory
+ * does not grow with the file): a regular file's bytes, chunk by chunk through
+ * cmcr_hash_bytes (each chunk seeded with the previous one's hash), then its size; a folder
+ * (a Hugging Face model folder): its entries in byte order of their names, recursively
+ * (hidden ones, whose names start with '.', left out; symbolic links followed), each entry's
+ * name then its fingerprint. A change detector, not a cryptographic hash: equal content
+ * gives equal fingerprints whatever the names of the file or the times it carries, and an
+ * accidental change is all but certain to change it, but it does not resist a forger. */
+CMCR_API cmcr_status cmcr_fingerprint_path(const char *path, uint64_t *out);
 
 /* ---------------------------------------------------------------- semantic consistency */
 
@@ -780,6 +790,81 @@ CMCR_API cmcr_status cmcr_pointbert_clouds(const cmcr_pointbert *p, const char *
 CMCR_API cmcr_status cmcr_pointbert_embed(const cmcr_pointbert *p, const float *input, int64_t n, int bf16,
                                           int normalize, float *emb);
 
+/* ---------------------------------------------------------------- search */
+
+/* Exact top-k by dot product (rows are expected L2-normalised, so scores are cosines): for
+ * each of nq queries (nq x dim), the k gallery rows (ng x dim) with the highest scores, best
+ * first, equal scores by lower row index, into index and score (nq x k each). keep: NULL, or
+ * ng flags, non-zero for the rows that may be returned. When fewer than k rows are eligible
+ * the rest of a query's results are index -1 and score -INFINITY. The gallery is read in
+ * blocks through the library's matrix product, the blocks shared among OpenMP threads, each
+ * query keeping its k best in a heap; memory does not grow with ng. Refused: a query with NaN
+ * or Inf (naming the row), k < 1, dim < 1. A gallery row giving a NaN score is never returned
+ * (galleries are checked finite when loaded). */
+CMCR_API cmcr_status cmcr_topk(const float *queries, int64_t nq, const float *gallery, int64_t ng, int64_t dim,
+                               const unsigned char *keep, int64_t k, int64_t *index, float *score);
+
+/* A gallery: the projected, normalised embeddings of a collection of files, one row per file,
+ * with what `cmcr index` needs to update it (each file's content fingerprint, size and
+ * modification time) and to check it against the model and encoders that made it (their
+ * fingerprints in the metadata). One .safetensors file (docs/search.md): rows sorted by path
+ * (byte order), paths absolute and unique. A loaded gallery is read-only: several threads may
+ * search it at once. */
+typedef struct cmcr_gallery cmcr_gallery;
+/* One row, as read (cmcr_gallery_get_row: pointers into the gallery) or to be written
+ * (cmcr_gallery_writer_add: copied). */
+typedef struct cmcr_gallery_row {
+    const char *path;       /* absolute */
+    cmcr_modality modality;
+    uint64_t content_hash;  /* cmcr_fingerprint_path of the file */
+    int64_t size;           /* the file's size in bytes and modification time (ns since the */
+    int64_t mtime_ns;       /* epoch) when it was read: unchanged, the file is not read again */
+    const float *embedding; /* dim floats */
+} cmcr_gallery_row;
+/* Load a gallery, mapped (as other .safetensors files), and check it whole: the format and
+ * version, every tensor's dtype and shape, the paths (rows of them, each absolute, in
+ * strictly increasing byte order), the modalities, sizes and finite embeddings. Every
+ * refusal is one line naming the file. */
+CMCR_API cmcr_status cmcr_gallery_load(const char *path, cmcr_gallery **out);
+/* The same from len bytes in memory (copied); name is what messages call them. */
+CMCR_API cmcr_status cmcr_gallery_load_memory(const void *data, size_t len, const char *name, cmcr_gallery **out);
+CMCR_API void cmcr_gallery_free(cmcr_gallery *g);
+CMCR_API int64_t cmcr_gallery_rows(const cmcr_gallery *g);
+CMCR_API int64_t cmcr_gallery_dim(const cmcr_gallery *g);
+CMCR_API const float *cmcr_gallery_embeddings(const cmcr_gallery *g); /* rows x dim */
+CMCR_API const char *cmcr_gallery_path(const cmcr_gallery *g, int64_t row); /* NULL when row is out of range */
+CMCR_API cmcr_modality cmcr_gallery_modality(const cmcr_gallery *g, int64_t row);
+CMCR_API const char *cmcr_gallery_meta(const cmcr_gallery *g, const char *key); /* NULL if absent */
+/* Row `row` into *out (CMCR_EINVAL when out of range). */
+CMCR_API cmcr_status cmcr_gallery_get_row(const cmcr_gallery *g, int64_t row, cmcr_gallery_row *out);
+/* The row of path (exactly as stored), or -1: a binary search. */
+CMCR_API int64_t cmcr_gallery_find(const cmcr_gallery *g, const char *path);
+/* cmcr_topk over the gallery's rows, those of the modalities in the bit mask (1 << modality;
+ * 0: all) only. Refused also: dim other than the gallery's. */
+CMCR_API cmcr_status cmcr_gallery_topk(const cmcr_gallery *g, const float *queries, int64_t nq, int64_t dim,
+                                       unsigned modalities, int64_t k, int64_t *index, float *score);
+
+/* Building a gallery: rows kept from a loaded one (by reference: that gallery must outlive
+ * the writer's last save) and new rows (copied), in any order; each save writes them all,
+ * sorted by path, atomically (a temporary file, fsync, rename), so that a save may replace
+ * the very file the kept rows come from (its mapping stays valid). Save as often as wanted:
+ * rows added since stay, and the next save writes them too. The writer sets the metadata
+ * "format", "version", "dim" and "rows"; the caller adds its own (the model and encoder
+ * fingerprints, times: docs/search.md). Memory: the new rows' embeddings and paths, and a few
+ * words per kept row. */
+typedef struct cmcr_gallery_writer cmcr_gallery_writer;
+CMCR_API cmcr_status cmcr_gallery_writer_new(int64_t dim, cmcr_gallery_writer **out);
+CMCR_API void cmcr_gallery_writer_free(cmcr_gallery_writer *w);
+/* Keys "format", "version", "dim" and "rows" are the writer's own and refused here. */
+CMCR_API cmcr_status cmcr_gallery_writer_set_meta(cmcr_gallery_writer *w, const char *key, const char *value);
+CMCR_API cmcr_status cmcr_gallery_writer_keep(cmcr_gallery_writer *w, const cmcr_gallery *g, int64_t row);
+/* Refused: a path that is empty or not absolute, a modality out of range, a negative size, an
+ * embedding with NaN or Inf, a gallery of another width (keep). Two rows with one path are
+ * refused by the save, naming the path. */
+CMCR_API cmcr_status cmcr_gallery_writer_add(cmcr_gallery_writer *w, const cmcr_gallery_row *r);
+CMCR_API int64_t cmcr_gallery_writer_rows(const cmcr_gallery_writer *w);
+CMCR_API cmcr_status cmcr_gallery_writer_save(cmcr_gallery_writer *w, const char *path);
+
 /* ---------------------------------------------------------------- localisation */
 
 /* Zero-shot sound-source localisation (docs/localisation.md): a query in the connected space
@@ -882,6 +967,10 @@ CMCR_API void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols);
 CMCR_API void cmcr_dot_rows(const float *a, int64_t na, const float *b, int64_t nb, int64_t cols, float *out);
 /* Index of the first row with a NaN or Inf, or -1. */
 CMCR_API int64_t cmcr_find_nonfinite_row(const float *x, int64_t rows, int64_t cols);
+/* Replace each row of x (rows x cols) by softmax(scale * row), computed in double (the largest
+ * term subtracted first, so no overflow) and rounded to float: the official C-MCR demo's view of
+ * similarities (scale 10), as `cmcr similarity --softmax` prints and writes it. */
+CMCR_API void cmcr_softmax_rows(float *x, int64_t rows, int64_t cols, double scale);
 
 #ifdef __cplusplus
 }

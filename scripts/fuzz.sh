@@ -22,7 +22,7 @@ fi
 cmake -S . -B "$dir" -DCMCR_FUZZ=ON -DCMAKE_C_COMPILER="$CC" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DBUILD_TESTING=OFF -DCMCR_MPI=OFF -DCMCR_DNNL=OFF "${omp_flags[@]}" >/dev/null
 targets=(fuzz_npy fuzz_safetensors fuzz_pt fuzz_model fuzz_tokenizer fuzz_image fuzz_clip fuzz_clip_config
-    fuzz_roberta_tokenizer fuzz_audio fuzz_roberta fuzz_htsat fuzz_points fuzz_pointbert fuzz_overlay)
+    fuzz_roberta_tokenizer fuzz_audio fuzz_roberta fuzz_htsat fuzz_points fuzz_pointbert fuzz_overlay fuzz_gallery)
 cmake --build "$dir" -j"$(nproc)" --target "${targets[@]}" >/dev/null
 
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1

@@ -14,10 +14,11 @@ $SUDO apt-get update -qq
 # products; without it --precision bf16 is refused). oneDNN's CMake package also needs the
 # OpenCL headers (ocl-icd-opencl-dev, only a Recommends of libdnnl-dev, so skipped by
 # --no-install-recommends). Fuzzing (scripts/fuzz.sh): clang with its libFuzzer and
-# sanitizer runtimes. cmcr serve: libmicrohttpd (its HTTP server); its browser test drives
-# Debian's Chromium headless through chromium-driver and python3-selenium, and its load test
-# runs wrk. The fresh-machine check (scripts/fresh-machine.sh) brings its own
-# debootstrap.
+# sanitizer runtimes. The fresh-machine check (scripts/fresh-machine.sh) brings its own
+# debootstrap. The Python package (python/cmcr, docs/python.md): cffi, which it loads libcmcr
+# with (ABI mode: nothing compiled), NumPy, and pytest for its tests. cmcr serve: libmicrohttpd
+# (its HTTP server); its browser test drives Debian's Chromium headless through chromium-driver
+# and python3-selenium, and its load test runs wrk.
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
     libopenblas-openmp-dev libzip-dev libcjson-dev \
@@ -25,6 +26,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libsndfile1-dev libsoxr-dev libfftw3-dev libmicrohttpd-dev \
     libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev \
     libcmocka-dev python3 python3-numpy python3-torch python3-pil python3-regex \
-    python3-torchaudio python3-soundfile \
+    python3-torchaudio python3-soundfile python3-cffi python3-pytest \
     chromium chromium-driver python3-selenium wrk \
     clang libclang-rt-14-dev >/dev/null

@@ -24,7 +24,7 @@
       a state_dict with a bool nn.Parameter, which cmcr must refuse naming it and its storage.
 
 Reference listing: one line per tensor, tab-separated: name, dtype (F32, F16, BF16, F64,
-I32, I64), shape as comma-separated sizes (empty for 0-d), raw little-endian bytes in hex.
+I32, I64, U8), shape as comma-separated sizes (empty for 0-d), raw little-endian bytes in hex.
 Exit status is 0 on success, 1 on any mismatch or failure.
 """
 import argparse
@@ -35,7 +35,7 @@ from torch import nn
 
 DTYPES = {
     torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
-    torch.float64: "F64", torch.int32: "I32", torch.int64: "I64",
+    torch.float64: "F64", torch.int32: "I32", torch.int64: "I64", torch.uint8: "U8",
 }
 
 
@@ -135,6 +135,7 @@ def sample_state_dict():
         "f64": torch.randn(2, 2, 2, dtype=torch.float64),
         "i64": torch.tensor([-(2 ** 40), -1, 0, 1, 2 ** 40], dtype=torch.int64),
         "i32": torch.tensor([[-7, 8], [2 ** 31 - 1, -(2 ** 31)]], dtype=torch.int32),
+        "u8": torch.tensor([0, 1, 127, 128, 255], dtype=torch.uint8),
         "scalar": torch.tensor(3.5),
         "num_batches_tracked": torch.tensor(7),
         "base": base,

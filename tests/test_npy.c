@@ -117,6 +117,8 @@ static void test_roundtrip(void **state)
     double d[1] = {3.141592653589793};
     roundtrip_one(CMCR_F64, 0, NULL, d);
     roundtrip_one(CMCR_F32, 1, s0, f);
+    unsigned char u8[6] = {0, 1, 2, 127, 128, 255};
+    roundtrip_one(CMCR_U8, 2, s23, u8);
 }
 
 static void test_header_matches_numpy(void **state)
@@ -259,8 +261,8 @@ static void test_malformed_header(void **state)
          "object arrays (dtype '|O')"},
         {"big-endian", "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", CMCR_EUNSUPPORTED,
          "big-endian dtype '>f4' is not supported"},
-        {"uint8 dtype", "{'descr': '|u1', 'fortran_order': False, 'shape': (24,), }", CMCR_EUNSUPPORTED,
-         "dtype '|u1' is not supported"},
+        {"uint16 dtype", "{'descr': '<u2', 'fortran_order': False, 'shape': (12,), }", CMCR_EUNSUPPORTED,
+         "dtype '<u2' is not supported"},
         {"complex dtype", "{'descr': '<c8', 'fortran_order': False, 'shape': (3,), }", CMCR_EUNSUPPORTED,
          "dtype '<c8' is not supported"},
         {"structured dtype", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (6,), }",
@@ -408,6 +410,21 @@ static void test_reader_refusals(void **state)
     p = craft("labels.npy", 1, 0, "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }", lab, sizeof lab);
     expect_reader_fail("int64 matrix (reader)", p, CMCR_EUNSUPPORTED, "labels are not embeddings");
     free(p);
+    unsigned char bytes[4] = {1, 2, 3, 4};
+    p = craft("bytes.npy", 1, 0, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", bytes, sizeof bytes);
+    expect_reader_fail("uint8 matrix (reader)", p, CMCR_EUNSUPPORTED, "dtype uint8 holds integers");
+    free(p);
+    /* the same bytes as the one tensor of a .safetensors file */
+    cmcr_tensors *ts = cmcr_tensors_new();
+    int64_t s22[2] = {2, 2};
+    assert_int_equal(cmcr_tensors_add(ts, "bytes", CMCR_U8, 2, s22, bytes), CMCR_OK);
+    p = tu_path("bytes.safetensors");
+    assert_int_equal(cmcr_tensors_save(ts, p, CMCR_FORMAT_AUTO), CMCR_OK);
+    cmcr_tensors_free(ts);
+    cmcr_matrix m;
+    assert_int_equal(cmcr_matrix_load(p, &m), CMCR_EUNSUPPORTED);
+    assert_non_null(strstr(cmcr_last_error(), "embeddings must be floating point, not U8"));
+    free(p);
 }
 
 static void test_reader_f16_f64(void **state)
@@ -552,7 +569,8 @@ static const char *PY_WRITE =
     "np.save(d + '/py_fortran.npy', np.asfortranarray(x[:3, :4].astype(np.float32)))\n"
     "np.save(d + '/py_be.npy', x[:2].astype('>f4'))\n"
     "np.save(d + '/py_obj.npy', np.array([1, 'a', None], dtype=object), allow_pickle=True)\n"
-    "np.save(d + '/py_u1.npy', np.arange(4, dtype=np.uint8))\n";
+    "np.save(d + '/py_u2.npy', np.arange(4, dtype=np.uint16))\n"
+    "save('py_u1', np.array([0, 1, 127, 128, 255], dtype=np.uint8))\n";
 
 static void check_py_array(const char *name, cmcr_dtype dt, int ndim, int64_t d0, int64_t d1)
 {
@@ -593,6 +611,7 @@ static void test_numpy_writes_library_reads(void **state)
     check_py_array("py_0d", CMCR_F64, 0, 0, 0);
     check_py_array("py_1d", CMCR_F32, 1, 11, 0);
     check_py_array("py_empty", CMCR_F32, 2, 0, 7);
+    check_py_array("py_u1", CMCR_U8, 1, 5, 0);
     check_py_array("py_v2", CMCR_F32, 2, 2, 3);
     /* f16 and f8 through the float32 matrix path. */
     cmcr_matrix m;
@@ -606,7 +625,7 @@ static void test_numpy_writes_library_reads(void **state)
         {"py_fortran.npy", "numpy Fortran-order array", CMCR_EUNSUPPORTED, "Fortran order"},
         {"py_be.npy", "numpy '>f4' array", CMCR_EUNSUPPORTED, "big-endian dtype '>f4'"},
         {"py_obj.npy", "numpy object array", CMCR_EUNSUPPORTED, "object arrays"},
-        {"py_u1.npy", "numpy uint8 array", CMCR_EUNSUPPORTED, "dtype '|u1'"},
+        {"py_u2.npy", "numpy uint16 array", CMCR_EUNSUPPORTED, "dtype '<u2'"},
     };
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         p = tu_path(refused[i].name);
@@ -623,7 +642,7 @@ static const char *PY_CHECK =
     "exact = hasattr(fmt, 'GROWTH_AXIS_MAX_DIGITS')\n"
     "for name, shape, dt in [('c_stream', (37, 9), '<f4'), ('c_save', (37, 9), '<f4'),\n"
     "                        ('c_zero', (0, 5), '<f4'), ('c_i8', (4,), '<i8'), ('c_f2', (2, 2), '<f2'),\n"
-    "                        ('c_0d', (), '<f8')]:\n"
+    "                        ('c_0d', (), '<f8'), ('c_u1', (2, 3), '|u1')]:\n"
     "    p = d + '/' + name + '.npy'\n"
     "    a = np.load(p)\n"
     "    assert a.shape == shape and a.dtype == np.dtype(dt), (name, a.shape, a.dtype)\n"
@@ -676,6 +695,9 @@ static void test_library_writes_numpy_reads(void **state)
     save_with_bin("c_f2", CMCR_F16, 2, s22, h);
     double d = -7.25;
     save_with_bin("c_0d", CMCR_F64, 0, NULL, &d);
+    unsigned char u1[6] = {0, 1, 2, 127, 128, 255};
+    int64_t s23[2] = {2, 3};
+    save_with_bin("c_u1", CMCR_U8, 2, s23, u1);
     char *script = tu_path("check.py");
     tu_write_file(script, PY_CHECK, strlen(PY_CHECK));
     assert_int_equal(tu_system("%s '%s' '%s'", py, script, tu_tmpdir()), 0);

@@ -179,6 +179,7 @@ static cmcr_tensors *sample_set(void)
     add_random(ts, "empty", CMCR_F32, 2, s04, 0);
     add_random(ts, "eight.dims", CMCR_F32, 8, s8d, 0);
     add_random(ts, "gr\xc3\xb6\xc3\x9f" "e.weight", CMCR_F32, 1, s3, 1);
+    add_random(ts, "u8", CMCR_U8, 2, s23, 0); /* torch.uint8: a ByteStorage */
     return ts;
 }
 

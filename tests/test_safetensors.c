@@ -127,6 +127,9 @@ static cmcr_tensors *sample_set(void)
     assert_int_equal(cmcr_tensors_add(ts, "num_batches_tracked", CMCR_I64, 1, s3, i64), CMCR_OK);
     assert_int_equal(cmcr_tensors_add(ts, "scalar", CMCR_F64, 0, NULL, &d), CMCR_OK);
     assert_int_equal(cmcr_tensors_add(ts, "empty \"quoted\" name", CMCR_I32, 2, s0, &i32), CMCR_OK);
+    const char paths[7] = "/a\0/bc\0"; /* bytes, as a gallery's paths */
+    int64_t s7[1] = {7};
+    assert_int_equal(cmcr_tensors_add(ts, "paths", CMCR_U8, 1, s7, paths), CMCR_OK);
     assert_int_equal(cmcr_tensors_set_meta(ts, "preset", "clap-clip"), CMCR_OK);
     assert_int_equal(cmcr_tensors_set_meta(ts, "note", "h\xc3\xa9llo \"quoted\"\n\\"), CMCR_OK);
     return ts;
@@ -300,8 +303,8 @@ static void test_malformed_headers(void **state)
         {"text after the JSON", "{} {}", 0, CMCR_EFORMAT, "text after the JSON value"},
         {"unknown dtype", "{\"a\":{\"dtype\":\"F17\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CMCR_EFORMAT,
          "tensor 'a': unknown dtype \"F17\""},
-        {"U8 dtype", "{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, CMCR_EUNSUPPORTED,
-         "dtype U8 is not supported"},
+        {"U16 dtype", "{\"a\":{\"dtype\":\"U16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, CMCR_EUNSUPPORTED,
+         "dtype U16 is not supported"},
         {"BOOL dtype", "{\"a\":{\"dtype\":\"BOOL\",\"shape\":[4],\"data_offsets\":[0,4]}}", 4, CMCR_EUNSUPPORTED,
          "dtype BOOL is not supported"},
         {"dtype not a string", "{\"a\":{\"dtype\":1,\"shape\":[1],\"data_offsets\":[0,4]}}", 4, CMCR_EFORMAT,
@@ -651,7 +654,7 @@ static const char *PY_CHECK =
     "data = raw[8 + n:]\n"
     "meta = h.pop('__metadata__')\n"
     "assert meta == {'preset': 'clap-clip', 'note': 'h\\u00e9llo \"quoted\"\\n\\\\'}, meta\n"
-    "types = {'F32': '<f4', 'F16': '<f2', 'BF16': '<u2', 'F64': '<f8', 'I32': '<i4', 'I64': '<i8'}\n"
+    "types = {'F32': '<f4', 'F16': '<f2', 'BF16': '<u2', 'F64': '<f8', 'I32': '<i4', 'I64': '<i8', 'U8': '|u1'}\n"
     "end = 0\n"
     "for i, name in enumerate(open(d + '/c.names', encoding='utf-8').read().split('\\n')[:-1]):\n"
     "    e = h[name]\n"

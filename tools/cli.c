@@ -172,7 +172,27 @@ static int apply_defaults(const cli_cmd *cmd)
     return -1;
 }
 
+static int parse_args(const cli_cmd *cmd, int argc, char **argv, char **pos, cli_strs *rest);
+
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
+{
+    return parse_args(cmd, argc, argv, pos, NULL);
+}
+
+int cli_parse_rest(const cli_cmd *cmd, int argc, char **argv, cli_strs *rest)
+{
+    *rest = (cli_strs){malloc((size_t)(argc > 0 ? argc : 1) * sizeof(char *)), 0, NULL};
+    if (!rest->v) return cli_error(cmd->name, 1, "out of memory");
+    int rc = parse_args(cmd, argc, argv, NULL, rest);
+    if (rc >= 0) {
+        free(rest->v);
+        *rest = (cli_strs){0};
+    }
+    return rc;
+}
+
+/* Positional arguments go into pos (at most cmd->npos), or into rest when it is not NULL. */
+static int parse_args(const cli_cmd *cmd, int argc, char **argv, char **pos, cli_strs *rest)
 {
     int npos = 0, rc = apply_defaults(cmd);
     if (rc >= 0) return rc;
@@ -184,6 +204,10 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
             return 0;
         }
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (rest) {
+                rest->v[rest->n++] = argv[i];
+                continue;
+            }
             if (npos >= cmd->npos) return cli_error(cmd->name, 2, "unexpected argument '%s' (see --help)", a);
             pos[npos++] = argv[i];
             continue;
@@ -215,7 +239,7 @@ int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos)
     }
     for (const cli_opt *o = cmd->opts; o && o->name; o++)
         if (!o->def && !seen[o - cmd->opts]) return cli_error(cmd->name, 2, "--%s is required (see --help)", o->name);
-    if (npos != cmd->npos)
+    if (rest ? rest->n == 0 : npos != cmd->npos)
         return cli_error(cmd->name, 2, "expected %s (see --help)", cmd->args[0] ? cmd->args : "no arguments");
     return -1;
 }

@@ -51,6 +51,10 @@ typedef struct cli_cmd {
  * (0 after --help, 2 on a usage error, with the message printed). Positional arguments are
  * returned in pos (at most 8). */
 int cli_parse(const cli_cmd *cmd, int argc, char **argv, char **pos);
+/* The same for a command that takes any number of positional arguments, at least one, between
+ * and after the options (index's INPUTS...; cmd->npos unused): they go into *rest, whose
+ * array is malloc'd when this returns -1 (free rest->v). */
+int cli_parse_rest(const cli_cmd *cmd, int argc, char **argv, cli_strs *rest);
 void cli_usage(const cli_cmd *cmd, FILE *to);
 
 /* Print "cmcr NAME: <last library error>" and return 1. */
@@ -137,6 +141,8 @@ int cmd_aggregate(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_synth(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 int cmd_localise(int argc, char **argv);
 int cmd_eval_localisation(int argc, char **argv); /* cmcr eval localisation */
 int cmd_serve(int argc, char **argv);

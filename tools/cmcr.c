@@ -16,6 +16,8 @@ static const subcommand commands[] = {
     {"demo", cmd_demo, "the main job: synthetic world, C-MCR, ablations, oracle, retrieval table"},
     {"train", cmd_train, "train a C-MCR connection from unpaired data"},
     {"embed", cmd_embed, "embed images or prompts with CLIP (JPEG/PNG files, text) into .npy"},
+    {"index", cmd_index, "index files and folders into a gallery of connected-space embeddings"},
+    {"search", cmd_search, "rank a gallery by a query file or text"},
     {"project", cmd_project, "project embeddings into the connected space"},
     {"similarity", cmd_similarity, "cross-modal similarity (top-k or full matrix)"},
     {"localise", cmd_localise, "where in an image a sound (or a prompt) is: heatmap overlay and box"},

@@ -175,15 +175,6 @@ static void label_of(const cli_lines *l, int64_t i, char *buf, size_t n)
     else snprintf(buf, n, "#%lld", (long long)i);
 }
 
-/* Replace row (n values) by softmax(scale * row). */
-static void softmax_row(float *row, int64_t n, double scale)
-{
-    double mx = -INFINITY, sum = 0;
-    for (int64_t j = 0; j < n; j++) mx = fmax(mx, scale * row[j]);
-    for (int64_t j = 0; j < n; j++) sum += exp(scale * row[j] - mx);
-    for (int64_t j = 0; j < n; j++) row[j] = (float)(exp(scale * row[j] - mx) / sum);
-}
-
 static void print_topk(const float *row, int64_t n, int64_t k, const cli_lines *la, const cli_lines *lb, int64_t i)
 {
     char name[256];
@@ -245,7 +236,7 @@ static int similarity_rows(const sim_job *j, const cmcr_matrix *a, const cmcr_ma
         cmcr_dot_rows(a->data + r0 * a->cols, n, b->data, b->rows, a->cols, s);
         for (int64_t i = 0; i < n; i++) {
             float *row = s + i * b->rows;
-            if (j->softmax) softmax_row(row, b->rows, j->scale);
+            if (j->softmax) cmcr_softmax_rows(row, 1, b->rows, j->scale);
             if (j->top_k > 0) print_topk(row, b->rows, j->top_k < b->rows ? j->top_k : b->rows, la, lb, r0 + i);
         }
         if (w && cmcr_npy_writer_write(w, s, n)) rc = cli_fail("similarity");

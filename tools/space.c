@@ -116,7 +116,8 @@ int space_load_side(space *s, int side)
                                          side_letter(side));
     encoder_opts eo = {.cmd = s->o.cmd, .model = s->o.encoder[side], .tokenizer = s->o.tokenizer[side],
                        .precision = s->o.precision, .seed = s->o.seed, .batch = s->o.batch,
-                       .text = side == s->text_side, .quiet = s->o.quiet, .xyz_only = s->o.xyz_only};
+                       .text = side == s->text_side, .quiet = s->o.quiet, .xyz_only = s->o.xyz_only,
+                       .bad_hint = s->o.bad_hint};
     if (encoder_open(&eo, s->kind[side], &s->enc[side])) {
         encoder_close(&s->enc[side]);
         return 1;

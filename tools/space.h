@@ -28,6 +28,7 @@ typedef struct space_opts {
     long long seed;           /* CLAP's chunk starts, PointBERT's FPS start (encode.h) */
     bool quiet;               /* no progress lines */
     bool xyz_only;            /* PointBERT: clouds with colours give an xyz model their xyz */
+    const char *bad_hint;     /* after the message of a file that cannot be read (NULL: none) */
 } space_opts;
 
 typedef struct space {

@@ -22,6 +22,13 @@
 /* Format-specific readers/writers (npy.c, safetensors.c, pt.c). */
 cmcr_status npy_save(const cmcr_tensor *t, const char *path);
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path);
+/* safetensors_save, except that the bytes of each tensor whose data is NULL (added with
+ * tensors_add_view(..., NULL): its name, dtype and shape only) come from fill, which writes
+ * exactly t->nbytes through afile_write: for writers that stream their tensors from
+ * elsewhere rather than hold them (galleries). A fill that writes another count fails the save. */
+struct afile;
+typedef cmcr_status (*safetensors_fill_fn)(struct afile *a, const cmcr_tensor *t, void *user);
+cmcr_status safetensors_save_filled(const cmcr_tensors *ts, const char *path, safetensors_fill_fn fill, void *user);
 cmcr_status pt_load(const char *path, cmcr_tensors **out);
 cmcr_status pt_save(const cmcr_tensors *ts, const char *path);
 /* pt_load keeping only the state dict's entries whose names (as pt_load gives them) start with

@@ -51,10 +51,11 @@ static cmcr_status matrix_load_tensor(const char *path, cmcr_format fmt, cmcr_ma
         cmcr_tensors_free(ts);
         return core_fail(CMCR_ESHAPE, "%s: expected a non-empty 2-D matrix (rows x width)", path);
     }
-    if (t->dtype == CMCR_I32 || t->dtype == CMCR_I64) {
+    if (t->dtype == CMCR_I32 || t->dtype == CMCR_I64 || t->dtype == CMCR_U8) {
+        st = core_fail(CMCR_EUNSUPPORTED, "%s: embeddings must be floating point, not %s", path,
+                       cmcr_dtype_name(t->dtype)); /* before the free: t lives in ts */
         cmcr_tensors_free(ts);
-        return core_fail(CMCR_EUNSUPPORTED, "%s: embeddings must be floating point, not %s", path,
-                         cmcr_dtype_name(t->dtype));
+        return st;
     }
     int64_t rows = t->shape[0], cols = t->shape[1];
     float *data = core_xmalloc((size_t)rows * (size_t)cols * sizeof(float));

@@ -56,6 +56,7 @@ static const char *numpy_name(cmcr_dtype t)
     case CMCR_I32: return "int32";
     case CMCR_I64: return "int64";
     case CMCR_BF16: return "bfloat16";
+    case CMCR_U8: return "uint8";
     }
     return "?";
 }
@@ -69,6 +70,7 @@ static const char *descr_of(cmcr_dtype t)
     case CMCR_I32: return "<i4";
     case CMCR_I64: return "<i8";
     case CMCR_BF16: return NULL;
+    case CMCR_U8: return "|u1";
     }
     return NULL;
 }
@@ -272,6 +274,11 @@ static cmcr_status map_descr(const char *path, const char *d, cmcr_dtype *out)
     static const struct { const char *code; cmcr_dtype dtype; } known[] = {
         {"f4", CMCR_F32}, {"f2", CMCR_F16}, {"f8", CMCR_F64}, {"i4", CMCR_I32}, {"i8", CMCR_I64}};
     bool little = d[0] == '<' || d[0] == '=';
+    /* one byte has no byte order: numpy writes '|u1', and reads '<u1', '>u1', '=u1' alike */
+    if (strchr("|<>=", d[0]) && d[0] && strcmp(d + 1, "u1") == 0) {
+        *out = CMCR_U8;
+        return CMCR_OK;
+    }
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         if ((little || d[0] == '>') && strcmp(d + 1, known[i].code) == 0) {
             if (!little)
@@ -286,7 +293,7 @@ static cmcr_status map_descr(const char *path, const char *d, cmcr_dtype *out)
         return core_fail(CMCR_EUNSUPPORTED, "%s: object arrays (dtype '%s') are not supported: they need pickle",
                          path, d);
     return core_fail(CMCR_EUNSUPPORTED,
-                     "%s: dtype '%s' is not supported (expected '<f4', '<f2', '<f8', '<i4' or '<i8')", path, d);
+                     "%s: dtype '%s' is not supported (expected '<f4', '<f2', '<f8', '<i4', '<i8' or '|u1')", path, d);
 }
 
 static cmcr_status parse_header(const char *path, const char *text, size_t len, struct npy_info *h)
@@ -508,7 +515,7 @@ static cmcr_status check_matrix(const char *path, const struct npy_info *h)
     if (h->ndim != 2)
         return core_fail(CMCR_ESHAPE, "%s: expected a 2-D matrix (rows x width), but the array has shape %s",
                          path, tuple);
-    if (h->dtype == CMCR_I32 || h->dtype == CMCR_I64)
+    if (h->dtype == CMCR_I32 || h->dtype == CMCR_I64 || h->dtype == CMCR_U8)
         return core_fail(CMCR_EUNSUPPORTED,
                          "%s: dtype %s holds integers (labels are not embeddings); expected float32, float16 or float64",
                          path, numpy_name(h->dtype));

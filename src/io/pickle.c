@@ -221,14 +221,15 @@ static const struct {
     cmcr_dtype dtype;
 } STORAGES[] = {
     {"FloatStorage", CMCR_F32}, {"HalfStorage", CMCR_F16}, {"BFloat16Storage", CMCR_BF16},
-    {"DoubleStorage", CMCR_F64}, {"LongStorage", CMCR_I64}, {"IntStorage", CMCR_I32},
+    {"DoubleStorage", CMCR_F64}, {"LongStorage", CMCR_I64}, {"IntStorage", CMCR_I32}, {"ByteStorage", CMCR_U8},
 };
 #define N_STORAGES (sizeof STORAGES / sizeof STORAGES[0])
 
 const char *pk_storage_name(cmcr_dtype t)
 {
     static const char *full[] = {"torch.FloatStorage", "torch.HalfStorage", "torch.BFloat16Storage",
-                                 "torch.DoubleStorage", "torch.IntStorage", "torch.LongStorage"};
+                                 "torch.DoubleStorage", "torch.IntStorage", "torch.LongStorage",
+                                 "torch.ByteStorage"}; /* indexed by cmcr_dtype */
     return (unsigned)t < sizeof full / sizeof full[0] ? full[t] : NULL;
 }
 

@@ -275,7 +275,7 @@ static cmcr_status check_entry(const loader *L, size_t i, const pk_value *key, c
     if (pk_object_is_tensor(val))
         return core_fail(CMCR_EUNSUPPORTED,
                          "%s: tensor '%s' has storage type '%s', which cmcr does not support (only Float, Half, "
-                         "BFloat16, Double, Long and Int storages)", L->path, key->u.str.s, pk_object_name(val));
+                         "BFloat16, Double, Long, Int and Byte storages)", L->path, key->u.str.s, pk_object_name(val));
     if (val->kind == PK_OBJECT)
         return core_fail(CMCR_EUNSUPPORTED,
                          "%s: entry '%s' is an object of class '%s', not a tensor (only state_dicts of tensors "
@@ -657,7 +657,7 @@ static void put_int_tuple(wbuf *b, const int64_t *v, int n)
     else put_op(b, n > 3 ? 't' : (unsigned char)(0x84 + n)); /* TUPLE or TUPLE1..3 */
 }
 
-enum { G_ORDERED_DICT, G_REBUILD, G_STORAGE0, G_COUNT = G_STORAGE0 + 6 };
+enum { G_ORDERED_DICT, G_REBUILD, G_STORAGE0, G_COUNT = G_STORAGE0 + 7 }; /* a storage global per cmcr_dtype */
 
 typedef struct pwriter {
     wbuf b;

@@ -46,7 +46,7 @@ typedef struct st_source {
 
 static bool dtype_from_name(const char *s, cmcr_dtype *out)
 {
-    static const cmcr_dtype all[] = {CMCR_F32, CMCR_F16, CMCR_BF16, CMCR_F64, CMCR_I32, CMCR_I64};
+    static const cmcr_dtype all[] = {CMCR_F32, CMCR_F16, CMCR_BF16, CMCR_F64, CMCR_I32, CMCR_I64, CMCR_U8};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (strcmp(s, cmcr_dtype_name(all[i])) == 0) {
             *out = all[i];
@@ -59,9 +59,8 @@ static bool dtype_from_name(const char *s, cmcr_dtype *out)
 /* dtypes of the safetensors spec that this library does not handle. */
 static bool is_spec_dtype(const char *s)
 {
-    static const char *const names[] = {"BOOL", "U8",  "I8",      "U16",     "I16",     "U32",
-                                        "U64",  "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2",
-                                        "F4",   "C64"};
+    static const char *const names[] = {"BOOL",    "I8",      "U16",     "I16",     "U32",     "U64",  "F8_E4M3",
+                                        "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4",      "C64"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(s, names[i]) == 0) return true;
     return false;
@@ -222,7 +221,7 @@ static cmcr_status entry_dtype(const char *path, const char *name, const cJSON *
     if (dtype_from_name(v->valuestring, out)) return CMCR_OK;
     if (is_spec_dtype(v->valuestring))
         return core_fail(CMCR_EUNSUPPORTED,
-                         "%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32 or I64)", path,
+                         "%s: tensor '%s': dtype %s is not supported (expected F32, F16, BF16, F64, I32, I64 or U8)", path,
                          name, v->valuestring);
     char shown[64];
     return core_fail(CMCR_EFORMAT, "%s: tensor '%s': unknown dtype \"%s\"", path, name,
@@ -573,7 +572,20 @@ static cmcr_status header_json(const cmcr_tensors *ts, const char *path, char **
     return CMCR_OK;
 }
 
-static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json)
+/* A tensor without data gets its bytes from fill, which must write exactly t->nbytes. */
+static cmcr_status write_filled(afile *a, const cmcr_tensor *t, const char *path, safetensors_fill_fn fill, void *user)
+{
+    if (!fill) return core_fail(CMCR_EINVAL, "%s: tensor '%s' has no data", path, t->name);
+    off_t before = ftello(a->f);
+    cmcr_status st = fill(a, t, user);
+    if (!st && before >= 0 && ftello(a->f) - before != (off_t)t->nbytes) /* a bug in fill: never a bad file */
+        st = core_fail(CMCR_EINVAL, "%s: tensor '%s': %lld bytes written for %zu", path, t->name,
+                       (long long)(ftello(a->f) - before), t->nbytes);
+    return st;
+}
+
+static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json, const char *path,
+                             safetensors_fill_fn fill, void *user)
 {
     static const char spaces[] = "        ";
     size_t len = strlen(json), pad = (8 - len % 8) % 8;
@@ -585,12 +597,17 @@ static cmcr_status write_all(afile *a, const cmcr_tensors *ts, const char *json)
     if (!st) st = afile_write(a, spaces, pad);
     for (size_t i = 0; !st && i < cmcr_tensors_count(ts); i++) {
         const cmcr_tensor *t = cmcr_tensors_at(ts, i);
-        st = afile_write(a, t->data, t->nbytes);
+        st = t->data || !t->nbytes ? afile_write(a, t->data, t->nbytes) : write_filled(a, t, path, fill, user);
     }
     return st;
 }
 
 cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path)
+{
+    return safetensors_save_filled(ts, path, NULL, NULL);
+}
+
+cmcr_status safetensors_save_filled(const cmcr_tensors *ts, const char *path, safetensors_fill_fn fill, void *user)
 {
     char *json;
     cmcr_status st = header_json(ts, path, &json);
@@ -598,7 +615,7 @@ cmcr_status safetensors_save(const cmcr_tensors *ts, const char *path)
     afile a;
     st = afile_open(&a, path);
     if (!st) {
-        st = write_all(&a, ts, json);
+        st = write_all(&a, ts, json, path, fill, user);
         if (st) afile_abort(&a);
         else st = afile_commit(&a);
     }

@@ -37,6 +37,7 @@ size_t cmcr_dtype_size(cmcr_dtype t)
     case CMCR_F32: case CMCR_I32: return 4;
     case CMCR_F16: case CMCR_BF16: return 2;
     case CMCR_F64: case CMCR_I64: return 8;
+    case CMCR_U8: return 1;
     }
     return 0;
 }
@@ -50,6 +51,7 @@ const char *cmcr_dtype_name(cmcr_dtype t)
     case CMCR_F64: return "F64";
     case CMCR_I32: return "I32";
     case CMCR_I64: return "I64";
+    case CMCR_U8: return "U8";
     }
     return "?";
 }
@@ -73,6 +75,7 @@ void cmcr_tensor_to_f32(const cmcr_tensor *t, float *out)
         case CMCR_BF16: { uint16_t v; memcpy(&v, p + 2 * i, 2); out[i] = half_bf16_to_f32(v); break; }
         case CMCR_I32: { int32_t v; memcpy(&v, p + 4 * i, 4); out[i] = (float)v; break; }
         case CMCR_I64: { int64_t v; memcpy(&v, p + 8 * i, 8); out[i] = (float)v; break; }
+        case CMCR_U8: out[i] = (float)p[i]; break;
         }
     }
 }

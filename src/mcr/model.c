@@ -235,7 +235,7 @@ static cmcr_status copy_slot(const cmcr_tensors *ts, const key_slot *k, const ch
         *k->nbt = t->dtype == CMCR_I64 ? *(const int64_t *)t->data : *(const int32_t *)t->data;
         return CMCR_OK;
     }
-    if (t->dtype == CMCR_I32 || t->dtype == CMCR_I64)
+    if (t->dtype == CMCR_I32 || t->dtype == CMCR_I64 || t->dtype == CMCR_U8)
         return core_fail(CMCR_EFORMAT, "%s: tensor %s must be floating point, found %s", origin, k->key,
                          cmcr_dtype_name(t->dtype));
     cmcr_tensor_to_f32(t, k->dst);

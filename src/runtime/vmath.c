@@ -1,4 +1,4 @@
-/* vmath.c - row operations over float32 matrices: finiteness checks and L2 normalisation. */
+/* vmath.c - row operations over float32 matrices: finiteness checks, L2 normalisation, softmax. */
 #include "runtime/vmath.h"
 
 #include <math.h>
@@ -63,4 +63,18 @@ void cmcr_normalize_rows(float *x, int64_t rows, int64_t cols)
 {
     #pragma omp parallel for schedule(static) if (rows * cols > 65536)
     for (int64_t r = 0; r < rows; r++) vm_normalize_row(x + r * cols, x + r * cols, cols);
+}
+
+/* In double with libm's exp, one row after another in column order: the same floats whatever
+ * the thread count (rows are independent). */
+void cmcr_softmax_rows(float *x, int64_t rows, int64_t cols, double scale)
+{
+    #pragma omp parallel for schedule(static) if (rows * cols > 65536)
+    for (int64_t r = 0; r < rows; r++) {
+        float *row = x + r * cols;
+        double mx = -INFINITY, sum = 0;
+        for (int64_t j = 0; j < cols; j++) mx = fmax(mx, scale * row[j]);
+        for (int64_t j = 0; j < cols; j++) sum += exp(scale * row[j] - mx);
+        for (int64_t j = 0; j < cols; j++) row[j] = (float)(exp(scale * row[j] - mx) / sum);
+    }
 }

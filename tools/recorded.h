@@ -1,0 +1,22 @@
+/* recorded.h - what a gallery records of a file of its space (the model, an encoder): its
+ * absolute path (metadata KEY), content fingerprint (KEY_fingerprint, 16 hex digits) and, for
+ * a regular file, "SIZE:MTIME_NS" (KEY_stat). A file's fingerprint now is taken from that
+ * record when the file is the one recorded (the same absolute path, size and modification
+ * time: the rule a gallery's rows follow) and computed otherwise, so that a search does not
+ * read gigabytes of weights to check them (docs/search.md). */
+#ifndef CMCR_RECORDED_H
+#define CMCR_RECORDED_H
+#include "cmcr.h"
+
+#include <limits.h>
+
+typedef struct recorded_file {
+    char path[PATH_MAX]; /* absolute, symbolic links resolved */
+    char fp[17];         /* the fingerprint, hex */
+    char stat[48];       /* "SIZE:MTIME_NS", or "" for a folder */
+} recorded_file;
+
+/* path's record into *out; g (NULL: none) and key say where an earlier record may be. 0, or
+ * 1 after printing the error for cmd. */
+int recorded_fingerprint(const char *cmd, const cmcr_gallery *g, const char *key, const char *path, recorded_file *out);
+#endif
