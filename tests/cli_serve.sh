@@ -265,6 +265,10 @@ NAMES=(--port)
 refusal "a port out of range" "$BIN" serve --gallery g.safetensors --port 70000
 NAMES=(--host)
 refusal "an unknown host" "$BIN" serve --gallery g.safetensors --host no.such.host.invalid
+cp "$M" other.safetensors
+printf ' ' >>other.safetensors # another file: another fingerprint
+NAMES=(g.safetensors other.safetensors "another model")
+refusal "a model the gallery was not made with" "$BIN" serve --gallery g.safetensors --model other.safetensors
 NAMES=(--workers)
 refusal "no workers" "$BIN" serve --gallery g.safetensors --workers 0
 serve_start g.safetensors --quiet || finish cli_serve

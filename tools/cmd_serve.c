@@ -3,6 +3,7 @@
  * listens; the HTTP side is serve_http.c, the endpoints serve_api.c. */
 #include <stdio.h>
 #include "serve.h"
+#include "recorded.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -54,32 +55,27 @@ static void gallery_defaults(serve_cli *a, const cmcr_gallery *g)
     if (!a->precision) a->precision = "f32";
 }
 
-static int fingerprint(const char *path, char *hex)
-{
-    uint64_t h;
-    if (cmcr_fingerprint_path(path, &h)) return cli_fail("serve");
-    snprintf(hex, 17, "%016llx", (unsigned long long)h);
-    return 0;
-}
-
 /* The rows were made by the gallery's model and encoders: a query embedded by others would
  * not be comparable with them. The model must be the one recorded, and so must each encoder
- * whose fingerprint the gallery records (as cmcr search checks). */
+ * whose fingerprint the gallery records (as cmcr search checks; recorded.h takes a file's
+ * fingerprint from the record while the file is the one recorded). */
 static int check_fingerprints(const serve_cli *a, const cmcr_gallery *g)
 {
-    char hex[17], key[40];
+    recorded_file rf;
+    char key[40];
     const char *want = recorded(g, "model_fingerprint");
-    if (fingerprint(a->model, hex)) return 1;
-    if (!want || strcmp(want, hex) != 0)
+    if (recorded_fingerprint("serve", g, "model", a->model, &rf)) return 1;
+    if (!want || strcmp(want, rf.fp) != 0)
         return cli_error("serve", 1, "%s was made with another model than %s (fingerprint %s, this one %s): serve it "
-                         "with the model it was indexed with", a->gallery, a->model, want ? want : "none", hex);
+                         "with the model it was indexed with", a->gallery, a->model, want ? want : "none", rf.fp);
     for (int side = 0; side < 2; side++) {
         snprintf(key, sizeof key, "encoder_%c_fingerprint", side_letter(side));
         if (!a->encoder[side] || !(want = recorded(g, key))) continue;
-        if (fingerprint(a->encoder[side], hex)) return 1;
-        if (strcmp(want, hex) != 0)
+        snprintf(key, sizeof key, "encoder_%c", side_letter(side));
+        if (recorded_fingerprint("serve", g, key, a->encoder[side], &rf)) return 1;
+        if (strcmp(want, rf.fp) != 0)
             return cli_error("serve", 1, "%s was made with another side %c encoder than %s (fingerprint %s, this one "
-                             "%s)", a->gallery, side_letter(side), a->encoder[side], want, hex);
+                             "%s)", a->gallery, side_letter(side), a->encoder[side], want, rf.fp);
     }
     return 0;
 }
