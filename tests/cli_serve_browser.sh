@@ -7,7 +7,7 @@
 # `cmcr search --json` answers for the same queries (paths, scores in descending order), with
 # every thumbnail and heatmap loaded; a corrupt sound shows the server's error. The screenshot
 # of the sound's results must decode and not be blank; with CMCR_SERVE_SCREENSHOT=PATH it is
-# also copied there (docs/serve.png is one). Skipped (77) when Chromium, chromium-driver or
+# also saved there in 256 colours (docs/serve.png is one). Skipped (77) when Chromium, chromium-driver or
 # selenium is not installed.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
@@ -44,8 +44,9 @@ expect sound --audio "$SOUND"
 rc=$?
 [ "$rc" -eq 77 ] && exit 77
 [ "$rc" -eq 0 ] || fail "the page (see above)"
-if [ -n "${CMCR_SERVE_SCREENSHOT:-}" ] && [ -f page.png ]; then
-    cp page.png "$CMCR_SERVE_SCREENSHOT" && echo "screenshot: $CMCR_SERVE_SCREENSHOT"
+if [ -n "${CMCR_SERVE_SCREENSHOT:-}" ] && [ -f page.png ]; then # in 256 colours: a fifth of the bytes
+    "$PY" -c 'import sys; from PIL import Image; Image.open(sys.argv[1]).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(sys.argv[2], optimize=True)' \
+        page.png "$CMCR_SERVE_SCREENSHOT" && echo "screenshot: $CMCR_SERVE_SCREENSHOT"
 fi
 serve_stop
 [ "$RC" -eq 0 ] || fail "SIGTERM: exit $RC"

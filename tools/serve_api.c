@@ -344,6 +344,20 @@ static bool embed_body(const server *s, cmcr_modality m, const unsigned char *bo
     return !st;
 }
 
+/* n floats as a JSON array, each with the 9 significant digits that give back the same
+ * float32 (cJSON would print each as a double, 17 digits): malloc'd, NULL when out of memory. */
+static char *float_array(const float *x, int64_t n)
+{
+    size_t cap = 2 + (size_t)n * 17, len = 0;
+    char *b = malloc(cap);
+    if (!b) return NULL;
+    b[len++] = '[';
+    for (int64_t i = 0; i < n; i++)
+        len += (size_t)snprintf(b + len, cap - len, "%s%.9g", i ? "," : "", (double)x[i]);
+    snprintf(b + len, cap - len, "]");
+    return b;
+}
+
 static void run_embed(const server *s, const params *p, const upload *u, reply *r)
 {
     float *row = malloc((size_t)s->sp.dim * sizeof(float));
@@ -353,7 +367,9 @@ static void run_embed(const server *s, const params *p, const upload *u, reply *
         if (o) {
             cJSON_AddStringToObject(o, "modality", modality_name(p->modality));
             cJSON_AddNumberToObject(o, "dim", (double)s->sp.dim);
-            cJSON_AddItemToObject(o, "embedding", cJSON_CreateFloatArray(row, (int)s->sp.dim));
+            char *a = float_array(row, s->sp.dim);
+            if (!a || !cJSON_AddRawToObject(o, "embedding", a)) cJSON_Delete(o), o = NULL;
+            free(a);
         }
         reply_json(r, o);
     }
@@ -367,7 +383,7 @@ static cJSON *results_json(const server *s, const int64_t *index, const float *s
         cJSON *o = cJSON_CreateObject();
         if (!o) break;
         cJSON_AddNumberToObject(o, "rank", (double)(i + 1));
-        cJSON_AddNumberToObject(o, "score", (double)score[i]);
+        cJSON_AddNumberToObject(o, "score", round((double)score[i] * 1e6) / 1e6); /* as cmcr search --json */
         cJSON_AddNumberToObject(o, "row", (double)index[i]);
         cJSON_AddStringToObject(o, "modality", modality_name(cmcr_gallery_modality(s->gallery, index[i])));
         cJSON_AddItemToObject(o, "path", json_path(cmcr_gallery_path(s->gallery, index[i])));
