@@ -833,7 +833,7 @@ CMCR_API int64_t cmcr_gallery_rows(const cmcr_gallery *g);
 CMCR_API int64_t cmcr_gallery_dim(const cmcr_gallery *g);
 CMCR_API const float *cmcr_gallery_embeddings(const cmcr_gallery *g); /* rows x dim */
 CMCR_API const char *cmcr_gallery_path(const cmcr_gallery *g, int64_t row); /* NULL when row is out of range */
-CMCR_API cmcr_modality cmcr_gallery_modality(const cmcr_gallery *g, int64_t row);
+CMCR_API cmcr_modality cmcr_gallery_modality(const cmcr_gallery *g, int64_t row); /* row must be in range */
 CMCR_API const char *cmcr_gallery_meta(const cmcr_gallery *g, const char *key); /* NULL if absent */
 /* Row `row` into *out (CMCR_EINVAL when out of range). */
 CMCR_API cmcr_status cmcr_gallery_get_row(const cmcr_gallery *g, int64_t row, cmcr_gallery_row *out);

@@ -6,7 +6,9 @@
 # Builds a minimal Debian 12 root (debootstrap --variant=minbase bookworm), mounts /proc,
 # /sys and /dev in it, unpacks `git archive HEAD` of this checkout into /root/cmcr there, and
 # runs the two commands of the README's "Quick start" block, read from the README itself, in
-# that root as root. Then it compares the recall table `cmcr demo` printed with the one in the
+# that root as root. The test data beside the checkout (../shared, when present) is mounted
+# read-only at the same place relative to it (/root/shared), so the tests that need it run in
+# the root too, and the second command is the whole test suite. Then it compares the recall table `cmcr demo` printed with the one in the
 # README. A package installed by hand on this machine cannot hide a missing install step:
 # the root starts with none of them. Prints one result line per step and exits non-zero if
 # any failed; everything is unmounted and removed on every exit path (--keep leaves the root
@@ -26,7 +28,7 @@ work=$(mktemp -d /var/tmp/cmcr-fresh-XXXXXX)
 root=$work/root
 cleanup() {
     local m
-    for m in dev/pts dev sys proc; do
+    for m in root/shared dev/pts dev sys proc; do
         if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || echo "fresh-machine: cannot unmount $root/$m"; fi
     done
     if [ "$keep" -eq 1 ]; then echo "fresh-machine: root kept in $root"; else rm -rf --one-file-system "$work"; fi
@@ -65,6 +67,18 @@ mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 mkdir -p "$root/root/cmcr"
 git -C "$src" archive HEAD | tar -x -C "$root/root/cmcr"
+# The test data, read-only: a bind mount on the same file system would not stop
+# `rm --one-file-system` at cleanup, a read-only one does (and cleanup unmounts it first).
+if [ -d "$src/../shared/data" ]; then
+    mkdir -p "$root/root/shared"
+    if mount --bind "$src/../shared" "$root/root/shared" && mount -o remount,ro,bind "$root/root/shared" &&
+        [ ! -w "$root/root/shared" ]; then # access() says EROFS, also to root
+        echo "fresh-machine: test data: $(cd "$src/../shared" && pwd) mounted read-only at /root/shared"
+    else
+        umount -l "$root/root/shared" 2>/dev/null || true
+        echo "fresh-machine: test data: could not mount it read-only; the tests that need it skip"
+    fi
+fi
 
 failed=0
 for i in 0 1; do

@@ -2,7 +2,7 @@
  * memory, rows sorted by path, kept rows and new ones, a save over the file the kept rows are
  * mapped from, no rows), search over a gallery (modality masks, the width check), every
  * refusal of the writer and of the reader (one line naming the file), and the fuzzer's seeds
- * (fuzz/corpus/fuzz_gallery, written by scripts/gallery_seeds.py: a second writer). */
+ * (fuzz/corpus/fuzz_gallery, written by scripts/gallery.py --seeds: a second writer). */
 #include "testutil.h"
 #include "io/io.h"
 #include "search/gallery.h"
@@ -437,7 +437,7 @@ static void test_unaligned_embeddings(void **state)
     free(p);
 }
 
-/* The fuzzer's seeds (scripts/gallery_seeds.py): good-* load, every other is refused in one line. */
+/* The fuzzer's seeds (scripts/gallery.py --seeds): good-* load, every other is refused in one line. */
 static void test_fuzz_seeds(void **state)
 {
     (void)state;

@@ -84,7 +84,12 @@ static void test_exact_ties(void **state)
     for (int64_t i = 0; i < 50; i++) memcpy(g + (9000 + i * 7) * dim, g + 3 * dim, (size_t)dim * sizeof(float));
     for (int64_t i = 0; i < 20; i++) memcpy(g + (4090 + i) * dim, q, (size_t)dim * sizeof(float));
     static const int64_t ks[] = {1, 7, 64, 300};
-    for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) check_exact(q, nq, g, ng, dim, NULL, ks[i]);
+    int was = omp_get_max_threads();
+    for (int threads = 1; threads <= 4; threads *= 4) { /* 4: ties also across the threads' merge */
+        omp_set_num_threads(threads);
+        for (size_t i = 0; i < sizeof ks / sizeof ks[0]; i++) check_exact(q, nq, g, ng, dim, NULL, ks[i]);
+    }
+    omp_set_num_threads(was);
     free(g);
     free(q);
 }

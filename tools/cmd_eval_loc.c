@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include "localise.h"
 
-#include <cjson/cJSON.h>
+#include "json_text.h"
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,8 +318,8 @@ static int print_json(const item_set *set, const cmcr_localisation_metrics *m, b
         cJSON *items = cJSON_AddArrayToObject(root, "items");
         for (int64_t i = 0; items && i < set->n; i++) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "image", set->v[i].image);
-            cJSON_AddStringToObject(o, "audio", set->v[i].audio);
+            cJSON_AddItemToObject(o, "image", json_text(set->v[i].image));
+            cJSON_AddItemToObject(o, "audio", json_text(set->v[i].audio));
             cJSON_AddNumberToObject(o, "ciou", set->v[i].ciou);
             cJSON_AddItemToArray(items, o);
         }

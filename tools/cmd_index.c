@@ -146,6 +146,10 @@ static int space_metadata(const index_cli *a, const space *s, const cmcr_gallery
     char ts[2] = {s->text_side >= 0 ? side_letter(s->text_side) : '\0', '\0'};
     if (!rc) rc = meta_add(sm, "text_side", ts);
     if (!rc) rc = meta_add(sm, "precision", s->o.precision);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%lld", (long long)a->seed);
+    if (!rc) rc = meta_add(sm, "seed", seed);
+    if (!rc) rc = meta_add(sm, "xyz_only", a->xyz_only ? "1" : "0");
     return rc;
 }
 
@@ -156,22 +160,26 @@ static const char *meta_value(const space_meta *sm, const char *key)
     return "";
 }
 
-/* The gallery continues only with what made it: the same model, the same encoder on each side
- * both runs have, the same text side and precision. */
+/* The gallery continues only with what made it: the same model, precision, --seed and
+ * --xyz-only (both change embeddings), and the same encoder and text side where both runs have
+ * one (a run with only one side's encoder may add to a gallery made with both). */
 static int check_compatible(const index_cli *a, const cmcr_gallery *g, const space_meta *sm)
 {
     static const struct {
         const char *key, *what;
-    } same[] = {{"model_fingerprint", "model"},
-                {"encoder_a_fingerprint", "side a encoder"},
-                {"encoder_b_fingerprint", "side b encoder"},
-                {"text_side", "text side"},
-                {"precision", "precision"}};
+        bool always; /* false: compared only when both runs have a value */
+    } same[] = {{"model_fingerprint", "model", true},
+                {"encoder_a_fingerprint", "side a encoder", false},
+                {"encoder_b_fingerprint", "side b encoder", false},
+                {"text_side", "text side", false},
+                {"precision", "precision", true},
+                {"seed", "--seed", true},
+                {"xyz_only", "--xyz-only", true}};
     for (size_t i = 0; i < sizeof same / sizeof *same; i++) {
         const char *had = cmcr_gallery_meta(g, same[i].key), *now = meta_value(sm, same[i].key);
         if (!had) had = "";
         bool both = had[0] && now[0];
-        if ((both || i == 0 || i == 4) && strcmp(had, now) != 0)
+        if ((both || same[i].always) && strcmp(had, now) != 0)
             return cli_error("index", 1, "%s was made with another %s (%s '%s', now '%s'): give a new --gallery, or "
                              "--rebuild to embed every file again", a->gallery, same[i].what, same[i].key, had, now);
     }

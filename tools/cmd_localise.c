@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include "localise.h"
 
-#include <cjson/cJSON.h>
+#include "json_text.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,9 +104,9 @@ static int print_json(const loc_cli *a, const loc_grid *g, const float *map, con
     int64_t p = peak_of(map, (int64_t)g->gh * g->gw, &low);
     cJSON *root = cJSON_CreateObject(), *q = cJSON_CreateObject(), *peak = cJSON_CreateObject();
     cJSON *rows = cJSON_CreateArray();
-    cJSON_AddStringToObject(root, "image", a->image);
+    cJSON_AddItemToObject(root, "image", json_text(a->image));
     cJSON_AddItemToObject(root, "query", q);
-    cJSON_AddStringToObject(q, a->text ? "text" : "audio", a->text ? a->text : a->audio);
+    cJSON_AddItemToObject(q, a->text ? "text" : "audio", json_text(a->text ? a->text : a->audio));
     int size[2] = {o->width, o->height}, grid[2] = {g->gh, g->gw};
     cJSON_AddItemToObject(root, "size", cJSON_CreateIntArray(size, 2));
     cJSON_AddItemToObject(root, "window", box_json(&o->window));
@@ -120,7 +120,7 @@ static int print_json(const loc_cli *a, const loc_grid *g, const float *map, con
     cJSON_AddNumberToObject(root, "lowest", low);
     cJSON_AddNumberToObject(root, "threshold", a->threshold);
     cJSON_AddItemToObject(root, "box", o->has_box ? box_json(&o->box) : cJSON_CreateNull());
-    cJSON_AddStringToObject(root, "out", a->out);
+    cJSON_AddItemToObject(root, "out", json_text(a->out));
     int png[2] = {o->png_width, o->png_height};
     cJSON_AddItemToObject(root, "out_size", cJSON_CreateIntArray(png, 2));
     char *text = cJSON_Print(root);
@@ -145,8 +145,9 @@ static int write_outputs(const loc_cli *a, const loc_grid *g, const float *map, 
     cmcr_status st = cmcr_localise_overlay(img, len, a->image, map, g->gh, g->gw, &p, o);
     free(img);
     if (st) return cli_fail("localise");
-    if (cmcr_write_file(a->out, o->png, o->png_len)) return cli_fail("localise");
+    /* the map first: a failure then leaves neither output (the overlay is written last) */
     if (a->map && cmcr_matrix_save_npy(a->map, map, g->gh, g->gw)) return cli_fail("localise");
+    if (cmcr_write_file(a->out, o->png, o->png_len)) return cli_fail("localise");
     return 0;
 }
 
@@ -205,7 +206,7 @@ int cmd_localise(int argc, char **argv)
     if (!rc) rc = write_outputs(&a, &g, map, &o);
     if (!rc && a.json) rc = print_json(&a, &g, map, &o);
     else if (!rc) print_text(&a, &g, map, &o);
-    if (!rc && !a.f.quiet) fprintf(stderr, "localise: %.2f s\n", cmcr_now_seconds() - start);
+    if (!rc && !a.f.quiet) fprintf(stderr, "cmcr localise: done in %.2f s\n", cmcr_now_seconds() - start);
     cmcr_overlay_free(&o);
     free(query);
     free(patches);

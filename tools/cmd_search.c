@@ -10,6 +10,7 @@
 #include "recorded.h"
 #include "space.h"
 #include "textfile.h"
+#include "json_text.h"
 
 #include <cjson/cJSON.h>
 #include <limits.h>
@@ -145,34 +146,10 @@ static int check_fingerprints(const search_cli *a, const cmcr_gallery *g, const 
 
 /* ------------------------------------------------------------------ output */
 
-/* Valid UTF-8 (JSON strings must be); else the printable form is shown. */
-static bool is_utf8(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 1 : (*p & 0xf0) == 0xe0 ? 2
-              : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 3 : -1;
-        if (n < 0) return false;
-        p++;
-        for (int i = 0; i < n; i++, p++)
-            if ((*p & 0xc0) != 0x80) return false;
-    }
-    return true;
-}
-
-static cJSON *json_string(const char *s)
-{
-    if (is_utf8(s)) return cJSON_CreateString(s);
-    char *shown = cli_printable(s);
-    cJSON *j = cJSON_CreateString(shown ? shown : "?");
-    free(shown);
-    return j;
-}
-
 static int print_json(const cmcr_gallery *g, const query *q, const int64_t *idx, const float *score, int64_t k)
 {
     cJSON *root = cJSON_CreateObject(), *results = NULL;
-    bool ok = root && cJSON_AddItemToObject(root, "query", json_string(q->shown)) &&
+    bool ok = root && cJSON_AddItemToObject(root, "query", json_text(q->shown)) &&
               cJSON_AddStringToObject(root, "modality", modality_name(q->m)) &&
               (results = cJSON_AddArrayToObject(root, "results"));
     for (int64_t e = 0; ok && e < k && idx[e] >= 0; e++) {
@@ -180,7 +157,7 @@ static int print_json(const cmcr_gallery *g, const query *q, const int64_t *idx,
         ok = r && cJSON_AddItemToArray(results, r) && cJSON_AddNumberToObject(r, "rank", (double)(e + 1)) &&
              cJSON_AddNumberToObject(r, "score", round((double)score[e] * 1e6) / 1e6) &&
              cJSON_AddStringToObject(r, "modality", modality_name(cmcr_gallery_modality(g, idx[e]))) &&
-             cJSON_AddItemToObject(r, "path", json_string(cmcr_gallery_path(g, idx[e])));
+             cJSON_AddItemToObject(r, "path", json_text(cmcr_gallery_path(g, idx[e])));
     }
     char *text = ok ? cJSON_PrintUnformatted(root) : NULL;
     cJSON_Delete(root);
@@ -230,8 +207,7 @@ static int make_query(const search_cli *a, query *q)
     q->shown = q->file;
     q->m = a->audio ? CMCR_AUDIO : a->image ? CMCR_IMAGE : CMCR_POINTS;
     if (a->query_file) {
-        size_t n = strlen(q->file);
-        if (n >= 4 && strcmp(q->file + n - 4, ".txt") == 0) {
+        if (path_has_ext(q->file, (const char *const[]){".txt", NULL})) { /* a text, as index reads .txt */
             q->m = CMCR_TEXT;
             return (q->text = read_text_file(q->file)) ? 0 : 1;
         }

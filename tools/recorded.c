@@ -1,13 +1,41 @@
 /* recorded.c - a space file's fingerprint, from a gallery's record when it still holds
  * (recorded.h). */
 #define _DEFAULT_SOURCE /* realpath */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include <stdio.h>
 #include "recorded.h"
 #include "cli.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <ftw.h>
 #include <sys/stat.h>
+
+/* A folder's stat: the files under it (links followed, as the fingerprint follows them) by
+ * relative path, size and modification time, combined in any order (nftw's order is the
+ * directory's), so that an unchanged Hugging Face folder is not read again for its
+ * fingerprint. Static state: nftw has no user pointer; the CLI is one thread here. */
+static uint64_t folder_xor, folder_files;
+static size_t folder_root;
+
+static int folder_entry(const char *p, const struct stat *st, int type, struct FTW *f)
+{
+    (void)f;
+    if (type != FTW_F) return 0;
+    int64_t v[2] = {(int64_t)st->st_size, (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec};
+    uint64_t h = cmcr_hash_bytes(p + folder_root, strlen(p + folder_root), 0);
+    folder_xor ^= cmcr_hash_bytes(v, sizeof v, h);
+    folder_files++;
+    return 0;
+}
+
+static void folder_stat(const char *dir, char *out, size_t cap)
+{
+    folder_xor = folder_files = 0;
+    folder_root = strlen(dir);
+    if (nftw(dir, folder_entry, 16, 0) == 0)
+        snprintf(out, cap, "dir:%llu:%016llx", (unsigned long long)folder_files, (unsigned long long)folder_xor);
+}
 
 static const char *meta(const cmcr_gallery *g, const char *key, const char *suffix)
 {
@@ -28,6 +56,8 @@ int recorded_fingerprint(const char *cmd, const cmcr_gallery *g, const char *key
     if (S_ISREG(st.st_mode))
         snprintf(out->stat, sizeof out->stat, "%lld:%lld", (long long)st.st_size,
                  (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec);
+    else if (S_ISDIR(st.st_mode))
+        folder_stat(out->path, out->stat, sizeof out->stat);
     const char *fp = meta(g, key, "_fingerprint");
     if (out->stat[0] && strlen(fp) == 16 && strcmp(meta(g, key, ""), out->path) == 0 &&
         strcmp(meta(g, key, "_stat"), out->stat) == 0) {

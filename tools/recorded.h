@@ -1,6 +1,7 @@
 /* recorded.h - what a gallery records of a file of its space (the model, an encoder): its
  * absolute path (metadata KEY), content fingerprint (KEY_fingerprint, 16 hex digits) and, for
- * a regular file, "SIZE:MTIME_NS" (KEY_stat). A file's fingerprint now is taken from that
+ * a regular file, "SIZE:MTIME_NS" (KEY_stat; a folder's: every file's relative path, size and
+ * modification time, hashed). A file's fingerprint now is taken from that
  * record when the file is the one recorded (the same absolute path, size and modification
  * time: the rule a gallery's rows follow) and computed otherwise, so that a search does not
  * read gigabytes of weights to check them (docs/search.md). */
@@ -13,7 +14,7 @@
 typedef struct recorded_file {
     char path[PATH_MAX]; /* absolute, symbolic links resolved */
     char fp[17];         /* the fingerprint, hex */
-    char stat[48];       /* "SIZE:MTIME_NS", or "" for a folder */
+    char stat[48];       /* "SIZE:MTIME_NS"; a folder: "dir:FILES:HASH" of its files' names, sizes, times */
 } recorded_file;
 
 /* path's record into *out; g (NULL: none) and key say where an earlier record may be. 0, or

@@ -122,7 +122,6 @@ int space_load_side(space *s, int side)
         encoder_close(&s->enc[side]);
         return 1;
     }
-    s->loaded[side] = true;
     int64_t in = cmcr_model_shape(s->m, (cmcr_side)side).in_dim;
     if (s->enc[side].dim != in) {
         char *shown = cli_printable(s->o.encoder[side]);
@@ -130,8 +129,10 @@ int space_load_side(space *s, int side)
                            side_letter(side), shown ? shown : "?", (int)s->enc[side].dim, side_letter(side),
                            s->o.model, (long long)in);
         free(shown);
+        encoder_close(&s->enc[side]);
         return rc;
     }
+    s->loaded[side] = true;
     return 0;
 }
 
@@ -209,9 +210,10 @@ int space_embed_texts(space *s, char *const *texts, int64_t n, const char *sourc
 
 /* ------------------------------------------------------------------ from memory */
 
-static cmcr_status mem_fail(cmcr_status st, char *err, size_t cap, const char *msg)
+/* A failure of a buffer's embedding: "NAME: msg" into err. */
+static cmcr_status mem_fail(cmcr_status st, char *err, size_t cap, const char *name, const char *msg)
 {
-    snprintf(err, cap, "%s", msg);
+    snprintf(err, cap, "%s: %s", name, msg);
     return st;
 }
 
@@ -219,7 +221,7 @@ static cmcr_status mem_fail(cmcr_status st, char *err, size_t cap, const char *m
 static cmcr_status text_memory(const encoder *e, const void *data, size_t len, const char *name, float *emb,
                                char *err, size_t cap)
 {
-    if (memchr(data, '\0', len)) return mem_fail(CMCR_EFORMAT, err, cap, "the text contains a NUL byte");
+    if (memchr(data, '\0', len)) return mem_fail(CMCR_EFORMAT, err, cap, name, "the text contains a NUL byte");
     char *text = malloc(len + 1);
     int32_t *ids = malloc((size_t)e->context * sizeof(int32_t));
     cmcr_status st = CMCR_ENOMEM;
@@ -230,7 +232,7 @@ static cmcr_status text_memory(const encoder *e, const void *data, size_t len, c
         if (!st) st = e->k->embed_ids(e->m, ids, 1, e->bf16, 1, emb);
         if (st) snprintf(err, cap, "%s", cmcr_last_error());
     } else {
-        snprintf(err, cap, "out of memory for a %zu-byte text", len);
+        snprintf(err, cap, "%s: out of memory for a %zu-byte text", name, len);
     }
     free(text);
     free(ids);
@@ -242,7 +244,7 @@ static cmcr_status media_memory(const encoder *e, const void *data, size_t len, 
                                 float *patches, char *err, size_t cap)
 {
     float *buf = malloc(e->each * sizeof(float));
-    if (!buf) return mem_fail(CMCR_ENOMEM, err, cap, "out of memory for one input");
+    if (!buf) return mem_fail(CMCR_ENOMEM, err, cap, name, "out of memory for one input");
     unsigned char flag = 0;
     cmcr_status st = e->k->read_memory(e->m, data, len, name, buf, &flag);
     if (!st) st = e->k->embed_inputs(e->m, buf, &flag, 1, e->bf16, 1, emb, patches);
@@ -263,13 +265,13 @@ cmcr_status space_embed_memory(const space *s, cmcr_modality m, const void *data
     const encoder *e = &s->enc[side];
     bool want_patches = patches && m == CMCR_IMAGE && e->patches;
     float *emb = malloc((size_t)e->dim * (1 + (want_patches ? (size_t)e->patches : 0)) * sizeof(float));
-    if (!emb) return mem_fail(CMCR_ENOMEM, err, errcap, "out of memory for one embedding");
+    if (!emb) return mem_fail(CMCR_ENOMEM, err, errcap, name, "out of memory for one embedding");
     float *pe = want_patches ? emb + e->dim : NULL;
     cmcr_status st = m == CMCR_TEXT ? text_memory(e, data, len, name, emb, err, errcap)
                                     : media_memory(e, data, len, name, emb, pe, err, errcap);
     if (!st) st = cmcr_model_project(s->m, (cmcr_side)side, emb, 1, row);
     if (!st && pe) st = cmcr_model_project(s->m, (cmcr_side)side, pe, e->patches, patches);
-    if (st && !err[0]) snprintf(err, errcap, "%s", cmcr_last_error());
+    if (st && !err[0]) snprintf(err, errcap, "%s: %s", name, cmcr_last_error()); /* the projection's */
     free(emb);
     return st;
 }

@@ -32,17 +32,33 @@ static uint64_t hash_u64(uint64_t v, uint64_t seed)
     return cmcr_hash_bytes(b, 8, seed);
 }
 
-/* The open regular file fd, read to its end in chunks through buf. */
+/* Up to FP_CHUNK bytes of fd into buf, fewer only at the end of the file, however read()
+ * splits them (network file systems return short reads): *got bytes. */
+static cmcr_status read_chunk(int fd, const char *path, unsigned char *buf, size_t *got)
+{
+    *got = 0;
+    while (*got < FP_CHUNK) {
+        ssize_t n = read(fd, buf + *got, FP_CHUNK - *got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return core_fail(CMCR_EIO, "%s: read failed: %s", path, strerror(errno));
+        if (n == 0) break;
+        *got += (size_t)n;
+    }
+    return CMCR_OK;
+}
+
+/* The open regular file fd, read to its end in whole chunks through buf. */
 static cmcr_status fingerprint_fd(int fd, const char *path, unsigned char *buf, uint64_t *out)
 {
     uint64_t h = FP_FILE_SEED, size = 0;
     for (;;) {
-        ssize_t n = read(fd, buf, FP_CHUNK);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return core_fail(CMCR_EIO, "%s: read failed: %s", path, strerror(errno));
+        size_t n;
+        cmcr_status st = read_chunk(fd, path, buf, &n);
+        if (st) return st;
         if (n == 0) break;
-        h = cmcr_hash_bytes(buf, (size_t)n, h);
+        h = cmcr_hash_bytes(buf, n, h);
         size += (uint64_t)n;
+        if (n < FP_CHUNK) break;
     }
     *out = hash_u64(size, h);
     return CMCR_OK;

@@ -31,6 +31,7 @@ static void axis_taps_make(int64_t in, int64_t out, axis_taps *t)
         float s = scale * ((float)d + 0.5f) - 0.5f;
         if (s < 0.0f) s = 0.0f;
         int64_t a = (int64_t)s;
+        if (a > in - 1) a = in - 1; /* float32 rounding past the end on axes near 2^24 (PyTorch clamps too) */
         float l = s - (float)a;
         l = l < 0.0f ? 0.0f : l > 1.0f ? 1.0f : l;
         t->i0[d] = a;
