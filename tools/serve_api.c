@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE /* strdup */
 #include <stdio.h>
 #include "serve.h"
+#include "json_text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -58,36 +59,6 @@ static int status_of(cmcr_status st)
     case CMCR_ENOMEM: return MHD_HTTP_CONTENT_TOO_LARGE;            /* beyond the library's size limits */
     default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
     }
-}
-
-/* Whether b is UTF-8 (whole: up to its end; else the last character may be cut, as at the
- * end of a body's first bytes), and, with text, without control bytes but tab, line breaks
- * and form feed. */
-static bool utf8(const unsigned char *b, size_t n, bool whole, bool text)
-{
-    for (size_t i = 0; i < n;) {
-        unsigned c = b[i];
-        int more = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 1 : (c & 0xf0) == 0xe0 ? 2
-                 : (c & 0xf8) == 0xf0 && c <= 0xf4 ? 3 : -1;
-        if (more < 0 || c == 0) return false;
-        if (text && ((c < 0x20 && !strchr("\t\n\r\f", (int)c)) || c == 0x7f)) return false;
-        if (whole && i + (size_t)more >= n) return false;
-        for (int k = 1; k <= more; k++)
-            if (i + (size_t)k < n && (b[i + (size_t)k] & 0xc0) != 0x80) return false;
-        i += (size_t)more + 1;
-    }
-    return true;
-}
-
-/* A path as a JSON string (JSON is UTF-8: another name is given in its printable form, as
- * cmcr search prints it). */
-static cJSON *json_path(const char *path)
-{
-    if (utf8((const unsigned char *)path, strlen(path), true, false)) return cJSON_CreateString(path);
-    char *shown = cli_printable(path);
-    cJSON *j = cJSON_CreateString(shown ? shown : "?");
-    free(shown);
-    return j;
 }
 
 /* ------------------------------------------------------------------ arguments */
@@ -202,7 +173,7 @@ static cJSON *side_json(const space *sp, int side)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o || !sp->kind[side]) return o;
-    cJSON_AddItemToObject(o, "path", json_path(sp->o.encoder[side]));
+    cJSON_AddItemToObject(o, "path", json_text(sp->o.encoder[side]));
     cJSON_AddStringToObject(o, "kind", sp->kind[side]->kind);
     cJSON_AddStringToObject(o, "name", sp->kind[side]->name);
     cJSON_AddStringToObject(o, "modality", modality_name(sp->kind[side]->modality));
@@ -221,7 +192,7 @@ static void run_info(const server *s, const params *p, const upload *u, reply *r
         return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory for the answer");
     }
     cJSON_AddStringToObject(o, "version", cmcr_version());
-    cJSON_AddItemToObject(o, "model", json_path(sp->o.model));
+    cJSON_AddItemToObject(o, "model", json_text(sp->o.model));
     cJSON_AddNumberToObject(o, "dim", (double)sp->dim);
     cJSON_AddItemToObject(enc, "a", side_json(sp, 0));
     cJSON_AddItemToObject(enc, "b", side_json(sp, 1));
@@ -231,7 +202,7 @@ static void run_info(const server *s, const params *p, const upload *u, reply *r
         cJSON_AddNumberToObject(rows, modality_name((cmcr_modality)m), (double)s->rows[m]);
     }
     cJSON_AddItemToObject(o, "queries", q);
-    cJSON_AddItemToObject(gal, "path", json_path(s->gallery_path));
+    cJSON_AddItemToObject(gal, "path", json_text(s->gallery_path));
     cJSON_AddNumberToObject(gal, "rows", (double)cmcr_gallery_rows(s->gallery));
     cJSON_AddItemToObject(gal, "modalities", rows);
     cJSON_AddItemToObject(o, "gallery", gal);
@@ -254,6 +225,22 @@ typedef struct kind {
     int modality; /* the modality it is, or -1 (binary, not recognised) */
 } kind;
 
+/* Whether the first n bytes of a body are UTF-8 (the last character may be cut) without
+ * control bytes but tab, line breaks and form feed: text. */
+static bool looks_like_text(const unsigned char *b, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned c = b[i];
+        int more = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 1 : (c & 0xf0) == 0xe0 ? 2
+                 : (c & 0xf8) == 0xf0 && c <= 0xf4 ? 3 : -1;
+        if (more < 0 || c == 0 || (c < 0x20 && !strchr("\t\n\r\f", (int)c)) || c == 0x7f) return false;
+        for (int k = 1; k <= more; k++)
+            if (i + (size_t)k < n && (b[i + (size_t)k] & 0xc0) != 0x80) return false;
+        i += (size_t)more + 1;
+    }
+    return true;
+}
+
 static kind sniff(const unsigned char *b, size_t n)
 {
     if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return (kind){"image/jpeg", "a JPEG image", CMCR_IMAGE};
@@ -265,7 +252,7 @@ static kind sniff(const unsigned char *b, size_t n)
     if ((n >= 3 && memcmp(b, "ID3", 3) == 0) || (n >= 2 && b[0] == 0xff && (b[1] & 0xe0) == 0xe0))
         return (kind){"audio/mpeg", "an MP3 sound", CMCR_AUDIO};
     if (n >= 6 && memcmp(b, "\x93NUMPY", 6) == 0) return (kind){"application/octet-stream", "a .npy array", CMCR_POINTS};
-    if (!utf8(b, n, false, true)) return (kind){"application/octet-stream", "binary data", -1};
+    if (!looks_like_text(b, n)) return (kind){"application/octet-stream", "binary data", -1};
     return (kind){"text/plain; charset=utf-8", "text", CMCR_TEXT}; /* texts, PLY and .xyz point clouds */
 }
 
@@ -386,7 +373,7 @@ static cJSON *results_json(const server *s, const int64_t *index, const float *s
         cJSON_AddNumberToObject(o, "score", round((double)score[i] * 1e6) / 1e6); /* as cmcr search --json */
         cJSON_AddNumberToObject(o, "row", (double)index[i]);
         cJSON_AddStringToObject(o, "modality", modality_name(cmcr_gallery_modality(s->gallery, index[i])));
-        cJSON_AddItemToObject(o, "path", json_path(cmcr_gallery_path(s->gallery, index[i])));
+        cJSON_AddItemToObject(o, "path", json_text(cmcr_gallery_path(s->gallery, index[i])));
         cJSON_AddItemToArray(a, o);
     }
     return a;
