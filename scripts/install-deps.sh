@@ -17,8 +17,8 @@ $SUDO apt-get update -qq
 # sanitizer runtimes. The fresh-machine check (scripts/fresh-machine.sh) brings its own
 # debootstrap. The Python package (python/cmcr, docs/python.md): cffi, which it loads libcmcr
 # with (ABI mode: nothing compiled), NumPy, and pytest for its tests. cmcr serve: libmicrohttpd
-# (its HTTP server); its browser test drives Debian's Chromium headless through chromium-driver
-# and python3-selenium, and its load test runs wrk.
+# (its HTTP server); its API test talks to it with curl, its browser test drives Debian's
+# Chromium headless through chromium-driver and python3-selenium, and its load test runs wrk.
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
     libopenblas-openmp-dev libzip-dev libcjson-dev \
@@ -27,5 +27,5 @@ $SUDO apt-get install -y -qq --no-install-recommends \
     libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev \
     libcmocka-dev python3 python3-numpy python3-torch python3-pil python3-regex \
     python3-torchaudio python3-soundfile python3-cffi python3-pytest \
-    chromium chromium-driver python3-selenium wrk \
+    curl chromium chromium-driver python3-selenium wrk \
     clang libclang-rt-14-dev >/dev/null
