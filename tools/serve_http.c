@@ -119,7 +119,7 @@ static bool host_allowed(const server *s, struct MHD_Connection *c)
 
 /* ------------------------------------------------------------------ bodies */
 
-/* Append n bytes to a growing buffer (at most max in all): false when out of memory. */
+/* Append n bytes to a growing buffer: false when out of memory. */
 static bool append(unsigned char **b, size_t *len, size_t *cap, const void *data, size_t n)
 {
     if (*len + n > *cap) {
@@ -216,7 +216,7 @@ static enum MHD_Result begin(exchange *x, struct MHD_Connection *c, const char *
     }
     if (x->rt->check && !x->rt->check(s, c, &x->p, r)) return answer(x);
     if (x->rt->body && !check_size(x)) return answer(x);
-    if (x->rt->body && route_multipart(x->rt) && is_multipart(c)) {
+    if (x->rt->body && route_multipart(x->rt) && x->p.row < 0 && is_multipart(c)) { /* no gallery row: parts */
         x->pp = MHD_create_post_processor(c, 64 * 1024, on_part, x);
         if (!x->pp) {
             reply_error(r, MHD_HTTP_BAD_REQUEST, "a multipart/form-data body without a boundary");
@@ -334,8 +334,8 @@ static void log_line(const exchange *x, struct MHD_Connection *c, enum MHD_Reque
         fprintf(stderr, "cmcr serve: %s \"%s %s\" %d %llu %.1f ms\n", ip, x->method[0] ? x->method : "-",
                 uri ? uri : "?", x->status, (unsigned long long)x->bytes, ms);
     else
-        fprintf(stderr, "cmcr serve: %s \"%s %s\" %d - %.1f ms (%s)\n", ip, x->method[0] ? x->method : "-",
-                uri ? uri : "?", x->status, ms, x->too_big ? "closed: the body passed --max-upload" : ended(toe));
+        fprintf(stderr, "cmcr serve: %s \"%s %s\" - - %.1f ms (%s)\n", ip, x->method[0] ? x->method : "-",
+                uri ? uri : "?", ms, x->too_big ? "closed: the body passed --max-upload" : ended(toe));
     free(uri);
 }
 
