@@ -16,13 +16,16 @@ $SUDO apt-get update -qq
 # --no-install-recommends). Fuzzing (scripts/fuzz.sh): clang with its libFuzzer and
 # sanitizer runtimes. The fresh-machine check (scripts/fresh-machine.sh) brings its own
 # debootstrap. The Python package (python/cmcr, docs/python.md): cffi, which it loads libcmcr
-# with (ABI mode: nothing compiled), NumPy, and pytest for its tests.
+# with (ABI mode: nothing compiled), NumPy, and pytest for its tests. cmcr serve: libmicrohttpd
+# (its HTTP server); its API test talks to it with curl, its browser test drives Debian's
+# Chromium headless through chromium-driver and python3-selenium, and its load test runs wrk.
 $SUDO apt-get install -y -qq --no-install-recommends \
     build-essential cmake pkg-config \
     libopenblas-openmp-dev libzip-dev libcjson-dev \
     libjpeg62-turbo-dev libpng-dev zlib1g-dev libpcre2-dev libutf8proc-dev \
-    libsndfile1-dev libsoxr-dev libfftw3-dev \
+    libsndfile1-dev libsoxr-dev libfftw3-dev libmicrohttpd-dev \
     libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev \
     libcmocka-dev python3 python3-numpy python3-torch python3-pil python3-regex \
     python3-torchaudio python3-soundfile python3-cffi python3-pytest \
+    curl chromium chromium-driver python3-selenium wrk \
     clang libclang-rt-14-dev >/dev/null

@@ -145,4 +145,5 @@ int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_localise(int argc, char **argv);
 int cmd_eval_localisation(int argc, char **argv); /* cmcr eval localisation */
+int cmd_serve(int argc, char **argv);
 #endif

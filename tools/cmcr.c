@@ -26,6 +26,7 @@ static const subcommand commands[] = {
     {"synth", cmd_synth, "write the built-in synthetic two-MCR world as .npy files"},
     {"inspect", cmd_inspect, "list the tensors of a .npy, .safetensors or .pt file"},
     {"convert", cmd_convert, "convert between .pt, .safetensors and .npy"},
+    {"serve", cmd_serve, "search a gallery over HTTP: a JSON API and a web page"},
     {"info", cmd_info, "version and numeric back-end"},
 };
 
