@@ -26,6 +26,7 @@
  * precision. */
 #include "runtime/file.h"
 #include "runtime/matmul.h"
+#include "runtime/topheap.h"
 #include "runtime/dist.h"
 #include "runtime/vmath.h"
 
@@ -383,47 +384,6 @@ static cmcr_status full_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
 
 /* ------------------------------------------------------------------ top-k */
 
-/* Heap order: the root is the worst entry (lowest score; among equal scores the highest
- * row index, so that ties keep the earlier memory rows, deterministically). */
-static bool worse(float sa, int64_t ia, float sb, int64_t ib) { return sa < sb || (sa == sb && ia > ib); }
-
-static void heap_sift_down(float *hs, int64_t *hi, int64_t n, int64_t at)
-{
-    for (;;) {
-        int64_t l = 2 * at + 1, r = l + 1, w = at;
-        if (l < n && worse(hs[l], hi[l], hs[w], hi[w])) w = l;
-        if (r < n && worse(hs[r], hi[r], hs[w], hi[w])) w = r;
-        if (w == at) return;
-        float ts = hs[w];
-        int64_t ti = hi[w];
-        hs[w] = hs[at];
-        hi[w] = hi[at];
-        hs[at] = ts;
-        hi[at] = ti;
-        at = w;
-    }
-}
-
-static void heap_push(float *hs, int64_t *hi, int64_t *n, int64_t k, float s, int64_t idx)
-{
-    if (*n < k) { /* not full yet: append and sift up */
-        int64_t at = (*n)++;
-        while (at > 0) {
-            int64_t up = (at - 1) / 2;
-            if (!worse(s, idx, hs[up], hi[up])) break;
-            hs[at] = hs[up];
-            hi[at] = hi[up];
-            at = up;
-        }
-        hs[at] = s;
-        hi[at] = idx;
-    } else if (worse(hs[0], hi[0], s, idx)) { /* better than the worst kept: replace the root */
-        hs[0] = s;
-        hi[0] = idx;
-        heap_sift_down(hs, hi, *n, 0);
-    }
-}
-
 /* acc = sum_e softmax(scores)_e * normalize(memory[row_e]) over the entries e whose rows this
  * rank holds (all of them in one process), in double. */
 static void topk_partial_row(const agg_job *j, const float *hs, const int64_t *hi, int64_t n, double *acc)
@@ -479,7 +439,7 @@ static void merge_ranks_topk(const agg_job *j, agg_scratch *w, int64_t qn)
         for (int r = 0; r < j->dist.size; r++)
             for (int64_t e = 0; e < k; e++) {
                 int64_t at = r * per + i * k + e;
-                if (w->all_i[at] >= 0) heap_push(w->ks + i * k, w->ki + i * k, &w->kn[i], k, w->all_s[at], w->all_i[at]);
+                if (w->all_i[at] >= 0) topheap_offer(w->ks + i * k, w->ki + i * k, &w->kn[i], k, w->all_s[at], w->all_i[at]);
             }
     }
 }
@@ -505,7 +465,7 @@ static cmcr_status topk_query_block(agg_job *j, agg_scratch *w, int64_t q0, int6
             for (int64_t c = 0; c < mn; c++) {
                 /* fast reject: most scores are below the worst kept one */
                 if (w->kn[i] == k && s[c] <= hs[0]) continue;
-                heap_push(hs, hi, &w->kn[i], k, s[c], j->offset + m0 + c);
+                topheap_offer(hs, hi, &w->kn[i], k, s[c], j->offset + m0 + c);
             }
         }
         stop = progress_step(j, (uint64_t)qn * (uint64_t)mn);

@@ -15,6 +15,7 @@
  * and with them the order of rows whose scores agree to within those bits. */
 #include "runtime/core.h"
 #include "runtime/matmul.h"
+#include "runtime/topheap.h"
 
 #include <math.h>
 #include <omp.h>
@@ -23,43 +24,6 @@
 
 #define TOPK_BLOCK 4096  /* gallery rows per product: 8 MiB of a 512-wide gallery */
 #define TOPK_QUERIES 256 /* queries per product */
-
-/* Heap order: the root is the worst entry kept (lowest score; among equal scores the highest
- * row index, so that ties keep the lower rows). */
-static bool worse(float sa, int64_t ia, float sb, int64_t ib) { return sa < sb || (sa == sb && ia > ib); }
-
-static void sift_down(float *hs, int64_t *hi, int64_t n, int64_t at)
-{
-    for (;;) {
-        int64_t l = 2 * at + 1, r = l + 1, w = at;
-        if (l < n && worse(hs[l], hi[l], hs[w], hi[w])) w = l;
-        if (r < n && worse(hs[r], hi[r], hs[w], hi[w])) w = r;
-        if (w == at) return;
-        float ts = hs[w];
-        int64_t ti = hi[w];
-        hs[w] = hs[at], hi[w] = hi[at];
-        hs[at] = ts, hi[at] = ti;
-        at = w;
-    }
-}
-
-/* Offer (s, idx) to a heap of *n <= k entries. */
-static void heap_offer(float *hs, int64_t *hi, int64_t *n, int64_t k, float s, int64_t idx)
-{
-    if (*n < k) {
-        int64_t at = (*n)++;
-        while (at > 0) {
-            int64_t up = (at - 1) / 2;
-            if (!worse(s, idx, hs[up], hi[up])) break;
-            hs[at] = hs[up], hi[at] = hi[up];
-            at = up;
-        }
-        hs[at] = s, hi[at] = idx;
-    } else if (worse(hs[0], hi[0], s, idx)) {
-        hs[0] = s, hi[0] = idx;
-        sift_down(hs, hi, *n, 0);
-    }
-}
 
 /* One thread's state: a score block and a heap per query. */
 typedef struct topk_part {
@@ -87,7 +51,7 @@ static void fold_block(const topk_job *j, topk_part *p, int64_t q0, int64_t qn, 
             float v = s[c];
             if (*hn == j->k && v < hs[0]) continue; /* most scores: below the worst kept */
             if (v != v || (j->keep && !j->keep[g0 + c])) continue; /* NaN (a non-finite row), or left out */
-            heap_offer(hs, hi, hn, j->k, v, g0 + c);
+            topheap_offer(hs, hi, hn, j->k, v, g0 + c);
         }
     }
 }
@@ -120,16 +84,9 @@ static void merge_query(const topk_job *j, const topk_part *parts, int nparts, i
     int64_t *hi = index;
     for (int t = 0; t < nparts; t++) {
         const topk_part *p = &parts[t];
-        for (int64_t e = 0; e < p->hn[i]; e++) heap_offer(hs, hi, &n, k, p->hs[i * k + e], p->hi[i * k + e]);
+        for (int64_t e = 0; e < p->hn[i]; e++) topheap_offer(hs, hi, &n, k, p->hs[i * k + e], p->hi[i * k + e]);
     }
-    /* heap sort: pop the worst to the end, n times */
-    for (int64_t m = n; m > 1; m--) {
-        float ts = hs[0];
-        int64_t ti = hi[0];
-        hs[0] = hs[m - 1], hi[0] = hi[m - 1];
-        hs[m - 1] = ts, hi[m - 1] = ti;
-        sift_down(hs, hi, m - 1, 0);
-    }
+    topheap_sort(hs, hi, n);
     for (int64_t e = n; e < k; e++) {
         hi[e] = -1;
         hs[e] = -INFINITY;
