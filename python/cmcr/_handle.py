@@ -63,3 +63,21 @@ class Handle:
                 self._ptr = None
         except Exception:  # interpreter shutdown: the library may be gone already
             pass
+
+
+class Closable:
+    """close(), .closed and `with` for an object that keeps its library object in self._h."""
+
+    def close(self):
+        self._h.close()
+
+    @property
+    def closed(self):
+        return self._h.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _arrays
 from ._errors import ArgumentError, ShapeError
-from ._handle import Handle
+from ._handle import Closable, Handle
 from ._lib import check, cstr, ffi, lib, text
 from .tensors import _is_path, _memory
 
@@ -44,27 +44,13 @@ def _items(items, what):
     return list(items)
 
 
-class _Encoder:
+class _Encoder(Closable):
     _free = None
     _what = "encoder"
 
     def _init(self, pointer, model):
         self.model = os.fspath(model)
         self._h = Handle(pointer, type(self)._free, "%s %s" % (self._what, self.model))
-
-    def close(self):
-        self._h.close()
-
-    @property
-    def closed(self):
-        return self._h.closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def __repr__(self):
         return "<cmcr.%s %s, dim %d>" % (type(self).__name__, self.model, self.dim)

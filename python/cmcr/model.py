@@ -7,7 +7,7 @@ import numpy as np
 
 from . import _arrays
 from ._errors import ArgumentError, ShapeError
-from ._handle import Handle
+from ._handle import Closable, Handle
 from ._lib import Callback, check, cstr, ffi, lib, text
 from .tensors import _format, _is_path, _memory, tensors_from_set, tensors_to_set
 
@@ -49,7 +49,7 @@ def _shape_in(shape):
     return ffi.new("cmcr_head_shape *", {"layers": layers, "in_dim": in_dim, "hidden": hidden, "out_dim": out_dim})
 
 
-class Model:
+class Model(Closable):
     """A C-MCR connection: load it with Model.load(path or bytes), make one with Model.new, or
     get one from cmcr.train. Projection is thread-safe: any number of threads may project with
     one model at once. close() (or a with block) frees it once the calls in flight return."""
@@ -180,20 +180,6 @@ class Model:
         return dot_rows(pa, pb, out=o, softmax_scale=scale if softmax else None)
 
     # -------------------------------------------------------------- lifetime
-
-    def close(self):
-        self._h.close()
-
-    @property
-    def closed(self):
-        return self._h.closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def __repr__(self):
         return "<cmcr.Model %s, preset %s, a %s, b %s>" % (self.origin, self.preset, tuple(self.shape_a),
