@@ -36,12 +36,6 @@ typedef struct query {
 static char side_letter(int side) { return side ? 'b' : 'a'; }
 
 /* A recorded value, or NULL when absent or empty. */
-static const char *recorded(const cmcr_gallery *g, const char *key)
-{
-    const char *v = cmcr_gallery_meta(g, key);
-    return v && v[0] ? v : NULL;
-}
-
 /* ------------------------------------------------------------------ the query */
 
 static int check_options(const search_cli *a)
@@ -120,27 +114,6 @@ static int query_side(const search_cli *a, const cmcr_gallery *g, const char *en
     if (*side < 0 || !enc[*side])
         return cli_error("search", 2, "no encoder embeds %s queries: give the encoder of the side that does "
                          "(--encoder-a or --encoder-b)", modality_name(q->m));
-    return 0;
-}
-
-/* The model's fingerprint must be the gallery's; so must the query encoder's, when recorded
- * (recorded.h: from the record when the file is the one recorded). */
-static int check_fingerprints(const search_cli *a, const cmcr_gallery *g, const char *model, const char *enc, int side)
-{
-    recorded_file rf;
-    char key[40];
-    const char *want = recorded(g, "model_fingerprint");
-    if (recorded_fingerprint("search", g, "model", model, &rf)) return 1;
-    if (!want || strcmp(want, rf.fp) != 0)
-        return cli_error("search", 1, "%s was made with another model than %s (fingerprint %s, this one %s): search "
-                         "it with the model it was indexed with", a->gallery, model, want ? want : "none", rf.fp);
-    snprintf(key, sizeof key, "encoder_%c_fingerprint", side_letter(side));
-    if (!(want = recorded(g, key))) return 0; /* the gallery has no rows of this side: nothing to compare with */
-    snprintf(key, sizeof key, "encoder_%c", side_letter(side));
-    if (recorded_fingerprint("search", g, key, enc, &rf)) return 1;
-    if (strcmp(want, rf.fp) != 0)
-        return cli_error("search", 1, "%s was made with another side %c encoder than %s (fingerprint %s, this one %s)",
-                         a->gallery, side_letter(side), enc, want, rf.fp);
     return 0;
 }
 
@@ -233,7 +206,8 @@ static int search_run(const search_cli *a, const cmcr_gallery *g, const query *q
     unsigned mask;
     int side, rc = parse_modalities(a->modality, &mask);
     if (!rc) rc = query_side(a, g, enc, q, &side);
-    if (!rc) rc = check_fingerprints(a, g, model, enc[side], side);
+    if (!rc) rc = recorded_check("search", g, a->gallery, model, (const char *const[2]){side == 0 ? enc[0] : NULL,
+                                                                                  side == 1 ? enc[1] : NULL});
     if (rc) return rc;
     char ts[2] = {side_letter(side), '\0'};
     const char *prec = a->precision ? a->precision : recorded(g, "precision");

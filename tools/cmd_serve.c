@@ -31,12 +31,6 @@ static int check_options(const serve_cli *a)
 static char side_letter(int side) { return side ? 'b' : 'a'; }
 
 /* A value the gallery records, or NULL when absent or empty. */
-static const char *recorded(const cmcr_gallery *g, const char *key)
-{
-    const char *v = cmcr_gallery_meta(g, key);
-    return v && v[0] ? v : NULL;
-}
-
 /* What the gallery records of the space that made it (cmcr index, docs/search.md), for the
  * flags not given: model, encoders, their tokenizers (unless the encoder was given), text
  * side, precision. */
@@ -55,31 +49,6 @@ static void gallery_defaults(serve_cli *a, const cmcr_gallery *g)
     if (!a->precision) a->precision = "f32";
 }
 
-/* The rows were made by the gallery's model and encoders: a query embedded by others would
- * not be comparable with them. The model must be the one recorded, and so must each encoder
- * whose fingerprint the gallery records (as cmcr search checks; recorded.h takes a file's
- * fingerprint from the record while the file is the one recorded). */
-static int check_fingerprints(const serve_cli *a, const cmcr_gallery *g)
-{
-    recorded_file rf;
-    char key[40];
-    const char *want = recorded(g, "model_fingerprint");
-    if (recorded_fingerprint("serve", g, "model", a->model, &rf)) return 1;
-    if (!want || strcmp(want, rf.fp) != 0)
-        return cli_error("serve", 1, "%s was made with another model than %s (fingerprint %s, this one %s): serve it "
-                         "with the model it was indexed with", a->gallery, a->model, want ? want : "none", rf.fp);
-    for (int side = 0; side < 2; side++) {
-        snprintf(key, sizeof key, "encoder_%c_fingerprint", side_letter(side));
-        if (!a->encoder[side] || !(want = recorded(g, key))) continue;
-        snprintf(key, sizeof key, "encoder_%c", side_letter(side));
-        if (recorded_fingerprint("serve", g, key, a->encoder[side], &rf)) return 1;
-        if (strcmp(want, rf.fp) != 0)
-            return cli_error("serve", 1, "%s was made with another side %c encoder than %s (fingerprint %s, this one "
-                             "%s)", a->gallery, side_letter(side), a->encoder[side], want, rf.fp);
-    }
-    return 0;
-}
-
 /* Every encoder the space has is loaded now: requests never load (space_load_side is not
  * thread-safe), and a broken encoder stops the server before it listens. */
 static int load(server *s, serve_cli *a)
@@ -87,7 +56,7 @@ static int load(server *s, serve_cli *a)
     if (cmcr_gallery_load(a->gallery, &s->gallery)) return cli_fail("serve");
     gallery_defaults(a, s->gallery);
     if (!a->model) return cli_error("serve", 2, "%s records no model: give --model", a->gallery);
-    if (check_fingerprints(a, s->gallery)) return 1;
+    if (recorded_check("serve", s->gallery, a->gallery, a->model, (const char *const *)a->encoder)) return 1;
     space_opts o = {.cmd = "serve", .model = a->model, .encoder = {a->encoder[0], a->encoder[1]},
                     .tokenizer = {a->tokenizer[0], a->tokenizer[1]}, .text_side = a->text_side,
                     .precision = a->precision, .batch = 1, .seed = a->seed, .quiet = true, .xyz_only = a->xyz_only};

@@ -69,3 +69,32 @@ int recorded_fingerprint(const char *cmd, const cmcr_gallery *g, const char *key
     snprintf(out->fp, sizeof out->fp, "%016llx", (unsigned long long)h);
     return 0;
 }
+
+const char *recorded(const cmcr_gallery *g, const char *key)
+{
+    const char *v = cmcr_gallery_meta(g, key);
+    return v && v[0] ? v : NULL;
+}
+
+int recorded_check(const char *cmd, const cmcr_gallery *g, const char *gallery, const char *model,
+                   const char *const enc[2])
+{
+    recorded_file rf;
+    char key[40];
+    const char *want = recorded(g, "model_fingerprint");
+    if (recorded_fingerprint(cmd, g, "model", model, &rf)) return 1;
+    if (!want || strcmp(want, rf.fp) != 0)
+        return cli_error(cmd, 1, "%s was made with another model than %s (fingerprint %s, this one %s): use the model "
+                         "it was indexed with", gallery, model, want ? want : "none", rf.fp);
+    for (int side = 0; side < 2; side++) {
+        char letter = side ? 'b' : 'a';
+        snprintf(key, sizeof key, "encoder_%c_fingerprint", letter);
+        if (!enc[side] || !(want = recorded(g, key))) continue;
+        snprintf(key, sizeof key, "encoder_%c", letter);
+        if (recorded_fingerprint(cmd, g, key, enc[side], &rf)) return 1;
+        if (strcmp(want, rf.fp) != 0)
+            return cli_error(cmd, 1, "%s was made with another side %c encoder than %s (fingerprint %s, this one %s)",
+                             gallery, letter, enc[side], want, rf.fp);
+    }
+    return 0;
+}

@@ -20,4 +20,11 @@ typedef struct recorded_file {
 /* path's record into *out; g (NULL: none) and key say where an earlier record may be. 0, or
  * 1 after printing the error for cmd. */
 int recorded_fingerprint(const char *cmd, const cmcr_gallery *g, const char *key, const char *path, recorded_file *out);
+/* Gallery g's recorded value of key, or NULL when absent or empty. */
+const char *recorded(const cmcr_gallery *g, const char *key);
+/* The model's fingerprint must be what gallery g (at path gallery) records; so must each
+ * encoder's of enc (side a, side b; NULL: not used) for which g records one (a gallery without
+ * rows of a side records none). 0, or 1 after printing for cmd. */
+int recorded_check(const char *cmd, const cmcr_gallery *g, const char *gallery, const char *model,
+                   const char *const enc[2]);
 #endif
