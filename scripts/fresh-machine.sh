@@ -31,7 +31,13 @@ cleanup() {
     for m in root/shared dev/pts dev sys proc; do
         if mountpoint -q "$root/$m" 2>/dev/null; then umount -l "$root/$m" || echo "fresh-machine: cannot unmount $root/$m"; fi
     done
-    if [ "$keep" -eq 1 ]; then echo "fresh-machine: root kept in $root"; else rm -rf --one-file-system "$work"; fi
+    if [ "$keep" -eq 1 ]; then
+        echo "fresh-machine: root kept in $root"
+    elif grep -q " $work/" /proc/self/mountinfo; then # never delete through a mount (the test data)
+        echo "fresh-machine: something is still mounted under $work: not removed, unmount and remove it by hand"
+    else
+        rm -rf --one-file-system "$work"
+    fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -74,9 +80,10 @@ if [ -d "$src/../shared/data" ]; then
     if mount --bind "$src/../shared" "$root/root/shared" && mount -o remount,ro,bind "$root/root/shared" &&
         [ ! -w "$root/root/shared" ]; then # access() says EROFS, also to root
         echo "fresh-machine: test data: $(cd "$src/../shared" && pwd) mounted read-only at /root/shared"
-    else
+    else # the plain suite runs only here in CI (.ci/run): its data tests must not skip silently
         umount -l "$root/root/shared" 2>/dev/null || true
-        echo "fresh-machine: test data: could not mount it read-only; the tests that need it skip"
+        echo "fresh-machine: FAILED: could not mount the test data read-only at /root/shared"
+        exit 1
     fi
 fi
 

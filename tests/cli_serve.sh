@@ -196,7 +196,17 @@ req "an unknown modality" 400 -X POST --data-binary @q.txt "$URL/api/embed?modal
 req "a modality the space has no encoder for" 400 -X POST --data-binary @q.txt "$URL/api/embed?modality=points"
 req "an unknown argument" 400 -X POST --data-binary @q.txt "$URL/api/search?modality=text&topk=3" && good "an unknown argument"
 req "top 0" 400 -X POST --data-binary @q.txt "$URL/api/search?modality=text&top=0"
-req "GET on a POST endpoint" 405 "$URL/api/search?modality=text" && good "GET on a POST endpoint"
+req "GET on a POST endpoint" 405 "$URL/api/search?modality=text" &&
+    { grep -qi '^allow: POST' head.out || fail "a 405 without 'Allow: POST'"; } && good "GET on a POST endpoint"
+req "a form where the raw bytes go" 400 -F query=@q.txt "$URL/api/embed?modality=text" && good "a form to embed"
+req "a form with a gallery row" 400 -F query=@q.txt "$URL/api/localise?modality=text&row=$ROW" && good "a form with a row"
+req "another site's page (Origin)" 403 -H 'Origin: http://attacker.example' -X POST --data-binary @q.txt \
+    "$URL/api/search?modality=text" && good "another site's Origin"
+req "another site's page (Sec-Fetch-Site)" 403 -H 'Sec-Fetch-Site: cross-site' "$URL/api/file?row=0" &&
+    good "Sec-Fetch-Site: cross-site"
+req "the server's own page (Origin)" 200 -H "Origin: http://127.0.0.1:$PORT" -X POST --data-binary @q.txt \
+    "$URL/api/search?modality=text"
+grep -qi '^cross-origin-resource-policy: same-origin' head.out || fail "no Cross-Origin-Resource-Policy header"
 req "another host name (DNS rebinding)" 403 -H 'Host: attacker.example:80' "$URL/api/info" && good "another host name"
 req "localhost by name" 200 -H "Host: localhost:$PORT" "$URL/api/info"
 

@@ -25,7 +25,11 @@ static int check_options(const serve_cli *a)
                      {"timeout", a->timeout, 1, 3600},
                      {"max-connections", a->max_connections, 1, 65536},
                      {"seed", a->seed, 0, LLONG_MAX}};
-    return cli_check_ranges("serve", r, sizeof r / sizeof *r);
+    if (cli_check_ranges("serve", r, sizeof r / sizeof *r)) return 2;
+    if (a->max_connections < a->threads) /* libmicrohttpd shares the limit among its threads */
+        return cli_error("serve", 2, "--max-connections (%lld) must be at least --threads (%lld)", a->max_connections,
+                         a->threads);
+    return 0;
 }
 
 static char side_letter(int side) { return side ? 'b' : 'a'; }

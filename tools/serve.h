@@ -40,8 +40,10 @@ typedef struct reply {
     bool fixed;
     int fd;          /* >= 0: send this file (size bytes) instead of body */
     uint64_t size;
+    const char *allow; /* a 405's Allow header (static) */
     char box[96];    /* a heatmap's X-Cmcr-Box header: x0,y0,x1,y1 or none ("": not a heatmap) */
-    char map[800];   /* and its X-Cmcr-Map: the grid of cosines, row-major, comma-separated */
+    char map[8192];  /* and its X-Cmcr-Map: the grid of cosines, row-major, comma-separated (up to
+                      * 24 x 24 patches, ViT-L/14 at 336; a larger grid gets no header) */
 } reply;
 /* {"error":"..."} with status (the message made one printable line). */
 void reply_error(reply *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -74,7 +76,7 @@ typedef struct route {
 } route;
 
 /* The route of path (NULL: none); *wrong_method when the path exists for another method. */
-const route *route_find(const char *method, const char *path, bool *wrong_method);
+const route *route_find(const char *method, const char *path, const char **allow);
 /* Whether a request to r may send a multipart/form-data body (a query and an image). */
 bool route_multipart(const route *r);
 

@@ -281,7 +281,7 @@ static bool check_file(const server *s, struct MHD_Connection *c, params *p, rep
 static void run_file(const server *s, const params *p, const upload *u, reply *r)
 {
     const char *path = cmcr_gallery_path(s->gallery, p->row);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO never blocks a thread */
     struct stat st;
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         int e = fd < 0 ? errno : 0;
@@ -441,7 +441,7 @@ static bool check_localise(const server *s, struct MHD_Connection *c, params *p,
 static int read_whole(const char *path, size_t limit, unsigned char **buf, size_t *len)
 {
     *buf = NULL, *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO never blocks a thread */
     if (fd < 0) return errno;
     struct stat st;
     int rc = fstat(fd, &st) ? errno : !S_ISREG(st.st_mode) ? EINVAL : (uint64_t)st.st_size > limit ? EFBIG : 0;
@@ -478,6 +478,7 @@ static void localise_reply(const server *s, const params *p, const unsigned char
     size_t n = 0;
     for (int32_t i = 0; i < g * g && n < sizeof r->map; i++)
         n += (size_t)snprintf(r->map + n, sizeof r->map - n, "%s%.6g", i ? "," : "", (double)map[i]);
+    if (n >= sizeof r->map) r->map[0] = '\0'; /* never a header cut inside a number */
     cmcr_overlay_free(&ov);
 }
 
@@ -524,14 +525,14 @@ static const route routes[] = {
     {"POST", "/api/localise", true, true, check_localise, run_localise},
 };
 
-const route *route_find(const char *method, const char *path, bool *wrong_method)
+const route *route_find(const char *method, const char *path, const char **allow)
 {
-    *wrong_method = false;
+    *allow = NULL;
     bool head = strcmp(method, "HEAD") == 0; /* MHD sends a GET's headers without its body */
     for (size_t i = 0; i < sizeof routes / sizeof *routes; i++) {
         if (strcmp(routes[i].path, path) != 0) continue;
         if (strcmp(routes[i].method, method) == 0 || (head && strcmp(routes[i].method, "GET") == 0)) return &routes[i];
-        *wrong_method = true;
+        *allow = routes[i].method; /* the path is served, with another method */
     }
     return NULL;
 }

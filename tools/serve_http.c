@@ -78,6 +78,8 @@ static enum MHD_Result answer(exchange *x)
                                 "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
                                 "img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; base-uri 'none'; "
                                 "form-action 'none'; frame-ancestors 'none'");
+    MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin"); /* no <img src> from other sites */
+    if (r->allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     if (r->box[0]) MHD_add_response_header(resp, "X-Cmcr-Box", r->box);
     if (r->map[0]) MHD_add_response_header(resp, "X-Cmcr-Map", r->map);
     if (atomic_load(&x->s->stopping)) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -192,6 +194,20 @@ static bool check_size(exchange *x)
     return true;
 }
 
+/* A browser's request made by another site's page (Sec-Fetch-Site, or an Origin that is not
+ * the Host the request went to): refused, so that a page elsewhere cannot make the visitor's
+ * browser compute here. Programs (curl) send neither header. */
+static bool cross_site(struct MHD_Connection *c)
+{
+    const char *site = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+    if (site && strcmp(site, "cross-site") == 0) return true;
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!origin || strcmp(origin, "null") == 0) return origin != NULL;
+    const char *scheme = "http://";
+    return !host || strncmp(origin, scheme, strlen(scheme)) != 0 || strcmp(origin + strlen(scheme), host) != 0;
+}
+
 /* The headers came: everything that can be refused without the body is refused now (MHD then
  * closes the connection, as the body, if any, is not read). */
 static enum MHD_Result begin(exchange *x, struct MHD_Connection *c, const char *url, const char *method)
@@ -207,16 +223,28 @@ static enum MHD_Result begin(exchange *x, struct MHD_Connection *c, const char *
                     "127.0.0.1, [::1] or localhost only (a guard against DNS rebinding)", h);
         return answer(x);
     }
-    bool wrong_method = false;
-    x->rt = route_find(method, url, &wrong_method);
+    if (cross_site(c)) {
+        reply_error(r, MHD_HTTP_FORBIDDEN, "a request from another site's page: this server answers its own page "
+                    "and programs only");
+        return answer(x);
+    }
+    const char *allow = NULL;
+    x->rt = route_find(method, url, &allow);
     if (!x->rt) {
-        if (wrong_method) reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s", method, url);
+        if (allow) reply_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "%s is not allowed on %s (%s is)", method, url, allow);
         else reply_error(r, MHD_HTTP_NOT_FOUND, "no such page or endpoint: %s", url);
+        r->allow = allow;
         return answer(x);
     }
     if (x->rt->check && !x->rt->check(s, c, &x->p, r)) return answer(x);
     if (x->rt->body && !check_size(x)) return answer(x);
-    if (x->rt->body && route_multipart(x->rt) && x->p.row < 0 && is_multipart(c)) { /* no gallery row: parts */
+    bool parts = x->rt->body && route_multipart(x->rt) && x->p.row < 0; /* an uploaded image: a form */
+    if (x->rt->body && !parts && is_multipart(c)) {
+        reply_error(r, MHD_HTTP_BAD_REQUEST, "%s takes the query's raw bytes as the body (curl --data-binary @FILE), "
+                    "not a form (a form is for /api/localise without row=)", url);
+        return answer(x);
+    }
+    if (parts && is_multipart(c)) {
         x->pp = MHD_create_post_processor(c, 64 * 1024, on_part, x);
         if (!x->pp) {
             reply_error(r, MHD_HTTP_BAD_REQUEST, "a multipart/form-data body without a boundary");
