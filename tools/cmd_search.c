@@ -93,16 +93,16 @@ static int side_kind(const search_cli *a, const cmcr_gallery *g, int side, const
     return 0;
 }
 
-/* The side whose encoder embeds the query: the text side for texts, else the side whose kind
- * reads the modality. */
-static int query_side(const search_cli *a, const cmcr_gallery *g, const char *enc[2], const query *q, int *side)
+/* The side whose encoder embeds the query: the text side (ts, NULL: none given or recorded)
+ * for texts, else the side whose kind reads the modality. */
+static int query_side(const search_cli *a, const cmcr_gallery *g, const char *enc[2], const char *ts, const query *q,
+                      int *side)
 {
     const encoder_kind *k[2];
     for (int s = 0; s < 2; s++)
         if (side_kind(a, g, s, enc[s], &k[s])) return 1;
     *side = -1;
     if (q->m == CMCR_TEXT) {
-        const char *ts = a->text_side ? a->text_side : recorded(g, "text_side");
         cmcr_side s;
         if (ts && cli_parse_side(ts, &s)) *side = (int)s;
         for (int s2 = 0; s2 < 2 && *side < 0; s2++)
@@ -193,27 +193,20 @@ static int make_query(const search_cli *a, query *q)
 
 static int search_run(const search_cli *a, const cmcr_gallery *g, const query *q)
 {
-    const char *model = a->model ? a->model : recorded(g, "model");
+    const char *model = a->model, *enc[2] = {a->encoder[0], a->encoder[1]};
+    const char *tok[2] = {a->tokenizer[0], a->tokenizer[1]}, *text_side = a->text_side, *prec = a->precision;
+    recorded_defaults(g, &model, enc, tok, &text_side, &prec);
     if (!model) return cli_error("search", 2, "%s records no model: give --model", a->gallery);
-    const char *enc[2], *tok[2];
-    for (int s = 0; s < 2; s++) {
-        char key[32];
-        snprintf(key, sizeof key, "encoder_%c", side_letter(s));
-        enc[s] = a->encoder[s] ? a->encoder[s] : recorded(g, key);
-        snprintf(key, sizeof key, "tokenizer_%c", side_letter(s));
-        tok[s] = a->tokenizer[s] ? a->tokenizer[s] : a->encoder[s] ? NULL : recorded(g, key);
-    }
     unsigned mask;
     int side, rc = parse_modalities(a->modality, &mask);
-    if (!rc) rc = query_side(a, g, enc, q, &side);
+    if (!rc) rc = query_side(a, g, enc, text_side, q, &side);
     if (!rc) rc = recorded_check("search", g, a->gallery, model, (const char *const[2]){side == 0 ? enc[0] : NULL,
                                                                                   side == 1 ? enc[1] : NULL});
     if (rc) return rc;
     char ts[2] = {side_letter(side), '\0'};
-    const char *prec = a->precision ? a->precision : recorded(g, "precision");
     space_opts so = {"search", model, {side == 0 ? enc[0] : NULL, side == 1 ? enc[1] : NULL},
                      {side == 0 ? tok[0] : NULL, side == 1 ? tok[1] : NULL}, q->m == CMCR_TEXT ? ts : NULL,
-                     prec ? prec : "f32", 1, a->seed, true, a->xyz_only, NULL};
+                     prec, 1, a->seed, true, a->xyz_only, NULL};
     space s;
     float *row = NULL;
     rc = space_open(&so, &s);

@@ -32,33 +32,13 @@ static int check_options(const serve_cli *a)
     return 0;
 }
 
-static char side_letter(int side) { return side ? 'b' : 'a'; }
-
-/* A value the gallery records, or NULL when absent or empty. */
-/* What the gallery records of the space that made it (cmcr index, docs/search.md), for the
- * flags not given: model, encoders, their tokenizers (unless the encoder was given), text
- * side, precision. */
-static void gallery_defaults(serve_cli *a, const cmcr_gallery *g)
-{
-    char key[32];
-    if (!a->model) a->model = recorded(g, "model");
-    for (int side = 0; side < 2; side++) {
-        snprintf(key, sizeof key, "tokenizer_%c", side_letter(side));
-        if (!a->tokenizer[side] && !a->encoder[side]) a->tokenizer[side] = recorded(g, key);
-        snprintf(key, sizeof key, "encoder_%c", side_letter(side));
-        if (!a->encoder[side]) a->encoder[side] = recorded(g, key);
-    }
-    if (!a->text_side) a->text_side = recorded(g, "text_side");
-    if (!a->precision) a->precision = recorded(g, "precision");
-    if (!a->precision) a->precision = "f32";
-}
 
 /* Every encoder the space has is loaded now: requests never load (space_load_side is not
  * thread-safe), and a broken encoder stops the server before it listens. */
 static int load(server *s, serve_cli *a)
 {
     if (cmcr_gallery_load(a->gallery, &s->gallery)) return cli_fail("serve");
-    gallery_defaults(a, s->gallery);
+    recorded_defaults(s->gallery, &a->model, a->encoder, a->tokenizer, &a->text_side, &a->precision);
     if (!a->model) return cli_error("serve", 2, "%s records no model: give --model", a->gallery);
     if (recorded_check("serve", s->gallery, a->gallery, a->model, (const char *const *)a->encoder)) return 1;
     space_opts o = {.cmd = "serve", .model = a->model, .encoder = {a->encoder[0], a->encoder[1]},

@@ -98,3 +98,19 @@ int recorded_check(const char *cmd, const cmcr_gallery *g, const char *gallery, 
     }
     return 0;
 }
+
+void recorded_defaults(const cmcr_gallery *g, const char **model, const char *enc[2], const char *tok[2],
+                       const char **text_side, const char **precision)
+{
+    char key[32];
+    if (!*model) *model = recorded(g, "model");
+    for (int side = 0; side < 2; side++) {
+        snprintf(key, sizeof key, "tokenizer_%c", side ? 'b' : 'a');
+        if (!tok[side] && !enc[side]) tok[side] = recorded(g, key);
+        snprintf(key, sizeof key, "encoder_%c", side ? 'b' : 'a');
+        if (!enc[side]) enc[side] = recorded(g, key);
+    }
+    if (!*text_side) *text_side = recorded(g, "text_side");
+    if (!*precision) *precision = recorded(g, "precision");
+    if (!*precision) *precision = "f32";
+}

@@ -22,6 +22,12 @@ typedef struct recorded_file {
 int recorded_fingerprint(const char *cmd, const cmcr_gallery *g, const char *key, const char *path, recorded_file *out);
 /* Gallery g's recorded value of key, or NULL when absent or empty. */
 const char *recorded(const cmcr_gallery *g, const char *key);
+/* The space g records (what cmcr index used) for what the command line left NULL: the model,
+ * each side's encoder and its tokenizer (only when that side's encoder was not given either: a
+ * tokenizer recorded for another encoder would not fit it), the text side, and the precision
+ * ("f32" when neither says). */
+void recorded_defaults(const cmcr_gallery *g, const char **model, const char *enc[2], const char *tok[2],
+                       const char **text_side, const char **precision);
 /* The model's fingerprint must be what gallery g (at path gallery) records; so must each
  * encoder's of enc (side a, side b; NULL: not used) for which g records one (a gallery without
  * rows of a side records none). 0, or 1 after printing for cmd. */
